@@ -1,0 +1,144 @@
+"""The ``galaxies`` command line.
+
+Each subcommand is a thin layer over the package. Domain errors (a value out of range, a file
+that breaks the contract, an existing output) end with status 2 and a one-line message;
+heavy libraries (TensorFlow, Keras) are imported only by the commands that need them.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from . import __version__
+
+PROFILE_OPTION = click.option(
+    "--profile", default=None, envvar="GALAXIES_PROFILE", show_envvar=True,
+    help="smoke, quick or full [default: quick].")
+
+
+def user_errors(func):
+    """Report expected failures as ``galaxies: error: ...`` and exit with status 2."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from .io import FileFormatError
+        from .simulate import ParameterRangeError
+        try:
+            return func(*args, **kwargs)
+        except (ParameterRangeError, FileFormatError, FileExistsError, FileNotFoundError,
+                IsADirectoryError, ValueError) as err:
+            click.echo(f"galaxies: error: {err}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("galaxies: interrupted; no partial output was kept", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def _float_or_random(value: str | None, name: str) -> float | None:
+    if value is None or str(value).lower() == "random":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"{name} = {value!r} must be a number or 'random'") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="galaxies")
+def main():
+    """Simulate galaxies, train estimators of their parameters, and compare them."""
+
+
+# ------------------------------------------------------------------------ data generation
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--size", type=int, required=True, help="Number of galaxies.")
+@click.option("--sersics", type=int, default=None,
+              help="Draw n from this many equally spaced values in [0.5, 6] [default: continuous].")
+@click.option("--psf", default="random", show_default=True,
+              help="PSF FWHM in arcsec, or 'random' (uniform in [0.5, 1.0]).")
+@click.option("--noise", default="random", show_default=True,
+              help="Read-noise sigma, or 'random' (uniform in [200, 400]).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@user_errors
+def generate(file, size, sersics, psf, noise, seed, jobs, force):
+    """Write a training set of random galaxies with SNR in [10, 100] to FILE."""
+    from .generate import RandomSpec, generate_random
+    spec = RandomSpec(sersics=sersics, psf_fwhm=_float_or_random(psf, "--psf"),
+                      sigma=_float_or_random(noise, "--noise"))
+    path = generate_random(file, spec, size, seed, jobs=jobs, force=force)
+    click.echo(f"wrote {path}")
+
+
+@main.command("generate-test")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--size", type=int, required=True, help="Number of noise realizations.")
+@click.option("--flux", type=float, default=1e5, show_default=True)
+@click.option("--sersic-index", type=float, default=3.0, show_default=True)
+@click.option("--sersic-radius", type=float, default=0.3, show_default=True, help="Half-light radius, arcsec.")
+@click.option("--g1", type=float, default=-0.069, show_default=True)
+@click.option("--g2", type=float, default=0.15, show_default=True)
+@click.option("--psf", type=float, default=0.5, show_default=True, help="PSF FWHM, arcsec.")
+@click.option("--noise", type=float, default=200.0, show_default=True, help="Read-noise sigma.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--jobs", type=int, default=None, help="Accepted for the seed's interface; test sets are fast in one process.")
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@user_errors
+def generate_test(file, size, flux, sersic_index, sersic_radius, g1, g2, psf, noise, seed, jobs, force):
+    """Write a test set to FILE: SIZE noise realizations of one fixed galaxy."""
+    from .generate import FixedSpec, generate_fixed
+    spec = FixedSpec(flux=flux, sersic_n=sersic_index, sersic_r=sersic_radius, g1=g1, g2=g2,
+                     psf_fwhm=psf, sigma=noise)
+    path = generate_fixed(file, spec, size, seed, force=force)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@PROFILE_OPTION
+@click.option("--only", default=None, help="Comma-separated recipe names [default: all].")
+@click.option("--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--force", is_flag=True, help="Rebuild sets that already exist.")
+@user_errors
+def datasets(profile, only, jobs, force):
+    """Build the profile's data sets (v1, v2, v3, v1a, test, snr60, snr30) under data/<profile>/."""
+    from .generate import build_datasets
+    build_datasets(profile, names=only.split(",") if only else None, jobs=jobs, force=force)
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+@main.command()
+@PROFILE_OPTION
+@click.option("--only", default=None, help="Comma-separated step names [default: all].")
+@click.option("--force", is_flag=True, help="Rerun steps even when nothing changed.")
+@click.option("--jobs", type=int, default=None, help="Processes for data generation.")
+@click.option("--list", "list_steps", is_flag=True, help="List the steps and exit.")
+def run(profile, only, force, jobs, list_steps):
+    """Build the data sets and execute every notebook; results go to results/<profile>/."""
+    from .pipeline import STEPS, StepFailed
+    from .pipeline import run as run_pipeline
+    if list_steps:
+        for step in STEPS:
+            click.echo(f"{step.name:<14} {step.description}  {' '.join(step.notebooks)}")
+        return
+    try:
+        run_pipeline(profile, only=only.split(",") if only else None, force=force, jobs=jobs)
+    except StepFailed as err:
+        click.echo(f"galaxies: error: {err}", err=True)
+        sys.exit(1)
+    except ValueError as err:
+        click.echo(f"galaxies: error: {err}", err=True)
+        sys.exit(2)
+
+
+# --------------------------------------------------------------- commands of later parts
+# (the Cramér–Rao bound, fits, evaluation, training and prediction add theirs below)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""The project's HDF5 files: data sets and predictions (see DESIGN.md, "Contracts").
+
+Every writer goes through `atomic_h5`: the file is built under a temporary name in the same
+folder and renamed only when complete, so a file at its final name is always whole, and an
+interrupted or failed write leaves nothing behind. Readers check every field and shape and
+name the file and the field when something is wrong.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from .simulate import IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE
+
+__all__ = [
+    "FileFormatError", "Dataset", "Predictions", "atomic_h5", "load_dataset", "write_dataset",
+    "load_predictions", "write_predictions", "dataset_info",
+]
+
+
+class FileFormatError(ValueError):
+    """A data set or predictions file does not follow the contract."""
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (``kill``) into KeyboardInterrupt so cleanup code runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
+    """Refuse to overwrite an existing file unless ``force``; make the parent folder."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a directory, expected an HDF5 file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike, force: bool = False) -> Iterator[h5py.File]:
+    """Open a new HDF5 file to write at ``path``, atomically.
+
+    Yields an ``h5py.File`` open on a temporary name next to ``path``; on normal exit the file
+    is closed and renamed to ``path``. On any error, Ctrl-C or SIGTERM, the temporary file is
+    removed and ``path`` is left as it was.
+    """
+    path = check_writable(path, force)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        with _terminate_as_interrupt():
+            with h5py.File(tmp, "w") as f:
+                yield f
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- data sets
+
+#: name -> (shape after the row count, dtype); ``psf_img`` may also have 1 row.
+DATASET_FIELDS: dict[str, tuple[tuple[int, ...], type]] = {
+    "img": ((IMAGE_SIZE, IMAGE_SIZE), np.float32),
+    "img_nonoise": ((IMAGE_SIZE, IMAGE_SIZE), np.float32),
+    "label": ((len(LABEL_COLUMNS),), np.float32),
+    "psf_fwhm": ((), np.float32),
+    "psf_img": ((IMAGE_SIZE, IMAGE_SIZE), np.float32),
+    "sigma": ((), np.float32),
+    "snr": ((), np.float32),
+}
+DATASET_ATTRS = ("seed", "recipe", "galaxies_version", "pixel_scale")
+
+
+@dataclass
+class Dataset:
+    """A data set held in memory. Arrays follow DESIGN.md; ``psf_img`` may hold one image
+    shared by all rows. Fields not asked for when loading are ``None``."""
+
+    path: Path
+    img: np.ndarray | None
+    img_nonoise: np.ndarray | None
+    label: np.ndarray
+    psf_fwhm: np.ndarray
+    psf_img: np.ndarray | None
+    sigma: np.ndarray
+    snr: np.ndarray
+    attrs: dict = field(default_factory=dict)
+    index: np.ndarray | None = None  # rows of the file these are (all rows when None)
+
+    columns = LABEL_COLUMNS
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def recipe(self) -> dict:
+        return json.loads(self.attrs.get("recipe", "{}"))
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Row numbers in the file (``index`` of the predictions contract)."""
+        return np.arange(len(self), dtype=np.int64) if self.index is None else self.index
+
+    def labels_frame(self):
+        """Labels, SNR, sigma and PSF FWHM as a pandas DataFrame."""
+        import pandas as pd
+        frame = pd.DataFrame(self.label, columns=list(LABEL_COLUMNS))
+        frame["snr"], frame["sigma"], frame["psf_fwhm"] = self.snr, self.sigma, self.psf_fwhm
+        return frame
+
+    def psf_images(self) -> np.ndarray:
+        """PSF image per row, (N, 64, 64), broadcasting a shared one (a view, no copy)."""
+        if self.psf_img is None:
+            raise ValueError(f"{self.path}: psf_img was not loaded")
+        return np.broadcast_to(self.psf_img, (len(self),) + self.psf_img.shape[1:])
+
+
+def _check_dataset_file(f: h5py.File, path: Path) -> int:
+    missing = [name for name in DATASET_FIELDS if name not in f]
+    if missing:
+        raise FileFormatError(
+            f"{path}: missing field(s) {', '.join(missing)}; a data set needs "
+            f"{', '.join(DATASET_FIELDS)} (see DESIGN.md)")
+    n = f["label"].shape[0] if f["label"].ndim else -1
+    for name, (shape, _) in DATASET_FIELDS.items():
+        got = f[name].shape
+        allowed = [(n,) + shape]
+        if name == "psf_img":
+            allowed.append((1,) + shape)
+        if got not in allowed:
+            raise FileFormatError(
+                f"{path}: field '{name}' has shape {got}, expected "
+                f"{' or '.join(str(a) for a in allowed)}")
+    missing = [a for a in DATASET_ATTRS if a not in f.attrs]
+    if missing:
+        raise FileFormatError(f"{path}: missing root attribute(s) {', '.join(missing)}")
+    columns = tuple(str(c) for c in f["label"].attrs.get("columns", ()))
+    if columns != LABEL_COLUMNS:
+        raise FileFormatError(
+            f"{path}: field 'label' has columns {columns}, expected {LABEL_COLUMNS}")
+    return n
+
+
+def _open(path: str | os.PathLike) -> tuple[Path, h5py.File]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such data file")
+    try:
+        return path, h5py.File(path, "r")
+    except OSError as err:
+        raise FileFormatError(f"{path}: not a readable HDF5 file ({err})") from None
+
+
+def dataset_info(path: str | os.PathLike) -> dict:
+    """Size, recipe and attributes of a data set, without reading its images."""
+    path, f = _open(path)
+    with f:
+        n = _check_dataset_file(f, path)
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    return {"path": path, "size": n, "recipe": json.loads(attrs["recipe"]), "attrs": attrs}
+
+
+def load_dataset(path: str | os.PathLike, fields: tuple[str, ...] | None = None,
+                 rows: slice | np.ndarray | int | None = None) -> Dataset:
+    """Read a data set, checking it against the contract.
+
+    Parameters:
+        fields:  which of the array fields to read (default all); ``label``, ``psf_fwhm``,
+                 ``sigma`` and ``snr`` are always read.
+        rows:    a slice, increasing row indices, or a count of leading rows (default all).
+    """
+    path, f = _open(path)
+    wanted = set(DATASET_FIELDS if fields is None else fields)
+    unknown = wanted - set(DATASET_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown field(s) {sorted(unknown)}; choose from {list(DATASET_FIELDS)}")
+    wanted |= {"label", "psf_fwhm", "sigma", "snr"}
+    with f:
+        n = _check_dataset_file(f, path)
+        if rows is None:
+            sel, index = slice(None), None
+        elif isinstance(rows, (int, np.integer)):
+            sel, index = slice(0, int(rows)), None
+        elif isinstance(rows, slice):
+            sel, index = rows, np.arange(n)[rows]
+        else:
+            index = np.asarray(rows, dtype=np.int64)
+            if index.size and (np.any(np.diff(index) <= 0) or index[0] < 0 or index[-1] >= n):
+                raise ValueError(f"{path}: rows must be increasing indices in [0, {n})")
+            sel = index
+        arrays = {}
+        for name in DATASET_FIELDS:
+            if name not in wanted:
+                arrays[name] = None
+            elif name == "psf_img" and f[name].shape[0] == 1:
+                arrays[name] = f[name][()]
+            else:
+                arrays[name] = f[name][sel]
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    return Dataset(path=path, attrs=attrs, index=index, **arrays)
+
+
+def create_dataset_fields(f: h5py.File, size: int, shared_psf: bool) -> dict[str, h5py.Dataset]:
+    """Create the (empty) fields of a data set of ``size`` rows in an open file."""
+    out = {}
+    for name, (shape, dtype) in DATASET_FIELDS.items():
+        rows = 1 if (name == "psf_img" and shared_psf) else size
+        out[name] = f.create_dataset(name, shape=(rows,) + shape, dtype=dtype)
+    out["label"].attrs["columns"] = list(LABEL_COLUMNS)
+    return out
+
+
+def write_attrs(f: h5py.File, seed: int, recipe: dict) -> None:
+    f.attrs["seed"] = int(seed)
+    f.attrs["recipe"] = json.dumps(recipe, sort_keys=True)
+    f.attrs["galaxies_version"] = _version()
+    f.attrs["pixel_scale"] = PIXEL_SCALE
+
+
+def write_dataset(path, *, img, img_nonoise, label, psf_fwhm, psf_img, sigma, snr,
+                  seed: int, recipe: dict, force: bool = False) -> Path:
+    """Write a whole in-memory data set atomically (generation streams instead)."""
+    size = len(label)
+    with atomic_h5(path, force) as f:
+        fields = create_dataset_fields(f, size, shared_psf=len(psf_img) == 1 and size != 1)
+        for name, value in dict(img=img, img_nonoise=img_nonoise, label=label, psf_fwhm=psf_fwhm,
+                                psf_img=psf_img, sigma=sigma, snr=snr).items():
+            fields[name][...] = np.asarray(value, dtype=DATASET_FIELDS[name][1])
+        write_attrs(f, seed, recipe)
+    return Path(path)
+
+
+# --------------------------------------------------------------------------- predictions
+
+PREDICTION_ATTRS = ("estimator", "dataset", "seconds_per_image")
+
+
+@dataclass
+class Predictions:
+    """One estimator's predictions on one data set (DESIGN.md, "Predictions file")."""
+
+    path: Path | None
+    pred: np.ndarray
+    index: np.ndarray
+    estimator: str
+    dataset: str
+    seconds_per_image: float
+    pred_std: np.ndarray | None = None
+    attrs: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # further per-row arrays, e.g. ``converged``
+
+    columns = LABEL_COLUMNS
+
+    def __len__(self) -> int:
+        return len(self.pred)
+
+    def frame(self):
+        """Predictions (and their standard deviations) as a pandas DataFrame by row index."""
+        import pandas as pd
+        frame = pd.DataFrame(self.pred, columns=list(LABEL_COLUMNS), index=self.index)
+        if self.pred_std is not None:
+            for j, c in enumerate(LABEL_COLUMNS):
+                frame[f"{c}_std"] = self.pred_std[:, j]
+        return frame
+
+
+def write_predictions(path, pred, index, *, estimator: str, dataset: str,
+                      seconds_per_image: float, pred_std=None, extra: dict | None = None,
+                      attrs: dict | None = None, force: bool = True) -> Path:
+    """Write a predictions file atomically.
+
+    ``extra`` holds further per-row arrays (for example the fit's ``converged`` flags);
+    ``attrs`` further scalar attributes (JSON-encoded when not a number or string).
+    """
+    pred = np.asarray(pred, dtype=np.float32)
+    index = np.asarray(index, dtype=np.int64)
+    if pred.ndim != 2 or pred.shape[1] != len(LABEL_COLUMNS):
+        raise ValueError(f"pred has shape {pred.shape}, expected (N, {len(LABEL_COLUMNS)})")
+    if index.shape != (len(pred),):
+        raise ValueError(f"index has shape {index.shape}, expected ({len(pred)},)")
+    if pred_std is not None and np.shape(pred_std) != pred.shape:
+        raise ValueError(f"pred_std has shape {np.shape(pred_std)}, expected {pred.shape}")
+    with atomic_h5(path, force) as f:
+        f.create_dataset("pred", data=pred).attrs["columns"] = list(LABEL_COLUMNS)
+        f.create_dataset("index", data=index)
+        if pred_std is not None:
+            f.create_dataset("pred_std", data=np.asarray(pred_std, dtype=np.float32))
+        for name, value in (extra or {}).items():
+            value = np.asarray(value)
+            if len(value) != len(pred):
+                raise ValueError(f"extra field {name!r} has {len(value)} rows, expected {len(pred)}")
+            f.create_dataset(name, data=value)
+        f.attrs["estimator"] = str(estimator)
+        f.attrs["dataset"] = str(dataset)
+        f.attrs["seconds_per_image"] = float(seconds_per_image)
+        f.attrs["galaxies_version"] = _version()
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value if isinstance(value, (int, float, str, np.number)) else json.dumps(value)
+    return Path(path)
+
+
+def load_predictions(path: str | os.PathLike) -> Predictions:
+    """Read a predictions file, checking it against the contract."""
+    path, f = _open(path)
+    with f:
+        for name in ("pred", "index"):
+            if name not in f:
+                raise FileFormatError(f"{path}: missing field '{name}' of a predictions file")
+        pred, index = f["pred"][()], f["index"][()]
+        if pred.ndim != 2 or pred.shape[1] != len(LABEL_COLUMNS):
+            raise FileFormatError(
+                f"{path}: field 'pred' has shape {pred.shape}, expected (N, {len(LABEL_COLUMNS)})")
+        if index.shape != (len(pred),):
+            raise FileFormatError(
+                f"{path}: field 'index' has shape {index.shape}, expected ({len(pred)},)")
+        pred_std = f["pred_std"][()] if "pred_std" in f else None
+        if pred_std is not None and pred_std.shape != pred.shape:
+            raise FileFormatError(
+                f"{path}: field 'pred_std' has shape {pred_std.shape}, expected {pred.shape}")
+        missing = [a for a in PREDICTION_ATTRS if a not in f.attrs]
+        if missing:
+            raise FileFormatError(f"{path}: missing attribute(s) {', '.join(missing)}")
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        extra = {k: f[k][()] for k in f if k not in ("pred", "index", "pred_std")}
+    return Predictions(path=path, pred=pred, index=index, estimator=str(attrs["estimator"]),
+                       dataset=str(attrs["dataset"]),
+                       seconds_per_image=float(attrs["seconds_per_image"]),
+                       pred_std=pred_std, attrs=attrs, extra=extra)

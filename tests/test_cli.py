@@ -1,0 +1,87 @@
+"""The command line: the seed's scripts, exit codes, one-line errors, no partial files."""
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from galaxies import io
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, **kwargs):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300, **kwargs)
+
+
+def galaxies(*args):
+    return run("-m", "galaxies.cli", *args)
+
+
+def test_seed_generator_script(tmp_path):
+    out = tmp_path / "train.h5"
+    done = run("data/generator.py", out, "--size", 12, "--sersics", 3, "--psf", 0.6,
+               "--noise", 300, "--seed", 4, "--jobs", 1)
+    assert done.returncode == 0, done.stderr
+    ds = io.load_dataset(out)
+    assert len(ds) == 12 and (ds.psf_fwhm == np.float32(0.6)).all() and (ds.sigma == 300).all()
+
+
+def test_seed_test_script(tmp_path):
+    out = tmp_path / "test.h5"
+    done = run("data/gen_test.py", out, "--size", 5, "--flux", 2e5, "--sersic-index", 2,
+               "--sersic-radius", 0.4, "--g1", 0.1, "--g2", -0.2, "--psf", 0.7, "--noise", 250,
+               "--seed", 1, "--jobs", 2)
+    assert done.returncode == 0, done.stderr
+    ds = io.load_dataset(out)
+    np.testing.assert_allclose(ds.label[0], [2e5, 2, 0.4, 0.1, -0.2], rtol=1e-6)
+    assert ds.psf_fwhm[0] == np.float32(0.7) and ds.sigma[0] == 250
+
+
+@pytest.mark.parametrize("args, message", [
+    (["generate", "{out}", "--size", "5", "--psf", "2.0"], "psf_fwhm = 2 is outside"),
+    (["generate", "{out}", "--size", "5", "--noise", "1000"], "sigma = 1000 is outside"),
+    (["generate", "{out}", "--size", "-3"], "size = -3"),
+    (["generate", "{out}", "--size", "5", "--sersics", "0"], "sersics = 0"),
+    (["generate-test", "{out}", "--size", "5", "--sersic-index", "9"], "sersic_n = 9 is outside"),
+    (["generate-test", "{out}", "--size", "5", "--g1", "0.6", "--g2", "0.6"], "shear"),
+    (["generate-test", "{out}", "--size", "5", "--flux", "1e7"], "flux = 1e+07 is outside"),
+])
+def test_out_of_range_option_exits_2_with_one_line_and_no_file(tmp_path, args, message):
+    out = tmp_path / "x.h5"
+    done = galaxies(*[a.format(out=out) for a in args])
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("galaxies: error:") and message in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_needs_force(tmp_path):
+    out = tmp_path / "x.h5"
+    out.write_bytes(b"keep me")
+    done = galaxies("generate-test", out, "--size", "3")
+    assert done.returncode == 2 and "already exists" in done.stderr and "--force" in done.stderr
+    assert out.read_bytes() == b"keep me"
+    done = galaxies("generate-test", out, "--size", "3", "--force")
+    assert done.returncode == 0, done.stderr
+    assert len(io.load_dataset(out)) == 3
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_generation_leaves_no_file(tmp_path, sig):
+    out = tmp_path / "big.h5"
+    proc = subprocess.Popen([sys.executable, "-m", "galaxies.cli", "generate", str(out),
+                             "--size", "100000", "--sersics", "50", "--jobs", "1"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not any(tmp_path.iterdir()) and time.time() < deadline:  # wait for the temporary file
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert list(tmp_path.iterdir()) == [], "an interrupted run left a file behind"

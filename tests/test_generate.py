@@ -1,0 +1,104 @@
+"""Generation: the SNR cut, the parameter distributions, determinism, and the recipes."""
+import h5py
+import numpy as np
+import pytest
+
+from galaxies import io, profiles
+from galaxies.generate import (RECIPES, FixedSpec, RandomSpec, build_datasets, draw_candidates,
+                               generate, recipe_record)
+from galaxies.simulate import GalaxyRenderer, ParameterRangeError, snr
+
+
+def test_random_set_keeps_only_snr_in_window_and_labels_in_range(small_sets):
+    ds = io.load_dataset(small_sets["random"])
+    assert ((ds.snr >= 10) & (ds.snr <= 100)).all()
+    np.testing.assert_allclose(ds.snr, snr(ds.img_nonoise, ds.sigma), rtol=1e-5)
+    flux, n, r, g1, g2 = ds.label.T
+    assert ((3e4 <= flux) & (flux <= 4e5)).all() and ((0.1 <= r) & (r <= 0.6)).all()
+    assert np.isclose(n[:, None], np.linspace(0.5, 6, 4), rtol=1e-6).any(axis=1).all()
+    assert (np.hypot(g1, g2) <= 0.67 + 1e-6).all()
+    assert (ds.sigma == 200).all() and (ds.psf_fwhm == 0.5).all()
+
+
+def test_rows_are_the_galaxies_their_labels_describe(small_sets):
+    ds = io.load_dataset(small_sets["random"], rows=np.array([0, 17, 39]))
+    renderer = GalaxyRenderer()
+    for label, clean, noisy in zip(ds.label, ds.img_nonoise, ds.img):
+        np.testing.assert_allclose(renderer.draw(*label.astype(float), 0.5), clean,
+                                   atol=1e-4 * clean.max())
+        residual = (noisy - clean) / np.sqrt(200.0**2 + np.clip(clean, 0, None))
+        assert abs(residual.std() - 1) < 0.1
+
+
+def test_rejection_redraws_every_parameter():
+    """The SNR cut conditions the joint distribution: bright compact galaxies are removed."""
+    spec = RandomSpec(sersics=None, psf_fwhm=0.5, sigma=200.0)
+    first = draw_candidates(spec, 3, np.arange(5), np.zeros(5, int))
+    second = draw_candidates(spec, 3, np.arange(5), np.ones(5, int))
+    assert (first[:, :5] != second[:, :5]).all()
+    np.testing.assert_array_equal(first, draw_candidates(spec, 3, np.arange(5), np.zeros(5, int)))
+
+
+def test_same_seed_same_file_whatever_the_number_of_jobs(tmp_path):
+    spec = RandomSpec(sersics=5, psf_fwhm=None, sigma=None)
+    files = [generate(tmp_path / f"j{jobs}.h5", spec, size=24, seed=5, jobs=jobs, progress=False)
+             for jobs in (1, 2, 3)]
+    with h5py.File(files[0]) as a:
+        reference = {k: a[k][()] for k in a}
+        assert reference["psf_img"].shape == (24, 64, 64)  # random PSF: one per galaxy
+    for other in files[1:]:
+        with h5py.File(other) as b:
+            for key, value in reference.items():
+                np.testing.assert_array_equal(b[key][()], value, err_msg=f"{other.name}:{key}")
+    different = generate(tmp_path / "s6.h5", spec, size=24, seed=6, jobs=1, progress=False)
+    with h5py.File(different) as c:
+        assert not np.array_equal(c["label"][()], reference["label"])
+
+
+def test_fixed_set_differs_only_by_noise(small_sets):
+    ds = io.load_dataset(small_sets["fixed"])
+    assert (ds.label == ds.label[0]).all() and (ds.img_nonoise == ds.img_nonoise[0]).all()
+    assert len({img.tobytes() for img in ds.img}) == len(ds)
+    np.testing.assert_allclose(ds.label[0], [1e5, 3.0, 0.3, -0.069, 0.15], rtol=1e-6)
+    assert 55 < ds.snr[0] < 65
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(psf_fwhm=1.5), "psf_fwhm = 1.5"), (dict(sigma=50.0), "sigma = 50"),
+    (dict(sersics=0), "sersics = 0")])
+def test_bad_random_spec(kwargs, match):
+    with pytest.raises(ParameterRangeError, match=match):
+        RandomSpec(**kwargs)
+
+
+def test_bad_fixed_spec_and_size(tmp_path):
+    with pytest.raises(ParameterRangeError, match="sersic_r = 0.9"):
+        FixedSpec(1e5, 3.0, 0.9, 0.0, 0.0)
+    with pytest.raises(ParameterRangeError, match="size = 0"):
+        generate(tmp_path / "x.h5", RandomSpec(), size=0, seed=1)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_recipes_and_profiles():
+    assert set(RECIPES) == {"v1", "v2", "v3", "v1a", "test", "snr60", "snr30"}
+    full = profiles.get("full")
+    assert full.sizes["v1"] == 200_000 and full.sizes["snr60"] == 10_000
+    v3 = recipe_record(RECIPES["v3"], full)
+    assert v3["psf_fwhm"] is None and v3["sigma"] is None and v3["sersics"] == 1000
+    assert recipe_record(RECIPES["snr30"], full)["sigma"] == 400
+    seeds = [r.seed for r in RECIPES.values()]
+    assert len(set(seeds)) == len(seeds)
+    with pytest.raises(ValueError, match="unknown profile 'huge'"):
+        profiles.get("huge")
+
+
+def test_build_datasets_skips_up_to_date_and_refuses_changed(tmp_path, monkeypatch):
+    profile = profiles.get("smoke", sizes={**profiles.get("smoke").sizes, "snr60": 8})
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    assert build_datasets(profile, ["snr60"], progress=False, log=lambda m: None) == {"snr60": "built"}
+    assert build_datasets(profile, ["snr60"], progress=False, log=lambda m: None) == {"snr60": "up to date"}
+    bigger = profiles.get(profile, sizes={**profile.sizes, "snr60": 9})
+    with pytest.raises(FileExistsError, match="--force"):
+        build_datasets(bigger, ["snr60"], progress=False, log=lambda m: None)
+    assert build_datasets(bigger, ["snr60"], force=True, progress=False, log=lambda m: None) == {"snr60": "built"}
+    assert len(io.load_dataset(tmp_path / "data" / "smoke" / "snr60.h5")) == 9
