@@ -136,6 +136,49 @@ def run(profile, only, force, jobs, list_steps):
         sys.exit(2)
 
 
+# ------------------------------------------------------------- training and prediction
+
+@main.command()
+@click.argument("model", default="xception")
+@click.option("--data", "data", type=click.Path(dir_okay=False), required=True, help="Training set (HDF5).")
+@click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Model directory to write.")
+@PROFILE_OPTION
+@click.option("--inputs", type=click.Choice(["noisy", "noiseless"]), default="noisy", show_default=True)
+@click.option("--condition", default="", help="Comma-separated known inputs: psf_fwhm, sigma.")
+@click.option("--psf-channel", is_flag=True, help="Give the PSF image as a second channel.")
+@click.option("--uncertainty", is_flag=True, help="Also predict a standard deviation per label.")
+@click.option("--epochs", type=int, default=None, help="[default: the profile's]")
+@click.option("--batch-size", type=int, default=None, help="[default: the profile's]")
+@click.option("--limit", type=int, default=None, help="Use only the first rows of the set.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@user_errors
+def train(model, data, out, profile, inputs, condition, psf_channel, uncertainty, epochs,
+          batch_size, limit, seed):
+    """Train MODEL (default xception) on a data set and save it to a model directory."""
+    from .train import TrainingConfig, fit
+    overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size).items() if v is not None}
+    config = TrainingConfig.from_profile(
+        profile, model=model, inputs=inputs, psf_channel=psf_channel, uncertainty=uncertainty,
+        conditioning=tuple(c for c in condition.split(",") if c), limit=limit, seed=seed, **overrides)
+    saved = fit(config, data, out)
+    click.echo(f"wrote {saved.path} ({saved.info['epochs_run']} epochs, "
+               f"{saved.info['training_seconds']:.0f} s, best val loss {saved.info['best_val_loss']:.4g})")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("pred", type=click.Path(dir_okay=False))
+@click.option("--limit", type=int, default=None, help="Predict only the first rows.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@user_errors
+def predict(model_dir, data, pred, limit, batch_size):
+    """Predict every galaxy of DATA with the model in MODEL_DIR; write the predictions file PRED."""
+    from .train import predict_file
+    path = predict_file(model_dir, data, pred, limit=limit, batch_size=batch_size)
+    click.echo(f"wrote {path}")
+
+
 # --------------------------------------------------------------- commands of later parts
 # (the Cramér–Rao bound, fits, evaluation, training and prediction add theirs below)
 

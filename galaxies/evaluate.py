@@ -1,0 +1,126 @@
+"""Accuracy of any estimator: bias, standard deviation and RMSE per parameter, against the CRB.
+
+Every estimator writes the predictions file of DESIGN.md, so one set of functions judges them
+all. Tables are pandas DataFrames indexed by the label columns.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import io
+from .simulate import LABEL_COLUMNS
+
+__all__ = ["aligned", "summary", "against_crb", "by_snr", "calibration", "list_predictions"]
+
+
+def _load(predictions, dataset):
+    if not isinstance(predictions, io.Predictions):
+        predictions = io.load_predictions(predictions)
+    if not isinstance(dataset, io.Dataset):
+        dataset = io.load_dataset(dataset, fields=())
+    return predictions, dataset
+
+
+def aligned(predictions, dataset):
+    """``(pred, truth, rows)``: predictions and the true labels of the same rows of the set.
+
+    Accepts loaded objects or paths. Raises ValueError when the predictions refer to rows the
+    data set does not have.
+    """
+    predictions, dataset = _load(predictions, dataset)
+    rows = predictions.index
+    if dataset.index is not None:
+        position = {int(r): k for k, r in enumerate(dataset.index)}
+        missing = [int(r) for r in rows if int(r) not in position]
+        if missing:
+            raise ValueError(f"predictions {predictions.path} refer to rows {missing[:5]} that were "
+                             f"not loaded from {dataset.path}")
+        take = np.array([position[int(r)] for r in rows], dtype=np.int64)
+    else:
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(dataset)):
+            raise ValueError(f"predictions {predictions.path} refer to row {int(rows.max())}, but "
+                             f"{dataset.path} has {len(dataset)} rows")
+        take = rows
+    return predictions.pred.astype(np.float64), dataset.label[take].astype(np.float64), take
+
+
+def summary(predictions, dataset) -> pd.DataFrame:
+    """Bias, standard deviation and RMSE of each parameter (rows: the label columns)."""
+    pred, truth, _ = aligned(predictions, dataset)
+    error = pred - truth
+    ok = np.isfinite(error)
+    table = pd.DataFrame(index=pd.Index(LABEL_COLUMNS, name="parameter"))
+    table["n"] = ok.sum(axis=0)
+    table["bias"] = [error[ok[:, j], j].mean() for j in range(5)]
+    table["std"] = [error[ok[:, j], j].std(ddof=1) if ok[:, j].sum() > 1 else np.nan for j in range(5)]
+    table["rmse"] = [np.sqrt(np.mean(error[ok[:, j], j] ** 2)) for j in range(5)]
+    return table
+
+
+def against_crb(predictions, dataset, crb) -> pd.DataFrame:
+    """`summary` plus the same divided by the Cramér–Rao bound.
+
+    ``crb`` is the bound on the standard deviation of each parameter: five numbers (a fixed
+    galaxy), or one row of five per galaxy of the set (then the ratios use the RMS bound of the
+    rows evaluated).
+    """
+    table = summary(predictions, dataset)
+    _, _, take = aligned(predictions, dataset)
+    crb = np.asarray(crb, dtype=np.float64)
+    if crb.ndim == 2:
+        crb = np.sqrt(np.nanmean(crb[take] ** 2, axis=0))
+    if crb.shape != (5,):
+        raise ValueError(f"crb has shape {crb.shape}, expected (5,) or (N, 5)")
+    table["crb"] = crb
+    for column in ("bias", "std", "rmse"):
+        table[f"{column}/crb"] = table[column] / crb
+    return table
+
+
+def by_snr(predictions, dataset, bins=(10, 15, 20, 30, 45, 65, 100)) -> pd.DataFrame:
+    """RMSE of each parameter in bins of SNR (for random-parameter sets)."""
+    pred, truth, take = aligned(predictions, dataset)
+    snr = dataset.snr[take]
+    which = pd.cut(snr, bins=list(bins), include_lowest=True)
+    error = pd.DataFrame((pred - truth) ** 2, columns=list(LABEL_COLUMNS))
+    grouped = error.groupby(which, observed=False)
+    table = np.sqrt(grouped.mean())
+    table.insert(0, "n", grouped.size())
+    table.index.name = "snr"
+    return table
+
+
+def calibration(predictions, dataset) -> pd.DataFrame:
+    """For predictions with ``pred_std``: the standard deviation of the z-scores
+    ``(pred - true) / pred_std`` (1 when calibrated) and the coverage of the ±1 sigma interval
+    (68.3% when calibrated)."""
+    predictions, dataset = _load(predictions, dataset)
+    if predictions.pred_std is None:
+        raise ValueError(f"{predictions.path} has no pred_std; train with uncertainty to get one")
+    pred, truth, _ = aligned(predictions, dataset)
+    z = (pred - truth) / predictions.pred_std
+    return pd.DataFrame({"z std": z.std(axis=0, ddof=1), "z mean": z.mean(axis=0),
+                         "coverage 68%": 100 * np.mean(np.abs(z) <= 1, axis=0)},
+                        index=pd.Index(LABEL_COLUMNS, name="parameter"))
+
+
+_NAME = re.compile(r"^(?P<estimator>.+?)_(?P<trained_on>[^_]+)__(?P<testset>.+)\.h5$")
+
+
+def list_predictions(folder: str | Path) -> pd.DataFrame:
+    """The predictions files in ``folder`` (``<estimator>_<dataset>__<testset>.h5``) as a table
+    of estimator, training set, test set, seconds per image and path."""
+    rows = []
+    for path in sorted(Path(folder).glob("*.h5")):
+        match = _NAME.match(path.name)
+        if not match:
+            continue
+        attrs = io.load_predictions(path)
+        rows.append({**match.groupdict(), "seconds_per_image": attrs.seconds_per_image,
+                     "n": len(attrs), "path": path})
+    return pd.DataFrame(rows, columns=["estimator", "trained_on", "testset", "seconds_per_image",
+                                       "n", "path"])
