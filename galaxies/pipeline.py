@@ -171,15 +171,33 @@ def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
             execution_timeout=timeout, report_mode=False)
     except PapermillExecutionError as err:
         rel = notebook.relative_to(profiles.ROOT) if notebook.is_relative_to(profiles.ROOT) else notebook
-        raise StepFailed(
-            f"{rel}: cell {err.cell_index} (execution count {err.exec_count}) raised "
-            f"{err.ename}: {err.evalue.strip()[:500]}\n  executed copy kept at {output}") from None
+        raise StepFailed(f"{rel}, {_failing_cell(output, err.cell_index)} raised "
+                         f"{err.ename}: {err.evalue.strip()[:500]}\n"
+                         f"  executed copy kept at {output}") from None
     finally:
         if env_before is None:
             os.environ.pop("GALAXIES_PROFILE", None)
         else:
             os.environ["GALAXIES_PROFILE"] = env_before
     export_html(output)
+
+
+def _failing_cell(executed: Path, index: int) -> str:
+    """'cell K of N (`first line`)', numbered as in the source notebook (1-based, markdown
+    cells included, papermill's injected parameters cell left out)."""
+    import nbformat
+    try:
+        cells = nbformat.read(executed, as_version=4).cells
+    except Exception:  # noqa: BLE001 - the message is still useful without the source line
+        return f"cell {index}"
+    tags = lambda c: c.get("metadata", {}).get("tags", [])  # noqa: E731
+    cells = [c for c in cells if "papermill-error-cell-tag" not in tags(c)]  # as executed
+    failing = cells[index] if 0 <= index < len(cells) else None
+    source = [c for c in cells if "injected-parameters" not in tags(c)]
+    if failing is None or failing not in source:
+        return f"cell {index}"
+    first = next((line for line in failing.source.splitlines() if line.strip()), "")
+    return f"cell {source.index(failing) + 1} of {len(source)} (`{first[:80]}`)"
 
 
 def export_html(executed: Path, slides: bool = False) -> Path:
