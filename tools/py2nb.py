@@ -1,10 +1,13 @@
 """Write a clean notebook (no outputs) from a percent-format script.
 
 Cells start with ``# %%`` (code) or ``# %% [markdown]`` (markdown, each line starting with
-``# ``). A code cell whose first line is ``# parameters`` is tagged for papermill.
+``# ``), optionally followed by a JSON object of cell metadata, e.g.
+``# %% [markdown] {"slideshow": {"slide_type": "slide"}}``. A code cell whose first line is
+``# parameters`` is tagged for papermill.
 
     python tools/py2nb.py notebook.py path/to/notebook.ipynb
 """
+import json
 import re
 import sys
 
@@ -18,14 +21,17 @@ def convert(text: str) -> nbformat.NotebookNode:
     for block in re.split(r"^# %%", text, flags=re.M)[1:]:
         header, _, body = block.partition("\n")
         body = body.strip("\n")
+        brace = header.find("{")
+        metadata = json.loads(header[brace:]) if brace >= 0 else {}
         if "[markdown]" in header:
             lines = [re.sub(r"^# ?", "", line) for line in body.splitlines()]
-            nb.cells.append(nbformat.v4.new_markdown_cell("\n".join(lines)))
+            cell = nbformat.v4.new_markdown_cell("\n".join(lines))
         else:
             cell = nbformat.v4.new_code_cell(body)
             if body.startswith("# parameters"):
-                cell.metadata["tags"] = ["parameters"]
-            nb.cells.append(cell)
+                metadata.setdefault("tags", []).append("parameters")
+        cell.metadata.update(metadata)
+        nb.cells.append(cell)
     for k, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{k}"
     return nb
