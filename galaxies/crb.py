@@ -1,0 +1,360 @@
+"""The Cramér–Rao bound (CRB) on the five parameters of one galaxy image.
+
+The bound is the smallest standard deviation an unbiased estimator of ``flux, sersic_n,
+sersic_r, g1, g2`` can reach from one noisy image; every estimator of the project is judged
+against it (`galaxies.evaluate`).
+
+Noise model and likelihood
+--------------------------
+The generator (`galaxies.simulate.add_noise`) draws each pixel as ``Poisson(mu) + N(0, sigma^2)``
+around the noiseless GalSim image ``mu(theta)`` (photo-electrons, sky level 0). We approximate
+that by a Gaussian of the same mean and variance,
+
+    d_p ~ N(mu_p, V_p),   V_p = sigma^2 + max(mu_p, 0),
+
+which is excellent here: the read noise (sigma >= 200, so sigma^2 >= 4e4) dominates every pixel,
+and the Poisson part, with mean counts of a few thousand at most, is itself close to Gaussian
+(skewness 1/sqrt(mu) diluted by the read noise). For a Gaussian whose mean *and* variance depend
+on the parameters, the Fisher information is
+
+    F_ij = sum_p [ d_i mu_p d_j mu_p / V_p  +  d_i V_p d_j V_p / (2 V_p^2) ],
+
+and since ``d V_p = d mu_p`` here, ``F_ij = sum_p d_i mu_p d_j mu_p (1/V_p + 1/(2 V_p^2))``.
+The second term, the information carried by the variance, is at most ``1 / (2 sigma^2)``
+(about 1e-5) relative to the first; it is kept because it costs nothing. With ``poisson=False``
+the variance is ``sigma^2`` alone (pure Gaussian read noise), for which the flux information
+has the closed form ``SNR^2 / flux^2`` (``SNR = ||mu|| / sigma``), one of the checks in the tests.
+
+Derivatives
+-----------
+``mu`` is linear in the flux, so ``d mu / d flux = mu / flux`` exactly. The other four are
+central differences of GalSim renders, ``(mu(theta + h) - mu(theta - h)) / 2h``, with steps
+`STEPS` (``sersic_n`` 0.01, ``sersic_r`` 1e-3 arcsec, ``g1`` and ``g2`` 1e-3). Their truncation
+error is O(h^2) and, at these steps, below GalSim's own rendering accuracy (~1e-5 relative):
+the bounds agree to 0.1% for steps from a third to three times these (tests/test_crb.py checks
+that). Images are drawn in double precision so the differences do not lose digits to float32.
+
+The bound is ``sqrt(diag(F^-1))``, in label units (photo-electrons, -, arcsec, -, -).
+Reference (the seed's report, flux 1e5, n 3, r 0.3, g (-0.069, 0.15), PSF 0.5, sigma 200):
+5600, 0.78, 0.028, 0.054, 0.054, and twice those at sigma 400.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from .simulate import (IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE, GalaxyRenderer, check_parameters,
+                       default_renderer)
+
+__all__ = ["STEPS", "jacobian", "fisher_from_jacobian", "fisher_matrix", "cramer_rao_bound",
+           "crb_vs_snr", "for_dataset", "cache_path", "checked_rows"]
+
+#: Central-difference steps, in label units (flux is differentiated analytically).
+STEPS: dict[str, float] = {"sersic_n": 1e-2, "sersic_r": 1e-3, "g1": 1e-3, "g2": 1e-3}
+
+# GalSim's Sérsic profile exists for 0.3 <= n <= 6.2; our range [0.5, 6] leaves room for steps.
+_GALSIM_SERSIC_N = (0.3, 6.2)
+
+
+def _draw(renderer: GalaxyRenderer, flux, sersic_n, sersic_r, g1, g2, psf_fwhm) -> np.ndarray:
+    """Noiseless image in double precision (same profile as `GalaxyRenderer.draw`)."""
+    import galsim
+
+    profile = galsim.Convolve(renderer.galaxy(flux, sersic_n, sersic_r, g1, g2),
+                              renderer.psf(psf_fwhm))
+    image = galsim.ImageD(IMAGE_SIZE, IMAGE_SIZE, scale=PIXEL_SCALE)
+    profile.drawImage(image=image)
+    return image.array
+
+
+def _check_steps(steps: dict | None) -> dict[str, float]:
+    merged = dict(STEPS)
+    for name, value in (steps or {}).items():
+        if name not in STEPS:
+            raise ValueError(f"step for {name!r}: choose among {', '.join(STEPS)}")
+        if not (np.isfinite(value) and 0 < value <= 0.1):
+            raise ValueError(f"step for {name} = {value:g} must be in (0, 0.1]")
+        merged[name] = float(value)
+    return merged
+
+
+def jacobian(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, renderer: GalaxyRenderer | None = None,
+             steps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The noiseless image ``mu`` (64, 64) and its derivatives ``d mu / d theta`` (5, 64, 64).
+
+    Derivatives follow the label order ``flux, sersic_n, sersic_r, g1, g2``, in photo-electrons
+    per label unit; ``steps`` overrides entries of `STEPS`. No range checks (callers check).
+    """
+    renderer = renderer or default_renderer()
+    steps = _check_steps(steps)
+    theta = np.array([flux, sersic_n, sersic_r, g1, g2], dtype=np.float64)
+    mu = _draw(renderer, *theta, psf_fwhm)
+    jac = np.empty((5,) + mu.shape)
+    jac[0] = mu / theta[0]
+    for j, name in enumerate(LABEL_COLUMNS[1:], start=1):
+        h = steps[name]
+        if name == "sersic_n":  # stay inside GalSim's range, shrinking the step at its edges
+            h = min(h, theta[1] - _GALSIM_SERSIC_N[0], _GALSIM_SERSIC_N[1] - theta[1])
+        up, down = theta.copy(), theta.copy()
+        up[j] += h
+        down[j] -= h
+        jac[j] = (_draw(renderer, *up, psf_fwhm) - _draw(renderer, *down, psf_fwhm)) / (2 * h)
+    return mu, jac
+
+
+def fisher_from_jacobian(mu: np.ndarray, jac: np.ndarray, sigma: float,
+                         poisson: bool = True) -> np.ndarray:
+    """Fisher matrix (k, k) from the image ``mu`` and its derivatives ``jac`` (k, ...).
+
+    ``poisson``: pixel variance ``sigma^2 + max(mu, 0)`` (the generator's noise, see the module
+    docstring) rather than ``sigma^2``.
+    """
+    variance = sigma**2 + (np.maximum(mu, 0.0) if poisson else 0.0)
+    weight = 1.0 / variance + (0.5 / variance**2 if poisson else 0.0)
+    flat = jac.reshape(len(jac), -1)
+    return (flat * weight.reshape(1, -1)) @ flat.T
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_jacobian(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, steps_key):
+    mu, jac = jacobian(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, steps=dict(steps_key))
+    mu.flags.writeable = False
+    jac.flags.writeable = False
+    return mu, jac
+
+
+def _jacobian_for(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, renderer, steps):
+    # The app calls the bound at every slider move, often with only sigma changed: the
+    # derivatives (the costly part, ~0.1-0.3 s) are kept for the last parameter sets.
+    if renderer is None:
+        key = tuple(sorted(_check_steps(steps).items()))
+        return _cached_jacobian(float(flux), float(sersic_n), float(sersic_r), float(g1),
+                                float(g2), float(psf_fwhm), key)
+    return jacobian(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, renderer=renderer, steps=steps)
+
+
+def fisher_matrix(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma,
+                  renderer: GalaxyRenderer | None = None, steps: dict | None = None,
+                  poisson: bool = True) -> np.ndarray:
+    """Fisher information matrix (5, 5) of one image, in label order
+    ``flux, sersic_n, sersic_r, g1, g2`` (units: 1 / (label unit)^2).
+
+    Parameters:
+        flux:      total flux, photo-electrons.
+        sersic_n:  Sérsic index.
+        sersic_r:  half-light radius, arcsec.
+        g1, g2:    reduced shear.
+        psf_fwhm:  Moffat (beta = 2) FWHM, arcsec.
+        sigma:     Gaussian read noise, photo-electrons per pixel.
+        renderer:  a `GalaxyRenderer` to draw with (default: the process-wide one, and the
+                   derivatives of recent parameter sets are reused).
+        steps:     central-difference steps overriding `STEPS`.
+        poisson:   include the Poisson variance (the generator's noise); False: read noise only.
+
+    Raises `ParameterRangeError` when a parameter is outside the simulated ranges.
+    """
+    check_parameters(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma)
+    mu, jac = _jacobian_for(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, renderer, steps)
+    return fisher_from_jacobian(mu, jac, float(sigma), poisson=poisson)
+
+
+def _bound(fisher: np.ndarray) -> np.ndarray:
+    # Scale to unit diagonal before inverting: flux (1e5) and shear (1e-1) differ by 1e6.
+    scale = 1.0 / np.sqrt(np.diag(fisher))
+    inverse = np.linalg.inv(fisher * np.outer(scale, scale)) * np.outer(scale, scale)
+    return np.sqrt(np.diag(inverse))
+
+
+def cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, sigma=200.0,
+                     renderer: GalaxyRenderer | None = None, steps: dict | None = None,
+                     poisson: bool = True) -> np.ndarray:
+    """Cramér–Rao bounds (5,): the smallest standard deviations of unbiased estimates of
+    ``flux, sersic_n, sersic_r, g1, g2`` from one image, in label units.
+
+    Arguments as in `fisher_matrix`. About 0.1-0.3 s for a new galaxy (three new Sérsic
+    tables and six renders); a few milliseconds when only ``sigma`` changed.
+
+    >>> cramer_rao_bound(1e5, 3.0, 0.3, -0.069, 0.15, psf_fwhm=0.5, sigma=200.0).round(3)
+    ... # doctest: +SKIP
+    array([5.648e+03, 7.770e-01, 2.900e-02, 5.400e-02, 5.500e-02])
+    """
+    return _bound(fisher_matrix(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma,
+                                renderer=renderer, steps=steps, poisson=poisson))
+
+
+def crb_vs_snr(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, snr=None):
+    """The bound as the noise changes: a pandas DataFrame with columns ``snr``, ``sigma`` and
+    the five label columns (bounds in label units), one row per SNR.
+
+    The galaxy is fixed and the read noise ``sigma = ||mu|| / snr`` varies, as between the
+    snr60 and snr30 test sets; ``sigma`` may leave the simulated range [200, 400] here (the
+    bound is defined for any noise). ``snr`` defaults to 40 values from 10 to 100.
+    """
+    import pandas as pd
+
+    check_parameters(flux, sersic_n, sersic_r, g1, g2, psf_fwhm)
+    snr = np.linspace(10, 100, 40) if snr is None else np.atleast_1d(np.asarray(snr, dtype=float))
+    if np.any(~np.isfinite(snr) | (snr <= 0)):
+        raise ValueError(f"snr = {snr} must be positive")
+    mu, jac = _jacobian_for(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, None, None)
+    norm = float(np.sqrt(np.sum(mu**2)))
+    rows = []
+    for s in snr:
+        sigma = norm / s
+        rows.append([s, sigma, *_bound(fisher_from_jacobian(mu, jac, sigma))])
+    return pd.DataFrame(rows, columns=["snr", "sigma", *LABEL_COLUMNS])
+
+
+# ------------------------------------------------------------------------ whole data sets
+
+def cache_path(dataset_path) -> Path:
+    """Where the bounds of a data set are kept: ``v1.crb.h5`` next to ``v1.h5``."""
+    path = Path(dataset_path)
+    return path.with_name(f"{path.stem}.crb.h5")
+
+
+def _fingerprint(label: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in (label, psf_fwhm, sigma):
+        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+    digest.update(json.dumps(STEPS, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _worker_init():
+    import galsim
+    galsim.set_omp_threads(1)  # one process per core: OpenMP threads would only compete
+
+
+def _bounds_of(rows: np.ndarray) -> np.ndarray:
+    """Bounds of parameter rows ``(flux, n, r, g1, g2, psf_fwhm, sigma)``; NaN where the
+    Fisher matrix is singular (e.g. a galaxy too faint to constrain n)."""
+    out = np.full((len(rows), 5), np.nan)
+    for k, (flux, n, r, g1, g2, psf, sigma) in enumerate(rows):
+        try:
+            out[k] = cramer_rao_bound(flux, n, r, g1, g2, psf, sigma)
+        except np.linalg.LinAlgError:
+            pass
+    return out
+
+
+def _read_cache(path: Path, fingerprint: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cached bounds and a mask of the rows already computed (none if stale or missing)."""
+    import h5py
+    empty = np.full((size, 5), np.nan), np.zeros(size, dtype=bool)
+    try:
+        with h5py.File(path, "r") as f:
+            if (f.attrs.get("dataset_fingerprint") != fingerprint or f["crb"].shape != (size, 5)
+                    or f["computed"].shape != (size,)):
+                return empty
+            return f["crb"][()], f["computed"][()].astype(bool)
+    except (OSError, KeyError):
+        return empty
+
+
+def checked_rows(label, psf_fwhm, sigma) -> np.ndarray:
+    """Parameter rows ``(flux, n, r, g1, g2, psf_fwhm, sigma)`` of a data set, in float64,
+    checked against the simulated ranges.
+
+    Values stored as float32 may sit a rounding step outside a range they were drawn inside
+    (r = 0.6 becomes 0.6000000238): those are moved back onto the edge; anything further out
+    raises `ParameterRangeError` naming the row.
+    """
+    from .simulate import RANGES, ParameterRangeError
+
+    rows = np.column_stack([np.asarray(label, np.float64), np.asarray(psf_fwhm, np.float64),
+                            np.asarray(sigma, np.float64)])
+    slack = 1e-6
+    for j, name in enumerate(["flux", "sersic_n", "sersic_r", None, None, "psf_fwhm", "sigma"]):
+        if name is None:
+            continue
+        low, high = RANGES[name].low, RANGES[name].high
+        near = (rows[:, j] >= low * (1 - slack)) & (rows[:, j] <= high * (1 + slack))
+        rows[near, j] = np.clip(rows[near, j], low, high)
+    g = np.hypot(rows[:, 3], rows[:, 4])
+    limit = RANGES["shear"].high
+    near = (g > limit) & (g <= limit * (1 + slack))
+    rows[near, 3:5] *= (limit / g[near])[:, None]
+    for k, row in enumerate(rows):
+        try:
+            check_parameters(*row)
+        except ParameterRangeError as err:
+            raise ParameterRangeError(f"row {k}: {err}") from None
+    return rows
+
+
+def for_dataset(path, limit: int | None = None, jobs: int | None = None,
+                progress: bool = True) -> np.ndarray:
+    """Cramér–Rao bounds of every galaxy of a data set: an (N, 5) array, row i for row i of
+    the set, in label units.
+
+    Parameters:
+        path:      the data set (HDF5, DESIGN.md contract).
+        limit:     compute only the first ``limit`` rows (the others are NaN).
+        jobs:      worker processes (default: all cores; 1 computes in this process).
+        progress:  show a tqdm progress bar.
+
+    Results are kept in `cache_path` (``<set>.crb.h5``, written atomically) and reused while
+    the set's labels, PSF and noise are unchanged; rows computed before are not recomputed.
+    Identical galaxies (a fixed-parameter test set) are computed once. A galaxy whose Fisher
+    matrix is singular gets NaN bounds.
+    """
+    from tqdm.auto import tqdm
+
+    from . import io
+    from .generate import default_jobs
+
+    dataset = io.load_dataset(path, fields=())
+    size = len(dataset)
+    if limit is not None and (int(limit) != limit or limit < 0):
+        raise ValueError(f"limit = {limit} must be a non-negative integer")
+    wanted = size if limit is None else min(int(limit), size)
+    params = checked_rows(dataset.label[:wanted], dataset.psf_fwhm[:wanted], dataset.sigma[:wanted])
+    fingerprint = _fingerprint(dataset.label, dataset.psf_fwhm, dataset.sigma)
+    store = cache_path(path)
+    crb, computed = _read_cache(store, fingerprint, size)
+    todo_rows = np.flatnonzero(~computed[:wanted])
+    if len(todo_rows):
+        unique, inverse = np.unique(params[todo_rows], axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(unique[:, 1], kind="stable")  # neighbouring n: warmer GalSim caches
+        # a worker costs seconds to start (it imports GalSim): only worth it for many galaxies
+        jobs = max(1, min(int(jobs or default_jobs()), len(unique) // 16))
+        chunks = [c for c in np.array_split(order, max(1, min(len(order), 8 * jobs))) if len(c)]
+        values = np.empty((len(unique), 5))
+        bar = tqdm(total=len(unique), unit="galaxy", desc=f"CRB {Path(path).stem}",
+                   disable=not progress)
+        try:
+            if jobs == 1 or len(chunks) == 1:
+                for chunk in chunks:
+                    values[chunk] = _bounds_of(unique[chunk])
+                    bar.update(len(chunk))
+            else:
+                from concurrent.futures import ProcessPoolExecutor
+                ctx = get_context("spawn")  # safe under Jupyter and TensorFlow threads
+                with ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=ctx,
+                                         initializer=_worker_init) as pool:
+                    results = pool.map(_bounds_of, [unique[c] for c in chunks])
+                    for chunk, result in zip(chunks, results):
+                        values[chunk] = result
+                        bar.update(len(chunk))
+        finally:
+            bar.close()
+        crb[todo_rows] = values[inverse]
+        computed[todo_rows] = True
+        with io.atomic_h5(store, force=True) as f:
+            f.create_dataset("crb", data=crb).attrs["columns"] = list(LABEL_COLUMNS)
+            f.create_dataset("computed", data=computed)
+            f.attrs["dataset"] = str(Path(path).name)
+            f.attrs["dataset_fingerprint"] = fingerprint
+            f.attrs["steps"] = json.dumps(STEPS, sort_keys=True)
+            f.attrs["noise_model"] = "Gaussian, variance sigma^2 + mu (Poisson + read noise)"
+            f.attrs["galaxies_version"] = io._version()
+    out = crb.copy()
+    out[wanted:] = np.nan
+    return out
