@@ -1,0 +1,51 @@
+"""Models: the trained estimators on the sliders' galaxy, and their predictions on data sets."""
+import streamlit as st
+
+import explorer_ui as ui
+from galaxies import app_support as support
+from galaxies import evaluate, io, plots, profiles
+
+st.title("Models")
+profile = ui.current_profile()
+
+st.subheader("Estimates for the simulated galaxy")
+params = ui.galaxy_parameters()
+images, _ = ui.render_params(params)
+left, right = st.columns([1, 3])
+left.image(plots.to_rgb(images["noisy"]), caption=f"noisy image, SNR {images['snr']:.1f}",
+           width=200)
+with right:
+    ui.estimates(images["noisy"], params.psf_fwhm, params.sigma, truth=params.labels,
+                 key="models")
+
+st.subheader("Predictions on a data set")
+try:
+    table = support.list_prediction_files(profile)
+except (io.FileFormatError, OSError) as err:
+    st.error(f"A predictions file of profile {profile} cannot be read: {err}")
+    st.stop()
+if table.empty:
+    st.info(f"No predictions yet for profile {profile}: run `make run PROFILE={profile}` "
+            f"(they are written to results/{profile}/predictions/).")
+    st.stop()
+
+choice = st.selectbox(
+    "predictions", range(len(table)), key="models_predictions",
+    format_func=lambda k: (f"{table.estimator[k]} trained on {table.trained_on[k]}, "
+                           f"tested on {table.testset[k]} ({table.n[k]} images)"))
+row = table.iloc[choice]
+testset = profiles.get(profile).dataset(row.testset)
+if not testset.is_file():
+    st.warning(f"The test set {testset} is missing, so the truth is unknown: run "
+               f"`make datasets PROFILE={profile}`.")
+    st.stop()
+try:
+    predictions = io.load_predictions(row.path)
+    dataset = io.load_dataset(testset, fields=())
+    pred, truth, _ = evaluate.aligned(predictions, dataset)
+except (io.FileFormatError, ValueError, OSError) as err:
+    st.error(f"{row.path.name} does not match {testset.name}: {err}")
+    st.stop()
+ui.show_figure(plots.true_vs_predicted(truth, pred, title=row.path.stem))
+st.dataframe(evaluate.summary(predictions, dataset).style.format("{:.4g}"))
+st.caption(f"{predictions.seconds_per_image * 1000:.2f} ms per image.")

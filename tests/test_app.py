@@ -1,0 +1,367 @@
+"""The explorer app (EDA/app) through Streamlit's own testing API, page by page, and the logic
+behind it (`galaxies.app_support`, `galaxies.eda`, `galaxies.plots.to_rgb`).
+
+Pages run against a temporary project root (data, models and results folders of the smoke
+profile), so what they find is exactly what each test puts there. The optional parts of the
+project (CRB, trained models, maximum-likelihood fit) are replaced by small stand-ins where a
+test needs them present or absent; one test uses a real (tiny) Keras model.
+"""
+import io as bytes_io
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from galaxies import app_support as support
+from galaxies import eda, io, plots, profiles
+from galaxies.simulate import ParameterRangeError
+
+APP = Path(__file__).resolve().parents[1] / "EDA" / "app" / "app.py"
+
+
+@pytest.fixture(autouse=True)
+def project(tmp_path, monkeypatch):
+    """An empty project root for the smoke profile, and fresh Streamlit caches."""
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    monkeypatch.setenv("GALAXIES_PROFILE", "smoke")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield tmp_path
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def with_sets(project, small_sets):
+    folder = project / "data" / "smoke"
+    folder.mkdir(parents=True)
+    for name, path in small_sets.items():
+        shutil.copy(path, folder / Path(path).name)
+    return folder
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120).run()
+    if page:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at
+
+
+def metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def texts(elements) -> str:
+    return " | ".join(str(e.value) for e in elements)
+
+
+def fake_module(monkeypatch, name: str, **functions):
+    module = types.ModuleType(name)
+    for key, value in functions.items():
+        setattr(module, key, value)
+    monkeypatch.setitem(sys.modules, name, module)
+    return module
+
+
+def fake_bound(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, sigma=200.0):
+    return np.array([0.05 * flux, 0.8, 0.03, 0.05, 0.05]) * sigma / 200.0
+
+
+def fake_bound_vs_snr(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, snr=None):
+    import pandas as pd
+    snr = np.linspace(10, 100, 5) if snr is None else np.asarray(snr)
+    return pd.DataFrame({"snr": snr, "sigma": 12000 / snr,
+                         **{c: 1.0 / snr for c in ("flux", "sersic_n", "sersic_r", "g1", "g2")}})
+
+
+# ------------------------------------------------------------------------------ Simulator
+
+def test_simulator_sliders_change_images_and_snr():
+    at = open_app()
+    snr = float(metric(at, "SNR"))
+    images = at.image[0].value + at.image[1].value
+    assert 10 < snr < 100 and at.success and not at.warning
+    at.slider(key="_w_flux").set_value(2e5).run()
+    assert not at.exception
+    # the noiseless image scales with the flux, so the SNR doubles exactly
+    assert float(metric(at, "SNR")) == pytest.approx(2 * snr, rel=2e-3)
+    assert at.warning and "too bright" in at.warning[0].value  # the SNR cut rejects it now
+    assert at.image[0].value + at.image[1].value != images
+    at.radio(key="sim_stretch").set_value("log").run()
+    assert at.image[0].value != images[0]
+
+
+def test_simulator_shape_sliders_and_shear_range():
+    at = open_app()
+    at.slider(key="_w_q").set_value(0.5).run()
+    at.slider(key="_w_beta").set_value(0.0).run()
+    assert float(metric(at, "g1")) == pytest.approx(1 / 3, abs=1e-3)  # (1 - q) / (1 + q)
+    assert float(metric(at, "g2")) == pytest.approx(0, abs=1e-3)
+    at.radio(key="_w_shape_mode").set_value("shear g1, g2").run()
+    at.slider(key="_w_g1").set_value(0.6).run()
+    at.slider(key="_w_g2").set_value(0.6).run()
+    assert not at.exception
+    assert at.error and "outside the allowed range" in at.error[0].value
+    assert not at.metric  # the page stopped instead of drawing a wrong galaxy
+
+
+def test_parameters_survive_switching_pages():
+    at = open_app()
+    at.slider(key="_w_sersic_n").set_value(1.5).run()
+    at.switch_page("views/your_image.py").run()
+    at.switch_page("views/simulator.py").run()
+    assert not at.exception
+    assert at.slider(key="_w_sersic_n").value == 1.5
+
+
+# --------------------------------------------------------------------------------- Bounds
+
+def test_bounds_page_says_when_the_crb_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "galaxies.crb", None)  # import fails like a missing file
+    at = open_app("bounds")
+    assert "galaxies.crb" in texts(at.info)
+    assert at.dataframe, "the visibility table needs no CRB"
+    table = at.dataframe[-1].value
+    assert table["distinct change / noise"].idxmin() == "sersic_n"
+
+
+def test_bounds_page_shows_the_bound_and_follows_the_sliders(monkeypatch):
+    fake_module(monkeypatch, "galaxies.crb", cramer_rao_bound=fake_bound,
+                crb_vs_snr=fake_bound_vs_snr)
+    at = open_app("bounds")
+    assert not at.info
+    bound = at.dataframe[0].value["bound (1 sigma)"]
+    assert bound["sersic_n"] == pytest.approx(0.8)
+    assert at.image, "the bound-versus-SNR figure"
+    at.slider(key="_w_sigma").set_value(400.0).run()
+    assert not at.exception
+    assert at.dataframe[0].value["bound (1 sigma)"]["sersic_n"] == pytest.approx(1.6)
+
+
+# ------------------------------------------------------------------------------ Data sets
+
+def test_datasets_page_without_data_says_how_to_make_it():
+    at = open_app("datasets")
+    assert "make datasets PROFILE=smoke" in texts(at.info)
+
+
+def test_datasets_page_filters_and_browses(with_sets):
+    at = open_app("datasets")
+    assert at.selectbox(key="ds_file").value.stem == "v1"
+    assert "40 of 40 galaxies match" in texts(at.markdown)
+    assert len(at.image[0].value) == 24  # one page of thumbnails
+    frame = io.load_dataset(with_sets / "v1.h5", fields=()).labels_frame()
+    cut = float(np.median(frame.snr))
+    snr_slider = at.slider(key="ds_v1_snr")
+    snr_slider.set_value((snr_slider.value[0], cut)).run()
+    assert not at.exception
+    expected = int((frame.snr <= cut).sum())
+    assert f"{expected} of 40 galaxies match" in texts(at.markdown)
+    assert len(at.image[0].value) == min(expected, 24)
+    at.radio(key="ds_kind").set_value("noise").run()
+    assert not at.exception
+    at.selectbox(key="ds_file").set_value(with_sets / "snr60.h5").run()
+    assert not at.exception and "16 of 16 galaxies match" in texts(at.markdown)
+
+
+# --------------------------------------------------------------------------------- Models
+
+def test_models_page_without_models_or_predictions():
+    at = open_app("models")
+    shown = texts(at.info)
+    assert "No model has been trained yet for profile smoke" in shown
+    assert "No predictions yet for profile smoke" in shown
+    assert at.dataframe[0].value["truth"]["sersic_n"] == pytest.approx(3.0)
+
+
+def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monkeypatch):
+    keras = pytest.importorskip("keras")
+    train = pytest.importorskip("galaxies.train")
+    model = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(5, kernel_initializer="zeros")])
+    labels = train.Standardizer(mean=[1e5, 3.0, 0.3, 0.0, 0.0], std=[1.0] * 5)
+    saved = train.SavedModel(model, {"image": train.Standardizer([0.0], [100.0]),
+                                     "label": labels},
+                             {"config": {"epochs": 1}, "name": "tiny_v1"})
+    saved.save(profiles.get("smoke").model_dir("tiny", "v1"))
+    v1 = io.load_dataset(with_sets / "v1.h5", fields=())
+    io.write_predictions(profiles.get("smoke").predictions("tiny", "v1", "v1"),
+                         v1.label + 0.01, np.arange(len(v1)), estimator="tiny", dataset="v1",
+                         seconds_per_image=1e-3)
+
+    class Fit:
+        params, converged, seconds = np.array([1.1e5, 2.5, 0.31, -0.06, 0.14]), True, 0.5
+
+    fake_module(monkeypatch, "galaxies.baseline", fit_image=lambda image, psf, sigma: Fit())
+    at = open_app("models")
+    table = at.dataframe[0].value
+    # a zero network predicts the label means
+    assert table["tiny_v1"].to_numpy() == pytest.approx([1e5, 3.0, 0.3, 0.0, 0.0])
+    at.button(key="models_fit_button").click().run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table["maximum likelihood"]["sersic_n"] == pytest.approx(2.5)
+    assert "converged" in texts(at.caption)
+    assert len(at.image) == 2, "the galaxy and the true-vs-predicted figure"
+    bias = at.dataframe[1].value["bias"]
+    assert bias["sersic_n"] == pytest.approx(0.01, abs=1e-5)
+
+
+def test_models_page_reports_a_broken_model(project):
+    broken = profiles.get("smoke").model_dir("xception", "v1")
+    broken.mkdir(parents=True)
+    (broken / "model.keras").write_bytes(b"not a model")
+    at = open_app("models")
+    assert at.error and "xception_v1" in at.error[0].value
+
+
+# ----------------------------------------------------------------------------- Your image
+
+def npy(array) -> bytes:
+    buffer = bytes_io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def fits_bytes(array) -> bytes:
+    from astropy.io import fits
+    buffer = bytes_io.BytesIO()
+    fits.PrimaryHDU(array).writeto(buffer)
+    return buffer.getvalue()
+
+
+def galaxy_image() -> np.ndarray:
+    return support.render(support.GalaxyParameters()).noisy
+
+
+def test_your_image_accepts_cutouts():
+    at = open_app("your_image")
+    assert "Upload a cutout" in texts(at.info)
+    for name, content in (("galaxy.npy", npy(galaxy_image())),
+                          ("galaxy.fits", fits_bytes(galaxy_image()))):
+        at.file_uploader(key="up_file").upload(name, content, "application/octet-stream").run()
+        assert not at.exception and not at.error, name
+        assert 40 < float(metric(at, "approximate SNR")) < 80, name  # the test galaxy: SNR 60
+        assert "No model has been trained yet" in texts(at.info), name
+
+
+BAD_UPLOADS = [
+    ("wrong.npy", lambda: npy(np.zeros((32, 48))), "32 x 48 pixels; expected 64 x 64"),
+    ("notes.npy", lambda: b"these are my observing notes\n" * 10, "not a readable NumPy"),
+    ("image.fits", lambda: b"GIF89a" + bytes(3000), "not a readable FITS"),
+    ("nan.npy", lambda: npy(np.where(np.eye(64) > 0, np.nan, 1.0)), "64 NaN"),
+    ("huge.npy", lambda: npy(np.zeros((400, 400))), "the limit is"),
+    ("cube.npy", lambda: npy(np.zeros((3, 64, 64))), "3 x 64 x 64"),
+    ("words.npy", lambda: npy(np.array(["a", "b"])), "expected real numbers"),
+]
+
+
+def test_your_image_rejects_bad_uploads_with_a_message():
+    at = open_app("your_image")  # one app for every case: each AppTest start costs a second
+    for name, content, message in BAD_UPLOADS:
+        at.file_uploader(key="up_file").upload(name, content(), "application/octet-stream").run()
+        assert not at.exception, (name, [e.message for e in at.exception])
+        assert at.error and message in at.error[0].value, (name, texts(at.error))
+        assert not at.metric, name
+
+
+# ---------------------------------------------------------------- the logic, without the app
+
+def test_read_cutout_formats_and_errors():
+    image = galaxy_image()
+    assert np.array_equal(support.read_cutout(npy(image), "a.npy"), image)
+    assert np.array_equal(support.read_cutout(npy(image[None]), "a.npy"), image)
+    assert np.array_equal(support.read_cutout(fits_bytes(image), ""), image)  # sniffed
+    buffer = bytes_io.BytesIO()
+    np.savez(buffer, img=image, mask=image > 0)
+    assert np.array_equal(support.read_cutout(buffer.getvalue(), "a.npz"), image)
+    buffer = bytes_io.BytesIO()
+    np.savez(buffer, a=image, b=image)
+    with pytest.raises(support.CutoutError, match="holds 2 arrays"):
+        support.read_cutout(buffer.getvalue(), "two.npz")
+    with pytest.raises(support.CutoutError, match="is empty"):
+        support.read_cutout(b"", "empty.npy")
+    with pytest.raises(support.CutoutError, match="not an image file"):
+        support.read_cutout(b"hello", "notes.txt")
+    with pytest.raises(support.CutoutError, match="1 infinite"):
+        bad = image.copy()
+        bad[3, 3] = np.inf
+        support.read_cutout(npy(bad), "inf.npy")
+    from astropy.io import fits
+    table = fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(name="x", format="E", array=np.zeros(3))])])
+    buffer = bytes_io.BytesIO()
+    table.writeto(buffer)
+    with pytest.raises(support.CutoutError, match="without image data"):
+        support.read_cutout(buffer.getvalue(), "table.fits")
+
+
+def test_galaxy_parameters_and_snr_verdict():
+    params = support.GalaxyParameters.from_ellipticity(0.5, 30.0)
+    assert params.q == pytest.approx(0.5) and params.beta_deg == pytest.approx(30.0)
+    with pytest.raises(ParameterRangeError, match="sersic_n = 7"):
+        params.replace(sersic_n=7.0).check()
+    assert support.snr_verdict(50)[0] and not support.snr_verdict(5)[0]
+    assert "too bright" in support.snr_verdict(150)[1]
+    galaxy = support.render(params)
+    assert support.approximate_snr(galaxy.noisy, params.sigma) == pytest.approx(galaxy.snr, rel=0.15)
+
+
+def test_require_names_what_is_missing(monkeypatch):
+    monkeypatch.setitem(sys.modules, "galaxies.baseline", None)
+    with pytest.raises(support.Unavailable, match="maximum-likelihood fit is not available yet"):
+        support.require("galaxies.baseline")
+    assert support.require("galaxies.io") is io
+
+
+def test_filter_rows_and_listing(small_sets, project):
+    frame = io.load_dataset(small_sets["random"], fields=()).labels_frame()
+    rows = support.filter_rows(frame, {"sersic_n": (0, 3), "snr": (20, 100)})
+    assert np.all(frame.sersic_n.iloc[rows] <= 3) and np.all(frame.snr.iloc[rows] >= 20)
+    with pytest.raises(KeyError, match="no column 'size'"):
+        support.filter_rows(frame, {"size": (0, 1)})
+    folder = project / "data" / "smoke"
+    folder.mkdir(parents=True)
+    for name in ("snr60.h5", "v1.h5", "mine.h5", "snr60.crb.h5", ".tmp-1-v2.h5"):
+        (folder / name).touch()
+    assert [p.name for p in support.list_datasets("smoke")] == ["v1.h5", "snr60.h5", "mine.h5"]
+    assert support.list_saved_models("smoke") == []
+
+
+def test_eda_sensitivity_explains_why_n_is_hard():
+    table = eda.sensitivity([1e5, 3.0, 0.3, -0.069, 0.15], psf_fwhm=0.5, sigma=200.0)
+    assert table["distinct change / noise"].idxmin() == "sersic_n"
+    assert table.loc["g1", "unique share"] > 0.9 > table.loc["sersic_n", "unique share"]
+    doubled = eda.sensitivity([1e5, 3.0, 0.3, -0.069, 0.15], psf_fwhm=0.5, sigma=400.0)
+    ratio = table["change / noise"] / doubled["change / noise"]
+    assert np.all((ratio > 1.9) & (ratio <= 2.0))  # read noise dominates the Poisson noise
+    corr = eda.derivative_correlation([1e5, 3.0, 0.3, -0.069, 0.15])
+    assert np.allclose(np.diag(corr), 1) and abs(corr.loc["sersic_n", "sersic_r"]) > 0.3
+
+
+def test_eda_snr_grid_and_flux_window():
+    grid = eda.snr_grid([1.0, 4.0], [0.2, 0.5], flux=1e5, sigma=200.0)
+    assert grid.loc[0.2, 1.0] > grid.loc[0.5, 1.0]  # a compact galaxy stands out more
+    window = eda.flux_window(grid)
+    assert window["high"].loc[0.2, 1.0] == pytest.approx(1e5 * 100 / grid.loc[0.2, 1.0])
+    assert (eda.flux_window(grid, sigma=400.0)["low"] == 2 * window["low"]).all().all()
+
+
+def test_dataset_summary(small_sets):
+    sets = {k: io.load_dataset(v, fields=()) for k, v in small_sets.items()}
+    table = eda.dataset_summary(sets)
+    assert table.loc["random", "galaxies"] == 40 and table.loc["fixed", "distinct n"] == 1
+    assert table.loc["fixed", "sigma [e-]"] == "200"
+
+
+def test_to_rgb():
+    image = np.outer(np.arange(64), np.ones(64)) - 10
+    rgb = plots.to_rgb(image, "log", upscale=3, symmetric=True)
+    assert rgb.shape == (192, 192, 3) and rgb.dtype == np.uint8
+    assert not np.array_equal(rgb[0, 0], rgb[-1, -1])
