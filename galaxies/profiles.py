@@ -17,6 +17,14 @@ ROOT = Path(os.environ.get("GALAXIES_ROOT", Path(__file__).resolve().parents[1])
 DEFAULT_PROFILE = "quick"
 
 
+#: The seed's denoisers: EDSR 16 blocks x 256 filters (19.5 M parameters), RDN 20 blocks of
+#: 6 layers, growth 32 (5.5 M), both at full resolution.
+SEED_DENOISERS = {
+    "edsr": dict(blocks=16, filters=256, res_scale=0.1, downscale=1),
+    "rdn": dict(blocks=20, layers_per_block=6, growth=32, features=64, downscale=1),
+}
+
+
 @dataclass(frozen=True)
 class Profile:
     """Sizes and paths of one profile. Paths are absolute, under the repository root."""
@@ -34,6 +42,43 @@ class Profile:
     fit_limit: int = 200
     #: Cramér–Rao bounds computed per galaxy of a random-parameter set
     crb_limit: int = 500
+    #: denoisers (`galaxies.denoise`), trained on v1a: network sizes by name (the builders'
+    #: keyword arguments, `galaxies.models.denoisers`), epochs, batch size, rows of v1a
+    denoiser_sizes: dict = field(default_factory=lambda: dict(SEED_DENOISERS))
+    denoiser_epochs: int = 20
+    denoiser_batch_size: int = 32
+    denoiser_patience: int = 5
+    denoiser_limit: int | None = None
+    #: the Xception trained on denoised v1 images: rows and epochs (None: as the plain one)
+    denoised_limit: int | None = None
+    denoised_epochs: int | None = None
+    #: autoencoder (`galaxies.models.autoencoder`), trained on v1: rows (None: all), epochs,
+    #: batch size, weight of the image term of the loss, encoder sizes (Xception builder
+    #: keywords) and decoder width
+    autoencoder_limit: int | None = None
+    autoencoder_epochs: int = 50
+    autoencoder_batch_size: int = 128
+    autoencoder_image_weight: float = 1.0
+    autoencoder_encoder: dict = field(default_factory=lambda: dict(
+        entry_filters=16, block_filters=64, blocks=8, exit_filters=128))
+    autoencoder_decoder_filters: int = 32
+    #: AutoKeras search (`galaxies.autokeras_search`): rows of v1 searched on, trials and
+    #: epochs per trial for each image variant, block types and ConvBlock filter choices
+    #: searched; then the best is retrained on v1 (rows: None for all) for these epochs
+    autokeras_rows: int = 2000
+    autokeras_trials: int = 20
+    autokeras_epochs: int = 10
+    autokeras_variants: tuple = ("noisy", "noiseless")
+    autokeras_blocks: tuple = ("vanilla", "resnet", "xception")
+    autokeras_filters: tuple = (16, 32, 64, 128, 256, 512)
+    autokeras_retrain_limit: int | None = None
+    autokeras_retrain_epochs: int = 50
+    #: Xception hyper-parameter grid search (`galaxies.gridsearch`): rows of v1, epochs per
+    #: trial, and the grid (builder keyword -> values; unlisted keywords keep their defaults)
+    gridsearch_rows: int = 2000
+    gridsearch_epochs: int = 10
+    gridsearch_grid: dict = field(default_factory=lambda: dict(
+        entry_filters=[16], block_filters=[16, 32, 64], blocks=[2, 4, 8], exit_filters=[64, 128]))
     #: per-estimator settings that later parts of the project read, by estimator name
     extra: dict = field(default_factory=dict)
 
@@ -69,17 +114,42 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         sizes=dict(v1=256, v2=256, v3=256, v1a=128, test=128, snr60=64, snr30=64),
         sersics=16, epochs=1, batch_size=64, patience=1, fit_limit=4, crb_limit=8,
+        denoiser_sizes={"edsr": dict(blocks=2, filters=8, downscale=2),
+                        "rdn": dict(blocks=2, layers_per_block=2, growth=8, features=8, downscale=2)},
+        denoiser_epochs=1, denoiser_batch_size=32, denoiser_patience=1,
+        autoencoder_epochs=1, autoencoder_batch_size=64, autoencoder_decoder_filters=4,
+        autoencoder_encoder=dict(entry_filters=4, block_filters=8, blocks=1, exit_filters=8),
+        autokeras_rows=128, autokeras_trials=1, autokeras_epochs=1, autokeras_blocks=("vanilla",),
+        autokeras_filters=(8, 16), autokeras_retrain_epochs=1,
+        gridsearch_rows=128, gridsearch_epochs=1,
+        gridsearch_grid=dict(entry_filters=[4], block_filters=[4, 8], blocks=[1], exit_filters=[8]),
     ),
     "quick": Profile(
         name="quick",
         sizes=dict(v1=8000, v2=8000, v3=8000, v1a=4000, test=2000, snr60=1000, snr30=1000),
         sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=200, crb_limit=300,
+        denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
+                        "rdn": dict(blocks=3, layers_per_block=4, growth=16, features=32, downscale=2)},
+        denoiser_epochs=4, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=3000,
+        autoencoder_limit=4000, autoencoder_epochs=6, autoencoder_batch_size=64,
+        autoencoder_decoder_filters=8,
+        autoencoder_encoder=dict(entry_filters=8, block_filters=32, blocks=4, exit_filters=64),
+        autokeras_rows=800, autokeras_trials=4, autokeras_epochs=3, autokeras_blocks=("vanilla",),
+        autokeras_filters=(16, 32), autokeras_retrain_epochs=3,
+        gridsearch_rows=1000, gridsearch_epochs=4,
+        gridsearch_grid=dict(entry_filters=[16], block_filters=[16, 64], blocks=[2, 8],
+                             exit_filters=[64]),
     ),
     "full": Profile(
         name="full",
         sizes=dict(v1=200_000, v2=200_000, v3=200_000, v1a=200_000, test=10_000,
                    snr60=10_000, snr30=10_000),
         sersics=1000, epochs=100, batch_size=256, patience=10, fit_limit=1000, crb_limit=2000,
+        denoiser_sizes=SEED_DENOISERS, denoiser_epochs=20, denoiser_batch_size=32,
+        denoiser_patience=5,
+        autoencoder_epochs=100, autoencoder_batch_size=256,
+        autokeras_rows=10_000, autokeras_trials=30, autokeras_epochs=20,
+        autokeras_retrain_epochs=100, gridsearch_rows=20_000, gridsearch_epochs=30,
     ),
 }
 
