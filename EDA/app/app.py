@@ -16,17 +16,17 @@ if str(ROOT) not in sys.path:  # Streamlit Community Cloud runs the file without
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="Galaxy explorer", page_icon="🌌", layout="wide")
+st.set_page_config(page_title="Galaxy explorer", page_icon=":material/blur_on:", layout="wide")
 
 import explorer_ui as ui  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 page = st.navigation([
-    st.Page(HERE / "views" / "simulator.py", title="Simulator", icon="🔭", default=True),
-    st.Page(HERE / "views" / "bounds.py", title="Bounds", icon="📉"),
-    st.Page(HERE / "views" / "datasets.py", title="Data sets", icon="🗂️"),
-    st.Page(HERE / "views" / "models.py", title="Models", icon="🧠"),
-    st.Page(HERE / "views" / "your_image.py", title="Your image", icon="📤"),
+    st.Page(HERE / "views" / "simulator.py", title="Simulator", icon=":material/tune:", default=True),
+    st.Page(HERE / "views" / "bounds.py", title="Bounds", icon=":material/insights:"),
+    st.Page(HERE / "views" / "datasets.py", title="Data sets", icon=":material/photo_library:"),
+    st.Page(HERE / "views" / "models.py", title="Models", icon=":material/model_training:"),
+    st.Page(HERE / "views" / "your_image.py", title="Your image", icon=":material/upload_file:"),
 ])
 ui.profile_selector()
 page.run()

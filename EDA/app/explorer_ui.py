@@ -81,7 +81,7 @@ def galaxy_parameters() -> support.GalaxyParameters:
         q = _bound(side.slider, "axis ratio q = b/a", "q", min_value=math.ceil(q_low * 100) / 100,
                    max_value=1.0, step=0.01)
         beta = _bound(side.slider, "orientation β [deg]", "beta", min_value=0.0,
-                      max_value=179.0, step=1.0)
+                      max_value=179.0, step=1.0, format="%.0f")
         shape = {"q": q, "beta_deg": beta}
     else:
         limit = RANGES["shear"].high

@@ -26,9 +26,9 @@ cols[1].metric("g1", f"{params.g1:+.3f}")
 cols[2].metric("g2", f"{params.g2:+.3f}")
 cols[3].metric("axis ratio q", f"{params.q:.3f}")
 cols[4].metric("orientation β", f"{params.beta_deg:.1f}°")
-cols[5].metric("flux in the image", f"{images['clean'].sum():.4g} e⁻",
-               help="Less than the total flux when the galaxy's wings extend beyond the "
-                    "64 × 64 cutout (large r, large n).")
+cols[5].metric("flux in the cutout", f"{100 * images['clean'].sum() / params.flux:.1f}%",
+               help="The share of the total flux inside the 64 × 64 cutout: less than 100% "
+                    "when the galaxy's wings extend beyond it (large r, large n).")
 (st.success if kept else st.warning)(verdict)
 st.caption(f"SNR = √Σ noiseless² / σ. Drawn in {1000 * seconds:.0f} ms "
            "(cached images come back in under 1 ms; a Sérsic index not seen before costs "
