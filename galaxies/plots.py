@@ -5,6 +5,8 @@ and scripts can save it. Nothing here computes results; it only shows them.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .simulate import LABEL_COLUMNS
@@ -95,6 +97,13 @@ def true_vs_predicted(truth: np.ndarray, pred: np.ndarray, title: str = "", colo
 
 # ------------------------------------------------- exploration: the EDA notebook and the app
 
+@functools.lru_cache(maxsize=16)
+def _colour_table(cmap: str) -> np.ndarray:
+    # matplotlib.colormaps[name] returns a fresh copy that rebuilds its table on every call
+    import matplotlib
+    return matplotlib.colormaps[cmap](np.linspace(0, 1, 256), bytes=True)[:, :3]
+
+
 def to_rgb(image: np.ndarray, mode: str = "linear", cmap: str = "magma", upscale: int = 4,
            symmetric: bool = False) -> np.ndarray:
     """An image as an RGB uint8 array for ``st.image``/PIL, without a matplotlib figure (fast).
@@ -103,8 +112,6 @@ def to_rgb(image: np.ndarray, mode: str = "linear", cmap: str = "magma", upscale
     for noise and differences); each pixel becomes ``upscale`` x ``upscale`` screen pixels so
     browsers do not blur it.
     """
-    import matplotlib
-
     values = stretch(np.asarray(image, dtype=np.float64), mode)
     if symmetric:
         top = max(float(np.max(np.abs(values))), 1e-12)
@@ -112,7 +119,8 @@ def to_rgb(image: np.ndarray, mode: str = "linear", cmap: str = "magma", upscale
     else:
         low, high = float(np.min(values)), float(np.max(values))
     scaled = (values - low) / max(high - low, 1e-12)
-    rgb = matplotlib.colormaps[cmap](np.clip(scaled, 0, 1), bytes=True)[..., :3]
+    lut = _colour_table(cmap)
+    rgb = lut[np.clip((scaled * (len(lut) - 1)).round(), 0, len(lut) - 1).astype(np.intp)]
     if upscale > 1:
         rgb = np.repeat(np.repeat(rgb, upscale, axis=0), upscale, axis=1)
     return np.ascontiguousarray(rgb)
@@ -263,5 +271,133 @@ def bounds_vs_snr(frame, widths: dict | None = None, snr_range=(10.0, 100.0), cu
         ax.axvspan(*snr_range, color="tab:green", alpha=0.08)
         if current is not None:
             ax.axvline(current, color="k", ls="--", lw=0.8)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------------ denoising
+
+def denoising_examples(noisy, denoised, noiseless, titles=None, mode: str = "linear",
+                       cmap: str = "magma", size: float = 1.8):
+    """Rows of galaxies; columns: noisy, denoised, noiseless, and the residuals noisy -
+    noiseless and denoised - noiseless (photo-electrons). The three images of a row share one
+    colour scale, the two residuals another (symmetric about 0)."""
+    plt = _plt()
+    noisy, denoised, noiseless = (np.asarray(a, dtype=np.float64) for a in (noisy, denoised, noiseless))
+    if noisy.ndim == 2:
+        noisy, denoised, noiseless = noisy[None], denoised[None], noiseless[None]
+    columns = ("noisy", "denoised", "noiseless", "noisy - noiseless", "denoised - noiseless")
+    fig, axes = plt.subplots(len(noisy), 5, figsize=(size * 5, size * len(noisy)), squeeze=False)
+    for k in range(len(noisy)):
+        shown = [stretch(a[k], mode) for a in (noisy, denoised, noiseless)]
+        low, high = min(float(a.min()) for a in shown), max(float(a.max()) for a in shown)
+        residuals = (noisy[k] - noiseless[k], denoised[k] - noiseless[k])
+        top = max(float(np.abs(residuals[0]).max()), 1e-12)
+        for j, ax in enumerate(axes[k]):
+            if j < 3:
+                ax.imshow(shown[j], cmap=cmap, origin="lower", vmin=low, vmax=high)
+            else:
+                ax.imshow(residuals[j - 3], cmap="RdBu_r", origin="lower", vmin=-top, vmax=top)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_title(columns[j], fontsize=8)
+        if titles is not None:
+            axes[k, 0].set_ylabel(titles[k], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(history, title: str = "", metrics=None, log: bool = True):
+    """Training and validation loss per epoch from a Keras history (a DataFrame like
+    ``history.csv``, or a dict of lists); one panel per metric (default: every metric that
+    has a ``val_`` twin)."""
+    import pandas as pd
+
+    plt = _plt()
+    frame = pd.DataFrame(history)
+    if metrics is None:
+        metrics = [c for c in frame.columns if f"val_{c}" in frame.columns]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 2.8), squeeze=False)
+    epochs = np.arange(1, len(frame) + 1)
+    for ax, metric in zip(axes[0], metrics):
+        ax.plot(epochs, frame[metric], "o-", label="training")
+        ax.plot(epochs, frame[f"val_{metric}"], "s--", label="validation")
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel(metric, fontsize=8)
+        if log and (frame[[metric, f"val_{metric}"]] > 0).all().all():
+            ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def ratio_bars(table, column: str = "rmse/crb", title: str = ""):
+    """Grouped bars of ``column`` per parameter, one bar per estimator, one panel per test set.
+
+    ``table`` is indexed by (test set, estimator, parameter), like `galaxies.denoise.compare`."""
+    plt = _plt()
+    testsets = list(dict.fromkeys(table.index.get_level_values(0)))
+    fig, axes = plt.subplots(1, len(testsets), figsize=(4.2 * len(testsets), 3.0), squeeze=False)
+    for ax, testset in zip(axes[0], testsets):
+        wide = table.loc[testset][column].unstack("estimator").reindex(list(LABEL_COLUMNS))
+        width = 0.8 / max(1, wide.shape[1])
+        for j, estimator in enumerate(wide.columns):
+            ax.bar(np.arange(len(wide)) + (j - (wide.shape[1] - 1) / 2) * width, wide[estimator],
+                   width, label=estimator)
+        ax.set_xticks(np.arange(len(wide)), wide.index, fontsize=7)
+        ax.set_title(testset, fontsize=9)
+        ax.set_ylabel(column, fontsize=8)
+        if column.endswith("/crb"):
+            ax.axhline(1.0, color="k", lw=0.8, ls=":")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------------- final report
+
+def crb_chart(table, title: str = ""):
+    """The seed's CRB chart: per parameter, each estimator's standard deviation (bar) and
+    absolute bias (hatched bar) next to the Cramér–Rao bound (dashed line).
+
+    ``table`` is indexed by (estimator, parameter) with columns ``std``, ``bias`` and ``crb``
+    (`galaxies.report.comparison`)."""
+    plt = _plt()
+    estimators = list(dict.fromkeys(table.index.get_level_values(0)))
+    fig, axes = plt.subplots(1, len(LABEL_COLUMNS), figsize=(3.1 * len(LABEL_COLUMNS), 3.4))
+    x = np.arange(len(estimators))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, column in zip(axes, LABEL_COLUMNS):
+        rows = table.xs(column, level="parameter").reindex(estimators)
+        ax.bar(x - 0.2, rows["std"], 0.4, color=[colors[k % len(colors)] for k in x], label="std")
+        ax.bar(x + 0.2, rows["bias"].abs(), 0.4, color="none", hatch="///",
+               edgecolor=[colors[k % len(colors)] for k in x], label="|bias|")
+        ax.axhline(float(rows["crb"].iloc[0]), color="k", ls="--", lw=1, label="CRB")
+        ax.set_xticks(x, estimators, rotation=75, fontsize=6)
+        ax.set_title(LABEL_NAMES[column], fontsize=8)
+    axes[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def error_vs_snr(table, columns=LABEL_COLUMNS):
+    """RMSE against SNR, one panel per parameter, one line per estimator (rows of ``table``
+    indexed by (estimator, SNR interval), as `galaxies.report.error_vs_snr` returns)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.0 * len(columns), 2.8))
+    for estimator, rows in table.groupby(level="estimator", sort=False):
+        mid = [interval.mid for interval in rows.index.get_level_values("snr")]
+        for ax, column in zip(axes, columns):
+            ax.plot(mid, rows[column], "o-", ms=3, label=estimator)
+    for ax, column in zip(axes, columns):
+        ax.set(xlabel="SNR", yscale="log", title=f"RMSE of {column}")
+    axes[0].legend(fontsize=6)
     fig.tight_layout()
     return fig
