@@ -34,7 +34,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES", "CUTOUT_SUFFIXES", "cutout_bytes", "Unavailable", "require",
     "default_profile", "list_datasets", "list_saved_models", "list_prediction_files",
     "filter_rows", "bounds_table", "bounds_versus_snr", "visibility", "renderer_lock",
-    "estimates_table", "approximate_snr", "predict_one", "psf_image",
+    "estimates_table", "approximate_snr", "predict_one", "psf_image", "maximum_likelihood",
 ]
 
 #: Largest cutout accepted (bytes): a 64 x 64 float64 cutout is 33 kB as .npy, 37 kB as FITS.
@@ -413,6 +413,17 @@ def predict_one(model, image: np.ndarray, psf_fwhm: float, sigma: float):
     pred, std = model.predict(np.asarray(image, dtype=np.float32)[None], psf_fwhm=psf_fwhm,
                               sigma=sigma, **extra)
     return np.asarray(pred, dtype=float)[0], None if std is None else np.asarray(std, float)[0]
+
+
+def maximum_likelihood(image: np.ndarray, psf_fwhm: float, sigma: float):
+    """`galaxies.baseline.fit_image` of one image: ``(params (5,), converged, seconds)``.
+
+    Holds `renderer_lock`, since the fit draws with the process-wide renderer."""
+    baseline = require("galaxies.baseline")
+    with renderer_lock:
+        result = baseline.fit_image(np.asarray(image, dtype=np.float32), float(psf_fwhm),
+                                    float(sigma))
+    return np.asarray(result.params, dtype=float), bool(result.converged), float(result.seconds)
 
 
 def estimates_table(truth, estimates: dict):

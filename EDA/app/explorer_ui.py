@@ -148,9 +148,7 @@ def load_model(path: str, modified: float):
 def fit_image(image_bytes: bytes, psf_fwhm: float, sigma: float):
     """The maximum-likelihood fit of an image (cached by its bytes)."""
     image = np.frombuffer(image_bytes, dtype=np.float32).reshape(64, 64)
-    result = support.require("galaxies.baseline").fit_image(image, psf_fwhm, sigma)
-    return (np.asarray(result.params, dtype=float), bool(result.converged),
-            float(result.seconds))
+    return support.maximum_likelihood(image, psf_fwhm, sigma)
 
 
 def figure_png(fig, dpi: int = 90) -> bytes:

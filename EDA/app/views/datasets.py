@@ -12,8 +12,10 @@ st.title("Data sets")
 profile = ui.current_profile()
 files = support.list_datasets(profile)
 if not files:
+    hint = "" if profile == "smoke" else (
+        " Or choose the profile smoke in the sidebar to build its small sets here.")
     st.info(f"No data sets for profile {profile} yet: run `make datasets PROFILE={profile}` "
-            f"(they are written to data/{profile}/).")
+            f"(they are written to data/{profile}/).{hint}")
     if profile == "smoke" and st.button("Build the smoke data sets here (under a minute)"):
         from galaxies.generate import build_datasets
         with st.spinner("Simulating the smoke data sets ..."):
