@@ -10,6 +10,7 @@ import importlib
 
 BUILDERS: dict[str, str] = {
     "xception": "galaxies.models.xception:build",
+    "autokeras": "galaxies.autokeras_search:build",  # an architecture found by AutoKeras
 }
 
 

@@ -1,0 +1,108 @@
+"""The grid search's records and HiPlot view, and the AutoKeras patch and search."""
+import json
+
+import numpy as np
+import pytest
+
+from galaxies import gridsearch as gs
+
+
+def _records(folder):
+    """Three grid trials and an AutoKeras pick, written as the grid search writes them."""
+    rows = [
+        dict(trial="e16-f16-b2-x64", model="xception", entry_filters=16, block_filters=16,
+             blocks=2, exit_filters=64, parameters=12_000, val_loss=0.105, training_seconds=20.0),
+        dict(trial="e16-f64-b2-x64", model="xception", entry_filters=16, block_filters=64,
+             blocks=2, exit_filters=64, parameters=40_000, val_loss=0.100, training_seconds=40.0),
+        dict(trial="e16-f64-b8-x64", model="xception", entry_filters=16, block_filters=64,
+             blocks=8, exit_filters=64, parameters=110_000, val_loss=0.120, training_seconds=90.0),
+        dict(trial="autokeras_pick", model="autokeras", parameters=1_300_000, val_loss=0.110,
+             training_seconds=120.0, search_val_loss=0.2),
+    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        (folder / f"{row['trial']}.json").write_text(json.dumps({**row, "settings": {}}))
+    return rows
+
+
+def test_expand_grid_gives_every_combination_in_order():
+    points = gs.expand_grid({"blocks": [2, 4], "block_filters": [16, 32, 64]})
+    assert len(points) == 6
+    assert points[0] == {"blocks": 2, "block_filters": 16}
+    assert points[-1] == {"blocks": 4, "block_filters": 64}
+    assert gs.trial_name({"entry_filters": 16, "block_filters": 32, "blocks": 4,
+                          "exit_filters": 64}) == "e16-f32-b4-x64"
+    with pytest.raises(ValueError, match="blocks"):
+        gs.expand_grid({"blocks": []})
+    with pytest.raises(ValueError, match="empty"):
+        gs.expand_grid({})
+
+
+def test_trial_records_load_into_hiplot(tmp_path):
+    rows = _records(tmp_path / "gridsearch")
+    records = gs.load_records(tmp_path / "gridsearch")
+    assert len(records) == len(rows)
+    experiment = gs.hiplot_experiment(records)
+    experiment.validate()
+    assert len(experiment.datapoints) == 4
+    assert {d.values["trial"] for d in experiment.datapoints} == {r["trial"] for r in rows}
+    assert experiment.datapoints[0].values["parameters"] > 0
+    page = gs.save_html(experiment, tmp_path / "out" / gs.HTML_FILE)
+    assert page.is_file() and "hiplot" in page.read_text().lower()
+    assert not list((tmp_path / "out").glob(".tmp-*"))
+
+
+def test_missing_records_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the grid search first"):
+        gs.load_records(tmp_path)
+
+
+def test_best_accuracy_per_parameter_and_the_comparison(tmp_path):
+    records = gs.load_records(_records(tmp_path) and tmp_path)
+    # within 10% of the best grid score (0.100): the 12 k model (0.105) wins on size
+    assert gs.best_per_parameter(records, tolerance=0.10)["trial"] == "e16-f16-b2-x64"
+    assert gs.best_per_parameter(records, tolerance=0.0)["trial"] == "e16-f64-b2-x64"
+    front = gs.pareto_front(records)
+    assert list(front["trial"]) == ["e16-f16-b2-x64", "e16-f64-b2-x64"]
+    table = gs.comparison(records, tolerance=0.10)
+    pick, ref = table.loc["grid: best accuracy per parameter"], table.loc["AutoKeras pick"]
+    assert pick["parameters"] == 12_000 and ref["parameters"] == 1_300_000
+    assert pick["parameters / AutoKeras"] == pytest.approx(12_000 / 1_300_000)
+    assert gs.table(records)["blocks"].dtype.name == "Int64"
+
+
+def test_autokeras_patch_casts_the_head_units():
+    from autokeras.blocks import heads
+    import keras
+    import keras_tuner
+
+    from galaxies import autokeras_search as aks
+
+    aks.patch_autokeras()
+    assert aks.patch_autokeras() is False  # idempotent
+    head = heads.RegressionHead(output_dim=5, dropout=0.0)
+    head.shape = (np.int64(5),)  # what AutoKeras's analyser leaves there
+    out = head.build(keras_tuner.HyperParameters(), keras.Input((7,)))
+    assert tuple(out.shape) == (None, 5)
+    assert head.shape == (5,) and type(head.shape[0]) is int
+
+
+def test_a_one_trial_search_keeps_its_trial_and_a_plain_keras_pick(tmp_path):
+    import keras
+
+    from galaxies import autokeras_search as aks
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 64, 64, 1)).astype(np.float32)
+    y = rng.normal(size=(40, 5)).astype(np.float32)
+    trials = aks.search(x[:32], y[:32], x[32:], y[32:], tmp_path / "noisy",
+                        filters=(4,), max_trials=1, epochs=1, batch_size=16)
+    assert len(trials) == 1 and trials.loc[0, "block_type"] == "vanilla"
+    assert trials.loc[0, "parameters"] > 0 and np.isfinite(trials.loc[0, "val_loss"])
+    assert (tmp_path / "noisy" / "search").is_dir()  # keras-tuner's trials are kept
+    best = json.loads((tmp_path / "noisy" / aks.BEST_FILE).read_text())
+    assert "autokeras" not in json.dumps(best["architecture"])  # loads without AutoKeras
+    model = aks.build((64, 64, 1), 0, 5, architecture=best["architecture"])
+    assert isinstance(model, keras.Model) and model.count_params() == best["parameters"]
+    with pytest.raises(ValueError, match="outputs"):
+        aks.build((64, 64, 1), 0, 10, architecture=best["architecture"])
