@@ -126,8 +126,8 @@ def test_bounds_page_says_when_the_crb_is_missing(monkeypatch):
     monkeypatch.setitem(sys.modules, "galaxies.crb", None)  # import fails like a missing file
     at = open_app("bounds")
     assert "galaxies.crb" in texts(at.info)
-    assert at.dataframe, "the visibility table needs no CRB"
-    table = at.dataframe[-1].value
+    assert at.table, "the visibility table needs no CRB"
+    table = at.table[-1].value
     assert table["distinct change / noise"].idxmin() == "sersic_n"
 
 
@@ -136,12 +136,12 @@ def test_bounds_page_shows_the_bound_and_follows_the_sliders(monkeypatch):
                 crb_vs_snr=fake_bound_vs_snr)
     at = open_app("bounds")
     assert not at.info
-    bound = at.dataframe[0].value["bound (1 sigma)"]
+    bound = at.table[0].value["bound (1 sigma)"]
     assert bound["sersic_n"] == pytest.approx(0.8)
     assert at.image, "the bound-versus-SNR figure"
     at.slider(key="_w_sigma").set_value(400.0).run()
     assert not at.exception
-    assert at.dataframe[0].value["bound (1 sigma)"]["sersic_n"] == pytest.approx(1.6)
+    assert at.table[0].value["bound (1 sigma)"]["sersic_n"] == pytest.approx(1.6)
 
 
 # ------------------------------------------------------------------------------ Data sets
@@ -177,7 +177,7 @@ def test_models_page_without_models_or_predictions():
     shown = texts(at.info)
     assert "No model has been trained yet for profile smoke" in shown
     assert "No predictions yet for profile smoke" in shown
-    assert at.dataframe[0].value["truth"]["sersic_n"] == pytest.approx(3.0)
+    assert at.table[0].value["truth"]["sersic_n"] == pytest.approx(3.0)
 
 
 def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monkeypatch):
@@ -200,16 +200,16 @@ def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monk
 
     fake_module(monkeypatch, "galaxies.baseline", fit_image=lambda image, psf, sigma: Fit())
     at = open_app("models")
-    table = at.dataframe[0].value
+    table = at.table[0].value
     # a zero network predicts the label means
     assert table["tiny_v1"].to_numpy() == pytest.approx([1e5, 3.0, 0.3, 0.0, 0.0])
     at.button(key="models_fit_button").click().run()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = at.table[0].value
     assert table["maximum likelihood"]["sersic_n"] == pytest.approx(2.5)
     assert "converged" in texts(at.caption)
     assert len(at.image) == 2, "the galaxy and the true-vs-predicted figure"
-    bias = at.dataframe[1].value["bias"]
+    bias = at.table[1].value["bias"]
     assert bias["sersic_n"] == pytest.approx(0.01, abs=1e-5)
 
 

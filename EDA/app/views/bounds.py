@@ -45,7 +45,7 @@ if crb_ready:
         st.error(f"The Cramér–Rao bound could not be computed here: {type(err).__name__}: {err}")
     else:
         st.subheader(f"Cramér–Rao bound at SNR {images['snr']:.1f}")
-        st.dataframe(table.style.format("{:.4g}"))
+        st.table(table.style.format("{:.4g}"))
         st.subheader("The bound as the SNR changes")
         try:
             curve = bounds_over_snr(values)
@@ -59,7 +59,7 @@ if crb_ready:
             st.error(f"The bounds over SNR could not be computed: {type(err).__name__}: {err}")
 
 st.subheader("How visible is each parameter?")
-st.dataframe(visibility(values).style.format("{:.3g}"))
+st.table(visibility(values).style.format("{:.3g}"))
 st.caption("`change / noise`: how far a step of 10% of the parameter's range moves the image, "
            "in units of the pixel noise (below ~1 it is lost in one image's noise). "
            "`unique share`: the part of that change the other four parameters cannot mimic. "

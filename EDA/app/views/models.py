@@ -47,5 +47,5 @@ except (io.FileFormatError, ValueError, OSError) as err:
     st.error(f"{row.path.name} does not match {testset.name}: {err}")
     st.stop()
 ui.show_figure(plots.true_vs_predicted(truth, pred, title=row.path.stem))
-st.dataframe(evaluate.summary(predictions, dataset).style.format("{:.4g}"))
+st.table(evaluate.summary(predictions, dataset).style.format("{:.4g}"))
 st.caption(f"{predictions.seconds_per_image * 1000:.2f} ms per image.")
