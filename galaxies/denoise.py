@@ -38,7 +38,8 @@ from .train import HISTORY_FILE, SavedModel, Standardizer
 __all__ = [
     "DENOISERS", "TRAINED_ON", "TESTSETS", "DenoiserConfig", "Denoiser", "fit", "train_denoiser",
     "psnr", "ssim", "quality", "quality_table", "two_stage_name", "train_two_stage",
-    "predict_two_stage", "compare",
+    "predict_two_stage", "compare", "rmse_change", "load_denoiser", "estimator_config",
+    "results_path", "CONTROL", "needs_control", "train_control",
 ]
 
 DENOISERS = ("edsr", "rdn")
@@ -229,6 +230,13 @@ class Denoiser:
         self.path = saved.save(path)
         return self.path
 
+    def summary(self) -> "pd.Series":
+        """How it was trained: parameters, rows, epochs, seconds, images per second, loss."""
+        import pandas as pd
+        keys = ("parameters", "dataset_name", "train_rows", "validation_rows", "epochs_run",
+                "training_seconds", "train_images_per_second", "best_val_loss")
+        return pd.Series({k: self.info.get(k) for k in keys}, name=self.name)
+
     def history(self):
         """The loss per epoch (``history.csv``) as a DataFrame."""
         import pandas as pd
@@ -413,6 +421,48 @@ def estimator_config(profile=None, **overrides):
     return TrainingConfig.from_profile(profile, **{**base, **overrides})
 
 
+CONTROL = "xception-control"
+
+
+def needs_control(profile=None) -> bool:
+    """Whether the profile trains the two-stage estimator on another budget (rows, epochs)
+    than the plain Xception, so that a same-budget control is needed for a fair comparison."""
+    profile = profiles.get(profile)
+    return profile.denoised_limit is not None or profile.denoised_epochs is not None
+
+
+def train_control(profile=None, verbose="auto", force: bool = False,
+                  when_needed: bool = True) -> SavedModel | None:
+    """The plain Xception trained exactly like the two-stage estimators (same rows, epochs,
+    seed, split and augmentation) but on the noisy images, with its predictions on the test
+    sets: estimator ``xception-control``. Its difference from a two-stage estimator is the
+    denoiser's doing alone.
+
+    An existing control is reused when its configuration and training-set recipe match and
+    its predictions exist (both pipeline notebooks call this; the first one trains it).
+    With ``when_needed`` (the default) nothing is trained, and None returned, when the profile
+    trains the two-stage estimator like the plain Xception (`needs_control`).
+    """
+    from . import train
+
+    profile = profiles.get(profile)
+    if when_needed and not needs_control(profile):
+        return None
+    config = estimator_config(profile)
+    path = profile.model_dir(CONTROL, "v1")
+    outputs = [profile.predictions(CONTROL, "v1", t) for t in TESTSETS]
+    info = _training_info(path)
+    wanted = json.loads(json.dumps(asdict(config), default=str))
+    if (not force and info.get("config") == wanted and all(p.is_file() for p in outputs)
+            and info.get("recipe") == io.dataset_info(profile.dataset("v1"))["recipe"]):
+        return SavedModel.load(path)
+    ds = io.load_dataset(profile.dataset("v1"), fields=("img",), rows=config.limit)
+    model = train.fit(config, ds, path, estimator=CONTROL, verbose=verbose)
+    for testset, out in zip(TESTSETS, outputs):
+        train.predict_file(model, profile.dataset(testset), out, estimator=CONTROL, trained_on="v1")
+    return model
+
+
 def train_two_stage(denoiser: str, profile=None, verbose="auto", progress: bool = True,
                     **overrides) -> SavedModel:
     """Denoise the v1 training set with the trained ``denoiser`` and train the Xception
@@ -485,8 +535,9 @@ def _crb_for(path, profile):
 
 def compare(profile=None, denoisers=DENOISERS, testsets=TESTSETS, baseline: str = "xception",
             with_crb: bool = True) -> "pd.DataFrame":
-    """RMSE (and RMSE / CRB) of the plain Xception and of each two-stage estimator on each
-    test set, from their saved predictions.
+    """RMSE (and RMSE / CRB) of the plain Xception, of its same-budget control (when trained,
+    see `train_control`) and of each two-stage estimator on each test set, from their saved
+    predictions.
 
     Rows: (test set, estimator, parameter), columns those of `galaxies.evaluate.against_crb`
     (or `summary` when ``with_crb`` is false) plus ``train_rows`` and ``epochs_run`` of the
@@ -498,7 +549,7 @@ def compare(profile=None, denoisers=DENOISERS, testsets=TESTSETS, baseline: str 
     from . import evaluate
 
     profile = profiles.get(profile)
-    estimators = [baseline] + [two_stage_name(d) for d in denoisers]
+    estimators = [baseline, CONTROL] + [two_stage_name(d) for d in denoisers]
     tables = {}
     for testset in testsets:
         data_path = profile.dataset(testset)
@@ -519,6 +570,37 @@ def compare(profile=None, denoisers=DENOISERS, testsets=TESTSETS, baseline: str 
     if not tables:
         return pd.DataFrame()
     return pd.concat(tables, names=["testset", "estimator"])
+
+
+def rmse_change(table, baseline: str | None = None) -> "pd.DataFrame":
+    """Relative change of the RMSE of each estimator against ``baseline`` in a `compare` table,
+    in percent (negative: lower RMSE than the baseline). The default baseline is the
+    same-budget control when the table has it, else the plain Xception. Rows: (test set,
+    estimator), columns: the parameters."""
+    import pandas as pd
+
+    from .simulate import LABEL_COLUMNS
+
+    order = list(dict.fromkeys(table.index.droplevel("parameter")))  # keep the table's order
+    rmse = table["rmse"].unstack("parameter").reindex(index=order, columns=list(LABEL_COLUMNS))
+    if baseline is None:
+        present = set(rmse.index.get_level_values("estimator"))
+        baseline = CONTROL if CONTROL in present else "xception"
+    out = {}
+    for (testset, estimator), row in rmse.iterrows():
+        if estimator != baseline and (testset, baseline) in rmse.index:
+            out[(testset, estimator)] = 100.0 * (row / rmse.loc[(testset, baseline)] - 1.0)
+    frame = pd.DataFrame.from_dict(out, orient="index")
+    if len(frame):
+        frame.index = pd.MultiIndex.from_tuples(frame.index, names=["testset", "estimator"])
+    return frame
+
+
+def results_path(profile, filename: str) -> Path:
+    """``results/<profile>/denoising/<filename>`` (the folder is created)."""
+    folder = profiles.get(profile).results_dir / "denoising"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / filename
 
 
 def _training_info(model_dir: Path) -> dict:

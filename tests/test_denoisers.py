@@ -164,3 +164,31 @@ def test_profiles_size_the_denoisers():
     assert profiles.get("full").denoiser_sizes == profiles.SEED_DENOISERS
     with pytest.raises(ValueError, match="loss"):
         denoise.DenoiserConfig(loss="huber")
+
+
+# ------------------------------------------------------------------- comparing estimators
+
+def test_compare_and_rmse_change_read_the_predictions_files(small_sets, tmp_path, monkeypatch):
+    import shutil
+
+    from galaxies import io
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    profile = profiles.get("smoke")
+    profile.data_dir.mkdir(parents=True)
+    shutil.copy(small_sets["fixed"], profile.dataset("snr60"))
+    truth = io.load_dataset(profile.dataset("snr60"), fields=()).label.astype(np.float64)
+    # constant offsets, large enough for float32 predictions of a flux of 1e5
+    errors = {"xception": 200.0, denoise.CONTROL: 100.0, "edsr-xception": 90.0}
+    for estimator, offset in errors.items():
+        io.write_predictions(profile.predictions(estimator, "v1", "snr60"), truth + offset,
+                             np.arange(len(truth)), estimator=estimator, dataset="snr60",
+                             seconds_per_image=1e-3)
+    table = denoise.compare(profile, denoisers=("edsr", "rdn"), testsets=("snr60",),
+                            with_crb=False)
+    assert list(table.index.get_level_values("estimator").unique()) == list(errors)
+    np.testing.assert_allclose(table.xs(("snr60", "edsr-xception"))["rmse"], 90.0, rtol=1e-3)
+    change = denoise.rmse_change(table)  # against the control when there is one
+    assert list(change.index) == [("snr60", "xception"), ("snr60", "edsr-xception")]
+    np.testing.assert_allclose(change.loc[("snr60", "edsr-xception")], -10.0, rtol=1e-3)
+    np.testing.assert_allclose(denoise.rmse_change(table, "xception").loc[("snr60", "edsr-xception")],
+                               -55.0, rtol=1e-3)
