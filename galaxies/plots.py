@@ -324,6 +324,7 @@ def learning_curves(history, title: str = "", metrics=None, log: bool = True):
         ax.plot(epochs, frame[metric], "o-", label="training")
         ax.plot(epochs, frame[f"val_{metric}"], "s--", label="validation")
         ax.set_xlabel("epoch", fontsize=8)
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.set_ylabel(metric, fontsize=8)
         if log and (frame[[metric, f"val_{metric}"]] > 0).all().all():
             ax.set_yscale("log")
