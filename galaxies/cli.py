@@ -182,6 +182,94 @@ def predict(model_dir, data, pred, limit, batch_size):
 # --------------------------------------------------------------- commands of later parts
 # (the Cramér–Rao bound, fits, evaluation, training and prediction add theirs below)
 
+@main.command()
+@click.option("--flux", type=float, default=1e5, show_default=True, help="Total flux, photo-electrons.")
+@click.option("--sersic-n", type=float, default=3.0, show_default=True, help="Sérsic index.")
+@click.option("--sersic-r", type=float, default=0.3, show_default=True, help="Half-light radius, arcsec.")
+@click.option("--g1", type=float, default=-0.069, show_default=True, help="Reduced shear g1.")
+@click.option("--g2", type=float, default=0.15, show_default=True, help="Reduced shear g2.")
+@click.option("--psf", type=float, default=0.5, show_default=True, help="PSF FWHM, arcsec.")
+@click.option("--sigma", type=float, default=200.0, show_default=True, help="Read-noise sigma.")
+@click.option("--dataset", type=click.Path(dir_okay=False), default=None,
+              help="Instead: the bounds of every galaxy of this data set (cached next to it).")
+@click.option("--limit", type=int, default=None, help="With --dataset: only the first LIMIT rows.")
+@click.option("--jobs", type=int, default=None, help="With --dataset: worker processes.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by label column.")
+@user_errors
+def crb(flux, sersic_n, sersic_r, g1, g2, psf, sigma, dataset, limit, jobs, as_json):
+    """Cramér–Rao bounds (standard deviations) of flux, n, r, g1 and g2 for one galaxy image.
+
+    With --dataset, the bounds of each galaxy of a data set are computed (and kept in
+    <set>.crb.h5 beside it); their RMS over the rows is printed.
+    """
+    import json
+
+    import numpy as np
+
+    from . import crb as crb_module
+    from .simulate import LABEL_COLUMNS
+    if dataset:
+        bounds = crb_module.for_dataset(dataset, limit=limit, jobs=jobs)
+        done = ~np.isnan(bounds).all(axis=1)
+        values = np.sqrt(np.nanmean(bounds[done] ** 2, axis=0)) if done.any() else np.full(5, np.nan)
+        title = (f"RMS Cramér–Rao bound over {int(done.sum())} galaxies of {dataset} "
+                 f"(per galaxy in {crb_module.cache_path(dataset)})")
+    else:
+        values = crb_module.cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=psf, sigma=sigma)
+        title = (f"Cramér–Rao bound (1 sigma) at flux={flux:g}, n={sersic_n:g}, r={sersic_r:g}, "
+                 f"g=({g1:g}, {g2:g}), psf={psf:g}, sigma={sigma:g}")
+    if as_json:
+        click.echo(json.dumps({c: float(v) for c, v in zip(LABEL_COLUMNS, values)}))
+        return
+    click.echo(title)
+    for column, value in zip(LABEL_COLUMNS, values):
+        click.echo(f"  {column:<9} {value:.4g}")
+
+
+@main.command()
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("pred", type=click.Path(dir_okay=False))
+@click.option("--limit", type=int, default=None, help="Fit only the first LIMIT images.")
+@click.option("--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@user_errors
+def fit(data, pred, limit, jobs):
+    """Maximum-likelihood fit (L-BFGS-B) of every image of DATA; predictions written to PRED."""
+    from .baseline import fit_dataset
+    from .io import load_predictions
+    path = fit_dataset(data, pred, limit=limit, jobs=jobs)
+    result = load_predictions(path)
+    converged = result.extra["converged"]
+    click.echo(f"wrote {path}: {len(result)} fits, {int(converged.sum())} converged, "
+               f"{result.seconds_per_image:.3f} s per image (CPU, one core)")
+
+
+@main.command()
+@click.argument("pred", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--no-crb", is_flag=True, help="Skip the Cramér–Rao bound (and the ratios to it).")
+@click.option("--by-snr", is_flag=True, help="Also print the RMSE in bins of SNR.")
+@click.option("--jobs", type=int, default=None, help="Processes for the bounds of a random set.")
+@user_errors
+def evaluate(pred, data, no_crb, by_snr, jobs):
+    """Bias, standard deviation and RMSE of the predictions PRED of data set DATA, and their
+    ratios to the Cramér–Rao bound."""
+    import pandas as pd
+
+    from . import evaluate as ev
+    from . import io
+    predictions = io.load_predictions(pred)
+    dataset = io.load_dataset(data, fields=())
+    if no_crb:
+        table = ev.summary(predictions, dataset)
+    else:
+        table = ev.against_dataset_crb(predictions, dataset, jobs=jobs)
+    with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
+        click.echo(f"{predictions.estimator} on {dataset.name} ({len(predictions)} rows, "
+                   f"{predictions.seconds_per_image:.3g} s per image)")
+        click.echo(table.to_string())
+        if by_snr:
+            click.echo(ev.by_snr(predictions, dataset).to_string())
+
 
 if __name__ == "__main__":
     main()

@@ -289,7 +289,7 @@ def checked_rows(label, psf_fwhm, sigma) -> np.ndarray:
 
 
 def for_dataset(path, limit: int | None = None, jobs: int | None = None,
-                progress: bool = True) -> np.ndarray:
+                progress: bool = True, rows=None) -> np.ndarray:
     """Cramér–Rao bounds of every galaxy of a data set: an (N, 5) array, row i for row i of
     the set, in label units.
 
@@ -298,6 +298,8 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
         limit:     compute only the first ``limit`` rows (the others are NaN).
         jobs:      worker processes (default: all cores; 1 computes in this process).
         progress:  show a tqdm progress bar.
+        rows:      instead of ``limit``: the row numbers to compute (e.g. those an estimator
+                   predicted); the others are NaN.
 
     Results are kept in `cache_path` (``<set>.crb.h5``, written atomically) and reused while
     the set's labels, PSF and noise are unchanged; rows computed before are not recomputed.
@@ -313,12 +315,19 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     size = len(dataset)
     if limit is not None and (int(limit) != limit or limit < 0):
         raise ValueError(f"limit = {limit} must be a non-negative integer")
-    wanted = size if limit is None else min(int(limit), size)
-    params = checked_rows(dataset.label[:wanted], dataset.psf_fwhm[:wanted], dataset.sigma[:wanted])
+    if rows is not None:
+        wanted = np.unique(np.asarray(rows, dtype=np.int64))
+        if len(wanted) and (wanted[0] < 0 or wanted[-1] >= size):
+            raise ValueError(f"rows must lie in [0, {size}) for {path}")
+    else:
+        wanted = np.arange(size if limit is None else min(int(limit), size))
+    params = np.zeros((size, 7))
+    params[wanted] = checked_rows(dataset.label[wanted], dataset.psf_fwhm[wanted],
+                                  dataset.sigma[wanted])
     fingerprint = _fingerprint(dataset.label, dataset.psf_fwhm, dataset.sigma)
     store = cache_path(path)
     crb, computed = _read_cache(store, fingerprint, size)
-    todo_rows = np.flatnonzero(~computed[:wanted])
+    todo_rows = wanted[~computed[wanted]]
     if len(todo_rows):
         unique, inverse = np.unique(params[todo_rows], axis=0, return_inverse=True)
         inverse = inverse.ravel()
@@ -355,6 +364,6 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
             f.attrs["steps"] = json.dumps(STEPS, sort_keys=True)
             f.attrs["noise_model"] = "Gaussian, variance sigma^2 + mu (Poisson + read noise)"
             f.attrs["galaxies_version"] = io._version()
-    out = crb.copy()
-    out[wanted:] = np.nan
+    out = np.full((size, 5), np.nan)
+    out[wanted] = crb[wanted]
     return out

@@ -14,7 +14,8 @@ import pandas as pd
 from . import io
 from .simulate import LABEL_COLUMNS
 
-__all__ = ["aligned", "summary", "against_crb", "by_snr", "calibration", "list_predictions"]
+__all__ = ["aligned", "summary", "against_crb", "by_snr", "calibration", "list_predictions",
+           "dataset_crb", "against_dataset_crb", "crb_by_snr"]
 
 
 def _load(predictions, dataset):
@@ -124,3 +125,55 @@ def list_predictions(folder: str | Path) -> pd.DataFrame:
                      "n": len(attrs), "path": path})
     return pd.DataFrame(rows, columns=["estimator", "trained_on", "testset", "seconds_per_image",
                                        "n", "path"])
+
+
+# ------------------------------------------------- bounds of the galaxies of a data set
+
+def dataset_crb(predictions, dataset, jobs: int | None = None, progress: bool = True) -> np.ndarray:
+    """Cramér–Rao bounds (N, 5) of the rows of ``dataset`` (as loaded) that ``predictions``
+    cover, from `galaxies.crb.for_dataset` (computed once, then read from ``<set>.crb.h5``);
+    rows the predictions do not cover are NaN. Accepts loaded objects or paths."""
+    from . import crb
+
+    predictions, dataset = _load(predictions, dataset)
+    _, _, take = aligned(predictions, dataset)
+    file_rows = dataset.rows[take]
+    bounds = crb.for_dataset(dataset.path, rows=file_rows, jobs=jobs, progress=progress)
+    return bounds[dataset.rows]
+
+
+def against_dataset_crb(predictions, dataset, jobs: int | None = None,
+                        progress: bool = True) -> pd.DataFrame:
+    """`against_crb` with the bounds of the very galaxies predicted (`dataset_crb`): bias, std
+    and RMSE per parameter and their ratios to the (RMS) Cramér–Rao bound."""
+    predictions, dataset = _load(predictions, dataset)
+    return against_crb(predictions, dataset, dataset_crb(predictions, dataset, jobs, progress))
+
+
+def crb_by_snr(predictions, dataset, crb, bins=(10, 15, 20, 30, 45, 65, 100)) -> pd.DataFrame:
+    """RMSE, RMS Cramér–Rao bound and their ratio per parameter in bins of SNR.
+
+    ``crb`` is (N, 5), one row per row of ``dataset`` (NaN rows are left out of the bound's
+    average). Columns are a MultiIndex (parameter, ``rmse`` | ``crb`` | ``rmse/crb``), plus
+    ``n``, the galaxies per bin; rows are SNR intervals.
+    """
+    predictions, dataset = _load(predictions, dataset)
+    pred, truth, take = aligned(predictions, dataset)
+    crb = np.asarray(crb, dtype=np.float64)
+    if crb.shape != (len(dataset), 5):
+        raise ValueError(f"crb has shape {crb.shape}, expected ({len(dataset)}, 5)")
+    which = pd.cut(dataset.snr[take], bins=list(bins), include_lowest=True)
+    squares = {}
+    for j, column in enumerate(LABEL_COLUMNS):
+        squares[(column, "rmse")] = (pred[:, j] - truth[:, j]) ** 2
+        squares[(column, "crb")] = crb[take, j] ** 2
+    grouped = pd.DataFrame(squares).groupby(which, observed=False)
+    means = grouped.mean()
+    table = pd.DataFrame({("n", ""): grouped.size()})
+    for column in LABEL_COLUMNS:
+        table[(column, "rmse")] = np.sqrt(means[(column, "rmse")])
+        table[(column, "crb")] = np.sqrt(means[(column, "crb")])
+        table[(column, "rmse/crb")] = table[(column, "rmse")] / table[(column, "crb")]
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["parameter", "quantity"])
+    table.index.name = "snr"
+    return table
