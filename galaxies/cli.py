@@ -151,18 +151,44 @@ def run(profile, only, force, jobs, list_steps):
 @click.option("--batch-size", type=int, default=None, help="[default: the profile's]")
 @click.option("--limit", type=int, default=None, help="Use only the first rows of the set.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--learning-rate", type=float, default=None, help="Peak learning rate [default: the profile's].")
+@click.option("--schedule", type=click.Choice(["cosine", "plateau"]), default="cosine", show_default=True)
+@click.option("--no-augment", is_flag=True, help="Do not turn and mirror the training images.")
+@click.option("--size", "sizes", multiple=True, metavar="KEY=VALUE",
+              help="A builder keyword, e.g. blocks=4 or stem=conv (repeatable).")
 @user_errors
 def train(model, data, out, profile, inputs, condition, psf_channel, uncertainty, epochs,
-          batch_size, limit, seed):
+          batch_size, limit, seed, learning_rate, schedule, no_augment, sizes):
     """Train MODEL (default xception) on a data set and save it to a model directory."""
     from .train import TrainingConfig, fit
-    overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size).items() if v is not None}
+    overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size,
+                                       learning_rate=learning_rate).items() if v is not None}
+    if sizes:
+        overrides["model_kwargs"] = _keywords(sizes)
     config = TrainingConfig.from_profile(
         profile, model=model, inputs=inputs, psf_channel=psf_channel, uncertainty=uncertainty,
-        conditioning=tuple(c for c in condition.split(",") if c), limit=limit, seed=seed, **overrides)
+        conditioning=tuple(c for c in condition.split(",") if c), limit=limit, seed=seed,
+        schedule=schedule, augment=not no_augment, **overrides)
     saved = fit(config, data, out)
     click.echo(f"wrote {saved.path} ({saved.info['epochs_run']} epochs, "
                f"{saved.info['training_seconds']:.0f} s, best val loss {saved.info['best_val_loss']:.4g})")
+
+
+def _keywords(pairs) -> dict:
+    """``("blocks=4", "stem=conv")`` -> ``{"blocks": 4, "stem": "conv"}`` (numbers parsed)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--size {pair!r} must look like KEY=VALUE, e.g. blocks=4")
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                continue
+        out[key.strip()] = value
+    return out
 
 
 @main.command()

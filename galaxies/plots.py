@@ -402,3 +402,54 @@ def error_vs_snr(table, columns=LABEL_COLUMNS):
     axes[0].legend(fontsize=6)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------- Xception estimators
+
+def compare_learning_curves(histories: dict, metric: str = "loss", log: bool = True, title: str = ""):
+    """Training (solid) and validation (dashed) ``metric`` per epoch of several models on one
+    axis; ``histories`` maps a model's name to its history (``history.csv`` as a DataFrame)."""
+    import pandas as pd
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (name, history) in enumerate(histories.items()):
+        frame = pd.DataFrame(history)
+        epochs = np.arange(1, len(frame) + 1)
+        color = colors[k % len(colors)]
+        ax.plot(epochs, frame[metric], "-", color=color, label=f"{name}")
+        if f"val_{metric}" in frame:
+            ax.plot(epochs, frame[f"val_{metric}"], "--", color=color)
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.set_ylabel(f"{metric} (solid: training, dashed: validation)", fontsize=8)
+    if log:
+        ax.set_yscale("symlog" if any((pd.DataFrame(h)[metric] <= 0).any() for h in histories.values())
+                      else "log")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def zscore_histograms(truth: np.ndarray, pred: np.ndarray, pred_std: np.ndarray, title: str = "",
+                      columns=LABEL_COLUMNS, bins: int = 40):
+    """Histograms of ``z = (pred - true) / pred_std`` per label against the standard normal
+    (what a calibrated uncertainty gives), with the standard deviation of z and the share of
+    |z| <= 1 (68.3% when calibrated) in each title."""
+    plt = _plt()
+    z = (np.asarray(pred, np.float64) - truth) / pred_std
+    fig, axes = plt.subplots(1, len(columns), figsize=(2.8 * len(columns), 2.6))
+    grid = np.linspace(-4, 4, 200)
+    for j, (ax, column) in enumerate(zip(np.atleast_1d(axes), columns)):
+        values = z[:, j][np.isfinite(z[:, j])]
+        ax.hist(np.clip(values, -4, 4), bins=bins, range=(-4, 4), density=True, alpha=0.7)
+        ax.plot(grid, np.exp(-grid ** 2 / 2) / np.sqrt(2 * np.pi), "k--", lw=1)
+        ax.set_title(f"{column}: std {values.std():.2f}, {100 * np.mean(np.abs(values) <= 1):.0f}%",
+                     fontsize=8)
+        ax.set_xlabel("(pred - true) / pred_std", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -79,6 +79,15 @@ class Profile:
     gridsearch_epochs: int = 10
     gridsearch_grid: dict = field(default_factory=lambda: dict(
         entry_filters=[16], block_filters=[16, 32, 64], blocks=[2, 4, 8], exit_filters=[64, 128]))
+    #: Xception estimators (`galaxies.estimators`, models/xception.ipynb): the variants the
+    #: notebook trains, builder keywords for all of them (empty: the builder's defaults), the
+    #: peak learning rate and the rows of each training set (None: all); epochs, batch size
+    #: and patience are ``epochs``, ``batch_size`` and ``patience`` above
+    xception_variants: tuple = ("xception_v1", "xception_v2", "xception_v3",
+                                "xception-noiseless_v1", "xception-nll_v1")
+    xception_model: dict = field(default_factory=dict)
+    xception_learning_rate: float = 3e-3
+    xception_limit: int | None = None
     #: per-estimator settings that later parts of the project read, by estimator name
     extra: dict = field(default_factory=dict)
 
@@ -123,6 +132,8 @@ PROFILES: dict[str, Profile] = {
         autokeras_filters=(8, 16), autokeras_retrain_epochs=1,
         gridsearch_rows=128, gridsearch_epochs=1,
         gridsearch_grid=dict(entry_filters=[4], block_filters=[4, 8], blocks=[1], exit_filters=[8]),
+        xception_variants=("xception_v1", "xception_v2", "xception_v3", "xception-psfimg_v3",
+                           "xception-noiseless_v1", "xception-nll_v1"),
     ),
     "quick": Profile(
         name="quick",

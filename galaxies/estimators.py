@@ -1,0 +1,126 @@
+"""The project's Xception estimators: what each one is trained on, and running them.
+
+Each variant is a model directory ``models/<profile>/<estimator>_<trainset>/`` and, for every
+test set, a predictions file ``results/<profile>/predictions/<estimator>_<trainset>__<testset>.h5``:
+
+=========================  =========  ==========================================================
+name                       train set  what it is
+=========================  =========  ==========================================================
+``xception_v1``            v1         fixed PSF (0.5") and noise (sigma 200): the main estimator
+``xception_v2``            v2         noise sigma varies in [200, 400]; sigma is a known input
+``xception_v3``            v3         PSF FWHM varies in [0.5", 1"] too; FWHM and sigma known
+``xception-psfimg_v3``     v3         as v3, but the PSF image is a second image channel
+``xception-noiseless_v1``  v1         trained and evaluated on the noiseless images (the floor)
+``xception-nll_v1``        v1         also predicts a standard deviation per label (pred_std)
+=========================  =========  ==========================================================
+
+Sigma and the PSF are known for real surveys (measured from the background and from stars), so
+giving them to the network is fair; the noise level could also be read off the image's
+background, the PSF hardly. Sizes, epochs and which variants run come from the profile
+(``epochs``, ``batch_size``, ``patience``, ``xception_*``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import profiles
+
+TESTSETS = ("snr60", "snr30", "test")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained estimator: its file names and its `galaxies.train.TrainingConfig` options."""
+
+    estimator: str
+    trainset: str
+    description: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.estimator}_{self.trainset}"
+
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in [
+    Variant("xception", "v1", "fixed PSF and noise"),
+    Variant("xception", "v2", "noise varies; sigma known", {"conditioning": ("sigma",)}),
+    Variant("xception", "v3", "PSF and noise vary; PSF FWHM and sigma known",
+            {"conditioning": ("psf_fwhm", "sigma")}),
+    Variant("xception-psfimg", "v3", "PSF and noise vary; PSF image as a channel, sigma known",
+            {"psf_channel": True, "conditioning": ("sigma",)}),
+    Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
+    Variant("xception-nll", "v1", "fixed PSF and noise; predicts a standard deviation too",
+            {"uncertainty": True}),
+]}
+
+
+def variant(name: str) -> Variant:
+    """The variant called ``name`` (e.g. ``"xception_v2"``)."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown Xception variant {name!r}; choose from {', '.join(VARIANTS)}") from None
+
+
+def config(name: str, profile=None, **overrides):
+    """The `galaxies.train.TrainingConfig` of a variant under a profile."""
+    from .train import TrainingConfig
+    v = variant(name)
+    return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **overrides})
+
+
+def model_dir(name: str, profile=None) -> Path:
+    v = variant(name)
+    return profiles.get(profile).model_dir(v.estimator, v.trainset)
+
+
+def train(name: str, profile=None, verbose=2, **overrides):
+    """Train a variant on its training set under ``profile`` and save it to `model_dir`.
+    Keyword arguments replace `galaxies.train.TrainingConfig` fields. Returns the
+    `galaxies.train.SavedModel`."""
+    from .train import fit
+    profile = profiles.get(profile)
+    v = variant(name)
+    return fit(config(name, profile, **overrides), profile.dataset(v.trainset),
+               model_dir(name, profile), estimator=v.estimator, verbose=verbose)
+
+
+def predict(name: str, profile=None, testsets=TESTSETS) -> dict[str, Path]:
+    """Write a trained variant's predictions on each test set; returns the files by test set.
+    A noiseless variant reads the test sets' noiseless images."""
+    from . import testsets as testsets_module
+    profile = profiles.get(profile)
+    v = variant(name)
+    return testsets_module.predict(model_dir(name, profile), profile, estimator=v.estimator,
+                                   dataset=v.trainset, testsets=testsets)
+
+
+def load(name: str, profile=None):
+    """The trained variant as a `galaxies.train.SavedModel`."""
+    from .train import SavedModel
+    path = model_dir(name, profile)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: {name} is not trained under profile "
+                                f"{profiles.get(profile).name} (run models/xception.ipynb)")
+    return SavedModel.load(path)
+
+
+def against_crb(names, profile=None, testsets=TESTSETS):
+    """Bias, std, RMSE and their ratios to the CRB of each variant's predictions, indexed by
+    (estimator, testset, parameter); variants without predictions are left out."""
+    import pandas as pd
+
+    from . import testsets as testsets_module
+    profile = profiles.get(profile)
+    tables = {}
+    for name in names:
+        v = variant(name)
+        try:
+            tables[name] = testsets_module.against_crb(profile, v.estimator, v.trainset, testsets)
+        except FileNotFoundError:
+            continue
+    if not tables:
+        raise FileNotFoundError(f"no predictions of {', '.join(names)} under profile {profile.name}")
+    return pd.concat(tables, names=["estimator"])

@@ -1,0 +1,215 @@
+"""The Xception estimator: builder, training, saved models, predictions files, uncertainty."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from galaxies import io, train
+from galaxies.simulate import GalaxyRenderer
+
+TINY = dict(entry_filters=8, block_filters=8, blocks=1, exit_filters=8)
+
+
+@pytest.fixture(scope="module")
+def keras():
+    return pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def trained(small_sets, tmp_path_factory, keras):
+    """Two tiny models trained on the 40-galaxy set: a plain one and one with sigma as a known
+    input and a standard deviation per label."""
+    folder = tmp_path_factory.mktemp("models")
+    plain = train.fit(train.TrainingConfig(epochs=6, batch_size=8, learning_rate=3e-3,
+                                           model_kwargs=TINY, patience=6),
+                      small_sets["random"], folder / "xception_v1", verbose=0)
+    nll = train.fit(train.TrainingConfig(epochs=2, batch_size=8, uncertainty=True,
+                                         conditioning=("sigma",), model_kwargs=TINY),
+                    small_sets["random"], folder / "xception-nll_v1", estimator="xception-nll",
+                    verbose=0)
+    return {"plain": plain, "nll": nll}
+
+
+# ------------------------------------------------------------------------------ builder
+
+@pytest.mark.parametrize("kwargs, n_conditioning, n_outputs", [
+    ({}, 0, 5), ({"stem": "conv"}, 0, 5), ({"patch": 8}, 2, 10), ({"patch": 2, **TINY}, 1, 5)])
+def test_builder_output_shape(keras, kwargs, n_conditioning, n_outputs):
+    from galaxies.models import get_builder
+    model = get_builder("xception")((64, 64, 2), n_conditioning, n_outputs, **kwargs)
+    x = [np.zeros((3, 64, 64, 2), np.float32)]
+    if n_conditioning:
+        x.append(np.zeros((3, n_conditioning), np.float32))
+    assert model.predict_on_batch(x if len(x) > 1 else x[0]).shape == (3, n_outputs)
+
+
+def test_seed_architecture_is_kept(keras):
+    from galaxies.models.xception import SEED, build
+    model = build((64, 64, 1), **SEED)
+    assert model.count_params() == 86821  # the seed's layout: 5x5/2 conv, 8 blocks at 32 x 32
+    assert model.get_layer(index=1).strides == (2, 2)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"stem": "pixels"}, "stem"), ({"patch": 5}, "multiple"),
+                                            ({"blocks": -1}, "blocks"), ({"block_filters": 0}, "block_filters")])
+def test_builder_rejects_bad_sizes(keras, kwargs, message):
+    from galaxies.models.xception import build
+    with pytest.raises(ValueError, match=message):
+        build((64, 64, 1), **kwargs)
+
+
+# ------------------------------------------------------------------------- augmentation
+
+@pytest.mark.parametrize("element", range(8))
+def test_dihedral_matches_the_simulation(element):
+    """Turning or mirroring a rendered galaxy gives the galaxy rendered with the transformed
+    shear: the augmentation teaches the network nothing false."""
+    renderer = GalaxyRenderer()
+    label = np.array([[1e5, 1.5, 0.4, 0.3, -0.2]])
+    image = renderer.draw(*label[0], 0.6)[None]
+    turned, new_label = train.dihedral(image, label, element)
+    expected = renderer.draw(*new_label[0], 0.6)
+    np.testing.assert_allclose(turned[0], expected, atol=1e-3 * image.max())
+    assert new_label[0, :3].tolist() == label[0, :3].tolist()
+
+
+def test_dihedral_rejects_unknown_element():
+    with pytest.raises(ValueError, match="0..7"):
+        train.dihedral(np.zeros((1, 4, 4)), np.zeros((1, 5)), 8)
+
+
+# ------------------------------------------------------------------------------ training
+
+def test_training_lowers_the_loss(trained):
+    history = trained["plain"].history()
+    assert list(history.columns[:1]) == ["epoch"] and "learning_rate" in history
+    assert history["loss"].iloc[-1] < 0.8 * history["loss"].iloc[0]
+    info = trained["plain"].info
+    assert info["train_rows"] + info["validation_rows"] == 40 and info["epochs_run"] >= 1
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="conditioning"):
+        train.TrainingConfig(conditioning=("snr",))
+    with pytest.raises(ValueError, match="schedule"):
+        train.TrainingConfig(schedule="step")
+    with pytest.raises(ValueError, match="learning_rate"):
+        train.TrainingConfig(learning_rate=0)
+    config = train.TrainingConfig.from_profile("smoke", epochs=3)
+    assert config.epochs == 3 and config.batch_size == 64
+
+
+def test_scalers_fitted_on_training_rows_only(trained, small_sets):
+    saved = trained["plain"]
+    ds = io.load_dataset(small_sets["random"])
+    train_rows, _ = train.split_rows(len(ds), 0.1, 0)
+    np.testing.assert_allclose(saved.scalers["label"].mean, ds.label[train_rows].mean(axis=0), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------- saved models
+
+def test_save_load_round_trip_gives_identical_predictions(trained, small_sets, tmp_path):
+    saved = trained["nll"]
+    ds = io.load_dataset(small_sets["fixed"])
+    before = saved.predict_dataset(ds)
+    copy = saved.save(tmp_path / "copy")
+    loaded = train.SavedModel.load(copy)
+    after = loaded.predict_dataset(ds)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    assert json.loads((copy / train.SCALERS_FILE).read_text()).keys() == {"image", "conditioning", "label"}
+    assert loaded.info["config"]["conditioning"] == ["sigma"] and loaded.uncertainty
+
+
+def test_load_names_what_is_missing(tmp_path):
+    (tmp_path / "model.keras").write_text("")
+    with pytest.raises(FileNotFoundError, match="scalers.json"):
+        train.SavedModel.load(tmp_path)
+
+
+def test_predict_checks_its_inputs(trained):
+    with pytest.raises(ValueError, match=r"\(N, 64, 64\)"):
+        trained["plain"].predict(np.zeros((2, 32, 32)))
+    with pytest.raises(ValueError, match="needs sigma"):
+        trained["nll"].predict(np.zeros((2, 64, 64)))
+
+
+# ------------------------------------------------------------------------- predictions
+
+def test_predictions_file_contract(trained, small_sets, tmp_path):
+    out = train.predict_file(trained["plain"].path, small_sets["fixed"], tmp_path / "p.h5", limit=10)
+    pred = io.load_predictions(out)
+    assert pred.pred.shape == (10, 5) and pred.pred.dtype == np.float32
+    assert pred.index.tolist() == list(range(10)) and pred.pred_std is None
+    assert pred.estimator == "xception" and pred.dataset == "snr60"
+    assert pred.attrs["trained_on"] == "v1" and 0 < pred.seconds_per_image < 1
+    assert np.all(np.isfinite(pred.pred)) and np.all(pred.pred[:, 0] > 0)  # flux in e-, not scaled
+
+
+def test_predicting_a_file_that_breaks_the_contract(trained, small_sets, tmp_path):
+    from click.testing import CliRunner
+
+    from galaxies.cli import main
+    broken = tmp_path / "broken.h5"
+    with h5py.File(small_sets["fixed"], "r") as src, h5py.File(broken, "w") as dst:
+        for name in src:
+            if name != "sigma":
+                src.copy(name, dst)
+        dst.attrs.update(src.attrs)
+    with pytest.raises(io.FileFormatError, match="sigma"):
+        train.predict_file(trained["plain"].path, broken, tmp_path / "p.h5")
+    result = CliRunner().invoke(main, ["predict", str(trained["plain"].path), str(broken),
+                                       str(tmp_path / "p.h5")])
+    assert result.exit_code == 2 and "galaxies: error:" in result.output and "sigma" in result.output
+    assert not (tmp_path / "p.h5").exists()
+
+
+def test_uncertainty_output(trained, small_sets, tmp_path):
+    from galaxies import evaluate
+    out = train.predict_file(trained["nll"], small_sets["fixed"], tmp_path / "nll.h5")
+    pred = io.load_predictions(out)
+    assert pred.pred_std.shape == (16, 5) and np.all(pred.pred_std > 0)
+    assert pred.estimator == "xception-nll"
+    table = evaluate.calibration(pred, small_sets["fixed"])
+    assert np.all(np.isfinite(table["z std"])) and table["coverage 68%"].between(0, 100).all()
+
+
+def test_decoupled_loss_trains_means_like_mse(keras):
+    """The means' gradient of the decoupled loss is the MSE's: asking for an uncertainty does
+    not change what the means learn."""
+    from keras import ops
+    y = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    out = np.random.default_rng(1).normal(size=(4, 10)).astype(np.float32)
+    value = float(ops.convert_to_numpy(ops.mean(train.decoupled_nll(y, out))))
+    mse = float(np.mean((y - out[:, :5]) ** 2))
+    log_std = out[:, 5:]
+    nll = float(np.mean(0.5 * ((y - out[:, :5]) * np.exp(-log_std)) ** 2 + log_std))
+    assert value == pytest.approx(mse + nll, rel=1e-5)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        variable = tf.Variable(out)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(train.decoupled_nll(y, variable))
+        grad = tape.gradient(loss, variable).numpy()
+        np.testing.assert_allclose(grad[:, :5], -2 * (y - out[:, :5]) / y.size, rtol=1e-4)
+
+
+def test_cli_train_and_predict(small_sets, tmp_path, keras):
+    from click.testing import CliRunner
+
+    from galaxies.cli import main
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "xception", "--data", str(small_sets["random"]),
+                                  "--out", str(tmp_path / "m"), "--epochs", "1", "--limit", "20",
+                                  "--condition", "sigma", "--size", "blocks=1",
+                                  "--size", "block_filters=8"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "m" / "training.json").read_text())["train_rows"] == 18
+    result = runner.invoke(main, ["predict", str(tmp_path / "m"), str(small_sets["fixed"]),
+                                  str(tmp_path / "p.h5")])
+    assert result.exit_code == 0, result.output
+    assert len(io.load_predictions(tmp_path / "p.h5")) == 16
+    result = runner.invoke(main, ["train", "--data", str(small_sets["random"]), "--out",
+                                  str(tmp_path / "m2"), "--condition", "snr"])
+    assert result.exit_code == 2 and "galaxies: error:" in result.output
