@@ -100,13 +100,13 @@ def _classes():
         """Chooses a ConvBlock, ResNetBlock or XceptionBlock (``block_type``), optionally after
         a per-channel normalization; ResNet and Xception never load pretrained weights."""
 
-        def __init__(self, block_types=BLOCK_TYPES, filters=(16, 32, 64), **kwargs):
+        def __init__(self, block_types=BLOCK_TYPES, conv=None, **kwargs):
             super().__init__(**kwargs)
-            self.block_types, self.filters = list(block_types), [int(f) for f in filters]
+            self.block_types, self.conv = list(block_types), dict(conv or {})
 
         def get_config(self):
             config = super().get_config()
-            config.update(block_types=self.block_types, filters=self.filters)
+            config.update(block_types=self.block_types, conv=self.conv)
             return config
 
         def build(self, hp, inputs=None):
@@ -117,8 +117,7 @@ def _classes():
             block_type = hp.Choice("block_type", self.block_types)
             with hp.conditional_scope("block_type", [block_type]):
                 if block_type == "vanilla":
-                    block = ak.ConvBlock(filters=hps.Choice("filters", self.filters))
-                    return block.build(hp, x)
+                    return ak.ConvBlock(**conv_block_arguments(self.conv, hps.Choice)).build(hp, x)
                 block = (ak.ResNetBlock(version="v2", pretrained=False) if block_type == "resnet"
                          else ak.XceptionBlock(pretrained=False))
                 # Fix choices the block would otherwise tune: 224-pixel resizing, ResNet depth.
@@ -156,6 +155,36 @@ def _classes():
     return _CLASSES
 
 
+CONV_CHOICES = ("kernel_size", "num_blocks", "num_layers", "filters", "dropout")
+CONV_FLAGS = ("max_pooling", "separable")
+
+
+def conv_block_arguments(conv: dict, choice=None) -> dict:
+    """Keyword arguments of AutoKeras's ``ConvBlock`` from a profile's ``autokeras_conv``.
+
+    A list becomes a choice of the search (``choice(name, values)``: keras-tuner's ``Choice``;
+    for the flags ``max_pooling`` and ``separable`` a list of both values leaves them searched);
+    a single value is fixed. With ``choice`` None, only checks the keywords.
+    """
+    bad = [k for k in conv if k not in CONV_CHOICES + CONV_FLAGS]
+    if bad:
+        raise ValueError(f"ConvBlock keyword(s) {bad} not understood; choose from "
+                         f"{CONV_CHOICES + CONV_FLAGS}")
+    out = {}
+    for key, value in conv.items():
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not values:
+            raise ValueError(f"autokeras_conv[{key!r}] is an empty list")
+        if key in CONV_FLAGS:
+            if len(set(values)) == 1:
+                out[key] = bool(values[0])
+        elif choice is not None:
+            cast = float if key == "dropout" else int
+            values = [cast(v) for v in values]
+            out[key] = values[0] if len(values) == 1 else choice(key, values)
+    return out
+
+
 # ------------------------------------------------------------------------------- data
 
 def search_data(profile=None, variant: str = "noisy", rows: int | None = None, seed: int = 0,
@@ -183,14 +212,16 @@ def search_data(profile=None, variant: str = "noisy", rows: int | None = None, s
 # ----------------------------------------------------------------------------- search
 
 def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
-           filters=(16, 32, 64), max_trials: int = 2, epochs: int = 1, batch_size: int = 64,
+           conv: dict | None = None, max_trials: int = 2, epochs: int = 1, batch_size: int = 64,
            patience: int = 2, seed: int = 0, verbose: int = 0):
     """Run an AutoKeras search and keep its trials in ``folder``; returns the trials as a
     DataFrame (see `load_trials`), best first.
 
     Parameters:
         block_types:  block types searched, from ``BLOCK_TYPES``.
-        filters:      filter counts a ConvBlock layer may choose.
+        conv:         the ConvBlock's choices: keyword (``filters``, ``kernel_size``,
+                      ``num_blocks``, ``num_layers``, ``dropout``, ``max_pooling``,
+                      ``separable``) -> a list of choices or one fixed value.
         max_trials:   trials proposed by the Bayesian optimization (each trains one model).
         epochs:       epochs per trial (with early stopping of ``patience`` epochs).
 
@@ -211,7 +242,9 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
     folder.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     image = ak.ImageInput()
-    features = classes["GalaxyBlock"](block_types=block_types, filters=filters)(image)
+    conv = dict(conv or {})
+    conv_block_arguments(conv)  # bad keywords fail here, before the search starts
+    features = classes["GalaxyBlock"](block_types=block_types, conv=conv)(image)
     head = ak.RegressionHead(output_dim=y_train.shape[1], metrics=["mse"])(features)
     auto_model = ak.AutoModel(image, head, project_name="search", directory=str(folder),
                               max_trials=max_trials, tuner=classes["RecordingTuner"],
@@ -222,6 +255,7 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
         # best trial without its optimizer state
         warnings.filterwarnings("ignore", message="The structure of `inputs`")
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        warnings.filterwarnings("ignore", message="All-NaN")  # a trial that diverged
         # An EarlyStopping of our own and explicit validation data: AutoKeras then keeps the
         # best trial as trained instead of refitting it on train + validation.
         auto_model.fit(np.asarray(x_train, np.float32), np.asarray(y_train, np.float32),
@@ -237,7 +271,7 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
         values = dict(trial.hyperparameters.values)
         records.append({
             "trial": trial_id, "status": str(trial.status),
-            "val_loss": None if trial.score is None else float(trial.score),
+            "val_loss": None if trial.score is None or not np.isfinite(trial.score) else float(trial.score),
             "parameters": extra.get("parameters"), "seconds": extra.get("seconds"),
             "block_type": next((v for k, v in values.items() if k.endswith("/block_type")), None),
             "epochs_run": None if trial.best_step is None else int(trial.best_step) + 1,
@@ -245,10 +279,12 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
         })
     summary = {"trials": records, "search_seconds": round(seconds, 2),
                "train_rows": int(len(x_train)), "validation_rows": int(len(x_val)),
-               "block_types": list(block_types), "filters": [int(f) for f in filters],
+               "block_types": list(block_types), "conv": conv,
                "max_trials": max_trials, "epochs": epochs, "seed": seed}
     architecture = plain_architecture(best)
-    best_record = min((r for r in records if r["val_loss"] is not None), key=lambda r: r["val_loss"])
+    # the oracle's best trial is the one export_model returned (diverged trials score NaN)
+    best_id = tuner.oracle.get_best_trials(1)[0].trial_id
+    best_record = next(r for r in records if r["trial"] == best_id)
     _write_json(folder / TRIALS_FILE, summary)
     _write_json(folder / BEST_FILE, {**best_record, "parameters": int(best.count_params()),
                                      "architecture": architecture})
@@ -275,9 +311,10 @@ def search_profile(profile=None, variants=None, verbose: int = 0) -> "dict":
         x_train, y_train, x_val, y_val, _ = search_data(profile, variant)
         out[variant] = search(
             x_train, y_train, x_val, y_val, variant_folder(profile, variant),
-            block_types=profile.autokeras_blocks, filters=profile.autokeras_filters,
+            block_types=profile.autokeras_blocks, conv=profile.autokeras_conv,
             max_trials=profile.autokeras_trials, epochs=profile.autokeras_epochs,
-            batch_size=min(profile.batch_size, len(x_train)), patience=profile.patience,
+            batch_size=min(profile.autokeras_batch_size or profile.batch_size, len(x_train)),
+            patience=profile.patience,
             verbose=verbose)
     return out
 

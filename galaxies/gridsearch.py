@@ -6,7 +6,8 @@ first ``profile.gridsearch_rows`` rows of v1 for ``profile.gridsearch_epochs`` e
 recorded as one JSON file under ``results/<profile>/gridsearch/``: its sizes, its score
 (``val_loss``: the validation MSE of the standardized labels, lower is better; the same split
 and scaling for every trial), its parameter count and its training time. A trial whose record
-exists with the same settings is not run again, so an interrupted search resumes.
+exists with the same settings (and the same training and builder code) is not run again, so
+an interrupted search resumes.
 
 `hiplot_experiment` turns the records into a HiPlot parallel-coordinates view; `save_html`
 writes it as a standalone page. `best_per_parameter` answers the question of the search: the
@@ -66,6 +67,22 @@ def _settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _code_version(model: str) -> str:
+    """Hash of the training code and of the model's builder module: a record made by other
+    code is stale and the trial runs again."""
+    import importlib
+
+    from . import train
+    from .models import BUILDERS
+
+    module = importlib.import_module(BUILDERS[model].split(":")[0]) if model in BUILDERS else None
+    files = [Path(train.__file__)] + ([Path(module.__file__)] if module else [])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _write_json(path: Path, value) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
@@ -82,7 +99,8 @@ def run_trial(model: str, model_kwargs: dict, data, rows: int | None, epochs: in
     from .train import TrainingConfig, fit
 
     settings = {"model": model, "model_kwargs": model_kwargs, "data": str(data), "rows": rows,
-                "epochs": epochs, "batch_size": batch_size, "patience": patience, "seed": seed}
+                "epochs": epochs, "batch_size": batch_size, "patience": patience, "seed": seed,
+                "code": _code_version(model)}
     key = _settings_key(settings)
     out = Path(out)
     if out.is_file() and not force:
@@ -129,8 +147,8 @@ def run(profile=None, grid: dict | None = None, force: bool = False, progress: b
         name = trial_name(params)
         records.append(run_trial(
             "xception", params, profile.dataset("v1"), profile.gridsearch_rows,
-            profile.gridsearch_epochs, profile.batch_size, profile.patience,
-            out / f"{name}.json", name, force=force, verbose=verbose))
+            profile.gridsearch_epochs, profile.gridsearch_batch_size or profile.batch_size,
+            profile.patience, out / f"{name}.json", name, force=force, verbose=verbose))
     return records
 
 
@@ -140,8 +158,9 @@ def run_architecture(profile, architecture: dict, name: str = "autokeras_pick",
     `galaxies.autokeras_search.load_best`) with the grid's protocol and record it as a trial."""
     profile = profiles.get(profile)
     return run_trial("autokeras", {"architecture": architecture}, profile.dataset("v1"),
-                     profile.gridsearch_rows, profile.gridsearch_epochs, profile.batch_size,
-                     profile.patience, folder(profile) / f"{name}.json", name, extra=extra,
+                     profile.gridsearch_rows, profile.gridsearch_epochs,
+                     profile.gridsearch_batch_size or profile.batch_size, profile.patience,
+                     folder(profile) / f"{name}.json", name, extra=extra,
                      force=force, verbose=verbose)
 
 

@@ -63,20 +63,25 @@ class Profile:
         entry_filters=16, block_filters=64, blocks=8, exit_filters=128))
     autoencoder_decoder_filters: int = 32
     #: AutoKeras search (`galaxies.autokeras_search`): rows of v1 searched on, trials and
-    #: epochs per trial for each image variant, block types and ConvBlock filter choices
-    #: searched; then the best is retrained on v1 (rows: None for all) for these epochs
+    #: epochs per trial for each image variant, block types searched and the ConvBlock's
+    #: choices (keyword -> list of choices, or one fixed value; the others keep AutoKeras's
+    #: defaults); then the best is retrained on v1 (rows: None for all) for these epochs
     autokeras_rows: int = 2000
     autokeras_trials: int = 20
     autokeras_epochs: int = 10
     autokeras_variants: tuple = ("noisy", "noiseless")
     autokeras_blocks: tuple = ("vanilla", "resnet", "xception")
-    autokeras_filters: tuple = (16, 32, 64, 128, 256, 512)
+    autokeras_conv: dict = field(default_factory=lambda: dict(filters=[16, 32, 64, 128, 256, 512]))
     autokeras_retrain_limit: int | None = None
     autokeras_retrain_epochs: int = 50
+    #: batch size of the search's trials (None: ``batch_size``); small subsets need small
+    #: batches to take enough steps
+    autokeras_batch_size: int | None = None
     #: Xception hyper-parameter grid search (`galaxies.gridsearch`): rows of v1, epochs per
     #: trial, and the grid (builder keyword -> values; unlisted keywords keep their defaults)
     gridsearch_rows: int = 2000
     gridsearch_epochs: int = 10
+    gridsearch_batch_size: int | None = None  # None: ``batch_size``
     gridsearch_grid: dict = field(default_factory=lambda: dict(
         entry_filters=[16], block_filters=[16, 32, 64], blocks=[2, 4, 8], exit_filters=[64, 128]))
     #: Xception estimators (`galaxies.estimators`, models/xception.ipynb): the variants the
@@ -129,8 +134,9 @@ PROFILES: dict[str, Profile] = {
         autoencoder_epochs=1, autoencoder_batch_size=64, autoencoder_decoder_filters=4,
         autoencoder_encoder=dict(entry_filters=4, block_filters=8, blocks=1, exit_filters=8),
         autokeras_rows=128, autokeras_trials=1, autokeras_epochs=1, autokeras_blocks=("vanilla",),
-        autokeras_filters=(8, 16), autokeras_retrain_epochs=1,
-        gridsearch_rows=128, gridsearch_epochs=1,
+        autokeras_conv=dict(filters=[8, 16], kernel_size=[3, 5], max_pooling=True),
+        autokeras_retrain_epochs=1, autokeras_batch_size=32,
+        gridsearch_rows=128, gridsearch_epochs=1, gridsearch_batch_size=32,
         gridsearch_grid=dict(entry_filters=[4], block_filters=[4, 8], blocks=[1], exit_filters=[8]),
         xception_variants=("xception_v1", "xception_v2", "xception_v3", "xception-psfimg_v3",
                            "xception-noiseless_v1", "xception-nll_v1"),
@@ -146,10 +152,11 @@ PROFILES: dict[str, Profile] = {
         autoencoder_limit=4000, autoencoder_epochs=6, autoencoder_batch_size=64,
         autoencoder_decoder_filters=8,
         autoencoder_encoder=dict(entry_filters=8, block_filters=32, blocks=4, exit_filters=64),
-        autokeras_rows=800, autokeras_trials=4, autokeras_epochs=3, autokeras_blocks=("vanilla",),
-        autokeras_filters=(16, 32), autokeras_retrain_epochs=3,
-        gridsearch_rows=1000, gridsearch_epochs=4,
-        gridsearch_grid=dict(entry_filters=[16], block_filters=[16, 64], blocks=[2, 8],
+        autokeras_rows=600, autokeras_trials=3, autokeras_epochs=3, autokeras_blocks=("vanilla",),
+        autokeras_conv=dict(filters=[16, 32], kernel_size=[3, 5], max_pooling=True),
+        autokeras_retrain_epochs=3, autokeras_batch_size=32,
+        gridsearch_rows=2000, gridsearch_epochs=10, gridsearch_batch_size=32,
+        gridsearch_grid=dict(entry_filters=[16], block_filters=[16, 32], blocks=[2, 4],
                              exit_filters=[64]),
     ),
     "full": Profile(

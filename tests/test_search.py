@@ -87,6 +87,19 @@ def test_autokeras_patch_casts_the_head_units():
     assert head.shape == (5,) and type(head.shape[0]) is int
 
 
+def test_convblock_choices_from_the_profile():
+    from keras_tuner.engine.hyperparameters import Choice
+
+    from galaxies import autokeras_search as aks
+
+    args = aks.conv_block_arguments({"filters": [8, 16], "kernel_size": 3, "max_pooling": True,
+                                     "separable": [True, False]}, Choice)
+    assert args["kernel_size"] == 3 and args["max_pooling"] is True and "separable" not in args
+    assert list(args["filters"].values) == [8, 16]
+    with pytest.raises(ValueError, match="pooling"):
+        aks.conv_block_arguments({"pooling": True})
+
+
 def test_a_one_trial_search_keeps_its_trial_and_a_plain_keras_pick(tmp_path):
     import keras
 
@@ -96,7 +109,8 @@ def test_a_one_trial_search_keeps_its_trial_and_a_plain_keras_pick(tmp_path):
     x = rng.normal(size=(40, 64, 64, 1)).astype(np.float32)
     y = rng.normal(size=(40, 5)).astype(np.float32)
     trials = aks.search(x[:32], y[:32], x[32:], y[32:], tmp_path / "noisy",
-                        filters=(4,), max_trials=1, epochs=1, batch_size=16)
+                        conv=dict(filters=[4], max_pooling=True), max_trials=1, epochs=1,
+                        batch_size=16)
     assert len(trials) == 1 and trials.loc[0, "block_type"] == "vanilla"
     assert trials.loc[0, "parameters"] > 0 and np.isfinite(trials.loc[0, "val_loss"])
     assert (tmp_path / "noisy" / "search").is_dir()  # keras-tuner's trials are kept
