@@ -114,7 +114,7 @@ def fisher_from_jacobian(mu: np.ndarray, jac: np.ndarray, sigma: float,
     ``poisson``: pixel variance ``sigma^2 + max(mu, 0)`` (the generator's noise, see the module
     docstring) rather than ``sigma^2``.
     """
-    variance = sigma**2 + (np.maximum(mu, 0.0) if poisson else 0.0)
+    variance = sigma**2 + (np.maximum(mu, 0.0) if poisson else np.zeros_like(mu))
     weight = 1.0 / variance + (0.5 / variance**2 if poisson else 0.0)
     flat = jac.reshape(len(jac), -1)
     return (flat * weight.reshape(1, -1)) @ flat.T
