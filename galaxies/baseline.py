@@ -516,7 +516,7 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     size = len(ds)
     jobs = max(1, int(jobs or default_jobs()))
     # a worker costs seconds to start (it imports GalSim) and to build its Sérsic tables
-    jobs = min(jobs, max(1, size // 8))
+    jobs = min(jobs, max(1, size // 4))
     chunk = max(1, min(8, size // (4 * jobs)))
     starts = list(range(0, size, chunk))
     results: list = [None] * size
