@@ -576,3 +576,23 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
              "message": np.array(messages, dtype=object).astype("S")}
     return io.write_predictions(out_path, params, ds.rows, estimator="lbfgsb", dataset=ds.name,
                                 seconds_per_image=float(seconds.mean()), extra=extra, attrs=attrs)
+
+
+def describe_fits(paths: dict) -> "pd.DataFrame":
+    """How the fits went, one row per predictions file (``{test set: path}``): fits, share
+    converged, failures, CPU seconds per image (mean and median, one core), processes and wall
+    time."""
+    import pandas as pd
+
+    from . import io
+    rows = {}
+    for name, path in paths.items():
+        p = io.load_predictions(path)
+        rows[name] = {"fits": len(p), "converged %": 100 * float(np.mean(p.extra["converged"])),
+                      "failed": int(p.attrs.get("failed", 0)),
+                      "s per image (mean)": p.seconds_per_image,
+                      "s per image (median)": float(np.median(p.extra["seconds"])),
+                      "evaluations (mean)": float(np.mean(p.extra["nfev"])),
+                      "processes": int(p.attrs.get("jobs", 1)),
+                      "wall s": float(p.attrs.get("wall_seconds", np.nan))}
+    return pd.DataFrame(rows).T

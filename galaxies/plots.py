@@ -453,3 +453,51 @@ def zscore_histograms(truth: np.ndarray, pred: np.ndarray, pred_std: np.ndarray,
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------- the Cramér–Rao bound and the fit
+
+def estimates_vs_crb(truth, pred: np.ndarray, crb, title: str = "", columns=LABEL_COLUMNS,
+                     bins: int = 30):
+    """Histograms of the estimates of one fixed galaxy (a test set like snr60), per label,
+    with the true value (dashed) and the Gaussian an unbiased estimator at the Cramér–Rao
+    bound would follow (solid). ``truth`` and ``crb``: five numbers."""
+    plt = _plt()
+    truth, crb = np.asarray(truth, np.float64), np.asarray(crb, np.float64)
+    fig, axes = plt.subplots(1, len(columns), figsize=(2.9 * len(columns), 2.6))
+    for j, (ax, column) in enumerate(zip(np.atleast_1d(axes), columns)):
+        values = np.asarray(pred, np.float64)[:, j]
+        values = values[np.isfinite(values)]
+        lo, hi = truth[j] - 4 * crb[j], truth[j] + 4 * crb[j]
+        ax.hist(np.clip(values, lo, hi), bins=bins, range=(lo, hi), density=True, alpha=0.7)
+        grid = np.linspace(lo, hi, 200)
+        ax.plot(grid, np.exp(-0.5 * ((grid - truth[j]) / crb[j]) ** 2) / (crb[j] * np.sqrt(2 * np.pi)),
+                "k-", lw=1)
+        ax.axvline(truth[j], color="k", ls="--", lw=0.8)
+        ax.set_xlabel(LABEL_NAMES[column], fontsize=8)
+        ax.set_yticks([])
+        ax.locator_params(axis="x", nbins=4)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def rmse_and_crb_vs_snr(table, columns=LABEL_COLUMNS, title: str = ""):
+    """RMSE (points) and RMS Cramér–Rao bound (line) per SNR bin, one panel per label, from
+    `galaxies.evaluate.crb_by_snr`."""
+    plt = _plt()
+    mid = np.array([interval.mid for interval in table.index])
+    fig, axes = plt.subplots(1, len(columns), figsize=(2.9 * len(columns), 2.7))
+    for ax, column in zip(np.atleast_1d(axes), columns):
+        ax.plot(mid, table[(column, "rmse")], "o", ms=4, label="RMSE")
+        ax.plot(mid, table[(column, "crb")], "k-", lw=1, label="CRB")
+        ax.set(yscale="log", xlabel="SNR")
+        ax.set_title(LABEL_NAMES[column], fontsize=8)
+        ax.tick_params(labelsize=7)
+    np.atleast_1d(axes)[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
