@@ -9,7 +9,8 @@ Prints, for the profile chosen:
    (1 when calibrated) and the coverage of the +-1 pred_std interval (68.3% when calibrated);
 3. training: rows, epochs, seconds and images per second of each variant (training.json);
 4. inference speed on this machine: images per second of ``xception_v1`` at batch 256 through
-   `SavedModel.predict` (the compiled predict function) and through a plain ``model.predict``,
+   `SavedModel.predict` (the compiled predict function) and through a plain ``model.predict``
+   (and the time of a call on 16 images, where ``model.predict``'s set-up dominates),
    and the speed-up over the L-BFGS-B baseline's seconds per image
    (``lbfgsb_fit__snr60.h5``, attribute ``seconds_per_image``);
 5. with ``--architectures``: training and inference images per second of the seed's
@@ -86,15 +87,17 @@ def training(profile) -> None:
         print(f"total training time: {frame['training s'].sum():.0f} s\n")
 
 
-def _time(function, n_images: int, repeats: int = 3) -> float:
-    """Best images per second of ``function()`` over a few repeats (after one warm-up)."""
+def _time(function, n_images: int, repeats: int = 3) -> tuple[float, float]:
+    """Best images per second of ``function()`` over a few repeats (after one warm-up), in
+    wall time and per CPU-second of this process (less sensitive to other processes)."""
     function()
-    best = np.inf
+    best, best_cpu = np.inf, np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         function()
         best = min(best, time.perf_counter() - start)
-    return n_images / best
+        best_cpu = min(best_cpu, time.process_time() - cpu)
+    return n_images / best, n_images / best_cpu
 
 
 def inference(profile, n_images: int = 2048, batch_size: int = 256) -> None:
@@ -110,12 +113,19 @@ def inference(profile, n_images: int = 2048, batch_size: int = 256) -> None:
     plain = _time(lambda: model.model.predict(x[0], batch_size=batch_size, verbose=0), n_images)
     print(f"inference, xception_v1, batch {batch_size}, {n_images} images, "
           f"{os.cpu_count()} CPU cores:")
-    print(f"  SavedModel.predict (compiled function): {fast:8.0f} images/s")
-    print(f"  keras Model.predict:                    {plain:8.0f} images/s")
+    print(f"  SavedModel.predict (compiled function): {fast[0]:8.0f} images/s "
+          f"({fast[1]:.0f} per CPU-second)")
+    print(f"  keras Model.predict:                    {plain[0]:8.0f} images/s "
+          f"({plain[1]:.0f} per CPU-second)")
+    few = images[:16]
+    small = _time(lambda: model.predict(few), len(few), repeats=10)
+    small_plain = _time(lambda: model.model.predict(model.inputs(few)[0], verbose=0), len(few), repeats=10)
+    print(f"  16 images a call: SavedModel.predict {1e3 * len(few) / small[0]:.1f} ms, "
+          f"keras Model.predict {1e3 * len(few) / small_plain[0]:.1f} ms a call")
     baseline = profile.predictions(*BASELINE)
     if baseline.is_file():
         seconds = io.load_predictions(baseline).seconds_per_image
-        print(f"  L-BFGS-B baseline: {seconds:.3f} s per image -> speed-up {seconds * fast:,.0f} x")
+        print(f"  L-BFGS-B baseline: {seconds:.3f} s per image -> speed-up {seconds * fast[0]:,.0f} x")
     else:
         print(f"  L-BFGS-B baseline: {baseline} does not exist yet (run Project/baseline.ipynb); "
               "no speed-up")
@@ -136,15 +146,18 @@ def architectures(batch_size: int = 128, steps: int = 4) -> None:
         model = xception.build((64, 64, 1), **kwargs)
         model.compile(optimizer="adam", loss="mse")
         model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
         train_speed = len(x) / (time.perf_counter() - start)
+        train_cpu = len(x) / (time.process_time() - cpu)
 
         def forward():
             for k in range(0, len(x), 256):
                 model.predict_on_batch(x[k:k + 256])
+        speed, per_cpu = _time(forward, len(x))
         print(f"  {label:32s} {model.count_params():7d} parameters  training {train_speed:6.0f} "
-              f"images/s  inference {_time(forward, len(x)):6.0f} images/s")
+              f"images/s ({train_cpu:.0f} per CPU-s)  inference {speed:6.0f} images/s "
+              f"({per_cpu:.0f} per CPU-s)")
     print()
 
 

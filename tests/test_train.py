@@ -213,3 +213,15 @@ def test_cli_train_and_predict(small_sets, tmp_path, keras):
     result = runner.invoke(main, ["train", "--data", str(small_sets["random"]), "--out",
                                   str(tmp_path / "m2"), "--condition", "snr"])
     assert result.exit_code == 2 and "galaxies: error:" in result.output
+
+
+def test_variants_name_their_files_and_options():
+    from galaxies import estimators, profiles
+    smoke = profiles.get("smoke")
+    assert estimators.model_dir("xception-noiseless_v1", smoke) == smoke.models_dir / "xception-noiseless_v1"
+    assert estimators.config("xception_v3", smoke).conditioning == ("psf_fwhm", "sigma")
+    assert estimators.config("xception-noiseless_v1", smoke).inputs == "noiseless"
+    nll = estimators.config("xception-nll_v1", smoke, epochs=2)
+    assert nll.uncertainty and nll.epochs == 2 and nll.learning_rate == smoke.xception_learning_rate
+    with pytest.raises(ValueError, match="xception_v1"):
+        estimators.variant("xception_v9")
