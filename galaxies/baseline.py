@@ -364,7 +364,7 @@ class FitResult:
 
 def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
               renderer: GalaxyRenderer | None = None, maxiter: int = 100,
-              gtol: float = 1e-3, ftol: float = 1e-7, restarts: int = 2) -> FitResult:
+              gtol: float = 3e-3, ftol: float = 1e-6, restarts: int = 2) -> FitResult:
     """Fit one noisy image by maximum likelihood (L-BFGS-B); see the module docstring.
 
     Parameters:
