@@ -192,8 +192,7 @@ def search_data(profile=None, variant: str = "noisy", rows: int | None = None, s
     """``(x_train, y_train, x_val, y_val, scalers)`` for a search: the first ``rows`` rows of
     v1 (default ``profile.autokeras_rows``), split, standardized and scaled as
     `galaxies.train.fit` does; images (N, 64, 64, 1), labels (N, 5)."""
-    from .models.autoencoder import split_rows
-    from .train import Standardizer, model_inputs
+    from .train import Standardizer, model_inputs, split_rows
 
     if variant not in VARIANTS:
         raise ValueError(f"variant = {variant!r}; choose from {list(VARIANTS)}")
@@ -213,7 +212,7 @@ def search_data(profile=None, variant: str = "noisy", rows: int | None = None, s
 
 def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
            conv: dict | None = None, max_trials: int = 2, epochs: int = 1, batch_size: int = 64,
-           patience: int = 2, seed: int = 0, verbose: int = 0):
+           patience: int = 2, seed: int = 0, initial_points: int | None = None, verbose: int = 0):
     """Run an AutoKeras search and keep its trials in ``folder``; returns the trials as a
     DataFrame (see `load_trials`), best first.
 
@@ -222,7 +221,10 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
         conv:         the ConvBlock's choices: keyword (``filters``, ``kernel_size``,
                       ``num_blocks``, ``num_layers``, ``dropout``, ``max_pooling``,
                       ``separable``) -> a list of choices or one fixed value.
-        max_trials:   trials proposed by the Bayesian optimization (each trains one model).
+        max_trials:   trials (each trains one model): ``initial_points`` drawn at random
+                      (default ``max(2, max_trials // 3)``; keras-tuner's own default, three
+                      per hyper-parameter, would leave every trial of a small budget random),
+                      the rest proposed by the Gaussian-process Bayesian optimization.
         epochs:       epochs per trial (with early stopping of ``patience`` epochs).
 
     The search starts afresh (keras-tuner's ``overwrite``). Nothing is refitted after it: the
@@ -236,6 +238,9 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
         raise ValueError(f"block_types {list(block_types)}: choose one or more of {BLOCK_TYPES}")
     if max_trials < 1 or epochs < 1:
         raise ValueError(f"max_trials = {max_trials} and epochs = {epochs} must be at least 1")
+    initial_points = max(2, max_trials // 3) if initial_points is None else initial_points
+    if initial_points < 1:
+        raise ValueError(f"initial_points = {initial_points} must be at least 1")
     patch_autokeras()
     classes = _classes()
     folder = Path(folder)
@@ -248,7 +253,7 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
     head = ak.RegressionHead(output_dim=y_train.shape[1], metrics=["mse"])(features)
     auto_model = ak.AutoModel(image, head, project_name="search", directory=str(folder),
                               max_trials=max_trials, tuner=classes["RecordingTuner"],
-                              overwrite=True, seed=seed)
+                              overwrite=True, seed=seed, num_initial_points=initial_points)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # harmless: AutoKeras feeds a tensor to a one-input functional model, and reloads the
@@ -256,6 +261,8 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
         warnings.filterwarnings("ignore", message="The structure of `inputs`")
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         warnings.filterwarnings("ignore", message="All-NaN")  # a trial that diverged
+        # the Gaussian process fitted to a handful of scores hits its length-scale bounds
+        warnings.filterwarnings("ignore", message="The optimal value found for dimension")
         # An EarlyStopping of our own and explicit validation data: AutoKeras then keeps the
         # best trial as trained instead of refitting it on train + validation.
         auto_model.fit(np.asarray(x_train, np.float32), np.asarray(y_train, np.float32),
@@ -280,7 +287,8 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
     summary = {"trials": records, "search_seconds": round(seconds, 2),
                "train_rows": int(len(x_train)), "validation_rows": int(len(x_val)),
                "block_types": list(block_types), "conv": conv,
-               "max_trials": max_trials, "epochs": epochs, "seed": seed}
+               "max_trials": max_trials, "initial_points": initial_points, "epochs": epochs,
+               "seed": seed}
     architecture = plain_architecture(best)
     # the oracle's best trial is the one export_model returned (diverged trials score NaN)
     best_id = tuner.oracle.get_best_trials(1)[0].trial_id

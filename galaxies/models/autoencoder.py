@@ -123,17 +123,6 @@ def _model_kwargs(config) -> tuple[float, dict, int]:
     return weight, encoder, filters
 
 
-def split_rows(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(train, validation)`` row numbers: the split `galaxies.train.fit` makes (a seeded
-    permutation, the first ``round(fraction * n)`` rows, at least one, for validation)."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(validation_fraction * n)))
-    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-    if len(train) < 1:
-        raise ValueError(f"{n} rows leave nothing to train on")
-    return train, val
-
-
 # ------------------------------------------------------------------------- the estimator
 
 class Autoencoder:
@@ -211,6 +200,58 @@ class Autoencoder:
 
 # ------------------------------------------------------------------------------ training
 
+def _batches(x, target, labels, label_scaler, batch_size: int, seed: int, augment: bool):
+    """Shuffled training batches ``(noisy, {"labels", "image"})`` as a Keras ``PyDataset``.
+
+    With ``augment``, each galaxy appears in one of the eight orientations of the pixel grid
+    (`galaxies.train.dihedral`), the same for its noisy input and its noiseless target, with
+    its shear transformed to match; only full batches, as in `galaxies.train.fit`.
+    """
+    import keras
+
+    from ..train import dihedral
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=1, use_multiprocessing=False)
+            self.epoch = 0
+            self.order = np.random.default_rng([seed, 0]).permutation(len(labels))
+
+        def __len__(self):
+            return max(1, len(labels) // batch_size)
+
+        def __getitem__(self, k):
+            rows = np.sort(self.order[k * batch_size:(k + 1) * batch_size])
+            pair, y = np.concatenate([x[rows], target[rows]], axis=-1), labels[rows]
+            if augment:
+                which = np.random.default_rng([seed, self.epoch, k]).integers(0, 8, len(rows))
+                for element in np.unique(which):
+                    sel = which == element
+                    pair[sel], y[sel] = dihedral(pair[sel], y[sel], int(element))
+            return pair[..., :1], {"labels": label_scaler.transform(y), "image": pair[..., 1:]}
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(labels))
+
+    return Batches()
+
+
+def _learning_rate(config, steps: int):
+    """The schedule of `galaxies.train.fit`: ``cosine`` (one epoch of linear warm-up from a
+    tenth of the peak, then a cosine decay to 1%) or a constant (``plateau``, halved by a
+    callback when the validation loss stalls)."""
+    import keras
+
+    if config.schedule != "cosine":
+        return config.learning_rate
+    warmup = steps if config.epochs > 1 else 0
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 10 if warmup else config.learning_rate,
+        decay_steps=max(1, steps * config.epochs - warmup), alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+
+
 def fit(config, data, out_dir, name: str | None = None, verbose="auto") -> Autoencoder:
     """Train an autoencoder on a data set's noisy images, labels and noiseless images; save it.
 
@@ -221,66 +262,75 @@ def fit(config, data, out_dir, name: str | None = None, verbose="auto") -> Autoe
                   see `config_from_profile`. ``limit`` keeps the first rows of the set.
         data:     a data set path or a loaded `io.Dataset` with ``img`` and ``img_nonoise``.
         out_dir:  the model directory to write (replaced if it exists).
+        verbose:  Keras' ``verbose`` ("auto", 0, 1 or 2).
 
-    The validation split, early stopping (restoring the best weights) and learning-rate
-    schedule follow `galaxies.train.fit`; ``history.csv`` holds the total, label and image
-    losses per epoch for the training and validation rows.
+    As `galaxies.train.fit`: the validation split (`galaxies.train.split_rows`), the
+    augmentation by the symmetries of the pixel grid (``config.augment``), the learning-rate
+    schedule (``config.schedule``) and early stopping restoring the best weights.
+    ``history.csv`` holds the total, label and image losses and the learning rate per epoch.
     """
     import keras
 
-    from ..train import SavedModel, Standardizer, model_inputs
+    from ..train import SavedModel, Standardizer, model_inputs, split_rows
 
     if config.inputs != "noisy" or config.conditioning or config.psf_channel or config.uncertainty:
         raise ValueError("the autoencoder reads noisy images only (inputs='noisy', no "
                          "conditioning, psf_channel or uncertainty)")
     weight, encoder_kwargs, decoder_filters = _model_kwargs(config)
     keras.utils.set_random_seed(config.seed)
-    ds = data if isinstance(data, io.Dataset) else io.load_dataset(
-        data, fields=("img", "img_nonoise"), rows=config.limit)
-    if ds.img is None or ds.img_nonoise is None:
-        raise ValueError(f"{ds.path}: the autoencoder needs both img and img_nonoise loaded")
-    train, val = split_rows(len(ds), config.validation_fraction, config.seed)
+    if isinstance(data, io.Dataset):
+        ds = data
+        if ds.img is None or ds.img_nonoise is None:
+            raise ValueError(f"{ds.path}: the autoencoder needs both img and img_nonoise loaded")
+    else:
+        ds = io.load_dataset(data, fields=("img", "img_nonoise"), rows=config.limit)
+    n = len(ds) if config.limit is None else min(len(ds), config.limit)
+    train, val = split_rows(n, config.validation_fraction, config.seed)
 
     (x_train,), scalers = model_inputs(ds.img[train])
     (x_val,), _ = model_inputs(ds.img[val], scalers=scalers)
     scalers["label"] = Standardizer.fit(ds.label[train], axis=0)
     scalers["target_image"] = Standardizer.fit(ds.img_nonoise[train][..., None], axis=(0, 1, 2))
-    y_train = {"labels": scalers["label"].transform(ds.label[train]),
-               "image": scalers["target_image"].transform(ds.img_nonoise[train][..., None])}
+    target_train = scalers["target_image"].transform(ds.img_nonoise[train][..., None])
     y_val = {"labels": scalers["label"].transform(ds.label[val]),
              "image": scalers["target_image"].transform(ds.img_nonoise[val][..., None])}
+    batches = _batches(x_train, target_train, np.asarray(ds.label[train], np.float32),
+                       scalers["label"], config.batch_size, config.seed, config.augment)
 
     encoder = build_encoder(x_train.shape[1:], **encoder_kwargs)
     decoder = build_decoder(decoder_filters, image_size=x_train.shape[1])
     model = build_autoencoder(encoder, decoder)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, len(batches))),
                   loss={"labels": "mse", "image": "mse"},
                   loss_weights={"labels": 1.0, "image": weight})
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     history_path = out_dir.with_name(f".tmp-{os.getpid()}-{out_dir.name}.csv")
-    callbacks = [
-        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, config.patience // 2)),
-        keras.callbacks.CSVLogger(str(history_path)),
-    ]
+    callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)]
+    if config.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, config.patience // 2)))
+    callbacks += [keras.callbacks.LambdaCallback(on_epoch_end=_log_learning_rate(model)),
+                  keras.callbacks.CSVLogger(str(history_path))]
     start = time.perf_counter()
     try:
-        history = model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=config.epochs,
-                            batch_size=config.batch_size, callbacks=callbacks, verbose=verbose,
-                            shuffle=True)
+        history = model.fit(batches, validation_data=(x_val, y_val), epochs=config.epochs,
+                            validation_batch_size=min(len(val), 256), callbacks=callbacks,
+                            verbose=verbose)
         seconds = time.perf_counter() - start
         losses = loss_terms(history.history)
+        epochs_run = len(history.history["loss"])
         info = {
             "name": name or out_dir.name,
             "estimator": "autoencoder",
             "config": asdict(config),
             "dataset": str(ds.path), "dataset_name": ds.name, "recipe": ds.recipe,
             "train_rows": int(len(train)), "validation_rows": int(len(val)),
-            "epochs_run": len(history.history["loss"]), "training_seconds": round(seconds, 2),
-            "train_images_per_second": round(len(train) * len(history.history["loss"]) / seconds, 1),
+            "epochs_run": epochs_run, "training_seconds": round(seconds, 2),
+            "train_images_per_second": round(min(len(train), len(batches) * config.batch_size)
+                                             * epochs_run / seconds, 1),
             "best_val_loss": float(min(history.history["val_loss"])),
+            "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
             "best_val_label_loss": float(min(losses["val_labels"])),
             "best_val_image_loss": float(min(losses["val_image"])),
             "image_weight": weight,
@@ -302,6 +352,15 @@ def fit(config, data, out_dir, name: str | None = None, verbose="auto") -> Autoe
     finally:
         history_path.unlink(missing_ok=True)
     return saved
+
+
+def _log_learning_rate(model):
+    """An ``on_epoch_end`` that adds the optimizer's learning rate to the epoch's logs."""
+    def log(epoch, logs=None):
+        import keras
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    return log
 
 
 def loss_terms(history: dict) -> dict[str, list[float]]:
@@ -381,4 +440,4 @@ def reconstruction_panels(model: Autoencoder, ds: io.Dataset, rows) -> tuple[lis
 
 __all__ = ["build_encoder", "build_decoder", "build_autoencoder", "config_from_profile", "fit",
            "Autoencoder", "loss_terms", "losses_on", "reconstruction_errors", "reconstruction_panels",
-           "split_rows", "DECODER_FILE", "N_LATENT"]
+           "DECODER_FILE", "N_LATENT"]
