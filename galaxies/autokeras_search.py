@@ -4,7 +4,8 @@ The search (`search`) is an AutoKeras ``AutoModel``: an image input, one `galaxy
 chooses among AutoKeras's vanilla ``ConvBlock``, ``ResNetBlock`` and ``XceptionBlock`` (the
 types listed in the profile), with or without AutoKeras's per-channel ``Normalization``, and a
 ``RegressionHead`` of five outputs; regularization is the blocks' and the head's dropout
-choices. Keras-tuner's Bayesian optimization (Gaussian process) proposes the trials. It runs on
+choices. After a few random trials, keras-tuner's Bayesian optimization (a Gaussian process
+fitted to the scores so far) proposes the next ones. It runs on
 the first ``profile.autokeras_rows`` rows of v1, once on the noisy images and once on the
 noiseless ones (``profile.autokeras_variants``), with the split, the input standardization and
 the label scaling of `galaxies.train.fit`, so its validation score (the MSE of the standardized
@@ -28,9 +29,10 @@ Patches and pitfalls (AutoKeras 3.0.0 with Keras 3.15, measured here; see DESIGN
 * ResNet and Xception blocks are ``keras.applications`` models (21-24 M parameters, inputs
   resized to at least 32 or 71 pixels). They are always built with ``pretrained=False`` (there
   is no network at run time), with the ``imagenet_size`` choice fixed to False (224-pixel inputs
-  would be 12 times slower) and ResNet fixed to ``resnet50_v2``. On this 2-core CPU one epoch
-  of 160 images took about two minutes (ResNet) and half a minute (Xception), against seconds
-  for a ConvBlock, so the smoke and quick profiles search ConvBlocks only.
+  have (224 / 64)^2, about 12, times the pixels) and ResNet fixed to ``resnet50_v2``. On the
+  project's 2-core CPU, shared with other jobs, one epoch of 160 images took 116 s (ResNet50V2)
+  and 32 s (Xception), against seconds for a ConvBlock, so the smoke and quick profiles search
+  ConvBlocks only (with max-pooling after each block: see ``profile.autokeras_conv``).
 * The exported model starts with AutoKeras's ``CastToFloat32`` layer, which plain Keras cannot
   load; `plain_architecture` replaces it (and the adapted ``Normalization``, redundant on
   standardized inputs) by ``Identity``.
