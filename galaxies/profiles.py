@@ -38,8 +38,10 @@ class Profile:
     epochs: int
     batch_size: int = 128
     patience: int = 5
-    #: maximum-likelihood fits per test set (the fit costs ~0.1-0.5 s an image)
+    #: maximum-likelihood fits per fixed-galaxy test set, snr60 and snr30 (~0.2-0.5 s an image)
     fit_limit: int = 200
+    #: maximum-likelihood fits of the random `test` set (its large galaxies cost about twice)
+    fit_limit_random: int = 100
     #: Cramér–Rao bounds computed per galaxy of a random-parameter set
     crb_limit: int = 500
     #: denoisers (`galaxies.denoise`), trained on v1a: network sizes by name (the builders'
@@ -127,7 +129,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         sizes=dict(v1=256, v2=256, v3=256, v1a=128, test=128, snr60=64, snr30=64),
-        sersics=16, epochs=1, batch_size=64, patience=1, fit_limit=4, crb_limit=8,
+        sersics=16, epochs=1, batch_size=64, patience=1, fit_limit=4,
+        fit_limit_random=4, crb_limit=8,
         denoiser_sizes={"edsr": dict(blocks=2, filters=8, downscale=2),
                         "rdn": dict(blocks=2, layers_per_block=2, growth=8, features=8, downscale=2)},
         denoiser_epochs=1, denoiser_batch_size=32, denoiser_patience=1,
@@ -144,7 +147,8 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         sizes=dict(v1=8000, v2=8000, v3=8000, v1a=4000, test=2000, snr60=1000, snr30=1000),
-        sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=200, crb_limit=300,
+        sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=200,
+        fit_limit_random=100, crb_limit=300,
         denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
         denoiser_epochs=3, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=3000,
@@ -163,7 +167,8 @@ PROFILES: dict[str, Profile] = {
         name="full",
         sizes=dict(v1=200_000, v2=200_000, v3=200_000, v1a=200_000, test=10_000,
                    snr60=10_000, snr30=10_000),
-        sersics=1000, epochs=100, batch_size=256, patience=10, fit_limit=1000, crb_limit=2000,
+        sersics=1000, epochs=100, batch_size=256, patience=10, fit_limit=1000,
+        fit_limit_random=1000, crb_limit=2000,
         denoiser_sizes=SEED_DENOISERS, denoiser_epochs=20, denoiser_batch_size=32,
         denoiser_patience=5,
         autoencoder_epochs=100, autoencoder_batch_size=256,
