@@ -36,10 +36,11 @@ How it is made fast (a plain L-BFGS-B fit with finite differences cost ~2.7 s an
   theorem for the profiled flux) with ``J`` the derivatives of the unit image: exact in n,
   one-sided differences of renders in r, g1 and g2 with steps of 1e-5 (renders are smooth to
   ~1e-12, so these are exact for all purposes).
-* **One FFT size per fit.** GalSim sizes its FFT from the profile, so the image jumps by ~1e-5
-  of itself where that size changes: harmless for accuracy, but a line search can stall on
-  the jump. The size is held at least at the start point's; after a failed line search the fit
-  restarts from where it stopped with the largest size met.
+* **FFT sizes under control.** GalSim sizes its FFT from the profile, so the image jumps by
+  ~1e-5 of itself where that size changes: harmless for accuracy, but fatal to a difference
+  taken across the jump, and a line search can stall on it. All renders of one evaluation
+  share one size, and after a failed line search the fit restarts from where it stopped with
+  the largest size met held as the minimum.
 * **Scaled parameters.** L-BFGS-B works in units of each parameter's statistical error at the
   start (1 / sqrt of the diagonal Fisher information), so its tolerances mean the same for
   every galaxy and SNR.
@@ -217,7 +218,8 @@ class _Objective:
         self.offset = 0.0  # NLL at the start, subtracted so L-BFGS-B's ftol is relative to O(1)
         self.calls = 0
         self._last = None
-        #: FFT size of every render (at least); `fit_image` sets it from the start point
+        #: smallest FFT size of every render (GalSim's own minimum; raised after a failed
+        #: line search, see `fit_image`)
         self.fft_size = 128
         self.largest_fft = 0
         #: 1 / pixel variance; read noise alone until `set_variance`
@@ -400,10 +402,6 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
         if start.shape != (5,) or not np.all(np.isfinite(start)):
             raise ValueError(f"start = {start} must be five finite numbers (flux, n, r, g1, g2)")
         theta0 = np.clip(start[1:], _BOUNDS[:, 0], _BOUNDS[:, 1])
-    # GalSim sizes its FFT from the profile, so the image jumps (by ~1e-5 of itself) where that
-    # size changes: harmless for accuracy, but an optimizer can stall on the jump. The size is
-    # held at least at the start point's for the whole fit.
-    objective.fft_size = objective.model.galsim_fft_size(*theta0)
     objective.set_variance(theta0)
     # L-BFGS-B works in units of each parameter's statistical error at the start, so one
     # tolerance fits every galaxy and SNR.
