@@ -69,10 +69,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .simulate import (IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE, RANGES, GalaxyRenderer,
-                       check_range, default_renderer)
+from .simulate import (IMAGE_SIZE, PIXEL_SCALE, RANGES, GalaxyRenderer, check_range,
+                       default_renderer)
 
-__all__ = ["FitResult", "SersicModel", "fit_image", "fit_dataset", "NODE_SPACING"]
+__all__ = ["FitResult", "SersicModel", "fit_image", "start_point", "fit_dataset", "describe_fits",
+           "NODE_SPACING"]
 
 #: Spacing of the Sérsic-index grid whose GalSim profiles the model interpolates.
 NODE_SPACING = 0.1
@@ -522,10 +523,9 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     bar = tqdm(total=size, unit="img", desc=f"fit {ds.name}", disable=not progress)
     try:
         if jobs == 1:
-            threads = None
             import galsim
             threads = galsim.get_omp_threads()
-            galsim.set_omp_threads(1)
+            galsim.set_omp_threads(1)  # one core, as in the workers
             try:
                 for s in starts:
                     rows = slice(s, s + chunk)
@@ -561,13 +561,15 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     attrs = {
         "method": "maximum likelihood, scipy L-BFGS-B; flux profiled; Sérsic index interpolated "
                   f"(Catmull-Rom) between GalSim profiles at a {NODE_SPACING} grid",
-        "noise_model": "Gaussian, variance sigma^2 + mu (Poisson + read noise)",
+        "noise_model": "Gaussian, variance sigma^2 + mu (Poisson + read noise), mu of the "
+                       "starting model",
         "jobs": jobs, "limit": -1 if limit is None else int(limit),
         "wall_seconds": wall, "timing": "seconds_per_image: mean CPU time of one fit in a "
                                         "single-threaded process (one core)",
         "median_seconds_per_image": float(np.median(seconds)),
         "converged_fraction": float(converged.mean()), "failed": failed,
-        "not_converged_messages": json.dumps(sorted(set(m for m, c in zip(messages, converged) if not c))),
+        "not_converged_messages": json.dumps(sorted({m for m, c in zip(messages, converged)
+                                                     if not c})),
     }
     extra = {"converged": converged, "nfev": np.array([r[2] for r in results], dtype=np.int32),
              "nit": np.array([r[3] for r in results], dtype=np.int32), "seconds": seconds,
