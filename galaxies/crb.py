@@ -12,9 +12,10 @@ that by a Gaussian of the same mean and variance,
 
     d_p ~ N(mu_p, V_p),   V_p = sigma^2 + max(mu_p, 0),
 
-which is excellent here: the read noise (sigma >= 200, so sigma^2 >= 4e4) dominates every pixel,
-and the Poisson part, with mean counts of a few thousand at most, is itself close to Gaussian
-(skewness 1/sqrt(mu) diluted by the read noise). For a Gaussian whose mean *and* variance depend
+which is excellent here: the read noise (sigma >= 200, so sigma^2 >= 4e4) dominates all but the
+central pixels of the brightest galaxies, and where the Poisson part matters its counts are large
+(thousands to a few 1e4), so it is itself close to Gaussian (skewness 1/sqrt(mu) < 0.02, further
+diluted by the read noise). For a Gaussian whose mean *and* variance depend
 on the parameters, the Fisher information is
 
     F_ij = sum_p [ d_i mu_p d_j mu_p / V_p  +  d_i V_p d_j V_p / (2 V_p^2) ],
