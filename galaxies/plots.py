@@ -501,3 +501,20 @@ def rmse_and_crb_vs_snr(table, columns=LABEL_COLUMNS, title: str = ""):
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def true_vs_predicted_grid(results: dict, max_points: int = 2000, size: float = 2.4):
+    """True against predicted values, one row per estimator (``{label: (truth, pred)}``),
+    one column per parameter, with shared axis ranges down each column."""
+    plt = _plt()
+    rows = list(results.items())
+    fig, axes = plt.subplots(len(rows), len(LABEL_COLUMNS), figsize=(size * 5, size * 0.9 * len(rows)),
+                             squeeze=False, sharex="col", sharey="col")
+    for k, (label, (truth, pred)) in enumerate(rows):
+        true_vs_predicted(truth, pred, axes=axes[k], max_points=max_points)
+        axes[k, 0].set_ylabel(f"{label}\npredicted", fontsize=7)
+        for ax in axes[k]:
+            if k < len(rows) - 1:
+                ax.set_xlabel("")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,258 @@
+"""What the final report compares: every estimator against the CRB and the L-BFGS-B fit.
+
+The report reads only files the pipeline wrote (predictions, model directories, data sets), so
+it can be rebuilt at any time and lists as *missing* whatever has not been trained yet.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import evaluate, io, profiles
+from .simulate import LABEL_COLUMNS
+
+TESTSETS = ("snr60", "snr30", "test")
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """One estimator of the comparison, as named in its files."""
+
+    key: str  # the estimator part of model and predictions names
+    trained_on: str  # the training set ("fit" for the maximum-likelihood baseline)
+    label: str  # how the report names it
+    noiseless: bool = False  # evaluated on noiseless images: a reference, not a competitor
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}_{self.trained_on}"
+
+
+ESTIMATORS: tuple[Estimator, ...] = (
+    Estimator("xception", "v1", "Xception (v1)"),
+    Estimator("xception", "v2", "Xception (v2: varying noise)"),
+    Estimator("xception", "v3", "Xception (v3: varying PSF)"),
+    Estimator("xception-nll", "v1", "Xception + uncertainty (v1)"),
+    Estimator("autoencoder", "v1", "Autoencoder (v1)"),
+    Estimator("autokeras", "v1", "AutoKeras best (v1)"),
+    Estimator("edsr-xception", "v1", "EDSR + Xception (v1)"),
+    Estimator("rdn-xception", "v1", "RDN + Xception (v1)"),
+    Estimator("lbfgsb", "fit", "L-BFGS-B fit"),
+    Estimator("xception-noiseless", "v1", "Xception on noiseless images", noiseless=True),
+)
+BASELINE = "lbfgsb_fit"
+
+
+def by_name(name: str) -> Estimator:
+    for estimator in ESTIMATORS:
+        if estimator.name == name:
+            return estimator
+    raise ValueError(f"unknown estimator {name!r}; choose from {[e.name for e in ESTIMATORS]}")
+
+
+def availability(profile) -> pd.DataFrame:
+    """For each estimator: whether its model and its predictions on each test set exist."""
+    profile = profiles.get(profile)
+    rows = []
+    for est in ESTIMATORS:
+        row = {"estimator": est.label, "name": est.name,
+               "model": "-" if est.key == "lbfgsb" else (
+                   "yes" if profile.model_dir(est.key, est.trained_on).is_dir() else "missing")}
+        for testset in TESTSETS:
+            row[testset] = "yes" if profile.predictions(est.key, est.trained_on, testset).is_file() else "missing"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("estimator")
+
+
+def crb_for(profile, testset: str) -> np.ndarray:
+    """Per-galaxy Cramér–Rao bounds of a test set, (N, 5); for a random-parameter set only the
+    first ``profile.crb_limit`` rows are computed (the rest are NaN and left out of averages)."""
+    from . import crb
+    profile = profiles.get(profile)
+    path = profile.dataset(testset)
+    fixed = io.dataset_info(path)["recipe"].get("kind") == "fixed"
+    return crb.for_dataset(path, limit=None if fixed else profile.crb_limit, progress=False)
+
+
+def comparison(profile, testset: str, estimators=ESTIMATORS, include_noiseless: bool = False) -> pd.DataFrame:
+    """Bias, std, RMSE and their ratios to the CRB for every estimator with predictions on
+    ``testset``; rows indexed by (estimator, parameter)."""
+    profile = profiles.get(profile)
+    ds = io.load_dataset(profile.dataset(testset), fields=())
+    bound = crb_for(profile, testset)
+    tables = {}
+    for est in estimators:
+        if est.noiseless and not include_noiseless:
+            continue
+        path = profile.predictions(est.key, est.trained_on, testset)
+        if path.is_file():
+            tables[est.label] = evaluate.against_crb(io.load_predictions(path), ds, bound)
+    if not tables:
+        return pd.DataFrame()
+    return pd.concat(tables, names=["estimator", "parameter"])
+
+
+def ratio_table(table: pd.DataFrame, column: str = "rmse/crb") -> pd.DataFrame:
+    """One column of `comparison` as estimators x parameters."""
+    if table.empty:
+        return table
+    return table[column].unstack("parameter")[list(LABEL_COLUMNS)]
+
+
+def timing(profile) -> pd.DataFrame:
+    """Training time and seconds per image of each estimator, and the speed-up over L-BFGS-B."""
+    profile = profiles.get(profile)
+    rows = []
+    for est in ESTIMATORS:
+        pred_path = profile.predictions(est.key, est.trained_on, "snr60")
+        spi = io.load_predictions(pred_path).seconds_per_image if pred_path.is_file() else np.nan
+        train_s = np.nan
+        info_path = profile.model_dir(est.key, est.trained_on) / "training.json"
+        if info_path.is_file():
+            info = json.loads(info_path.read_text())
+            train_s = float(info.get("training_seconds", np.nan)) + float(info.get("upstream_training_seconds", 0.0))
+        rows.append({"estimator": est.label, "training [s]": train_s, "seconds per image": spi})
+    table = pd.DataFrame(rows).set_index("estimator")
+    baseline = table.loc[by_name(BASELINE).label, "seconds per image"]
+    table["speed-up over L-BFGS-B"] = baseline / table["seconds per image"]
+    return table
+
+
+def run_info(profile) -> dict:
+    """Where and when the results were made: profile, data sizes, machine, date."""
+    profile = profiles.get(profile)
+    sizes = {}
+    for name in profile.sizes:
+        path = profile.dataset(name)
+        sizes[name] = io.dataset_info(path)["size"] if path.is_file() else "missing"
+    state = {}
+    state_file = profile.results_dir / "pipeline-state.json"
+    if state_file.is_file():
+        state = json.loads(state_file.read_text())
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else np.nan
+    finished = [v.get("finished") for v in state.values() if v.get("finished")]
+    return {
+        "profile": profile.name,
+        "data sizes": sizes,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {memory:.0f} GiB RAM, "
+                   f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "keras backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+        "report date": time.strftime("%Y-%m-%d %H:%M"),
+        "pipeline steps finished": f"{min(finished)} .. {max(finished)}" if finished else "n/a",
+    }
+
+
+def markdown_table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """A DataFrame as a GitHub markdown table (for the README and the slides)."""
+    frame = frame.copy()
+    header = "| " + " | ".join([frame.index.name or ""] + [str(c) for c in frame.columns]) + " |"
+    lines = [header, "|" + "---|" * (len(frame.columns) + 1)]
+    for index, row in frame.iterrows():
+        cells = [format(v, floatfmt) if isinstance(v, (float, np.floating)) and np.isfinite(v)
+                 else ("-" if isinstance(v, (float, np.floating)) else str(v)) for v in row]
+        lines.append("| " + " | ".join([str(index)] + cells) + " |")
+    return "\n".join(lines)
+
+
+def save_tables(profile, folder: Path | None = None) -> dict[str, Path]:
+    """Write the comparison tables as CSV under ``results/<profile>/`` and return their paths."""
+    profile = profiles.get(profile)
+    folder = Path(folder or profile.results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for testset in TESTSETS:
+        table = comparison(profile, testset)
+        if not table.empty:
+            written[testset] = folder / f"comparison_{testset}.csv"
+            table.to_csv(written[testset])
+    written["timing"] = folder / "timing.csv"
+    timing(profile).to_csv(written["timing"])
+    return written
+
+
+def test_predictions(profile, testset: str = "test", include_noiseless: bool = False) -> dict:
+    """``{label: (truth, pred)}`` on a random test set, for true-vs-predicted plots."""
+    profile = profiles.get(profile)
+    ds = io.load_dataset(profile.dataset(testset), fields=())
+    out = {}
+    for est in ESTIMATORS:
+        path = profile.predictions(est.key, est.trained_on, testset)
+        if path.is_file() and (include_noiseless or not est.noiseless):
+            pred, truth, _ = evaluate.aligned(io.load_predictions(path), ds)
+            out[est.label] = (truth, pred)
+    return out
+
+
+def error_vs_snr(profile, testset: str = "test", bins=(10, 15, 20, 30, 45, 65, 100)) -> pd.DataFrame:
+    """RMSE per parameter in SNR bins for every estimator on a random test set; rows indexed by
+    (estimator, SNR bin)."""
+    profile = profiles.get(profile)
+    ds = io.load_dataset(profile.dataset(testset), fields=())
+    tables = {}
+    for est in ESTIMATORS:
+        path = profile.predictions(est.key, est.trained_on, testset)
+        if path.is_file() and not est.noiseless:
+            tables[est.label] = evaluate.by_snr(io.load_predictions(path), ds, bins)
+    return pd.concat(tables, names=["estimator", "snr"]) if tables else pd.DataFrame()
+
+
+def _mean_ratio(table: pd.DataFrame, label: str, parameters=LABEL_COLUMNS) -> float:
+    return float(table.loc[label, "rmse/crb"].reindex(list(parameters)).mean())
+
+
+def conclusions(profile) -> list[str]:
+    """Statements that follow from this run's numbers (each computed, none hard-coded)."""
+    profile = profiles.get(profile)
+    lines = []
+    missing = availability(profile)
+    absent = [label for label, row in missing.iterrows() if row["snr60"] == "missing"]
+    if absent:
+        lines.append(f"Not trained in this run (no predictions on snr60): {', '.join(absent)}.")
+    for testset in ("snr60", "snr30"):
+        table = comparison(profile, testset)
+        if table.empty:
+            continue
+        ratios = ratio_table(table)
+        best = ratios.idxmin()
+        parts = [f"{p}: {best[p]} ({ratios.loc[best[p], p]:.2f})" for p in LABEL_COLUMNS]
+        lines.append(f"On {testset}, the lowest RMSE/CRB per parameter: " + "; ".join(parts) + ".")
+        near = [label for label in ratios.index
+                if (ratios.loc[label, ["flux", "sersic_r", "g1", "g2"]] <= 1.1).all()]
+        lines.append(f"On {testset}, estimators within 1.1 x CRB for flux, r, g1 and g2: "
+                     f"{', '.join(near) if near else 'none'}.")
+        base = by_name(BASELINE).label
+        plain = by_name("xception_v1").label
+        if base in ratios.index and plain in ratios.index:
+            lines.append(
+                f"On {testset}, the mean RMSE/CRB over the five parameters is "
+                f"{_mean_ratio(table, plain):.2f} for {plain} and {_mean_ratio(table, base):.2f} "
+                f"for the {base}.")
+        for two_stage in ("edsr-xception_v1", "rdn-xception_v1", "autoencoder_v1"):
+            label = by_name(two_stage).label
+            if label in ratios.index and plain in ratios.index:
+                change = _mean_ratio(table, label) / _mean_ratio(table, plain) - 1
+                lines.append(f"On {testset}, {label} has a mean RMSE/CRB {abs(change):.0%} "
+                             f"{'lower' if change < 0 else 'higher'} than {plain}.")
+    times = timing(profile)
+    plain = by_name("xception_v1").label
+    speedup = times.loc[plain, "speed-up over L-BFGS-B"]
+    if np.isfinite(speedup):
+        lines.append(f"{plain} predicts in {times.loc[plain, 'seconds per image'] * 1e3:.2f} ms per image, "
+                     f"{speedup:,.0f} x faster than the L-BFGS-B fit "
+                     f"({times.loc[by_name(BASELINE).label, 'seconds per image']:.2f} s per image).")
+    nll = profile.predictions("xception-nll", "v1", "test")
+    if nll.is_file():
+        ds = io.load_dataset(profile.dataset("test"), fields=())
+        cal = evaluate.calibration(io.load_predictions(nll), ds)
+        lines.append("Uncertainty of the Xception + uncertainty model on test: z-score std "
+                     + ", ".join(f"{p} {cal.loc[p, 'z std']:.2f}" for p in LABEL_COLUMNS)
+                     + "; 68% coverage " + ", ".join(f"{p} {cal.loc[p, 'coverage 68%']:.0f}%"
+                                                   for p in LABEL_COLUMNS) + ".")
+    return lines
