@@ -433,22 +433,6 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
 
 # ----------------------------------------------------------------------------- data sets
 
-_BLAS_LIMIT = None
-
-
-def _worker_init():
-    """One thread per worker process: GalSim's OpenMP FFTs and BLAS threads would only compete
-    with the other workers (and inflate the CPU time of each fit)."""
-    global _BLAS_LIMIT
-    import galsim
-    galsim.set_omp_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
-        _BLAS_LIMIT = threadpool_limits(1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
-
-
 def _fit_rows(images: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray) -> list[tuple]:
     """Fit each image; a fit that raises is returned as failed (NaN parameters), not dropped."""
     out = []
@@ -498,13 +482,12 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     ``seconds`` and ``message``, and attributes saying how it was run. Fits that fail or do not
     converge are kept, flagged (failed ones with NaN parameters).
     """
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from multiprocessing import get_context
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     from tqdm.auto import tqdm
 
     from . import io
-    from .generate import default_jobs
+    from .parallel import default_jobs, process_pool
 
     if limit is not None and (int(limit) != limit or limit < 1):
         raise ValueError(f"limit = {limit} must be a positive integer")
@@ -534,9 +517,7 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
             finally:
                 galsim.set_omp_threads(threads)
         else:
-            ctx = get_context("spawn")  # safe under Jupyter and TensorFlow threads
-            pool = ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init)
-            try:
+            with process_pool(jobs) as pool:
                 futures = {pool.submit(_fit_rows, ds.img[s:s + chunk], psf_fwhm[s:s + chunk],
                                        sigma[s:s + chunk]): s for s in starts}
                 while futures:
@@ -546,10 +527,6 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
                         part = future.result()
                         results[s:s + len(part)] = part
                         bar.update(len(part))
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown()
     finally:
         bar.close()
     wall = time.perf_counter() - wall

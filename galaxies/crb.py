@@ -44,7 +44,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -266,11 +265,6 @@ def _fingerprint(label: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray) -> 
     return digest.hexdigest()
 
 
-def _worker_init():
-    import galsim
-    galsim.set_omp_threads(1)  # one process per core: OpenMP threads would only compete
-
-
 def _bounds_of(rows: np.ndarray) -> np.ndarray:
     """Bounds of parameter rows ``(flux, n, r, g1, g2, psf_fwhm, sigma)``; NaN where the
     Fisher matrix is singular (e.g. a galaxy too faint to constrain n)."""
@@ -349,7 +343,7 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     from tqdm.auto import tqdm
 
     from . import io
-    from .generate import default_jobs
+    from .parallel import default_jobs, process_pool
 
     dataset = io.load_dataset(path, fields=())
     size = len(dataset)
@@ -384,10 +378,7 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
                     values[chunk] = _bounds_of(unique[chunk])
                     bar.update(len(chunk))
             else:
-                from concurrent.futures import ProcessPoolExecutor
-                ctx = get_context("spawn")  # safe under Jupyter and TensorFlow threads
-                with ProcessPoolExecutor(min(jobs, len(chunks)), mp_context=ctx,
-                                         initializer=_worker_init) as pool:
+                with process_pool(min(jobs, len(chunks))) as pool:
                     results = pool.map(_bounds_of, [unique[c] for c in chunks])
                     for chunk, result in zip(chunks, results):
                         values[chunk] = result

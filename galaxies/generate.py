@@ -19,17 +19,17 @@ routed to worker processes by their index, and each worker keeps its tables (see
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
 from . import io
+from .parallel import default_jobs, process_pool
 from .simulate import (RANGES, SNR_RANGE, GalaxyRenderer, ParameterRangeError, add_noise,
                        check_parameters, check_range, shear_components, snr)
 
@@ -176,13 +176,6 @@ def _worker_renderer() -> GalaxyRenderer:
     return _renderer
 
 
-def _single_threaded_galsim() -> None:
-    """GalSim parallelizes each FFT with OpenMP; with one process per core the threads only
-    compete (and spin), costing ~30% more CPU per image. One thread per worker is fastest."""
-    import galsim
-    galsim.set_omp_threads(1)
-
-
 def render_candidates(candidates: np.ndarray, with_psf: bool, snr_range=(SNR_RANGE.low, SNR_RANGE.high)):
     """Render candidates (rows of `draw_candidates`), keep those inside the SNR range.
 
@@ -209,37 +202,30 @@ def render_candidates(candidates: np.ndarray, with_psf: bool, snr_range=(SNR_RAN
     return keep, snrs, stack(clean_kept), stack(noisy_kept), stack(psf_kept) if with_psf else None
 
 
-class _Workers:
-    """``jobs`` single-process pools, so candidates with the same Sérsic index always go to the
-    same process and reuse its table. ``jobs=1`` renders in this process."""
+@contextlib.contextmanager
+def _workers(jobs: int):
+    """Yield ``submit(worker, *args) -> Future`` running `render_candidates`.
 
-    def __init__(self, jobs: int):
-        import galsim
-        self.jobs = jobs
-        ctx = get_context("spawn")  # safe even if the caller has threads (TensorFlow, Jupyter)
-        self.pools = [] if jobs == 1 else [
-            ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_single_threaded_galsim)
-            for _ in range(jobs)]
-        self._omp_threads = galsim.get_omp_threads()
-        if jobs == 1:
-            _single_threaded_galsim()
+    ``jobs`` single-process pools, so candidates with the same Sérsic index always go to the
+    same process and reuse its table; ``jobs=1`` renders in this process (one thread, as a
+    worker would)."""
+    import galsim
+    if jobs == 1:
+        threads = galsim.get_omp_threads()
+        galsim.set_omp_threads(1)
 
-    def submit(self, worker: int, *args) -> Future:
-        if not self.pools:
+        def submit(worker, *args) -> Future:
             future: Future = Future()
             future.set_result(render_candidates(*args))
             return future
-        return self.pools[worker].submit(render_candidates, *args)
-
-    def close(self, cancel: bool = False):
-        import galsim
-        for pool in self.pools:
-            pool.shutdown(wait=not cancel, cancel_futures=cancel)
-        galsim.set_omp_threads(self._omp_threads)
-
-
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        try:
+            yield submit
+        finally:
+            galsim.set_omp_threads(threads)
+    else:
+        with contextlib.ExitStack() as stack:
+            pools = [stack.enter_context(process_pool(1)) for _ in range(jobs)]
+            yield lambda worker, *args: pools[worker].submit(render_candidates, *args)
 
 
 # ----------------------------------------------------------------------------- writers
@@ -271,65 +257,57 @@ def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | No
     labels = np.zeros((size, 5), np.float32)
     psf_fwhm, sigma, snrs = (np.zeros(size, np.float32) for _ in range(3))
     attempts = np.zeros(size, np.int64)
-    workers = _Workers(jobs)
     bar = tqdm(total=size, unit="img", desc=f"generate {name or Path(path).stem}",
                disable=not progress, smoothing=0.05)
-    try:
-        with io.atomic_h5(path, force) as f:
-            fields = io.create_dataset_fields(f, size, shared_psf=not with_psf)
-            if not with_psf:
-                fields["psf_img"][0] = _worker_renderer().draw_psf(spec.psf_fwhm)
-            pending = np.arange(size)
-            while len(pending):
-                candidates = draw_candidates(spec, seed, pending, attempts[pending])
-                if grid is None:
-                    owner = pending % jobs
-                else:
-                    owner = np.searchsorted(grid, candidates[:, _N]) % jobs
-                futures = {}
-                for w in range(jobs):
-                    mine = np.flatnonzero(owner == w)
-                    mine = mine[np.argsort(candidates[mine, _N], kind="stable")]
-                    for chunk in np.array_split(mine, math.ceil(len(mine) / TASK_SIZE) or 1):
-                        if len(chunk):
-                            futures[workers.submit(w, candidates[chunk], with_psf)] = chunk
-                rejected = []
-                while futures:
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        chunk = futures.pop(future)
-                        keep, snr_c, clean, noisy, psf = future.result()
-                        rows = pending[chunk]
-                        rejected.append(rows[~keep])
-                        for k, j in enumerate(np.flatnonzero(keep)):
-                            i, c = rows[j], candidates[chunk[j]]
-                            fields["img"][i] = noisy[k]
-                            fields["img_nonoise"][i] = clean[k]
-                            if with_psf:
-                                fields["psf_img"][i] = psf[k]
-                            labels[i] = c[[_FLUX, _N, _R, _G1, _G2]]
-                            psf_fwhm[i], sigma[i], snrs[i] = c[_PSF], c[_SIGMA], snr_c[j]
-                        bar.update(int(keep.sum()))
-                pending = np.sort(np.concatenate(rejected)) if rejected else pending[:0]
-                attempts[pending] += 1
-                if len(pending) and attempts.max() >= MAX_ATTEMPTS:
-                    raise RuntimeError(
-                        f"row {int(pending[np.argmax(attempts[pending])])} found no galaxy with SNR in "
-                        f"[{SNR_RANGE.low:g}, {SNR_RANGE.high:g}] after {MAX_ATTEMPTS} draws; "
-                        f"check the PSF and noise settings ({spec})")
-                bar.set_postfix(acceptance=f"{size / (size + attempts.sum()):.2f}")
-            fields["label"][...] = labels
-            fields["psf_fwhm"][...] = psf_fwhm
-            fields["sigma"][...] = sigma
-            fields["snr"][...] = snrs
-            io.write_attrs(f, seed, _recipe_record(spec, size, seed, name))
-            f.attrs["acceptance_rate"] = size / (size + attempts.sum())
-    except BaseException:
-        workers.close(cancel=True)
-        raise
-    finally:
-        bar.close()
-    workers.close()
+    with bar, io.atomic_h5(path, force) as f, _workers(jobs) as submit:
+        fields = io.create_dataset_fields(f, size, shared_psf=not with_psf)
+        if not with_psf:
+            fields["psf_img"][0] = _worker_renderer().draw_psf(spec.psf_fwhm)
+        pending = np.arange(size)
+        while len(pending):
+            candidates = draw_candidates(spec, seed, pending, attempts[pending])
+            if grid is None:
+                owner = pending % jobs
+            else:
+                owner = np.searchsorted(grid, candidates[:, _N]) % jobs
+            futures = {}
+            for w in range(jobs):
+                mine = np.flatnonzero(owner == w)
+                mine = mine[np.argsort(candidates[mine, _N], kind="stable")]
+                for chunk in np.array_split(mine, math.ceil(len(mine) / TASK_SIZE) or 1):
+                    if len(chunk):
+                        futures[submit(w, candidates[chunk], with_psf)] = chunk
+            rejected = []
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    chunk = futures.pop(future)
+                    keep, snr_c, clean, noisy, psf = future.result()
+                    rows = pending[chunk]
+                    rejected.append(rows[~keep])
+                    for k, j in enumerate(np.flatnonzero(keep)):
+                        i, c = rows[j], candidates[chunk[j]]
+                        fields["img"][i] = noisy[k]
+                        fields["img_nonoise"][i] = clean[k]
+                        if with_psf:
+                            fields["psf_img"][i] = psf[k]
+                        labels[i] = c[[_FLUX, _N, _R, _G1, _G2]]
+                        psf_fwhm[i], sigma[i], snrs[i] = c[_PSF], c[_SIGMA], snr_c[j]
+                    bar.update(int(keep.sum()))
+            pending = np.sort(np.concatenate(rejected)) if rejected else pending[:0]
+            attempts[pending] += 1
+            if len(pending) and attempts.max() >= MAX_ATTEMPTS:
+                raise RuntimeError(
+                    f"row {int(pending[np.argmax(attempts[pending])])} found no galaxy with SNR in "
+                    f"[{SNR_RANGE.low:g}, {SNR_RANGE.high:g}] after {MAX_ATTEMPTS} draws; "
+                    f"check the PSF and noise settings ({spec})")
+            bar.set_postfix(acceptance=f"{size / (size + attempts.sum()):.2f}")
+        fields["label"][...] = labels
+        fields["psf_fwhm"][...] = psf_fwhm
+        fields["sigma"][...] = sigma
+        fields["snr"][...] = snrs
+        io.write_attrs(f, seed, _recipe_record(spec, size, seed, name))
+        f.attrs["acceptance_rate"] = size / (size + attempts.sum())
     return Path(path)
 
 

@@ -71,11 +71,11 @@ def test_existing_output_needs_force(tmp_path):
     assert len(io.load_dataset(out)) == 3
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_generation_leaves_no_file(tmp_path, sig):
+@pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2)])
+def test_interrupted_generation_leaves_no_file(tmp_path, sig, jobs):
     out = tmp_path / "big.h5"
     proc = subprocess.Popen([sys.executable, "-m", "galaxies.cli", "generate", str(out),
-                             "--size", "100000", "--sersics", "50", "--jobs", "1"],
+                             "--size", "100000", "--sersics", "50", "--jobs", str(jobs)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while not any(tmp_path.iterdir()) and time.time() < deadline:  # wait for the temporary file
