@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io, profiles
+from .testsets import TESTSETS
 from .train import HISTORY_FILE, SavedModel, Standardizer
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
 
 DENOISERS = ("edsr", "rdn")
 TRAINED_ON = "v1a"  # the denoisers' own training set
-TESTSETS = ("snr60", "snr30", "test")
 #: sets the estimators are evaluated on: a denoiser never trains on them
 EVALUATION_SETS = TESTSETS
 IMAGE_SHAPE = (64, 64)
@@ -523,16 +523,6 @@ def predict_two_stage(denoiser: str, profile=None, testsets=TESTSETS, batch_size
     return out
 
 
-def _crb_for(path, profile):
-    """Per-row Cramér–Rao bounds of a set (NaN beyond the profile's ``crb_limit``), or None
-    when the CRB module is not available."""
-    try:
-        from . import crb
-    except ImportError:
-        return None
-    return crb.for_dataset(path, limit=profile.crb_limit, progress=False)
-
-
 def compare(profile=None, denoisers=DENOISERS, testsets=TESTSETS, baseline: str = "xception",
             with_crb: bool = True) -> "pd.DataFrame":
     """RMSE (and RMSE / CRB) of the plain Xception, of its same-budget control (when trained,
@@ -547,6 +537,7 @@ def compare(profile=None, denoisers=DENOISERS, testsets=TESTSETS, baseline: str 
     import pandas as pd
 
     from . import evaluate
+    from . import testsets as testsets_module
 
     profile = profiles.get(profile)
     estimators = [baseline, CONTROL] + [two_stage_name(d) for d in denoisers]
@@ -560,7 +551,7 @@ def compare(profile=None, denoisers=DENOISERS, testsets=TESTSETS, baseline: str 
                 continue
             ds = io.load_dataset(data_path, fields=())
             if with_crb and bounds is None:
-                bounds = _crb_for(data_path, profile)
+                bounds = testsets_module.crb(profile, testset)
             table = (evaluate.against_crb(path, ds, bounds) if bounds is not None
                      else evaluate.summary(path, ds))
             info = _training_info(profile.model_dir(estimator, "v1"))

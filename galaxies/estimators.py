@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import profiles
-
-TESTSETS = ("snr60", "snr30", "test")
+from .testsets import TESTSETS
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ all. Tables are pandas DataFrames indexed by the label columns.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -66,16 +67,25 @@ def against_crb(predictions, dataset, crb) -> pd.DataFrame:
     """`summary` plus the same divided by the Cramér–Rao bound.
 
     ``crb`` is the bound on the standard deviation of each parameter: five numbers (a fixed
-    galaxy), or one row of five per galaxy of the set (then the ratios use the RMS bound of the
-    rows evaluated).
+    galaxy), or one row of five per galaxy of the set. Per-galaxy bounds may be NaN for rows
+    not computed (`galaxies.crb.for_dataset` with a ``limit``): then only the galaxies with a
+    bound are evaluated, and the ratios use the RMS bound of those galaxies.
     """
-    table = summary(predictions, dataset)
-    _, _, take = aligned(predictions, dataset)
+    predictions, dataset = _load(predictions, dataset)
     crb = np.asarray(crb, dtype=np.float64)
     if crb.ndim == 2:
-        crb = np.sqrt(np.nanmean(crb[take] ** 2, axis=0))
+        _, _, take = aligned(predictions, dataset)
+        known = np.isfinite(crb[take]).all(axis=1)
+        if not known.any():
+            raise ValueError(f"no galaxy of {predictions.path} has a Cramér–Rao bound")
+        if not known.all():
+            predictions = replace(
+                predictions, pred=predictions.pred[known], index=predictions.index[known],
+                pred_std=None if predictions.pred_std is None else predictions.pred_std[known])
+        crb = np.sqrt(np.mean(crb[take[known]] ** 2, axis=0))
     if crb.shape != (5,):
         raise ValueError(f"crb has shape {crb.shape}, expected (5,) or (N, 5)")
+    table = summary(predictions, dataset)
     table["crb"] = crb
     for column in ("bias", "std", "rmse"):
         table[f"{column}/crb"] = table[column] / crb

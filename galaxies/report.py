@@ -15,10 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import evaluate, io, profiles
+from . import evaluate, io, profiles, testsets
 from .simulate import LABEL_COLUMNS
-
-TESTSETS = ("snr60", "snr30", "test")
+from .testsets import TESTSETS
 
 
 @dataclass(frozen=True)
@@ -71,22 +70,12 @@ def availability(profile) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("estimator")
 
 
-def crb_for(profile, testset: str) -> np.ndarray:
-    """Per-galaxy Cramér–Rao bounds of a test set, (N, 5); for a random-parameter set only the
-    first ``profile.crb_limit`` rows are computed (the rest are NaN and left out of averages)."""
-    from . import crb
-    profile = profiles.get(profile)
-    path = profile.dataset(testset)
-    fixed = io.dataset_info(path)["recipe"].get("kind") == "fixed"
-    return crb.for_dataset(path, limit=None if fixed else profile.crb_limit, progress=False)
-
-
 def comparison(profile, testset: str, estimators=ESTIMATORS, include_noiseless: bool = False) -> pd.DataFrame:
     """Bias, std, RMSE and their ratios to the CRB for every estimator with predictions on
     ``testset``; rows indexed by (estimator, parameter)."""
     profile = profiles.get(profile)
     ds = io.load_dataset(profile.dataset(testset), fields=())
-    bound = crb_for(profile, testset)
+    bound = testsets.crb(profile, testset)
     tables = {}
     for est in estimators:
         if est.noiseless and not include_noiseless:

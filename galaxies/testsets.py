@@ -33,13 +33,14 @@ def predict(model_dir, profile=None, estimator: str | None = None, dataset: str 
 
 
 def crb(profile, testset: str):
-    """The Cramér–Rao bound of a test set: (N, 5), one row per galaxy (NaN beyond the rows
-    computed, ``profile.crb_limit`` for a random-parameter set)."""
+    """The Cramér–Rao bound of a test set: (N, 5), one row per galaxy. A fixed-galaxy set has
+    every row (computed once); a random-parameter set only its first ``profile.crb_limit``
+    rows (the others are NaN, and `galaxies.evaluate.against_crb` leaves them out)."""
     from . import crb as crb_module
     profile = profiles.get(profile)
     path = profile.dataset(testset)
-    limit = None if len(io.load_dataset(path, fields=())) <= profile.crb_limit else profile.crb_limit
-    return crb_module.for_dataset(path, limit=limit, progress=False)
+    fixed = io.dataset_info(path)["recipe"].get("kind") == "fixed"
+    return crb_module.for_dataset(path, limit=None if fixed else profile.crb_limit, progress=False)
 
 
 def against_crb(profile, estimator: str, dataset: str = "v1", testsets=TESTSETS) -> pd.DataFrame:
