@@ -24,8 +24,6 @@ photo-electrons with the same affine map.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +32,7 @@ import numpy as np
 
 from . import io, profiles
 from .testsets import TESTSETS
-from .train import HISTORY_FILE, SavedModel, Standardizer
+from .train import HISTORY_FILE, RecordedFit, SavedModel, Standardizer, split_rows
 
 __all__ = [
     "DENOISERS", "TRAINED_ON", "TESTSETS", "DenoiserConfig", "Denoiser", "fit", "train_denoiser",
@@ -305,12 +303,7 @@ def fit(config: DenoiserConfig, data, out_dir, verbose="auto") -> Denoiser:
     if ds.img is None or ds.img_nonoise is None:
         raise ValueError(f"{ds.path}: a denoiser needs both img and img_nonoise loaded")
     keras.utils.set_random_seed(config.seed)
-    n = len(ds)
-    order = np.random.default_rng(config.seed).permutation(n)
-    n_val = max(1, int(round(config.validation_fraction * n)))
-    val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
-    if len(train) < 1:
-        raise ValueError(f"{ds.path}: {n} rows leave nothing to train on")
+    train, val = split_rows(len(ds), config.validation_fraction, config.seed)
 
     scaler = Standardizer.fit(ds.img[train][..., None], axis=(0, 1, 2))
 
@@ -320,40 +313,12 @@ def fit(config: DenoiserConfig, data, out_dir, verbose="auto") -> Denoiser:
     model = get_denoiser(config.model)(input_shape=IMAGE_SHAPE + (1,), **config.model_kwargs)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=config.loss,
                   metrics=["mse"] if config.loss != "mse" else None)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    history_path = out_dir.with_name(f".tmp-{os.getpid()}-{out_dir.name}.csv")
-    callbacks = [
-        keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, config.patience // 2)),
-        keras.callbacks.CSVLogger(str(history_path)),
-    ]
-    start = time.perf_counter()
-    try:
-        history = model.fit(scaled(ds.img, train), scaled(ds.img_nonoise, train),
-                            validation_data=(scaled(ds.img, val), scaled(ds.img_nonoise, val)),
-                            epochs=config.epochs, batch_size=config.batch_size,
-                            callbacks=callbacks, verbose=verbose, shuffle=True)
-        seconds = time.perf_counter() - start
-        epochs_run = len(history.history["loss"])
-        info = {
-            "name": out_dir.name, "task": "denoise", "estimator": config.model,
-            "config": asdict(config),
-            "dataset": str(ds.path), "dataset_name": ds.name, "recipe": ds.recipe,
-            "train_rows": int(len(train)), "validation_rows": int(len(val)),
-            "epochs_run": epochs_run, "training_seconds": round(seconds, 2),
-            "train_images_per_second": round(len(train) * epochs_run / seconds, 1),
-            "best_val_loss": float(min(history.history["val_loss"])),
-            "parameters": int(model.count_params()),
-            "backend": keras.backend.backend(), "keras_version": keras.__version__,
-            "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        denoiser = Denoiser(model, scaler, info)
-        denoiser.save(out_dir)
-        shutil.move(history_path, out_dir / HISTORY_FILE)
-    finally:
-        history_path.unlink(missing_ok=True)
-    return denoiser
+    recorded = RecordedFit(out_dir, config.patience, plateau=True)
+    recorded.fit(model, scaled(ds.img, train), scaled(ds.img_nonoise, train),
+                 validation_data=(scaled(ds.img, val), scaled(ds.img_nonoise, val)),
+                 epochs=config.epochs, batch_size=config.batch_size, verbose=verbose, shuffle=True)
+    info = recorded.record(model, config, ds, train, val, task="denoise", estimator=config.model)
+    return recorded.save(Denoiser(model, scaler, info))
 
 
 def train_denoiser(name: str, profile=None, verbose="auto", **overrides) -> Denoiser:

@@ -242,12 +242,25 @@ def dihedral(images: np.ndarray, labels: np.ndarray, element: int):
     return np.ascontiguousarray(images), labels
 
 
-def _batches(x: list, labels: np.ndarray, label_scaler: Standardizer, batch_size: int,
-             seed: int, augment: bool):
+def training_batches(images: np.ndarray, labels: np.ndarray, label_scaler: Standardizer,
+                     batch_size: int, seed: int, augment: bool, extras: tuple = (),
+                     arrange=None):
     """A Keras ``PyDataset`` of shuffled training batches of ``batch_size`` rows (fewer only
-    when the set is smaller), each image in a random orientation (when ``augment``) with its
-    labels transformed to match, then standardized."""
+    when the set is smaller).
+
+    With ``augment``, each galaxy appears in one of the eight orientations of the pixel grid:
+    every channel of ``images`` (N, H, W, C) turned alike, its shear labels transformed to
+    match (`dihedral`); labels are then standardized. ``extras`` are further per-row inputs
+    passed through unchanged. ``arrange(images, extras, labels) -> (inputs, targets)`` shapes a
+    batch for the model (default: the images, then the extras, as inputs; the labels as target).
+    """
     import keras
+
+    def default_arrange(batch, more, y):
+        inputs = (batch,) + more
+        return (inputs if len(inputs) > 1 else inputs[0]), y
+
+    arrange = arrange or default_arrange
 
     class Batches(keras.utils.PyDataset):
         def __init__(self):
@@ -263,15 +276,13 @@ def _batches(x: list, labels: np.ndarray, label_scaler: Standardizer, batch_size
 
         def __getitem__(self, k):
             rows = np.sort(self.order[k * batch_size:(k + 1) * batch_size])
-            image, y = x[0][rows], labels[rows]
+            batch, y = images[rows], labels[rows]
             if augment:
-                rng = np.random.default_rng([seed, self.epoch, k])
-                which = rng.integers(0, 8, len(rows))
+                which = np.random.default_rng([seed, self.epoch, k]).integers(0, 8, len(rows))
                 for element in np.unique(which):
                     sel = which == element
-                    image[sel], y[sel] = dihedral(image[sel], y[sel], int(element))
-            inputs = (image,) + tuple(a[rows] for a in x[1:])
-            return (inputs if len(inputs) > 1 else inputs[0]), label_scaler.transform(y)
+                    batch[sel], y[sel] = dihedral(batch[sel], y[sel], int(element))
+            return arrange(batch, tuple(a[rows] for a in extras), label_scaler.transform(y))
 
         def on_epoch_end(self):
             self.epoch += 1
@@ -450,6 +461,89 @@ class _LearningRateLog:
         return LearningRateLog()
 
 
+def learning_rate(config: TrainingConfig, steps: int):
+    """The learning rate of ``config.schedule``: ``cosine`` (one epoch of linear warm-up from
+    a tenth of the peak, then a cosine decay to 1% over the remaining ``steps`` per epoch), or
+    a constant (``plateau``: `RecordedFit` halves it when the validation loss stalls)."""
+    import keras
+    if config.schedule != "cosine":
+        return config.learning_rate
+    warmup = steps if config.epochs > 1 else 0
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 10 if warmup else config.learning_rate,
+        decay_steps=max(1, steps * config.epochs - warmup), alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+
+
+class RecordedFit:
+    """What every trained network of the project records, whatever it learns.
+
+    Gives the callbacks (early stopping that restores the best weights, an optional
+    learning-rate plateau schedule, the learning rate and every loss per epoch as CSV), times
+    ``keras.Model.fit``, builds the ``training.json`` record, and saves the model directory
+    with its ``history.csv``. Used by `fit`, the autoencoder and the denoisers.
+
+    ::
+
+        recorded = RecordedFit(out_dir, patience, plateau=False)
+        history = recorded.fit(model, batches, validation_data=..., epochs=...)
+        info = recorded.record(model, config, ds, train, val, name=..., estimator=...)
+        recorded.save(SavedModel(model, scalers, info))
+    """
+
+    def __init__(self, out_dir, patience: int, plateau: bool = False):
+        import keras
+        self.out_dir = Path(out_dir)
+        self.out_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.history_csv = self.out_dir.with_name(f".tmp-{os.getpid()}-{self.out_dir.name}.csv")
+        self.callbacks = [keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
+        if plateau:
+            self.callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 2)))
+        self.callbacks += [_LearningRateLog.callback(), keras.callbacks.CSVLogger(str(self.history_csv))]
+        self.history, self.seconds, self.images_per_epoch = None, None, None
+
+    def fit(self, model, x, y=None, images_per_epoch: int | None = None, **kwargs):
+        """``model.fit`` with the callbacks, timed; the temporary CSV is removed on failure.
+        ``images_per_epoch`` (default: the training rows) gives the training throughput."""
+        start = time.perf_counter()
+        try:
+            self.history = model.fit(x, y, callbacks=self.callbacks, **kwargs).history
+        except BaseException:
+            self.history_csv.unlink(missing_ok=True)
+            raise
+        self.seconds = time.perf_counter() - start
+        self.images_per_epoch = images_per_epoch
+        return self.history
+
+    def record(self, model, config, ds: io.Dataset, train, val, **extra) -> dict:
+        """The ``training.json`` record: what was trained on, how, how long and how well."""
+        import keras
+        losses = self.history["val_loss"]
+        epochs_run = len(self.history["loss"])
+        images = self.images_per_epoch or len(train)
+        return {
+            "name": self.out_dir.name, "config": asdict(config),
+            "dataset": str(ds.path), "dataset_name": ds.name, "recipe": ds.recipe,
+            "train_rows": int(len(train)), "validation_rows": int(len(val)),
+            "epochs_run": epochs_run, "training_seconds": round(self.seconds, 2),
+            "train_images_per_second": round(images * epochs_run / self.seconds, 1),
+            "best_val_loss": float(min(losses)), "best_epoch": int(np.argmin(losses)) + 1,
+            "parameters": int(model.count_params()),
+            "backend": keras.backend.backend(), "keras_version": keras.__version__,
+            "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **{k: v for k, v in extra.items() if v is not None},
+        }
+
+    def save(self, saveable):
+        """Save the model directory (``saveable.save(out_dir)``) and move the history into it."""
+        try:
+            saveable.save(self.out_dir)
+            shutil.move(self.history_csv, self.out_dir / HISTORY_FILE)
+        finally:
+            self.history_csv.unlink(missing_ok=True)
+        return saveable
+
+
 def fit(config: TrainingConfig, data, out_dir, images: np.ndarray | None = None,
         name: str | None = None, estimator: str | None = None, verbose="auto") -> SavedModel:
     """Train an estimator on a data set and save it to ``out_dir``.
@@ -492,8 +586,8 @@ def fit(config: TrainingConfig, data, out_dir, images: np.ndarray | None = None,
     x_val, _ = take(val, scalers)
     scalers["label"] = Standardizer.fit(ds.label[train], axis=0)
     y_val = scalers["label"].transform(ds.label[val])
-    batches = _batches(x_train, np.asarray(ds.label[train], np.float32), scalers["label"],
-                       config.batch_size, config.seed, config.augment)
+    batches = training_batches(x_train[0], np.asarray(ds.label[train], np.float32), scalers["label"],
+                               config.batch_size, config.seed, config.augment, extras=tuple(x_train[1:]))
 
     n_out = 2 * N_LABELS if config.uncertainty else N_LABELS
     try:
@@ -503,53 +597,17 @@ def fit(config: TrainingConfig, data, out_dir, images: np.ndarray | None = None,
     except TypeError as err:  # an unknown size keyword: a user error, not a crash
         raise ValueError(f"model {config.model!r} with sizes {config.model_kwargs}: {err}") from None
     steps = len(batches)
-    if config.schedule == "cosine":
-        warmup = steps if config.epochs > 1 else 0
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate / 10 if warmup else config.learning_rate,
-            decay_steps=max(1, steps * config.epochs - warmup), alpha=0.01,
-            warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
-    else:
-        learning_rate = config.learning_rate
     loss = ({"decoupled": decoupled_nll, "nll": gaussian_nll}[config.uncertainty_loss]
             if config.uncertainty else "mse")
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss,
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)), loss=loss,
                   metrics=[mean_mse] if config.uncertainty else None)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    history_path = out_dir.with_name(f".tmp-{os.getpid()}-{out_dir.name}.csv")
-    callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)]
-    if config.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, config.patience // 2)))
-    callbacks += [_LearningRateLog.callback(), keras.callbacks.CSVLogger(str(history_path))]
-    start = time.perf_counter()
-    try:
-        history = model.fit(batches, validation_data=(x_val if len(x_val) > 1 else x_val[0], y_val),
-                            validation_batch_size=_even_batch(len(val)), epochs=config.epochs,
-                            callbacks=callbacks, verbose=verbose)
-        seconds = time.perf_counter() - start
-        epochs_run = len(history.history["loss"])
-        info = {
-            "name": name or out_dir.name,
-            "estimator": estimator or config.model,
-            "config": asdict(config),
-            "dataset": str(ds.path), "dataset_name": ds.name, "recipe": ds.recipe,
-            "train_rows": int(len(train)), "validation_rows": int(len(val)),
-            "epochs_run": epochs_run, "training_seconds": round(seconds, 2),
-            "train_images_per_second": round(min(len(train), steps * config.batch_size)
-                                             * epochs_run / seconds, 1),
-            "best_val_loss": float(min(history.history["val_loss"])),
-            "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
-            "parameters": int(model.count_params()),
-            "backend": keras.backend.backend(), "keras_version": keras.__version__,
-            "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        saved = SavedModel(model, scalers, info)
-        saved.save(out_dir)
-        shutil.move(history_path, out_dir / HISTORY_FILE)
-    finally:
-        history_path.unlink(missing_ok=True)
-    return saved
+    recorded = RecordedFit(out_dir, config.patience, plateau=config.schedule == "plateau")
+    recorded.fit(model, batches, validation_data=(x_val if len(x_val) > 1 else x_val[0], y_val),
+                 validation_batch_size=_even_batch(len(val)), epochs=config.epochs,
+                 verbose=verbose, images_per_epoch=min(len(train), steps * config.batch_size))
+    info = recorded.record(model, config, ds, train, val, name=name,
+                           estimator=estimator or config.model)
+    return recorded.save(SavedModel(model, scalers, info))
 
 
 def _even_batch(n: int, largest: int = 1024) -> int:

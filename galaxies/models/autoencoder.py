@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -200,56 +198,10 @@ class Autoencoder:
 
 # ------------------------------------------------------------------------------ training
 
-def _batches(x, target, labels, label_scaler, batch_size: int, seed: int, augment: bool):
-    """Shuffled training batches ``(noisy, {"labels", "image"})`` as a Keras ``PyDataset``.
-
-    With ``augment``, each galaxy appears in one of the eight orientations of the pixel grid
-    (`galaxies.train.dihedral`), the same for its noisy input and its noiseless target, with
-    its shear transformed to match; only full batches, as in `galaxies.train.fit`.
-    """
-    import keras
-
-    from ..train import dihedral
-
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=1, use_multiprocessing=False)
-            self.epoch = 0
-            self.order = np.random.default_rng([seed, 0]).permutation(len(labels))
-
-        def __len__(self):
-            return max(1, len(labels) // batch_size)
-
-        def __getitem__(self, k):
-            rows = np.sort(self.order[k * batch_size:(k + 1) * batch_size])
-            pair, y = np.concatenate([x[rows], target[rows]], axis=-1), labels[rows]
-            if augment:
-                which = np.random.default_rng([seed, self.epoch, k]).integers(0, 8, len(rows))
-                for element in np.unique(which):
-                    sel = which == element
-                    pair[sel], y[sel] = dihedral(pair[sel], y[sel], int(element))
-            return pair[..., :1], {"labels": label_scaler.transform(y), "image": pair[..., 1:]}
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = np.random.default_rng([seed, self.epoch]).permutation(len(labels))
-
-    return Batches()
-
-
-def _learning_rate(config, steps: int):
-    """The schedule of `galaxies.train.fit`: ``cosine`` (one epoch of linear warm-up from a
-    tenth of the peak, then a cosine decay to 1%) or a constant (``plateau``, halved by a
-    callback when the validation loss stalls)."""
-    import keras
-
-    if config.schedule != "cosine":
-        return config.learning_rate
-    warmup = steps if config.epochs > 1 else 0
-    return keras.optimizers.schedules.CosineDecay(
-        config.learning_rate / 10 if warmup else config.learning_rate,
-        decay_steps=max(1, steps * config.epochs - warmup), alpha=0.01,
-        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+def _noisy_in_both_out(pair, extras, labels):
+    """Split a training batch of (noisy, noiseless) channels into the autoencoder's input and
+    its two targets (the channels were augmented together by `galaxies.train.training_batches`)."""
+    return pair[..., :1], {"labels": labels, "image": pair[..., 1:]}
 
 
 def fit(config, data, out_dir, name: str | None = None, verbose="auto") -> Autoencoder:
@@ -271,7 +223,8 @@ def fit(config, data, out_dir, name: str | None = None, verbose="auto") -> Autoe
     """
     import keras
 
-    from ..train import SavedModel, Standardizer, model_inputs, split_rows
+    from ..train import (RecordedFit, SavedModel, Standardizer, learning_rate, model_inputs,
+                         split_rows, training_batches)
 
     if config.inputs != "noisy" or config.conditioning or config.psf_channel or config.uncertainty:
         raise ValueError("the autoencoder reads noisy images only (inputs='noisy', no "
@@ -294,73 +247,28 @@ def fit(config, data, out_dir, name: str | None = None, verbose="auto") -> Autoe
     target_train = scalers["target_image"].transform(ds.img_nonoise[train][..., None])
     y_val = {"labels": scalers["label"].transform(ds.label[val]),
              "image": scalers["target_image"].transform(ds.img_nonoise[val][..., None])}
-    batches = _batches(x_train, target_train, np.asarray(ds.label[train], np.float32),
-                       scalers["label"], config.batch_size, config.seed, config.augment)
+    batches = training_batches(np.concatenate([x_train, target_train], axis=-1),
+                               np.asarray(ds.label[train], np.float32), scalers["label"],
+                               config.batch_size, config.seed, config.augment,
+                               arrange=_noisy_in_both_out)
 
     encoder = build_encoder(x_train.shape[1:], **encoder_kwargs)
     decoder = build_decoder(decoder_filters, image_size=x_train.shape[1])
     model = build_autoencoder(encoder, decoder)
-    model.compile(optimizer=keras.optimizers.Adam(_learning_rate(config, len(batches))),
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, len(batches))),
                   loss={"labels": "mse", "image": "mse"},
                   loss_weights={"labels": 1.0, "image": weight})
-
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    history_path = out_dir.with_name(f".tmp-{os.getpid()}-{out_dir.name}.csv")
-    callbacks = [keras.callbacks.EarlyStopping(patience=config.patience, restore_best_weights=True)]
-    if config.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, config.patience // 2)))
-    callbacks += [keras.callbacks.LambdaCallback(on_epoch_end=_log_learning_rate(model)),
-                  keras.callbacks.CSVLogger(str(history_path))]
-    start = time.perf_counter()
-    try:
-        history = model.fit(batches, validation_data=(x_val, y_val), epochs=config.epochs,
-                            validation_batch_size=min(len(val), 256), callbacks=callbacks,
-                            verbose=verbose)
-        seconds = time.perf_counter() - start
-        losses = loss_terms(history.history)
-        epochs_run = len(history.history["loss"])
-        info = {
-            "name": name or out_dir.name,
-            "estimator": "autoencoder",
-            "config": asdict(config),
-            "dataset": str(ds.path), "dataset_name": ds.name, "recipe": ds.recipe,
-            "train_rows": int(len(train)), "validation_rows": int(len(val)),
-            "epochs_run": epochs_run, "training_seconds": round(seconds, 2),
-            "train_images_per_second": round(min(len(train), len(batches) * config.batch_size)
-                                             * epochs_run / seconds, 1),
-            "best_val_loss": float(min(history.history["val_loss"])),
-            "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
-            "best_val_label_loss": float(min(losses["val_labels"])),
-            "best_val_image_loss": float(min(losses["val_image"])),
-            "image_weight": weight,
-            "parameters": int(encoder.count_params()),
-            "decoder_parameters": int(decoder.count_params()),
-            "backend": keras.backend.backend(), "keras_version": keras.__version__,
-            "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        saved = Autoencoder(SavedModel(encoder, scalers, info), decoder)
-        stage = out_dir.with_name(f".hist-{os.getpid()}-{out_dir.name}")
-        shutil.rmtree(stage, ignore_errors=True)
-        stage.mkdir()
-        try:
-            shutil.move(history_path, stage / "history.csv")
-            saved.encoder.path = stage  # so that save() carries the history along
-            saved.save(out_dir)
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
-    finally:
-        history_path.unlink(missing_ok=True)
-    return saved
-
-
-def _log_learning_rate(model):
-    """An ``on_epoch_end`` that adds the optimizer's learning rate to the epoch's logs."""
-    def log(epoch, logs=None):
-        import keras
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-    return log
+    recorded = RecordedFit(out_dir, config.patience, plateau=config.schedule == "plateau")
+    history = recorded.fit(model, batches, validation_data=(x_val, y_val), epochs=config.epochs,
+                           validation_batch_size=min(len(val), 256), verbose=verbose,
+                           images_per_epoch=min(len(train), len(batches) * config.batch_size))
+    losses = loss_terms(history)
+    info = recorded.record(
+        encoder, config, ds, train, val, name=name, estimator="autoencoder",
+        best_val_label_loss=float(min(losses["val_labels"])),
+        best_val_image_loss=float(min(losses["val_image"])), image_weight=weight,
+        decoder_parameters=int(decoder.count_params()))
+    return recorded.save(Autoencoder(SavedModel(encoder, scalers, info), decoder))
 
 
 def loss_terms(history: dict) -> dict[str, list[float]]:
