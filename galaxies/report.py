@@ -95,6 +95,19 @@ def ratio_table(table: pd.DataFrame, column: str = "rmse/crb") -> pd.DataFrame:
     return table[column].unstack("parameter")[list(LABEL_COLUMNS)]
 
 
+def _training_seconds(profile, info: dict) -> float:
+    """Training time of a saved model, plus its denoiser's for a two-stage estimator (the
+    denoiser is looked up by name under this profile's models, so results copied between
+    machines still add up); NaN when the denoiser's record is missing."""
+    seconds = float(info.get("training_seconds", np.nan))
+    if info.get("denoiser"):
+        upstream = profile.models_dir / Path(info["denoiser"]).name / "training.json"
+        if not upstream.is_file():
+            return np.nan
+        seconds += float(json.loads(upstream.read_text()).get("training_seconds", np.nan))
+    return seconds
+
+
 def timing(profile) -> pd.DataFrame:
     """Training time and seconds per image of each estimator, and the speed-up over L-BFGS-B."""
     profile = profiles.get(profile)
@@ -105,8 +118,7 @@ def timing(profile) -> pd.DataFrame:
         train_s = np.nan
         info_path = profile.model_dir(est.key, est.trained_on) / "training.json"
         if info_path.is_file():
-            info = json.loads(info_path.read_text())
-            train_s = float(info.get("training_seconds", np.nan)) + float(info.get("upstream_training_seconds", 0.0))
+            train_s = _training_seconds(profile, json.loads(info_path.read_text()))
         rows.append({"estimator": est.label, "training [s]": train_s, "seconds per image": spi})
     table = pd.DataFrame(rows).set_index("estimator")
     baseline = table.loc[by_name(BASELINE).label, "seconds per image"]

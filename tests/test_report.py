@@ -1,0 +1,45 @@
+"""The final report's timing table, from fake model records and predictions files."""
+import json
+
+import numpy as np
+import pytest
+
+from galaxies import io, profiles, report
+
+
+@pytest.fixture
+def profile(tmp_path, monkeypatch):
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    return profiles.get("smoke")
+
+
+def _model(profile, name: str, seconds: float, **info) -> None:
+    folder = profile.models_dir / name
+    folder.mkdir(parents=True)
+    (folder / "training.json").write_text(json.dumps({"training_seconds": seconds, **info}))
+
+
+def _predictions(profile, estimator: str, trained_on: str, seconds_per_image: float) -> None:
+    path = profile.predictions(estimator, trained_on, "snr60")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.write_predictions(path, np.zeros((3, 5)), np.arange(3), estimator=estimator,
+                         dataset="snr60", seconds_per_image=seconds_per_image)
+
+
+def test_timing_adds_the_denoiser_to_a_two_stage_estimator(profile):
+    _predictions(profile, "lbfgsb", "fit", 0.5)
+    _model(profile, "xception_v1", 100.0)
+    _predictions(profile, "xception", "v1", 0.001)
+    _model(profile, "edsr_v1a", 30.0)
+    # the denoiser's path as another machine wrote it: looked up by name under this profile
+    _model(profile, "edsr-xception_v1", 15.0, denoiser="/elsewhere/models/smoke/edsr_v1a")
+    _predictions(profile, "edsr-xception", "v1", 0.002)
+    _model(profile, "rdn-xception_v1", 15.0, denoiser="/elsewhere/models/smoke/rdn_v1a")
+
+    table = report.timing(profile)
+    assert table.loc["Xception (v1)", "training [s]"] == 100.0
+    assert table.loc["EDSR + Xception (v1)", "training [s]"] == 45.0
+    assert np.isnan(table.loc["RDN + Xception (v1)", "training [s]"])  # denoiser record missing
+    assert np.isnan(table.loc["Autoencoder (v1)", "training [s]"])  # not trained
+    assert table.loc["Xception (v1)", "speed-up over L-BFGS-B"] == pytest.approx(500.0)
+    assert table.loc["EDSR + Xception (v1)", "speed-up over L-BFGS-B"] == pytest.approx(250.0)
