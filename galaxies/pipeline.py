@@ -168,7 +168,10 @@ def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
         papermill.execute_notebook(
             str(notebook), str(output), parameters={"profile": profile.name},
             cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-            execution_timeout=timeout, report_mode=False)
+            execution_timeout=timeout, report_mode=False,
+            # the kernel's own log (not the notebook's output): keep its errors, drop the
+            # warning every local kernel prints about plain TCP on localhost
+            extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as err:
         rel = notebook.relative_to(profiles.ROOT) if notebook.is_relative_to(profiles.ROOT) else notebook
         raise StepFailed(f"{rel}, {_failing_cell(output, err.cell_index)} raised "
