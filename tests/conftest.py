@@ -19,3 +19,19 @@ def small_sets(tmp_path_factory):
     fixed_set = generate(folder / "snr60.h5", FixedSpec(1e5, 3.0, 0.3, -0.069, 0.15, 0.5, 200.0),
                          size=16, seed=12, progress=False, name="snr60")
     return {"random": random_set, "fixed": fixed_set}
+
+
+@pytest.fixture
+def without_field(tmp_path):
+    """``without_field(path, name)``: a copy of the data set at ``path`` lacking field ``name``."""
+    import h5py
+
+    def copy(path, name):
+        out = tmp_path / f"without_{name}.h5"
+        with h5py.File(path, "r") as src, h5py.File(out, "w") as dst:
+            for field in src:
+                if field != name:
+                    src.copy(field, dst)
+            dst.attrs.update(src.attrs)
+        return out
+    return copy
