@@ -73,15 +73,27 @@ def test_existing_output_needs_force(tmp_path):
 
 @pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2)])
 def test_interrupted_generation_leaves_no_file(tmp_path, sig, jobs):
-    out = tmp_path / "big.h5"
-    proc = subprocess.Popen([sys.executable, "-m", "galaxies.cli", "generate", str(out),
-                             "--size", "100000", "--sersics", "50", "--jobs", str(jobs)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    log = tmp_path / "stderr.txt"
+    # the child's output goes to a file (a pipe nobody reads could block it); with -X
+    # faulthandler, SIGABRT makes it print where each thread is, should it ever hang
+    with log.open("w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "galaxies.cli",
+                                 "generate", str(folder / "big.h5"), "--size", "100000",
+                                 "--sersics", "50", "--jobs", str(jobs)],
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.time() + 60
-    while not any(tmp_path.iterdir()) and time.time() < deadline:  # wait for the temporary file
+    while not any(folder.iterdir()) and time.time() < deadline:  # wait for the temporary file
         time.sleep(0.2)
     time.sleep(1.0)
     proc.send_signal(sig)
-    proc.wait(timeout=60)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        proc.wait(timeout=30)
+        pytest.fail(f"generation did not stop within 120 s of signal {sig!r}; its stderr:\n"
+                    f"{log.read_text()[-5000:]}")
     assert proc.returncode != 0
-    assert list(tmp_path.iterdir()) == [], "an interrupted run left a file behind"
+    assert list(folder.iterdir()) == [], "an interrupted run left a file behind"
