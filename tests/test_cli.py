@@ -76,13 +76,16 @@ def test_interrupted_generation_leaves_no_file(tmp_path, sig, jobs):
     folder = tmp_path / "out"
     folder.mkdir()
     log = tmp_path / "stderr.txt"
-    # the child's output goes to a file (a pipe nobody reads could block it); with -X
-    # faulthandler, SIGABRT makes it print where each thread is, should it ever hang
+    # The child gets SIGINT's default action back: a shell script's background job (``cmd &``)
+    # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt. Its output goes
+    # to a file (a pipe nobody reads could block it); with -X faulthandler, SIGABRT makes it
+    # print where each thread is, should it ever hang.
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "galaxies.cli",
                                  "generate", str(folder / "big.h5"), "--size", "100000",
                                  "--sersics", "50", "--jobs", str(jobs)],
-                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 60
     while not any(folder.iterdir()) and time.time() < deadline:  # wait for the temporary file
         time.sleep(0.2)
