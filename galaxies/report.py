@@ -70,19 +70,23 @@ def availability(profile) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("estimator")
 
 
+def _predictions(profile, testset: str, estimators=ESTIMATORS, include_noiseless: bool = False):
+    """``(estimator, predictions)`` for each estimator with a predictions file on ``testset``
+    (the noiseless-image reference left out unless asked for)."""
+    for est in estimators:
+        path = profile.predictions(est.key, est.trained_on, testset)
+        if path.is_file() and (include_noiseless or not est.noiseless):
+            yield est, io.load_predictions(path)
+
+
 def comparison(profile, testset: str, estimators=ESTIMATORS, include_noiseless: bool = False) -> pd.DataFrame:
     """Bias, std, RMSE and their ratios to the CRB for every estimator with predictions on
     ``testset``; rows indexed by (estimator, parameter)."""
     profile = profiles.get(profile)
     ds = io.load_dataset(profile.dataset(testset), fields=())
     bound = testsets.crb(profile, testset)
-    tables = {}
-    for est in estimators:
-        if est.noiseless and not include_noiseless:
-            continue
-        path = profile.predictions(est.key, est.trained_on, testset)
-        if path.is_file():
-            tables[est.label] = evaluate.against_crb(io.load_predictions(path), ds, bound)
+    tables = {est.label: evaluate.against_crb(pred, ds, bound)
+              for est, pred in _predictions(profile, testset, estimators, include_noiseless)}
     if not tables:
         return pd.DataFrame()
     return pd.concat(tables, names=["estimator", "parameter"])
@@ -150,26 +154,15 @@ def run_info(profile) -> dict:
     }
 
 
-def markdown_table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
-    """A DataFrame as a GitHub markdown table (for the README and the slides)."""
-    frame = frame.copy()
-    header = "| " + " | ".join([frame.index.name or ""] + [str(c) for c in frame.columns]) + " |"
-    lines = [header, "|" + "---|" * (len(frame.columns) + 1)]
-    for index, row in frame.iterrows():
-        cells = [format(v, floatfmt) if isinstance(v, (float, np.floating)) and np.isfinite(v)
-                 else ("-" if isinstance(v, (float, np.floating)) else str(v)) for v in row]
-        lines.append("| " + " | ".join([str(index)] + cells) + " |")
-    return "\n".join(lines)
-
-
-def save_tables(profile, folder: Path | None = None) -> dict[str, Path]:
-    """Write the comparison tables as CSV under ``results/<profile>/`` and return their paths."""
+def save_tables(profile, folder: Path | None = None, tables: dict | None = None) -> dict[str, Path]:
+    """Write the comparison tables (``tables``: `comparison` by test set, computed when not
+    given) and the timing table as CSV under ``results/<profile>/``; return their paths."""
     profile = profiles.get(profile)
     folder = Path(folder or profile.results_dir)
     folder.mkdir(parents=True, exist_ok=True)
     written = {}
     for testset in TESTSETS:
-        table = comparison(profile, testset)
+        table = tables[testset] if tables and testset in tables else comparison(profile, testset)
         if not table.empty:
             written[testset] = folder / f"comparison_{testset}.csv"
             table.to_csv(written[testset])
@@ -183,11 +176,9 @@ def test_predictions(profile, testset: str = "test", include_noiseless: bool = F
     profile = profiles.get(profile)
     ds = io.load_dataset(profile.dataset(testset), fields=())
     out = {}
-    for est in ESTIMATORS:
-        path = profile.predictions(est.key, est.trained_on, testset)
-        if path.is_file() and (include_noiseless or not est.noiseless):
-            pred, truth, _ = evaluate.aligned(io.load_predictions(path), ds)
-            out[est.label] = (truth, pred)
+    for est, predictions in _predictions(profile, testset, include_noiseless=include_noiseless):
+        pred, truth, _ = evaluate.aligned(predictions, ds)
+        out[est.label] = (truth, pred)
     return out
 
 
@@ -196,11 +187,7 @@ def error_vs_snr(profile, testset: str = "test", bins=(10, 15, 20, 30, 45, 65, 1
     (estimator, SNR bin)."""
     profile = profiles.get(profile)
     ds = io.load_dataset(profile.dataset(testset), fields=())
-    tables = {}
-    for est in ESTIMATORS:
-        path = profile.predictions(est.key, est.trained_on, testset)
-        if path.is_file() and not est.noiseless:
-            tables[est.label] = evaluate.by_snr(io.load_predictions(path), ds, bins)
+    tables = {est.label: evaluate.by_snr(pred, ds, bins) for est, pred in _predictions(profile, testset)}
     return pd.concat(tables, names=["estimator", "snr"]) if tables else pd.DataFrame()
 
 
@@ -208,8 +195,9 @@ def _mean_ratio(table: pd.DataFrame, label: str, parameters=LABEL_COLUMNS) -> fl
     return float(table.loc[label, "rmse/crb"].reindex(list(parameters)).mean())
 
 
-def conclusions(profile) -> list[str]:
-    """Statements that follow from this run's numbers (each computed, none hard-coded)."""
+def conclusions(profile, tables: dict | None = None) -> list[str]:
+    """Statements that follow from this run's numbers (each computed, none hard-coded);
+    ``tables``: `comparison` by test set when already computed."""
     profile = profiles.get(profile)
     lines = []
     missing = availability(profile)
@@ -217,7 +205,7 @@ def conclusions(profile) -> list[str]:
     if absent:
         lines.append(f"Not trained in this run (no predictions on snr60): {', '.join(absent)}.")
     for testset in ("snr60", "snr30"):
-        table = comparison(profile, testset)
+        table = tables[testset] if tables and testset in tables else comparison(profile, testset)
         if table.empty:
             continue
         ratios = ratio_table(table)
@@ -235,8 +223,8 @@ def conclusions(profile) -> list[str]:
                 f"On {testset}, the mean RMSE/CRB over the five parameters is "
                 f"{_mean_ratio(table, plain):.2f} for {plain} and {_mean_ratio(table, base):.2f} "
                 f"for the {base}.")
-        for two_stage in ("edsr-xception_v1", "rdn-xception_v1", "autoencoder_v1"):
-            label = by_name(two_stage).label
+        for other in ("edsr-xception_v1", "rdn-xception_v1", "autoencoder_v1"):
+            label = by_name(other).label
             if label in ratios.index and plain in ratios.index:
                 change = _mean_ratio(table, label) / _mean_ratio(table, plain) - 1
                 lines.append(f"On {testset}, {label} has a mean RMSE/CRB {abs(change):.0%} "
