@@ -18,6 +18,7 @@ and which of the two reached the lower likelihood minimum.
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -118,20 +119,21 @@ def full_nll(image: np.ndarray, params, sigma: float, renderer: GalaxyRenderer) 
 def _compare_one(image: np.ndarray, sigma: float):
     """Our fit and the plain fit of one image from the same start (the plain fit's flux from
     the image's sum); the plain NLL minus ours, both with exact-index renders."""
-    import galsim
-    galsim.set_omp_threads(1)
-    global _RENDERER
-    if _RENDERER is None:
-        _RENDERER = GalaxyRenderer(max_sersics=100_000)
+    renderer = _plain_renderer()
     fit = baseline.fit_image(image, 0.5, sigma)
     start = fit.start.copy()
     start[0] = np.clip(image.sum(), 3.1e4, 3.9e5)
-    params, seconds, success = plain_fit(image, sigma, start, _RENDERER)
-    gap = full_nll(image, params, sigma, _RENDERER) - full_nll(image, fit.params, sigma, _RENDERER)
+    params, seconds, success = plain_fit(image, sigma, start, renderer)
+    gap = full_nll(image, params, sigma, renderer) - full_nll(image, fit.params, sigma, renderer)
     return fit.params, fit.seconds, params, seconds, success, gap
 
 
-_RENDERER = None
+@functools.cache
+def _plain_renderer() -> GalaxyRenderer:
+    """This process's renderer for the plain fit (every index kept), GalSim on one thread."""
+    import galsim
+    galsim.set_omp_threads(1)
+    return GalaxyRenderer(max_sersics=100_000)
 
 
 def plain_comparison(images: np.ndarray, sigma: float, jobs: int) -> None:
