@@ -118,7 +118,8 @@ class Recipe:
         return self
 
 
-_TEST_GALAXY = dict(flux=1e5, sersic_n=3.0, sersic_r=0.3, g1=-0.069, g2=0.15, psf_fwhm=0.5)
+#: The fixed galaxy of the snr60 and snr30 test sets (the seed's), PSF included; sigma sets the SNR.
+TEST_GALAXY = dict(flux=1e5, sersic_n=3.0, sersic_r=0.3, g1=-0.069, g2=0.15, psf_fwhm=0.5)
 
 #: The project's data sets (sizes come from the profile).
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
@@ -127,8 +128,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("v3", RandomSpec(psf_fwhm=None, sigma=None), 3, "training: PSF in [0.5, 1] and noise in [200, 400]"),
     Recipe("v1a", RandomSpec(psf_fwhm=0.5, sigma=200.0), 4, "training the denoisers (like v1)"),
     Recipe("test", RandomSpec(psf_fwhm=0.5, sigma=200.0), 5, "random test set (like v1)"),
-    Recipe("snr60", FixedSpec(**_TEST_GALAXY, sigma=200.0), 6, "fixed galaxy, sigma 200 (SNR ~ 60)"),
-    Recipe("snr30", FixedSpec(**_TEST_GALAXY, sigma=400.0), 7, "fixed galaxy, sigma 400 (SNR ~ 30)"),
+    Recipe("snr60", FixedSpec(**TEST_GALAXY, sigma=200.0), 6, "fixed galaxy, sigma 200 (SNR ~ 60)"),
+    Recipe("snr30", FixedSpec(**TEST_GALAXY, sigma=400.0), 7, "fixed galaxy, sigma 400 (SNR ~ 30)"),
 ]}
 
 
