@@ -188,6 +188,13 @@ def model_inputs(images: np.ndarray, psf_img=None, conditioning: dict | None = N
     return inputs, scalers
 
 
+def input_fields(config: TrainingConfig, images: np.ndarray | None = None) -> tuple[str, ...]:
+    """The fields of a data set a model of ``config`` reads (no image field when ``images``
+    replace the set's own, e.g. denoised ones)."""
+    image = () if images is not None else ("img",) if config.inputs == "noisy" else ("img_nonoise",)
+    return image + (("psf_img",) if config.psf_channel else ())
+
+
 def dataset_arrays(ds: io.Dataset, config: TrainingConfig, images: np.ndarray | None = None):
     """``(images, psf_img, conditioning)`` of a data set as a model of ``config`` reads them."""
     if images is None:
@@ -437,12 +444,7 @@ class SavedModel:
 
     def predict_dataset(self, ds: io.Dataset, images=None, batch_size: int = 256):
         """Predict every row of a loaded data set (its noisy images unless ``images`` is given)."""
-        config = self.config
-        if images is None:
-            images = ds.img if config.inputs == "noisy" else ds.img_nonoise
-            if images is None:
-                raise ValueError(f"{ds.path}: the {config.inputs} images were not loaded")
-        psf = ds.psf_images() if config.psf_channel else None
+        images, psf, _ = dataset_arrays(ds, self.config, images)
         return self.predict(images, ds.psf_fwhm, ds.sigma, psf, batch_size=batch_size)
 
 
@@ -568,9 +570,7 @@ def fit(config: TrainingConfig, data, out_dir, images: np.ndarray | None = None,
     if isinstance(data, io.Dataset):
         ds = data if config.limit is None else replace(data, **_rows(data, slice(0, config.limit)))
     else:
-        fields = ("img",) if config.inputs == "noisy" else ("img_nonoise",)
-        ds = io.load_dataset(data, fields=fields + (("psf_img",) if config.psf_channel else ()),
-                             rows=config.limit)
+        ds = io.load_dataset(data, fields=input_fields(config, images), rows=config.limit)
     if images is not None and config.limit is not None:
         images = images[:config.limit]
     if config.psf_channel and ds.psf_img is None:
@@ -629,10 +629,7 @@ def predict_file(model_dir, data_path, out_path, estimator: str | None = None,
     is not counted.
     """
     model = model_dir if isinstance(model_dir, SavedModel) else SavedModel.load(model_dir)
-    config = model.config
-    fields = ("img",) if config.inputs == "noisy" else ("img_nonoise",)
-    ds = io.load_dataset(data_path, fields=fields + (("psf_img",) if config.psf_channel else ()),
-                         rows=limit)
+    ds = io.load_dataset(data_path, fields=input_fields(model.config, images), rows=limit)
     if images is not None and len(images) != len(ds):
         raise ValueError(f"images has {len(images)} rows but {ds.path} has {len(ds)}")
     if len(ds) == 0:
