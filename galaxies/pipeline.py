@@ -1,14 +1,19 @@
 """The pipeline behind ``make run``: build the data sets, then execute every notebook in order.
 
 Each step is a set of notebooks executed with papermill under the chosen profile; the executed
-copies and their HTML go to ``results/<profile>/``. A step is skipped when nothing it depends
-on has changed since its last successful run: its notebooks, the package modules they import
-(followed through the package's own imports), the profile, and the steps before it. A failing
-step stops the run, naming the notebook and the cell, and keeps the executed copy to read.
+copies and their HTML go to ``results/<profile>/``. A notebook may run several times with other
+parameters (``Run``: the denoising notebooks run once per denoiser).
+
+A step is skipped when nothing it depends on has changed since its last successful run: its
+notebooks, the profile, the steps before it, and every package module it can execute: those its
+notebooks import (followed through the package's own imports, `galaxies.sources`) and those
+the kernel had actually imported when the notebook finished (recorded by a last cell that
+the pipeline appends and removes again), so a module reached only through a registry or a
+string is covered too. Modules are compared by syntax tree: a comment changes nothing. A
+failing step stops the run, naming the notebook and the cell, and keeps the executed copy.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -16,18 +21,30 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import profiles
+from . import atomic, profiles, sources
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 STATE_FILE = "pipeline-state.json"
 
 
 @dataclass(frozen=True)
+class Run:
+    """One execution of a notebook (a path under the repository root) with parameters; its
+    executed copy is ``<stem>.ipynb``, or ``<stem>-<values>.ipynb`` with parameters."""
+
+    notebook: str
+    parameters: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def output_stem(self) -> str:
+        return "-".join([Path(self.notebook).stem] + [str(v) for _, v in self.parameters])
+
+
+@dataclass(frozen=True)
 class Step:
-    """One stage of the pipeline: notebooks (paths under the repository root) run in order."""
+    """One stage of the pipeline: notebooks run in order (a path, or a `Run` with parameters)."""
 
     name: str
-    notebooks: tuple[str, ...] = ()
+    notebooks: tuple = ()
     after: tuple[str, ...] = ()
     description: str = ""
     slides: tuple[str, ...] = field(default=())  # notebooks also rendered as reveal.js slides
@@ -44,9 +61,8 @@ STEPS: tuple[Step, ...] = (
     Step("autokeras", ("experiments/autokeras/autokeras.ipynb",), ("data",), "AutoKeras search"),
     Step("gridsearch", ("experiments/gridsearch/gridsearch.ipynb",), ("data", "autokeras"),
          "hyper-parameter grid search (HiPlot); compares with the AutoKeras pick"),
-    Step("denoising", ("experiments/denoising/edsr.ipynb", "experiments/denoising/rdn.ipynb",
-                       "experiments/denoising/edsr_pipeline.ipynb",
-                       "experiments/denoising/rdn_pipeline.ipynb"),
+    Step("denoising", tuple(Run(f"experiments/denoising/{nb}.ipynb", (("denoiser", d),))
+                            for nb in ("denoiser", "two_stage") for d in ("edsr", "rdn")),
          ("data",), "EDSR and RDN denoisers, then the CNN"),
     Step("final_report", ("Project/final_report.ipynb",),
          ("datasets", "eda", "xception", "baseline", "autoencoder", "autokeras", "gridsearch",
@@ -62,63 +78,9 @@ class StepFailed(RuntimeError):
 
 # ------------------------------------------------------------------------ fingerprints
 
-def _imports(source: str, package: str = "") -> set[str]:
-    """Modules of ``galaxies`` (dotted, without the prefix) that Python source imports.
-
-    ``package`` is the dotted package of the importing module ("" for the top level), used to
-    resolve relative imports. Imported names that are not modules are filtered out later.
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return set()
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            bases = [a.name.split(".")[1:] for a in node.names if a.name.split(".")[0] == "galaxies"]
-            names = []
-        elif isinstance(node, ast.ImportFrom):
-            module = node.module.split(".") if node.module else []
-            if node.level == 0:
-                if not module or module[0] != "galaxies":
-                    continue
-                base = module[1:]
-            else:
-                parts = package.split(".") if package else []
-                base = parts[:len(parts) - (node.level - 1)] + module
-            bases, names = [base], [a.name for a in node.names]
-        else:
-            continue
-        for base in bases:
-            found.add(".".join(base) or "__init__")
-            found.update(".".join(base + [n]) for n in names)
-    return found
-
-
-def _module_file(name: str) -> Path | None:
-    if name == "__init__":
-        return PACKAGE_DIR / "__init__.py"
-    path = PACKAGE_DIR.joinpath(*name.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def package_dependencies(sources: list[str]) -> list[Path]:
-    """Package files that Python ``sources`` depend on, following the package's imports."""
-    todo = set().union(set(), *(_imports(s) for s in sources)) | {"__init__"}
-    seen: dict[str, Path] = {}
-    while todo:
-        name = todo.pop()
-        path = _module_file(name)
-        if path is None or name in seen:
-            continue
-        seen[name] = path
-        package = name if path.name == "__init__.py" and name != "__init__" else (
-            name.rsplit(".", 1)[0] if "." in name else "")
-        todo |= _imports(path.read_text(), package)
-    return sorted(set(seen.values()))
+def runs(step: Step) -> list[Run]:
+    """The step's notebook executions."""
+    return [nb if isinstance(nb, Run) else Run(nb) for nb in step.notebooks]
 
 
 def _notebook_code(path: Path) -> str:
@@ -127,37 +89,75 @@ def _notebook_code(path: Path) -> str:
                      and not "".join(c["source"]).lstrip().startswith(("%", "!")))
 
 
-def fingerprint(step: Step, profile: profiles.Profile, upstream: dict[str, str]) -> str:
-    """Hash of everything the step's results depend on."""
+def step_modules(step: Step, recorded=()) -> list[Path]:
+    """Package files a step can execute: its notebooks' imports followed through the package,
+    and the modules its last run recorded (``recorded``, dotted names)."""
+    if step.name == "data":
+        code = ["from galaxies import generate"]
+    else:
+        code = [_notebook_code(profiles.ROOT / nb) for nb in dict.fromkeys(r.notebook for r in runs(step))]
+    return sources.package_dependencies(code, recorded)
+
+
+def fingerprint(step: Step, profile: profiles.Profile, upstream: dict[str, str],
+                recorded=()) -> str:
+    """Hash of everything the step's results depend on (see the module docstring)."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"step": step.name, "profile": profile.name,
+                              "runs": [[r.notebook, list(r.parameters)] for r in runs(step)],
                               "upstream": {a: upstream.get(a, "") for a in step.after}},
                              sort_keys=True).encode())
     if step.name == "data":
         from .generate import RECIPES, recipe_record
         digest.update(json.dumps([recipe_record(r, profile) for r in RECIPES.values()]).encode())
-        sources = ["from galaxies import generate"]
-    else:
-        sources = []
-        for nb in step.notebooks:
-            path = profiles.ROOT / nb
-            digest.update(path.read_bytes())
-            sources.append(_notebook_code(path))
-    for dep in package_dependencies(sources):
-        digest.update(str(dep.relative_to(PACKAGE_DIR)).encode())
-        digest.update(dep.read_bytes())
+    for nb in dict.fromkeys(r.notebook for r in runs(step)):
+        digest.update((profiles.ROOT / nb).read_bytes())
+    digest.update(sources.digest(step_modules(step, recorded)).encode())
     return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- execution
 
 def _outputs(step: Step, profile: profiles.Profile) -> list[Path]:
-    return [profile.results_dir / f"{Path(nb).stem}.ipynb" for nb in step.notebooks]
+    return [profile.results_dir / f"{r.output_stem}.ipynb" for r in runs(step)]
+
+
+RECORD_TAG = "galaxies-record-imports"
+_RECORD_MARK = "GALAXIES-IMPORTED "
+_RECORD_CODE = ("import json as _json, sys as _sys\n"
+                f"print({_RECORD_MARK!r} + _json.dumps(sorted(m for m in _sys.modules "
+                "if m == 'galaxies' or m.startswith('galaxies.'))))")
+
+
+def _with_record_cell(notebook: Path):
+    """The notebook with a last cell that prints the package modules the kernel imported."""
+    import nbformat
+    nb = nbformat.read(notebook, as_version=4)
+    cell = nbformat.v4.new_code_cell(_RECORD_CODE)
+    cell.metadata["tags"] = [RECORD_TAG]
+    nb.cells.append(cell)
+    return nb
+
+
+def _take_record(output: Path) -> list[str]:
+    """Read the modules the record cell printed and remove the cell from the executed copy."""
+    import nbformat
+    nb = nbformat.read(output, as_version=4)
+    found = []
+    for cell in [c for c in nb.cells if RECORD_TAG in c.get("metadata", {}).get("tags", [])]:
+        for out in cell.get("outputs", []):
+            text = out.get("text", "")
+            if text.startswith(_RECORD_MARK):
+                found = json.loads(text[len(_RECORD_MARK):])
+        nb.cells.remove(cell)
+    nbformat.write(nb, output)
+    return found
 
 
 def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
-                     timeout: int | None = None) -> None:
-    """Run ``notebook`` with papermill under ``profile``; write the executed copy and HTML."""
+                     timeout: int | None = None, parameters: dict | None = None) -> list[str]:
+    """Run ``notebook`` with papermill under ``profile`` (and ``parameters``); write the
+    executed copy and HTML. Returns the package modules the kernel had imported at the end."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -166,13 +166,15 @@ def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
     os.environ["GALAXIES_PROFILE"] = profile.name  # the kernel inherits it
     try:
         papermill.execute_notebook(
-            str(notebook), str(output), parameters={"profile": profile.name},
+            _with_record_cell(notebook), str(output),
+            parameters={"profile": profile.name, **(parameters or {})},
             cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
             execution_timeout=timeout, report_mode=False,
             # the kernel's own log (not the notebook's output): keep its errors, drop the
             # warning every local kernel prints about plain TCP on localhost
             extra_arguments=["--IPKernelApp.log_level=ERROR"])
     except PapermillExecutionError as err:
+        _take_record(output)  # the executed copy kept for reading shows the notebook as written
         rel = notebook.relative_to(profiles.ROOT) if notebook.is_relative_to(profiles.ROOT) else notebook
         raise StepFailed(f"{rel}, {_failing_cell(output, err.cell_index)} raised "
                          f"{err.ename}: {err.evalue.strip()[:500]}\n"
@@ -182,7 +184,9 @@ def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
             os.environ.pop("GALAXIES_PROFILE", None)
         else:
             os.environ["GALAXIES_PROFILE"] = env_before
+    imported = _take_record(output)
     export_html(output)
+    return imported
 
 
 def _failing_cell(executed: Path, index: int) -> str:
@@ -230,9 +234,7 @@ def _load_state(profile) -> dict:
 def _save_state(profile, state: dict) -> None:
     path = profile.results_dir / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(state, indent=2, sort_keys=True))
 
 
 def select_steps(only=None, steps=STEPS) -> list[Step]:
@@ -261,13 +263,13 @@ def run(profile=None, only=None, force: bool = False, jobs: int | None = None,
     log(f"pipeline: profile {profile.name}, {len(chosen)} step(s), results in {profile.results_dir}")
     for k, step in enumerate(chosen, 1):
         head = f"[{k}/{len(chosen)}] {step.name}"
-        missing = [nb for nb in step.notebooks if not (profiles.ROOT / nb).is_file()]
+        missing = [r.notebook for r in runs(step) if not (profiles.ROOT / r.notebook).is_file()]
         if missing:
             summary[step.name] = {"status": "missing", "seconds": 0.0}
             log(f"{head}: not built yet (missing {', '.join(missing)})")
             continue
-        fingerprints[step.name] = fp = fingerprint(step, profile, fingerprints)
         done = state.get(step.name, {})
+        fingerprints[step.name] = fp = fingerprint(step, profile, fingerprints, done.get("modules", ()))
         if (not force and done.get("fingerprint") == fp
                 and all(p.exists() for p in _outputs(step, profile))):
             summary[step.name] = {"status": "skipped", "seconds": 0.0}
@@ -281,20 +283,26 @@ def run(profile=None, only=None, force: bool = False, jobs: int | None = None,
             if step.name == "data":
                 from .generate import build_datasets
                 build_datasets(profile, jobs=jobs, force=False, log=lambda m: log(f"    {m}"))
-            for nb in step.notebooks:
+            imported = set()
+            for r in runs(step):
                 t1 = time.perf_counter()
-                output = profile.results_dir / f"{Path(nb).stem}.ipynb"
-                execute_notebook(profiles.ROOT / nb, output, profile, timeout=timeout)
-                if nb in step.slides:
+                output = profile.results_dir / f"{r.output_stem}.ipynb"
+                imported |= set(execute_notebook(profiles.ROOT / r.notebook, output, profile,
+                                                 timeout=timeout, parameters=dict(r.parameters)))
+                if r.notebook in step.slides:
                     export_html(output, slides=True)
-                log(f"    {nb}: {time.perf_counter() - t1:.0f} s -> {output.with_suffix('.html')}")
+                label = r.notebook + "".join(f" {k}={v}" for k, v in r.parameters)
+                log(f"    {label}: {time.perf_counter() - t1:.0f} s -> {output.with_suffix('.html')}")
         except StepFailed as err:
             summary[step.name] = {"status": "failed", "seconds": time.perf_counter() - t0}
             log(f"{head}: FAILED after {time.perf_counter() - t0:.0f} s")
             _log_summary(summary, time.perf_counter() - started, log)
             raise StepFailed(f"step '{step.name}' failed: {err}") from None
         seconds = time.perf_counter() - t0
-        state[step.name] = {"fingerprint": fp, "seconds": round(seconds, 1),
+        modules = sorted(imported)
+        # what later runs compare against: the fingerprint with the modules this run imported
+        fingerprints[step.name] = fp = fingerprint(step, profile, fingerprints, modules)
+        state[step.name] = {"fingerprint": fp, "seconds": round(seconds, 1), "modules": modules,
                             "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
         _save_state(profile, state)
         summary[step.name] = {"status": "ran", "seconds": seconds}

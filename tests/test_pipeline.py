@@ -1,10 +1,11 @@
 """The pipeline: dependency order, skipping unchanged steps, and failing notebooks named."""
 import json
+import shutil
 
 import nbformat
 import pytest
 
-from galaxies import pipeline, profiles
+from galaxies import pipeline, profiles, sources
 
 
 def write_notebook(path, *cells):
@@ -83,6 +84,81 @@ def test_unknown_step_is_refused():
 
 
 def test_fingerprint_follows_package_imports():
-    deps = {p.name for p in pipeline.package_dependencies(["from galaxies import evaluate"])}
-    assert {"evaluate.py", "io.py", "simulate.py", "crb.py", "__init__.py"} <= deps
-    assert not {"train.py", "baseline.py", "report.py"} & deps
+    deps = {p.name for p in sources.package_dependencies(["from galaxies import evaluate"])}
+    assert {"evaluate.py", "files.py", "simulate.py", "crb.py", "__init__.py"} <= deps
+    assert not {"loop.py", "baseline.py", "report.py"} & deps
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """The project's package and notebooks copied to a throwaway root, which the pipeline's
+    fingerprints then read, so a test can edit modules freely."""
+    for folder in ("galaxies", "data", "EDA", "models", "Project", "experiments"):
+        shutil.copytree(profiles.ROOT / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns("*.h5", "__pycache__", "quick", "smoke", "full"))
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    monkeypatch.setattr(sources, "PACKAGE_DIR", tmp_path / "galaxies")
+    return tmp_path / "galaxies"
+
+
+def _fingerprints(recorded=None) -> dict[str, str]:
+    smoke, out = profiles.get("smoke"), {}
+    for step in pipeline.STEPS:
+        out[step.name] = pipeline.fingerprint(step, smoke, out, (recorded or {}).get(step.name, ()))
+    return out
+
+
+XCEPTION_STEPS = {"xception", "autoencoder", "gridsearch", "denoising"}
+
+
+def test_changing_the_xception_builder_reruns_every_step_that_trains_one(package_copy):
+    before = _fingerprints()
+    builder = package_copy / "models" / "xception.py"
+    builder.write_text(builder.read_text() + "\nSTEMS = STEMS + ()\n")
+    after = _fingerprints()
+    changed = {name for name in before if before[name] != after[name]}
+    assert XCEPTION_STEPS <= changed
+    assert not {"data", "datasets", "eda", "baseline"} & changed
+    assert {"final_report", "presentation"} <= changed  # downstream of the changed steps
+
+
+def test_a_comment_changes_no_fingerprint(package_copy):
+    before = _fingerprints()
+    for module in ("cutouts.py", "models/xception.py", "simulate.py"):
+        path = package_copy / module
+        path.write_text("# a comment only\n\n" + path.read_text() + "\n\n# and one at the end\n")
+    assert _fingerprints() == before
+
+
+def test_a_module_only_the_kernel_imported_is_covered(package_copy):
+    """A module no notebook imports by name (reached through a string, say) counts once the
+    run recorded it."""
+    before = _fingerprints({"eda": ["galaxies.cutouts"]})
+    cutouts = package_copy / "cutouts.py"
+    cutouts.write_text(cutouts.read_text() + "\nEXTRA = 1\n")
+    after = _fingerprints({"eda": ["galaxies.cutouts"]})
+    assert before["eda"] != after["eda"] and before["baseline"] == after["baseline"]
+
+
+def test_the_record_cell_reports_imports_and_leaves_no_trace(toy):
+    root, log, steps = toy
+    write_notebook(root / "a.ipynb", "import importlib; importlib.import_module('galaxies.cutouts')")
+    pipeline.run("smoke", steps=steps[:1], log=quiet)
+    state = json.loads((root / "results" / "smoke" / pipeline.STATE_FILE).read_text())
+    assert "galaxies.cutouts" in state["a"]["modules"]
+    executed = nbformat.read(root / "results" / "smoke" / "a.ipynb", as_version=4)
+    assert not [c for c in executed.cells if pipeline.RECORD_TAG in c.metadata.get("tags", [])]
+    assert pipeline.run("smoke", steps=steps[:1], log=quiet)["a"]["status"] == "skipped"
+
+
+def test_a_notebook_runs_once_per_parameter_set(toy):
+    root, log, steps = toy
+    write_notebook(root / "p.ipynb", f"open({str(log)!r}, 'a').write(denoiser + '\\n')")
+    nb = nbformat.read(root / "p.ipynb", as_version=4)
+    nb.cells[0].source += '\ndenoiser = "none"'
+    nbformat.write(nb, root / "p.ipynb")
+    step = pipeline.Step("p", tuple(pipeline.Run("p.ipynb", (("denoiser", d),)) for d in ("edsr", "rdn")))
+    pipeline.run("smoke", steps=(step,), log=quiet)
+    assert log.read_text().split() == ["edsr", "rdn"]
+    assert (root / "results" / "smoke" / "p-edsr.html").is_file()
+    assert (root / "results" / "smoke" / "p-rdn.html").is_file()
