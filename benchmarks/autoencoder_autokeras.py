@@ -16,7 +16,7 @@ import sys
 
 import pandas as pd
 
-from galaxies import io, profiles, testsets
+from galaxies import files, profiles, testsets
 
 ESTIMATORS = ("autoencoder", "autokeras")
 
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
         ratios[estimator] = testsets.ratios(table, args.column)
         model_dir = profile.model_dir(estimator, "v1")
         info = json.loads((model_dir / "training.json").read_text()) if (model_dir / "training.json").is_file() else {}
-        speed = {t: io.load_predictions(profile.predictions(estimator, "v1", t)).seconds_per_image
+        speed = {t: files.load_predictions(profile.predictions(estimator, "v1", t)).seconds_per_image
                  for t in testsets.TESTSETS if profile.predictions(estimator, "v1", t).is_file()}
         about.append({"estimator": estimator, "parameters": info.get("parameters"),
                       "train rows": info.get("train_rows"), "epochs": info.get("epochs_run"),

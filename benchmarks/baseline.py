@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxies import baseline, crb, evaluate, io, profiles
+from galaxies import baseline, crb, evaluate, files, likelihood, profiles
 from galaxies.generate import RECIPES, generate
 from galaxies.simulate import LABEL_COLUMNS, GalaxyRenderer
 
@@ -33,7 +33,7 @@ from galaxies.simulate import LABEL_COLUMNS, GalaxyRenderer
 def snr60_set(size: int, profile, folder: Path) -> Path:
     """The profile's snr60 set if it has ``size`` rows, else a new one with the same recipe."""
     path = profile.dataset("snr60")
-    if path.is_file() and io.dataset_info(path)["size"] >= size:
+    if path.is_file() and files.dataset_info(path)["size"] >= size:
         return path
     recipe = RECIPES["snr60"]
     out = folder / "snr60.h5"
@@ -43,7 +43,7 @@ def snr60_set(size: int, profile, folder: Path) -> Path:
 
 def accuracy(pred_path: Path, data_path: Path) -> None:
     table = evaluate.against_dataset_crb(pred_path, data_path, progress=False)
-    predictions = io.load_predictions(pred_path)
+    predictions = files.load_predictions(pred_path)
     converged = predictions.extra["converged"]
     seconds = predictions.extra["seconds"]
     print(f"\nL-BFGS-B on {len(predictions)} snr60 realizations ({predictions.attrs['jobs']} processes, "
@@ -70,7 +70,7 @@ def time_budget(images: np.ndarray, sigma: float) -> None:
     for image in images[:2]:  # build the tables of the nodes these fits visit
         baseline.fit_image(image, 0.5, sigma)
     spent = {"render": 0.0, "renders": 0}
-    draw = baseline.SersicModel._draw
+    draw = likelihood.SersicModel._draw
 
     def timed(self, galaxy):
         t0 = time.process_time()
@@ -79,13 +79,13 @@ def time_budget(images: np.ndarray, sigma: float) -> None:
         finally:
             spent["render"] += time.process_time() - t0
             spent["renders"] += 1
-    baseline.SersicModel._draw = timed
+    likelihood.SersicModel._draw = timed
     try:
         t0 = time.process_time()
         results = [baseline.fit_image(image, 0.5, sigma) for image in images[2:]]
         total = time.process_time() - t0
     finally:
-        baseline.SersicModel._draw = draw
+        likelihood.SersicModel._draw = draw
     k = len(results)
     seconds = np.array([r.seconds for r in results])
     print(f"\nwhere the time goes ({k} fits in this process, tables built): {total / k:.3f} s per fit "
@@ -170,8 +170,8 @@ def main():
         pred = baseline.fit_dataset(data, Path(tmp) / "lbfgsb_fit__snr60.h5", limit=args.size,
                                     jobs=args.jobs)
         accuracy(pred, data)
-        rows = min(max(32, args.plain), io.dataset_info(data)["size"])
-        images = io.load_dataset(data, fields=("img",), rows=rows).img
+        rows = min(max(32, args.plain), files.dataset_info(data)["size"])
+        images = files.load_dataset(data, fields=("img",), rows=rows).img
     time_budget(images[:32], 200.0)
     if args.plain:
         plain_comparison(images[:args.plain], 200.0, args.jobs)

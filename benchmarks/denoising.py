@@ -33,7 +33,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from galaxies import denoise, profiles
+    from galaxies import profiles
+    from galaxies.experiments import denoise
 
     pd.set_option("display.width", 160)
     profile = profiles.get(args.profile)
@@ -50,7 +51,7 @@ def main() -> None:
         info = den.info
         print(f"\n== {name}: {info['parameters']:,} parameters, "
               f"{info['config']['model_kwargs']}, backend {keras.backend.backend()}")
-        print(f"trained on {info['dataset_name']} ({info['train_rows']} rows, "
+        print(f"trained on {info['trainset']} ({info['train_rows']} rows, "
               f"{info['epochs_run']} epochs, {info['training_seconds']:.0f} s, "
               f"{info['train_images_per_second']} images/s)")
         table = denoise.quality_table(den, profile, batch_size=args.batch_size, progress=False)
@@ -62,7 +63,7 @@ def main() -> None:
         print("\n== PSNR [dB] and SSIM: noisy -> denoised, per test set")
         rows = {}
         for name, table in qualities.items():
-            for testset in denoise.TESTSETS:
+            for testset in profiles.TESTSETS:
                 noisy, clean = table.loc[(testset, "noisy")], table.loc[(testset, "denoised")]
                 rows[(name, testset)] = {
                     "psnr noisy": noisy["psnr"], "psnr denoised": clean["psnr"],

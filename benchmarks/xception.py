@@ -4,7 +4,7 @@ Prints, for the profile chosen:
 
 1. accuracy: RMSE / CRB and bias / CRB of each parameter on snr60 and snr30 (one galaxy at
    SNR ~60 and ~30, many noise realizations), and the RMSE on the random test set, for every
-   trained variant (`galaxies.estimators.VARIANTS`);
+   trained variant (`galaxies.experiments.xception.VARIANTS`);
 2. the uncertainty model's calibration: the standard deviation of (pred - true) / pred_std
    (1 when calibrated) and the coverage of the +-1 pred_std interval (68.3% when calibrated);
 3. training: rows, epochs, seconds and images per second of each variant (training.json);
@@ -33,7 +33,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from galaxies import estimators, evaluate, io, profiles  # noqa: E402
+from galaxies import evaluate, files, profiles  # noqa: E402
+from galaxies.experiments import xception as estimators  # noqa: E402
 
 BASELINE = ("lbfgsb", "fit", "snr60")  # estimator, "trained on", test set of the baseline
 
@@ -46,11 +47,11 @@ def accuracy(profile) -> None:
         print(f"no predictions: {err}; run models/xception.ipynb first")
         return
     for column in ("rmse/crb", "bias/crb"):
-        wide = table[column].unstack("parameter")[list(io.Dataset.columns)]
+        wide = table[column].unstack("parameter")[list(files.Dataset.columns)]
         wide = wide[wide.index.get_level_values("testset") != "test"]
         print(f"{column} on the fixed-galaxy sets (1 = the Cramér–Rao bound)")
         print(wide.round(2).to_string(), "\n")
-    rmse = table["rmse"].unstack("parameter")[list(io.Dataset.columns)]
+    rmse = table["rmse"].unstack("parameter")[list(files.Dataset.columns)]
     rmse = rmse[rmse.index.get_level_values("testset") == "test"].droplevel("testset")
     print("RMSE on the random test set (label units)")
     print(rmse.to_string(float_format=lambda v: f"{v:.4g}"), "\n")
@@ -58,7 +59,7 @@ def accuracy(profile) -> None:
 
 def calibration(profile) -> None:
     rows = {}
-    for testset in estimators.TESTSETS:
+    for testset in profiles.TESTSETS:
         path = profile.predictions("xception-nll", "v1", testset)
         if path.is_file():
             rows[testset] = evaluate.calibration(path, profile.dataset(testset))
@@ -106,7 +107,7 @@ def inference(profile, n_images: int = 2048, batch_size: int = 256) -> None:
         print(f"{path}: not trained; no inference timing\n")
         return
     model = estimators.load("xception_v1", profile)
-    ds = io.load_dataset(profile.dataset("test"), fields=("img",))
+    ds = files.load_dataset(profile.dataset("test"), fields=("img",))
     images = np.resize(ds.img, (n_images, 64, 64))
     fast = _time(lambda: model.predict(images, batch_size=batch_size), n_images)
     x = model.inputs(images)
@@ -124,7 +125,7 @@ def inference(profile, n_images: int = 2048, batch_size: int = 256) -> None:
           f"keras Model.predict {1e3 * len(few) / small_plain[0]:.1f} ms a call")
     baseline = profile.predictions(*BASELINE)
     if baseline.is_file():
-        seconds = io.load_predictions(baseline).seconds_per_image
+        seconds = files.load_predictions(baseline).seconds_per_image
         print(f"  L-BFGS-B baseline: {seconds:.3f} s per image -> speed-up {seconds * fast[0]:,.0f} x")
     else:
         print(f"  L-BFGS-B baseline: {baseline} does not exist yet (run Project/baseline.ipynb); "

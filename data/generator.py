@@ -1,10 +1,13 @@
 #!/usr/bin/env python
-"""Generate a training set (the seed's command, now a thin wrapper of `galaxies generate`).
+"""Generate a training set (the seed's command, a thin wrapper of `galaxies generate`, which
+spells --noise as --sigma).
 
     python data/generator.py FILE --size N [--sersics K] [--psf FWHM|random]
                              [--noise SIGMA|random] [--seed S] [--jobs J] [--force]
 """
-from galaxies.cli import generate
+import sys
+
+from galaxies.cli import generate, seed_arguments
 
 if __name__ == "__main__":
-    generate(prog_name="data/generator.py")
+    generate(seed_arguments(sys.argv[1:], drop=()), prog_name="data/generator.py")

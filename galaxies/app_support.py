@@ -5,18 +5,13 @@ browser and can be reused from notebooks.
   conventions (reduced shear ``g1, g2`` and axis ratio ``q`` with position angle ``beta``).
 * `render`: the simulated images of those parameters (thread-safe: Streamlit serves each
   browser session from its own thread, while `galaxies.simulate.GalaxyRenderer` is not).
-* `read_cutout`: an uploaded 64 x 64 cutout (NumPy ``.npy``/``.npz`` or FITS) read and checked,
-  every problem raised as a `CutoutError` whose message a person can act on.
-* `require`: the parts of the project that may not exist yet (the Cramér–Rao bound, trained
-  models, the maximum-likelihood fit), imported with a plain `Unavailable` message instead of
-  a traceback when they are absent.
+* `load_estimator`: a trained model through `galaxies.estimators`, or a plain `Unavailable`
+  message where Keras is not installed (uploaded cutouts are read by `galaxies.cutouts`).
 * Listing data sets, saved models and predictions of a profile, filtering a data set's rows,
   and the tables the pages show.
 """
 from __future__ import annotations
 
-import importlib
-import io
 import math
 import os
 import threading
@@ -26,21 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from . import profiles
-from .simulate import (IMAGE_SIZE, LABEL_COLUMNS, RANGES, SNR_RANGE, Galaxy, check_parameters,
+from .simulate import (LABEL_COLUMNS, LABEL_WIDTHS, RANGES, SNR_RANGE, Galaxy, check_parameters,
                        ellipticity_to_shear, shear_to_ellipticity, simulate)
 
 __all__ = [
-    "GalaxyParameters", "render", "snr_verdict", "CutoutError", "read_cutout", "check_cutout",
-    "MAX_UPLOAD_BYTES", "CUTOUT_SUFFIXES", "cutout_bytes", "Unavailable", "require",
+    "GalaxyParameters", "render", "snr_verdict", "Unavailable", "load_estimator",
     "default_profile", "list_datasets", "list_saved_models", "list_prediction_files",
     "filter_rows", "bounds_table", "bounds_versus_snr", "visibility", "renderer_lock",
     "estimates_table", "approximate_snr", "predict_one", "psf_image", "maximum_likelihood",
 ]
 
-#: Largest cutout accepted (bytes): a 64 x 64 float64 cutout is 33 kB as .npy, 37 kB as FITS.
-MAX_UPLOAD_BYTES = 1 << 20
-#: File name endings the upload page accepts.
-CUTOUT_SUFFIXES = (".npy", ".npz", ".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
 # ------------------------------------------------------------------------- parameters
@@ -137,156 +127,25 @@ def approximate_snr(image: np.ndarray, sigma: float) -> float:
     return math.sqrt(max(power, 0.0)) / float(sigma)
 
 
-# ---------------------------------------------------------------------------- cutouts
-
-class CutoutError(ValueError):
-    """An uploaded cutout cannot be used; the message says why and what is expected."""
-
-
-def _expected() -> str:
-    return (f"a {IMAGE_SIZE} x {IMAGE_SIZE} image in photo-electrons, as NumPy .npy/.npz or "
-            f"FITS")
-
-
-def _sniff(data: bytes, name: str) -> str:
-    lower = name.lower()
-    if lower.endswith(".npy"):
-        return "npy"
-    if lower.endswith(".npz"):
-        return "npz"
-    if lower.endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")):
-        return "fits"
-    if data.startswith(b"\x93NUMPY"):
-        return "npy"
-    if data.startswith(b"PK\x03\x04"):
-        return "npz"
-    if data.startswith(b"SIMPLE  =") or data.startswith(b"\x1f\x8b"):
-        return "fits"
-    shown = f"'{name}'" if name else "the file"
-    raise CutoutError(f"{shown} is not an image file we can read: expected {_expected()}")
-
-
-def _read_npy(data: bytes, name: str) -> np.ndarray:
-    try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise CutoutError(f"'{name}' is not a readable NumPy .npy file ({err}); "
-                          f"expected {_expected()}") from None
-
-
-def _read_npz(data: bytes, name: str) -> np.ndarray:
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            keys = list(archive.keys())
-            if len(keys) == 1:
-                return archive[keys[0]]
-            for key in ("img", "image", "cutout"):
-                if key in keys:
-                    return archive[key]
-    except (ValueError, OSError, EOFError) as err:
-        raise CutoutError(f"'{name}' is not a readable NumPy .npz file ({err}); "
-                          f"expected {_expected()}") from None
-    raise CutoutError(f"'{name}' holds {len(keys)} arrays ({', '.join(keys) or 'none'}); "
-                      "keep one, or name the image 'img'")
-
-
-def _read_fits(data: bytes, name: str) -> np.ndarray:
-    from astropy.io import fits
-
-    try:
-        with fits.open(io.BytesIO(data), memmap=False) as hdus:
-            for hdu in hdus:
-                if getattr(hdu, "is_image", False) and hdu.data is not None and hdu.data.ndim >= 2:
-                    return np.array(hdu.data)
-    except (OSError, ValueError, TypeError, EOFError) as err:
-        raise CutoutError(f"'{name}' is not a readable FITS file ({err}); "
-                          f"expected {_expected()}") from None
-    raise CutoutError(f"'{name}' is a FITS file without image data (tables only?); "
-                      f"expected {_expected()}")
-
-
-def check_cutout(array) -> np.ndarray:
-    """A cutout as a float32 (64, 64) array, or `CutoutError` saying what is wrong.
-
-    Leading axes of length one are dropped, so (1, 64, 64) is accepted.
-    """
-    array = np.asarray(array)
-    if array.dtype.kind not in "iuf":
-        raise CutoutError(f"the cutout holds {array.dtype} values; expected real numbers "
-                          "(photo-electrons)")
-    while array.ndim > 2 and array.shape[0] == 1:
-        array = array[0]
-    expected = (IMAGE_SIZE, IMAGE_SIZE)
-    if array.shape != expected:
-        raise CutoutError(f"the cutout is {' x '.join(map(str, array.shape)) or 'a scalar'} "
-                          f"pixels; expected {IMAGE_SIZE} x {IMAGE_SIZE} (the simulations' size, "
-                          f"0.23 arcsec pixels)")
-    array = array.astype(np.float32)
-    nan, inf = int(np.isnan(array).sum()), int(np.isinf(array).sum())
-    if nan or inf:
-        raise CutoutError(f"the cutout has {nan} NaN and {inf} infinite pixel(s); replace them "
-                          "(for example by 0 or by a noise draw) before uploading")
-    return array
-
-
-def read_cutout(data: bytes, name: str = "", max_bytes: int = MAX_UPLOAD_BYTES) -> np.ndarray:
-    """Read an uploaded cutout: NumPy ``.npy``/``.npz`` or FITS (first image HDU).
-
-    The format comes from the file name, else from the first bytes. Returns a float32
-    (64, 64) array; raises `CutoutError` (a ValueError) with a plain message for a file that
-    is empty, over ``max_bytes``, not an image, the wrong size, or has NaN/inf pixels.
-    """
-    size = len(data)
-    if size == 0:
-        raise CutoutError(f"'{name or 'the file'}' is empty")
-    if size > max_bytes:
-        raise CutoutError(f"'{name or 'the file'}' is {size / 1e6:.1f} MB; the limit is "
-                          f"{max_bytes / 1e6:.1f} MB (a 64 x 64 cutout takes about 40 kB)")
-    kind = _sniff(bytes(data[:16]), name)
-    reader = {"npy": _read_npy, "npz": _read_npz, "fits": _read_fits}[kind]
-    return check_cutout(reader(bytes(data), name or f"the {kind} file"))
-
-
-def cutout_bytes(image: np.ndarray) -> bytes:
-    """A cutout as ``.npy`` bytes (for a download button)."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(image, dtype=np.float32), allow_pickle=False)
-    return buffer.getvalue()
-
-
-# -------------------------------------------------------------- parts that may be missing
+# ------------------------------------------------------------------------------ models
 
 class Unavailable(RuntimeError):
-    """A part of the project a page needs (a module, a trained model, a file) is absent."""
+    """A part of the project a page needs is absent here: Keras and TensorFlow on a light
+    deployment (EDA/app/requirements.txt), or no trained model."""
 
 
-#: What each optional module provides, for the messages.
-OPTIONAL_MODULES = {
-    "galaxies.crb": "the Cramér–Rao bound",
-    "galaxies.train": "trained models",
-    "galaxies.baseline": "the maximum-likelihood fit",
-}
-
-
-def require(module: str):
-    """Import an optional module of the project, or raise `Unavailable` saying what is missing.
-
-    A module of the package that does not exist yet and a third-party package that is not
-    installed (TensorFlow on a light deployment) both give a one-line reason.
-    """
-    what = OPTIONAL_MODULES.get(module, module)
+def load_estimator(path):
+    """`galaxies.estimators.load` of a model directory, or `Unavailable` when this
+    installation lacks the packages a network needs."""
     try:
-        return importlib.import_module(module)
+        from . import estimators
+        return estimators.load(path)
     except ImportError as err:
-        missing = getattr(err, "name", None) or ""
-        if missing == module or (missing and module.startswith(missing + ".")) or not missing:
-            raise Unavailable(f"{what} is not available yet: the module `{module}` is not part "
-                              "of this installation") from None
-        if missing.split(".")[0] == "galaxies":
-            raise Unavailable(f"{what} is not available yet: `{module}` needs `{missing}`, "
-                              "which is not part of this installation") from None
-        raise Unavailable(f"{what} is not available here: `{module}` needs the package "
-                          f"`{missing.split('.')[0]}`, which is not installed") from None
+        missing = (getattr(err, "name", None) or "").split(".")[0]
+        if not missing or missing == "galaxies":
+            raise
+        raise Unavailable(f"trained models are not available here: they need the package "
+                          f"`{missing}`, which is not installed") from None
 
 
 def default_profile() -> str:
@@ -313,11 +172,16 @@ def list_datasets(profile) -> list[Path]:
 
 
 def list_saved_models(profile) -> list[Path]:
-    """Model folders ``models/<profile>/<estimator>_<dataset>/`` holding a ``.keras`` file."""
+    """Estimators' folders ``models/<profile>/<estimator>_<trainset>/``: those holding a
+    ``.keras`` file, broken ones included (the page says what is wrong with them); denoisers,
+    which make images, and unfinished folders are left out."""
+    from .training.saved import read_info
+
     folder = profiles.get(profile).models_dir
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and any(p.glob("*.keras")))
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and any(p.glob("*.keras")) and read_info(p).get("task") != "denoise")
 
 
 def list_prediction_files(profile):
@@ -352,7 +216,8 @@ def bounds_table(params: GalaxyParameters, crb_module=None):
     bound, bound relative to the value and to the parameter's range)."""
     import pandas as pd
 
-    crb = crb_module or require("galaxies.crb")
+    from . import crb as crb_default
+    crb = crb_module or crb_default
     params.check()
     with renderer_lock:
         bound = np.asarray(crb.cramer_rao_bound(params.flux, params.sersic_n, params.sersic_r,
@@ -360,10 +225,7 @@ def bounds_table(params: GalaxyParameters, crb_module=None):
                                                 sigma=params.sigma), dtype=float)
     if bound.shape != (5,):
         raise ValueError(f"cramer_rao_bound returned shape {bound.shape}, expected (5,)")
-    width = np.array([RANGES["flux"].high - RANGES["flux"].low,
-                      RANGES["sersic_n"].high - RANGES["sersic_n"].low,
-                      RANGES["sersic_r"].high - RANGES["sersic_r"].low,
-                      2 * RANGES["shear"].high, 2 * RANGES["shear"].high])
+    width = np.array([LABEL_WIDTHS[c] for c in LABEL_COLUMNS])
     value = params.labels
     with np.errstate(divide="ignore", invalid="ignore"):
         relative = np.where(value != 0, bound / np.abs(value), np.nan)
@@ -379,7 +241,8 @@ def bounds_versus_snr(params: GalaxyParameters, snr=None, crb_module=None):
     Returns `galaxies.crb.crb_vs_snr`'s DataFrame: columns ``snr``, ``sigma`` and the bound of
     each label (default SNR: 40 values from 10 to 100).
     """
-    crb = crb_module or require("galaxies.crb")
+    from . import crb as crb_default
+    crb = crb_module or crb_default
     params.check()
     with renderer_lock:
         return crb.crb_vs_snr(params.flux, params.sersic_n, params.sersic_r, params.g1,
@@ -403,15 +266,11 @@ def psf_image(psf_fwhm: float) -> np.ndarray:
         return default_renderer().draw_psf(float(psf_fwhm))
 
 
-def predict_one(model, image: np.ndarray, psf_fwhm: float, sigma: float):
-    """A saved model's estimate ``(values (5,), std (5,) or None)`` for one image, giving it
-    the PSF image too when it was trained with one."""
-    extra = {}
-    config = getattr(model, "config", None)
-    if getattr(config, "psf_channel", False):
-        extra["psf_img"] = psf_image(psf_fwhm)[None]
-    pred, std = model.predict(np.asarray(image, dtype=np.float32)[None], psf_fwhm=psf_fwhm,
-                              sigma=sigma, **extra)
+def predict_one(estimator, image: np.ndarray, psf_fwhm: float, sigma: float):
+    """An estimator's (`galaxies.estimators`) estimate ``(values (5,), std (5,) or None)`` for
+    one image; the PSF image is offered too (a network trained with it reads it)."""
+    pred, std = estimator.predict(np.asarray(image, dtype=np.float32)[None], psf_fwhm=psf_fwhm,
+                                  sigma=sigma, psf_img=psf_image(psf_fwhm)[None])
     return np.asarray(pred, dtype=float)[0], None if std is None else np.asarray(std, float)[0]
 
 
@@ -419,7 +278,7 @@ def maximum_likelihood(image: np.ndarray, psf_fwhm: float, sigma: float):
     """`galaxies.baseline.fit_image` of one image: ``(params (5,), converged, seconds)``.
 
     Holds `renderer_lock`, since the fit draws with the process-wide renderer."""
-    baseline = require("galaxies.baseline")
+    from . import baseline
     with renderer_lock:
         result = baseline.fit_image(np.asarray(image, dtype=np.float32), float(psf_fwhm),
                                     float(sigma))

@@ -12,6 +12,7 @@ import sys
 import click
 
 from . import __version__
+from .simulate import TEST_GALAXY
 
 PROFILE_OPTION = click.option(
     "--profile", default=None, envvar="GALAXIES_PROFILE", show_envvar=True,
@@ -22,7 +23,7 @@ def user_errors(func):
     """Report expected failures as ``galaxies: error: ...`` and exit with status 2."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from .io import FileFormatError
+        from .files import FileFormatError
         from .simulate import ParameterRangeError
         try:
             return func(*args, **kwargs)
@@ -34,6 +35,27 @@ def user_errors(func):
             click.echo("galaxies: interrupted; no partial output was kept", err=True)
             sys.exit(130)
     return wrapper
+
+
+#: the seed's option names, kept by its scripts data/generator.py and data/gen_test.py
+SEED_ALIASES = {"--noise": "--sigma", "--sersic-index": "--sersic-n", "--sersic-radius": "--sersic-r"}
+
+
+def seed_arguments(argv: list[str], drop=("--jobs",)) -> list[str]:
+    """Command-line arguments in the seed's spelling, in this CLI's: option names through
+    `SEED_ALIASES` (``--noise 200`` and ``--noise=200``); options in ``drop`` (which the
+    seed accepted and this command does not need) are removed with their value."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name, sep, value = arg.partition("=")
+        if name in drop:
+            skip = not sep
+            continue
+        out.append(SEED_ALIASES.get(name, name) + sep + value if name.startswith("--") else arg)
+    return out
 
 
 def _float_or_random(value: str | None, name: str) -> float | None:
@@ -60,40 +82,47 @@ def main():
               help="Draw n from this many equally spaced values in [0.5, 6] [default: continuous].")
 @click.option("--psf", default="random", show_default=True,
               help="PSF FWHM in arcsec, or 'random' (uniform in [0.5, 1.0]).")
-@click.option("--noise", default="random", show_default=True,
+@click.option("--sigma", default="random", show_default=True,
               help="Read-noise sigma, or 'random' (uniform in [200, 400]).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--jobs", type=int, default=None, help="Worker processes [default: all cores].")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @user_errors
-def generate(file, size, sersics, psf, noise, seed, jobs, force):
+def generate(file, size, sersics, psf, sigma, seed, jobs, force):
     """Write a training set of random galaxies with SNR in [10, 100] to FILE."""
     from .generate import RandomSpec, generate_random
     spec = RandomSpec(sersics=sersics, psf_fwhm=_float_or_random(psf, "--psf"),
-                      sigma=_float_or_random(noise, "--noise"))
+                      sigma=_float_or_random(sigma, "--sigma"))
     path = generate_random(file, spec, size, seed, jobs=jobs, force=force)
     click.echo(f"wrote {path}")
+
+
+def _galaxy_options(func):
+    """The options that describe one galaxy image, defaults the test galaxy's (snr60)."""
+    for name, key, help_text in reversed([
+            ("--flux", "flux", "Total flux, photo-electrons."),
+            ("--sersic-n", "sersic_n", "Sérsic index."),
+            ("--sersic-r", "sersic_r", "Half-light radius, arcsec."),
+            ("--g1", "g1", "Reduced shear g1."), ("--g2", "g2", "Reduced shear g2."),
+            ("--psf", "psf_fwhm", "PSF FWHM, arcsec.")]):
+        func = click.option(name, key, type=float, default=TEST_GALAXY[key], show_default=True,
+                            help=help_text)(func)
+    return click.option("--sigma", type=float, default=200.0, show_default=True,
+                        help="Read-noise sigma, photo-electrons.")(func)
 
 
 @main.command("generate-test")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--size", type=int, required=True, help="Number of noise realizations.")
-@click.option("--flux", type=float, default=1e5, show_default=True)
-@click.option("--sersic-index", type=float, default=3.0, show_default=True)
-@click.option("--sersic-radius", type=float, default=0.3, show_default=True, help="Half-light radius, arcsec.")
-@click.option("--g1", type=float, default=-0.069, show_default=True)
-@click.option("--g2", type=float, default=0.15, show_default=True)
-@click.option("--psf", type=float, default=0.5, show_default=True, help="PSF FWHM, arcsec.")
-@click.option("--noise", type=float, default=200.0, show_default=True, help="Read-noise sigma.")
+@_galaxy_options
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--jobs", type=int, default=None, help="Accepted for the seed's interface; test sets are fast in one process.")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @user_errors
-def generate_test(file, size, flux, sersic_index, sersic_radius, g1, g2, psf, noise, seed, jobs, force):
+def generate_test(file, size, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, seed, force):
     """Write a test set to FILE: SIZE noise realizations of one fixed galaxy."""
     from .generate import FixedSpec, generate_fixed
-    spec = FixedSpec(flux=flux, sersic_n=sersic_index, sersic_r=sersic_radius, g1=g1, g2=g2,
-                     psf_fwhm=psf, sigma=noise)
+    spec = FixedSpec(flux=flux, sersic_n=sersic_n, sersic_r=sersic_r, g1=g1, g2=g2,
+                     psf_fwhm=psf_fwhm, sigma=sigma)
     path = generate_fixed(file, spec, size, seed, force=force)
     click.echo(f"wrote {path}")
 
@@ -156,11 +185,12 @@ def run(profile, only, force, jobs, list_steps):
 @click.option("--no-augment", is_flag=True, help="Do not turn and mirror the training images.")
 @click.option("--size", "sizes", multiple=True, metavar="KEY=VALUE",
               help="A builder keyword, e.g. blocks=4 or stem=conv (repeatable).")
+@click.option("--force", is_flag=True, help="Replace the model already in --out (never a folder that holds no model).")
 @user_errors
 def train(model, data, out, profile, inputs, condition, psf_channel, uncertainty, epochs,
-          batch_size, limit, seed, learning_rate, schedule, no_augment, sizes):
+          batch_size, limit, seed, learning_rate, schedule, no_augment, sizes, force):
     """Train MODEL (default xception) on a data set and save it to a model directory."""
-    from .train import TrainingConfig, fit
+    from .training import TrainingConfig, fit
     overrides = {k: v for k, v in dict(epochs=epochs, batch_size=batch_size,
                                        learning_rate=learning_rate).items() if v is not None}
     if sizes:
@@ -169,7 +199,7 @@ def train(model, data, out, profile, inputs, condition, psf_channel, uncertainty
         profile, model=model, inputs=inputs, psf_channel=psf_channel, uncertainty=uncertainty,
         conditioning=tuple(c for c in condition.split(",") if c), limit=limit, seed=seed,
         schedule=schedule, augment=not no_augment, **overrides)
-    saved = fit(config, data, out)
+    saved = fit(config, data, out, force=force)
     click.echo(f"wrote {saved.path} ({saved.info['epochs_run']} epochs, "
                f"{saved.info['training_seconds']:.0f} s, best val loss {saved.info['best_val_loss']:.4g})")
 
@@ -192,37 +222,35 @@ def _keywords(pairs) -> dict:
 
 
 @main.command()
-@click.argument("model_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("model_dir", type=click.Path(file_okay=False))
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.argument("pred", type=click.Path(dir_okay=False))
 @click.option("--limit", type=int, default=None, help="Predict only the first rows.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
 @user_errors
-def predict(model_dir, data, pred, limit, batch_size):
-    """Predict every galaxy of DATA with the model in MODEL_DIR; write the predictions file PRED."""
-    from .train import predict_file
-    path = predict_file(model_dir, data, pred, limit=limit, batch_size=batch_size)
-    click.echo(f"wrote {path}")
+def predict(model_dir, data, pred, limit, batch_size, force):
+    """Predict every galaxy of DATA with the estimator in MODEL_DIR (a network, a two-stage
+    directory, which brings its denoiser, or 'lbfgsb' for the fit); write the predictions PRED."""
+    from . import estimators
+    estimator = estimators.load(model_dir)
+    estimator.batch_size = batch_size
+    path = estimator.predict_file(data, pred, limit=limit, force=force)
+    click.echo(f"wrote {path} ({estimator.name})")
 
 
 # --------------------------------------------------------------- commands of later parts
 # (the Cramér–Rao bound, fits, evaluation, training and prediction add theirs below)
 
 @main.command()
-@click.option("--flux", type=float, default=1e5, show_default=True, help="Total flux, photo-electrons.")
-@click.option("--sersic-n", type=float, default=3.0, show_default=True, help="Sérsic index.")
-@click.option("--sersic-r", type=float, default=0.3, show_default=True, help="Half-light radius, arcsec.")
-@click.option("--g1", type=float, default=-0.069, show_default=True, help="Reduced shear g1.")
-@click.option("--g2", type=float, default=0.15, show_default=True, help="Reduced shear g2.")
-@click.option("--psf", type=float, default=0.5, show_default=True, help="PSF FWHM, arcsec.")
-@click.option("--sigma", type=float, default=200.0, show_default=True, help="Read-noise sigma.")
+@_galaxy_options
 @click.option("--dataset", type=click.Path(dir_okay=False), default=None,
               help="Instead: the bounds of every galaxy of this data set (cached next to it).")
 @click.option("--limit", type=int, default=None, help="With --dataset: only the first LIMIT rows.")
 @click.option("--jobs", type=int, default=None, help="With --dataset: worker processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by label column.")
 @user_errors
-def crb(flux, sersic_n, sersic_r, g1, g2, psf, sigma, dataset, limit, jobs, as_json):
+def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs, as_json):
     """Cramér–Rao bounds (standard deviations) of flux, n, r, g1 and g2 for one galaxy image.
 
     With --dataset, the bounds of each galaxy of a data set are computed (and kept in
@@ -241,9 +269,9 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf, sigma, dataset, limit, jobs, as_j
         title = (f"RMS Cramér–Rao bound over {int(done.sum())} galaxies of {dataset} "
                  f"(per galaxy in {crb_module.cache_path(dataset)})")
     else:
-        values = crb_module.cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=psf, sigma=sigma)
+        values = crb_module.cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=psf_fwhm, sigma=sigma)
         title = (f"Cramér–Rao bound (1 sigma) at flux={flux:g}, n={sersic_n:g}, r={sersic_r:g}, "
-                 f"g=({g1:g}, {g2:g}), psf={psf:g}, sigma={sigma:g}")
+                 f"g=({g1:g}, {g2:g}), psf={psf_fwhm:g}, sigma={sigma:g}")
     if as_json:
         click.echo(json.dumps({c: float(v) for c, v in zip(LABEL_COLUMNS, values)}))
         return
@@ -257,12 +285,13 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf, sigma, dataset, limit, jobs, as_j
 @click.argument("pred", type=click.Path(dir_okay=False))
 @click.option("--limit", type=int, default=None, help="Fit only the first LIMIT images.")
 @click.option("--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
 @user_errors
-def fit(data, pred, limit, jobs):
+def fit(data, pred, limit, jobs, force):
     """Maximum-likelihood fit (L-BFGS-B) of every image of DATA; predictions written to PRED."""
     from .baseline import fit_dataset
-    from .io import load_predictions
-    path = fit_dataset(data, pred, limit=limit, jobs=jobs)
+    from .files import load_predictions
+    path = fit_dataset(data, pred, limit=limit, jobs=jobs, force=force)
     result = load_predictions(path)
     converged = result.extra["converged"]
     click.echo(f"wrote {path}: {len(result)} fits, {int(converged.sum())} converged, "
@@ -282,9 +311,9 @@ def evaluate(pred, data, no_crb, by_snr, jobs):
     import pandas as pd
 
     from . import evaluate as ev
-    from . import io
-    predictions = io.load_predictions(pred)
-    dataset = io.load_dataset(data, fields=())
+    from . import files
+    predictions = files.load_predictions(pred)
+    dataset = files.load_dataset(data, fields=())
     if no_crb:
         table = ev.summary(predictions, dataset)
     else:

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .simulate import (IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE, GalaxyRenderer, check_parameters,
+from .simulate import (GALSIM_SERSIC_N, IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE, GalaxyRenderer, check_parameters,
                        default_renderer)
 
 __all__ = ["STEPS", "jacobian", "fisher_from_jacobian", "fisher_matrix", "cramer_rao_bound",
@@ -57,8 +57,6 @@ __all__ = ["STEPS", "jacobian", "fisher_from_jacobian", "fisher_matrix", "cramer
 #: Central-difference steps, in label units (flux is differentiated analytically).
 STEPS: dict[str, float] = {"sersic_n": 1e-2, "sersic_r": 1e-3, "g1": 1e-3, "g2": 1e-3}
 
-# GalSim's Sérsic profile exists for 0.3 <= n <= 6.2; our range [0.5, 6] leaves room for steps.
-_GALSIM_SERSIC_N = (0.3, 6.2)
 
 
 def _draw(renderer: GalaxyRenderer, flux, sersic_n, sersic_r, g1, g2, psf_fwhm) -> np.ndarray:
@@ -99,7 +97,7 @@ def jacobian(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, renderer: GalaxyRen
     for j, name in enumerate(LABEL_COLUMNS[1:], start=1):
         h = steps[name]
         if name == "sersic_n":  # stay inside GalSim's range, shrinking the step at its edges
-            h = min(h, theta[1] - _GALSIM_SERSIC_N[0], _GALSIM_SERSIC_N[1] - theta[1])
+            h = min(h, theta[1] - GALSIM_SERSIC_N[0], GALSIM_SERSIC_N[1] - theta[1])
         up, down = theta.copy(), theta.copy()
         up[j] += h
         down[j] -= h
@@ -328,7 +326,7 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     the set, in label units.
 
     Parameters:
-        path:      the data set (HDF5, DESIGN.md contract).
+        path:      the data set (HDF5, the contract of docs/architecture.md).
         limit:     compute only the first ``limit`` rows (the others are NaN).
         jobs:      worker processes (default: all cores; 1 computes in this process).
         progress:  show a tqdm progress bar.
@@ -342,10 +340,10 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     """
     from tqdm.auto import tqdm
 
-    from . import io
+    from . import atomic, files
     from .parallel import default_jobs, process_pool
 
-    dataset = io.load_dataset(path, fields=())
+    dataset = files.load_dataset(path, fields=())
     size = len(dataset)
     if limit is not None and (int(limit) != limit or limit < 0):
         raise ValueError(f"limit = {limit} must be a non-negative integer")
@@ -387,14 +385,14 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
             bar.close()
         crb[todo_rows] = values[inverse]
         computed[todo_rows] = True
-        with io.atomic_h5(store, force=True) as f:
+        with atomic.atomic_h5(store, force=True) as f:
             f.create_dataset("crb", data=crb).attrs["columns"] = list(LABEL_COLUMNS)
             f.create_dataset("computed", data=computed)
             f.attrs["dataset"] = str(Path(path).name)
             f.attrs["dataset_fingerprint"] = fingerprint
             f.attrs["steps"] = json.dumps(STEPS, sort_keys=True)
             f.attrs["noise_model"] = "Gaussian, variance sigma^2 + mu (Poisson + read noise)"
-            f.attrs["galaxies_version"] = io._version()
+            f.attrs["galaxies_version"] = files._version()
     out = np.full((size, 5), np.nan)
     out[wanted] = crb[wanted]
     return out

@@ -18,19 +18,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .simulate import LABEL_COLUMNS, RANGES, SNR_RANGE, GalaxyRenderer, default_renderer, snr
+from .simulate import LABEL_COLUMNS, LABEL_WIDTHS, RANGES, SNR_RANGE, GalaxyRenderer, default_renderer, snr
 
 __all__ = ["dataset_summary", "snr_grid", "flux_window", "sersic_series", "image_derivatives",
-           "sensitivity", "derivative_correlation", "RANGE_WIDTH"]
-
-#: Width of the simulated range of each label (|g| <= 0.67 lets g1 and g2 span 1.34).
-RANGE_WIDTH = {
-    "flux": RANGES["flux"].high - RANGES["flux"].low,
-    "sersic_n": RANGES["sersic_n"].high - RANGES["sersic_n"].low,
-    "sersic_r": RANGES["sersic_r"].high - RANGES["sersic_r"].low,
-    "g1": 2 * RANGES["shear"].high,
-    "g2": 2 * RANGES["shear"].high,
-}
+           "sensitivity", "derivative_correlation"]
 
 #: Finite-difference half steps of the labels (flux: relative).
 _STEPS = {"flux": 1e-3, "sersic_n": 0.02, "sersic_r": 0.002, "g1": 0.002, "g2": 0.002}
@@ -42,7 +33,7 @@ def _span(values: np.ndarray) -> str:
 
 
 def dataset_summary(datasets: Mapping[str, object]) -> pd.DataFrame:
-    """One row per data set (name -> `galaxies.io.Dataset`): size, kind, PSF FWHM and sigma
+    """One row per data set (name -> `galaxies.files.Dataset`): size, kind, PSF FWHM and sigma
     (value or range), SNR percentiles, distinct Sérsic indices, and median flux and radius."""
     rows = {}
     for name, ds in datasets.items():
@@ -143,7 +134,7 @@ def sensitivity(labels, psf_fwhm: float = 0.5, sigma: float = 200.0, fraction: f
     d = _weighted(labels, psf_fwhm, sigma, renderer)
     fisher = d @ d.T
     covariance = np.linalg.inv(fisher)
-    step = np.array([fraction * RANGE_WIDTH[c] for c in LABEL_COLUMNS])
+    step = np.array([fraction * LABEL_WIDTHS[c] for c in LABEL_COLUMNS])
     change = step * np.sqrt(np.diag(fisher))
     unique = 1.0 / np.sqrt(np.diag(fisher) * np.diag(covariance))
     return pd.DataFrame({"value": labels, "step": step, "change / noise": change,

@@ -1,6 +1,7 @@
 """Accuracy of any estimator: bias, standard deviation and RMSE per parameter, against the CRB.
 
-Every estimator writes the predictions file of DESIGN.md, so one set of functions judges them
+Every estimator writes the predictions file of docs/architecture.md, so one set of functions
+judges them
 all. Tables are pandas DataFrames indexed by the label columns.
 """
 from __future__ import annotations
@@ -12,18 +13,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import io
+from . import files
+from .atomic import TMP_PREFIX
 from .simulate import LABEL_COLUMNS
 
 __all__ = ["aligned", "summary", "against_crb", "by_snr", "calibration", "list_predictions",
            "dataset_crb", "against_dataset_crb", "crb_by_snr"]
 
 
+#: edges of the SNR bins of every table by SNR (the training sets' SNR range, finer where
+#: the bound changes fastest)
+SNR_BINS = (10, 15, 20, 30, 45, 65, 100)
+
+
 def _load(predictions, dataset):
-    if not isinstance(predictions, io.Predictions):
-        predictions = io.load_predictions(predictions)
-    if not isinstance(dataset, io.Dataset):
-        dataset = io.load_dataset(dataset, fields=())
+    if not isinstance(predictions, files.Predictions):
+        predictions = files.load_predictions(predictions)
+    if not isinstance(dataset, files.Dataset):
+        dataset = files.load_dataset(dataset, fields=())
     return predictions, dataset
 
 
@@ -92,7 +99,7 @@ def against_crb(predictions, dataset, crb) -> pd.DataFrame:
     return table
 
 
-def by_snr(predictions, dataset, bins=(10, 15, 20, 30, 45, 65, 100)) -> pd.DataFrame:
+def by_snr(predictions, dataset, bins=SNR_BINS) -> pd.DataFrame:
     """RMSE of each parameter in bins of SNR (for random-parameter sets)."""
     pred, truth, take = aligned(predictions, dataset)
     snr = dataset.snr[take]
@@ -119,21 +126,22 @@ def calibration(predictions, dataset) -> pd.DataFrame:
                         index=pd.Index(LABEL_COLUMNS, name="parameter"))
 
 
-_NAME = re.compile(r"^(?P<estimator>.+?)_(?P<trained_on>[^_]+)__(?P<testset>.+)\.h5$")
+_NAME = re.compile(r"^(?P<estimator>.+?)_(?P<trainset>[^_]+)__(?P<testset>.+)\.h5$")
 
 
 def list_predictions(folder: str | Path) -> pd.DataFrame:
-    """The predictions files in ``folder`` (``<estimator>_<dataset>__<testset>.h5``) as a table
-    of estimator, training set, test set, seconds per image and path."""
+    """The predictions files in ``folder`` (``<estimator>_<trainset>__<testset>.h5``) as a
+    table of estimator, training set, test set, seconds per image and path; unfinished files
+    (`galaxies.atomic.TMP_PREFIX`) are left out."""
     rows = []
     for path in sorted(Path(folder).glob("*.h5")):
         match = _NAME.match(path.name)
-        if not match:
+        if not match or path.name.startswith(TMP_PREFIX):
             continue
-        attrs = io.load_predictions(path)
+        attrs = files.load_predictions(path)
         rows.append({**match.groupdict(), "seconds_per_image": attrs.seconds_per_image,
                      "n": len(attrs), "path": path})
-    return pd.DataFrame(rows, columns=["estimator", "trained_on", "testset", "seconds_per_image",
+    return pd.DataFrame(rows, columns=["estimator", "trainset", "testset", "seconds_per_image",
                                        "n", "path"])
 
 
@@ -160,7 +168,7 @@ def against_dataset_crb(predictions, dataset, jobs: int | None = None,
     return against_crb(predictions, dataset, dataset_crb(predictions, dataset, jobs, progress))
 
 
-def crb_by_snr(predictions, dataset, crb, bins=(10, 15, 20, 30, 45, 65, 100)) -> pd.DataFrame:
+def crb_by_snr(predictions, dataset, crb, bins=SNR_BINS) -> pd.DataFrame:
     """RMSE, RMS Cramér–Rao bound and their ratio per parameter in bins of SNR.
 
     ``crb`` is (N, 5), one row per row of ``dataset`` (NaN rows are left out of the bound's

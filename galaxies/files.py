@@ -1,28 +1,25 @@
-"""The project's HDF5 files: data sets and predictions (see DESIGN.md, "Contracts").
+"""The project's HDF5 files: data sets and predictions (docs/architecture.md, "File contracts").
 
-Every writer goes through `atomic_h5`: the file is built under a temporary name in the same
-folder and renamed only when complete, so a file at its final name is always whole, and an
-interrupted or failed write leaves nothing behind. Readers check every field and shape and
+Every writer goes through `galaxies.atomic.atomic_h5`: a file at its final name is always
+whole, and an interrupted or failed write leaves nothing behind. Readers check every field and shape and
 name the file and the field when something is wrong.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
 
+from .atomic import atomic_h5
 from .simulate import IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE
 
 __all__ = [
-    "FileFormatError", "Dataset", "Predictions", "atomic_h5", "load_dataset", "write_dataset",
+    "FileFormatError", "Dataset", "Predictions", "load_dataset", "create_dataset_fields",
+    "write_attrs",
     "load_predictions", "write_predictions", "dataset_info",
 ]
 
@@ -34,53 +31,6 @@ class FileFormatError(ValueError):
 def _version() -> str:
     from . import __version__
     return __version__
-
-
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM (``kill``) into KeyboardInterrupt so cleanup code runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"terminated by signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
-    """Refuse to overwrite an existing file unless ``force``; make the parent folder."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is a directory, expected an HDF5 file name")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_h5(path: str | os.PathLike, force: bool = False) -> Iterator[h5py.File]:
-    """Open a new HDF5 file to write at ``path``, atomically.
-
-    Yields an ``h5py.File`` open on a temporary name next to ``path``; on normal exit the file
-    is closed and renamed to ``path``. On any error, Ctrl-C or SIGTERM, the temporary file is
-    removed and ``path`` is left as it was.
-    """
-    path = check_writable(path, force)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
-        with _terminate_as_interrupt():
-            with h5py.File(tmp, "w") as f:
-                yield f
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ----------------------------------------------------------------------------- data sets
@@ -100,7 +50,7 @@ DATASET_ATTRS = ("seed", "recipe", "galaxies_version", "pixel_scale")
 
 @dataclass
 class Dataset:
-    """A data set held in memory. Arrays follow DESIGN.md; ``psf_img`` may hold one image
+    """A data set held in memory. Arrays follow docs/architecture.md; ``psf_img`` may hold one image
     shared by all rows. Fields not asked for when loading are ``None``."""
 
     path: Path
@@ -139,6 +89,16 @@ class Dataset:
         frame["snr"], frame["sigma"], frame["psf_fwhm"] = self.snr, self.sigma, self.psf_fwhm
         return frame
 
+    def subset(self, sel) -> "Dataset":
+        """The rows ``sel`` (a slice or row numbers of this set) as a new `Dataset`."""
+        arrays = {}
+        for name in ("img", "img_nonoise", "label", "psf_fwhm", "sigma", "snr"):
+            value = getattr(self, name)
+            arrays[name] = None if value is None else value[sel]
+        shared = self.psf_img is not None and len(self.psf_img) == 1 and len(self) != 1
+        arrays["psf_img"] = self.psf_img if self.psf_img is None or shared else self.psf_img[sel]
+        return Dataset(path=self.path, attrs=self.attrs, index=self.rows[sel], **arrays)
+
     def psf_images(self) -> np.ndarray:
         """PSF image per row, (N, 64, 64), broadcasting a shared one (a view, no copy)."""
         if self.psf_img is None:
@@ -151,7 +111,7 @@ def _check_dataset_file(f: h5py.File, path: Path) -> int:
     if missing:
         raise FileFormatError(
             f"{path}: missing field(s) {', '.join(missing)}; a data set needs "
-            f"{', '.join(DATASET_FIELDS)} (see DESIGN.md)")
+            f"{', '.join(DATASET_FIELDS)} (docs/architecture.md)")
     n = f["label"].shape[0] if f["label"].ndim else -1
     for name, (shape, _) in DATASET_FIELDS.items():
         got = f[name].shape
@@ -248,19 +208,6 @@ def write_attrs(f: h5py.File, seed: int, recipe: dict) -> None:
     f.attrs["pixel_scale"] = PIXEL_SCALE
 
 
-def write_dataset(path, *, img, img_nonoise, label, psf_fwhm, psf_img, sigma, snr,
-                  seed: int, recipe: dict, force: bool = False) -> Path:
-    """Write a whole in-memory data set atomically (generation streams instead)."""
-    size = len(label)
-    with atomic_h5(path, force) as f:
-        fields = create_dataset_fields(f, size, shared_psf=len(psf_img) == 1 and size != 1)
-        for name, value in dict(img=img, img_nonoise=img_nonoise, label=label, psf_fwhm=psf_fwhm,
-                                psf_img=psf_img, sigma=sigma, snr=snr).items():
-            fields[name][...] = np.asarray(value, dtype=DATASET_FIELDS[name][1])
-        write_attrs(f, seed, recipe)
-    return Path(path)
-
-
 # --------------------------------------------------------------------------- predictions
 
 PREDICTION_ATTRS = ("estimator", "dataset", "seconds_per_image")
@@ -268,7 +215,7 @@ PREDICTION_ATTRS = ("estimator", "dataset", "seconds_per_image")
 
 @dataclass
 class Predictions:
-    """One estimator's predictions on one data set (DESIGN.md, "Predictions file")."""
+    """One estimator's predictions on one data set (docs/architecture.md, "File contracts")."""
 
     path: Path | None
     pred: np.ndarray
@@ -297,7 +244,7 @@ class Predictions:
 
 def write_predictions(path, pred, index, *, estimator: str, dataset: str,
                       seconds_per_image: float, pred_std=None, extra: dict | None = None,
-                      attrs: dict | None = None, force: bool = True) -> Path:
+                      attrs: dict | None = None, force: bool = False) -> Path:
     """Write a predictions file atomically.
 
     ``extra`` holds further per-row arrays (for example the fit's ``converged`` flags);

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import atomic, files
 from .parallel import default_jobs, process_pool
-from .simulate import (RANGES, SNR_RANGE, GalaxyRenderer, ParameterRangeError, add_noise,
+from .simulate import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, TEST_GALAXY, RANGES, SNR_RANGE, GalaxyRenderer, ParameterRangeError, add_noise,
                        check_parameters, check_range, shear_components, snr)
 
 #: Give up on a row after this many rejected candidates (only reachable with settings whose
@@ -117,9 +117,6 @@ class Recipe:
             return Recipe(self.name, spec, self.seed, self.purpose)
         return self
 
-
-#: The fixed galaxy of the snr60 and snr30 test sets (the seed's), PSF included; sigma sets the SNR.
-TEST_GALAXY = dict(flux=1e5, sersic_n=3.0, sersic_r=0.3, g1=-0.069, g2=0.15, psf_fwhm=0.5)
 
 #: The project's data sets (sizes come from the profile).
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
@@ -232,8 +229,8 @@ def _workers(jobs: int):
 # ----------------------------------------------------------------------------- writers
 
 def _recipe_record(spec, size: int, seed: int, name: str | None) -> dict:
-    record = {**spec.as_dict(), "size": int(size), "seed": int(seed), "image_size": 64,
-              "pixel_scale": 0.23, "moffat_beta": 2.0}
+    record = {**spec.as_dict(), "size": int(size), "seed": int(seed), "image_size": IMAGE_SIZE,
+              "pixel_scale": PIXEL_SCALE, "moffat_beta": MOFFAT_BETA}
     if spec.kind == "random":
         record["snr_range"] = [SNR_RANGE.low, SNR_RANGE.high]
     if name:
@@ -260,8 +257,8 @@ def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | No
     attempts = np.zeros(size, np.int64)
     bar = tqdm(total=size, unit="img", desc=f"generate {name or Path(path).stem}",
                disable=not progress, smoothing=0.05)
-    with bar, io.atomic_h5(path, force) as f, _workers(jobs) as submit:
-        fields = io.create_dataset_fields(f, size, shared_psf=not with_psf)
+    with bar, atomic.atomic_h5(path, force) as f, _workers(jobs) as submit:
+        fields = files.create_dataset_fields(f, size, shared_psf=not with_psf)
         if not with_psf:
             fields["psf_img"][0] = _worker_renderer().draw_psf(spec.psf_fwhm)
         pending = np.arange(size)
@@ -307,7 +304,7 @@ def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | No
         fields["psf_fwhm"][...] = psf_fwhm
         fields["sigma"][...] = sigma
         fields["snr"][...] = snrs
-        io.write_attrs(f, seed, _recipe_record(spec, size, seed, name))
+        files.write_attrs(f, seed, _recipe_record(spec, size, seed, name))
         f.attrs["acceptance_rate"] = size / (size + attempts.sum())
     return Path(path)
 
@@ -321,8 +318,8 @@ def generate_fixed(path, spec: FixedSpec, size: int, seed: int, force: bool = Fa
     renderer = _worker_renderer()
     clean = renderer.draw(spec.flux, spec.sersic_n, spec.sersic_r, spec.g1, spec.g2, spec.psf_fwhm)
     label = np.array([spec.flux, spec.sersic_n, spec.sersic_r, spec.g1, spec.g2], np.float32)
-    with io.atomic_h5(path, force) as f:
-        fields = io.create_dataset_fields(f, size, shared_psf=True)
+    with atomic.atomic_h5(path, force) as f:
+        fields = files.create_dataset_fields(f, size, shared_psf=True)
         fields["psf_img"][0] = renderer.draw_psf(spec.psf_fwhm)
         block = 1024
         for start in tqdm(range(0, size, block), disable=not progress, unit="block",
@@ -335,7 +332,7 @@ def generate_fixed(path, spec: FixedSpec, size: int, seed: int, force: bool = Fa
         fields["psf_fwhm"][...] = spec.psf_fwhm
         fields["sigma"][...] = spec.sigma
         fields["snr"][...] = snr(clean, spec.sigma)
-        io.write_attrs(f, seed, _recipe_record(spec, size, seed, name))
+        files.write_attrs(f, seed, _recipe_record(spec, size, seed, name))
     return Path(path)
 
 
@@ -374,8 +371,8 @@ def build_datasets(profile, names=None, jobs: int | None = None, force: bool = F
         wanted = recipe_record(recipe, profile)
         if path.exists() and not force:
             try:
-                have = io.dataset_info(path)["recipe"]
-            except (io.FileFormatError, OSError):
+                have = files.dataset_info(path)["recipe"]
+            except (files.FileFormatError, OSError):
                 have = None
             if have == wanted:
                 status[name] = "up to date"

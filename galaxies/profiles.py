@@ -19,6 +19,9 @@ DEFAULT_PROFILE = "quick"
 
 #: The seed's denoisers: EDSR 16 blocks x 256 filters (19.5 M parameters), RDN 20 blocks of
 #: 6 layers, growth 32 (5.5 M), both at full resolution.
+#: the test sets every estimator is evaluated on (fixed galaxies first, then the random set)
+TESTSETS = ("snr60", "snr30", "test")
+
 SEED_DENOISERS = {
     "edsr": dict(blocks=16, filters=256, res_scale=0.1, downscale=1),
     "rdn": dict(blocks=20, layers_per_block=6, growth=32, features=64, downscale=1),
@@ -44,7 +47,7 @@ class Profile:
     fit_limit_random: int = 100
     #: Cramér–Rao bounds computed per galaxy of a random-parameter set
     crb_limit: int = 500
-    #: denoisers (`galaxies.denoise`), trained on v1a: network sizes by name (the builders'
+    #: denoisers (`galaxies.experiments.denoise`), trained on v1a: network sizes by name (the builders'
     #: keyword arguments, `galaxies.models.denoisers`), epochs, batch size, rows of v1a
     denoiser_sizes: dict = field(default_factory=lambda: dict(SEED_DENOISERS))
     denoiser_epochs: int = 20
@@ -64,7 +67,7 @@ class Profile:
     autoencoder_encoder: dict = field(default_factory=lambda: dict(
         entry_filters=16, block_filters=64, blocks=8, exit_filters=128))
     autoencoder_decoder_filters: int = 32
-    #: AutoKeras search (`galaxies.autokeras_search`): rows of v1 searched on, trials and
+    #: AutoKeras search (`galaxies.experiments.autokeras`): rows of v1 searched on, trials and
     #: epochs per trial for each image variant, block types searched and the ConvBlock's
     #: choices (keyword -> list of choices, or one fixed value; the others keep AutoKeras's
     #: defaults); then the best is retrained on v1 (rows: None for all) for these epochs
@@ -79,14 +82,14 @@ class Profile:
     #: batch size of the search's trials (None: ``batch_size``); small subsets need small
     #: batches to take enough steps
     autokeras_batch_size: int | None = None
-    #: Xception hyper-parameter grid search (`galaxies.gridsearch`): rows of v1, epochs per
+    #: Xception hyper-parameter grid search (`galaxies.experiments.gridsearch`): rows of v1, epochs per
     #: trial, and the grid (builder keyword -> values; unlisted keywords keep their defaults)
     gridsearch_rows: int = 2000
     gridsearch_epochs: int = 10
     gridsearch_batch_size: int | None = None  # None: ``batch_size``
     gridsearch_grid: dict = field(default_factory=lambda: dict(
         entry_filters=[16], block_filters=[16, 32, 64], blocks=[2, 4, 8], exit_filters=[64, 128]))
-    #: Xception estimators (`galaxies.estimators`, models/xception.ipynb): the variants the
+    #: Xception estimators (`galaxies.experiments.xception`, models/xception.ipynb): the variants the
     #: notebook trains, builder keywords for all of them (empty: the builder's defaults), the
     #: peak learning rate and the rows of each training set (None: all); epochs, batch size
     #: and patience are ``epochs``, ``batch_size`` and ``patience`` above
@@ -95,8 +98,6 @@ class Profile:
     xception_model: dict = field(default_factory=dict)
     xception_learning_rate: float = 3e-3
     xception_limit: int | None = None
-    #: per-estimator settings that later parts of the project read, by estimator name
-    extra: dict = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:

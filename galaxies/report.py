@@ -15,41 +15,42 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import evaluate, io, profiles, testsets
+from . import evaluate, files, profiles, testsets
 from .simulate import LABEL_COLUMNS
-from .testsets import TESTSETS
+from .profiles import TESTSETS
+from .training.saved import read_info
 
 
 @dataclass(frozen=True)
-class Estimator:
+class Entry:
     """One estimator of the comparison, as named in its files."""
 
     key: str  # the estimator part of model and predictions names
-    trained_on: str  # the training set ("fit" for the maximum-likelihood baseline)
+    trainset: str  # the training set ("fit" for the maximum-likelihood baseline)
     label: str  # how the report names it
     noiseless: bool = False  # evaluated on noiseless images: a reference, not a competitor
 
     @property
     def name(self) -> str:
-        return f"{self.key}_{self.trained_on}"
+        return f"{self.key}_{self.trainset}"
 
 
-ESTIMATORS: tuple[Estimator, ...] = (
-    Estimator("xception", "v1", "Xception (v1)"),
-    Estimator("xception", "v2", "Xception (v2: varying noise)"),
-    Estimator("xception", "v3", "Xception (v3: varying PSF)"),
-    Estimator("xception-nll", "v1", "Xception + uncertainty (v1)"),
-    Estimator("autoencoder", "v1", "Autoencoder (v1)"),
-    Estimator("autokeras", "v1", "AutoKeras best (v1)"),
-    Estimator("edsr-xception", "v1", "EDSR + Xception (v1)"),
-    Estimator("rdn-xception", "v1", "RDN + Xception (v1)"),
-    Estimator("lbfgsb", "fit", "L-BFGS-B fit"),
-    Estimator("xception-noiseless", "v1", "Xception on noiseless images", noiseless=True),
+ESTIMATORS: tuple[Entry, ...] = (
+    Entry("xception", "v1", "Xception (v1)"),
+    Entry("xception", "v2", "Xception (v2: varying noise)"),
+    Entry("xception", "v3", "Xception (v3: varying PSF)"),
+    Entry("xception-nll", "v1", "Xception + uncertainty (v1)"),
+    Entry("autoencoder", "v1", "Autoencoder (v1)"),
+    Entry("autokeras", "v1", "AutoKeras best (v1)"),
+    Entry("edsr-xception", "v1", "EDSR + Xception (v1)"),
+    Entry("rdn-xception", "v1", "RDN + Xception (v1)"),
+    Entry("lbfgsb", "fit", "L-BFGS-B fit"),
+    Entry("xception-noiseless", "v1", "Xception on noiseless images", noiseless=True),
 )
 BASELINE = "lbfgsb_fit"
 
 
-def by_name(name: str) -> Estimator:
+def by_name(name: str) -> Entry:
     for estimator in ESTIMATORS:
         if estimator.name == name:
             return estimator
@@ -63,9 +64,9 @@ def availability(profile) -> pd.DataFrame:
     for est in ESTIMATORS:
         row = {"estimator": est.label, "name": est.name,
                "model": "-" if est.key == "lbfgsb" else (
-                   "yes" if profile.model_dir(est.key, est.trained_on).is_dir() else "missing")}
+                   "yes" if profile.model_dir(est.key, est.trainset).is_dir() else "missing")}
         for testset in TESTSETS:
-            row[testset] = "yes" if profile.predictions(est.key, est.trained_on, testset).is_file() else "missing"
+            row[testset] = "yes" if profile.predictions(est.key, est.trainset, testset).is_file() else "missing"
         rows.append(row)
     return pd.DataFrame(rows).set_index("estimator")
 
@@ -74,16 +75,16 @@ def _predictions(profile, testset: str, estimators=ESTIMATORS, include_noiseless
     """``(estimator, predictions)`` for each estimator with a predictions file on ``testset``
     (the noiseless-image reference left out unless asked for)."""
     for est in estimators:
-        path = profile.predictions(est.key, est.trained_on, testset)
+        path = profile.predictions(est.key, est.trainset, testset)
         if path.is_file() and (include_noiseless or not est.noiseless):
-            yield est, io.load_predictions(path)
+            yield est, files.load_predictions(path)
 
 
 def comparison(profile, testset: str, estimators=ESTIMATORS, include_noiseless: bool = False) -> pd.DataFrame:
     """Bias, std, RMSE and their ratios to the CRB for every estimator with predictions on
     ``testset``; rows indexed by (estimator, parameter)."""
     profile = profiles.get(profile)
-    ds = io.load_dataset(profile.dataset(testset), fields=())
+    ds = files.load_dataset(profile.dataset(testset), fields=())
     bound = testsets.crb(profile, testset)
     tables = {est.label: evaluate.against_crb(pred, ds, bound)
               for est, pred in _predictions(profile, testset, estimators, include_noiseless)}
@@ -105,10 +106,8 @@ def _training_seconds(profile, info: dict) -> float:
     machines still add up); NaN when the denoiser's record is missing."""
     seconds = float(info.get("training_seconds", np.nan))
     if info.get("denoiser"):
-        upstream = profile.models_dir / Path(info["denoiser"]).name / "training.json"
-        if not upstream.is_file():
-            return np.nan
-        seconds += float(json.loads(upstream.read_text()).get("training_seconds", np.nan))
+        upstream = read_info(profile.models_dir / Path(info["denoiser"]).name)
+        seconds += float(upstream.get("training_seconds", np.nan))
     return seconds
 
 
@@ -117,12 +116,10 @@ def timing(profile) -> pd.DataFrame:
     profile = profiles.get(profile)
     rows = []
     for est in ESTIMATORS:
-        pred_path = profile.predictions(est.key, est.trained_on, "snr60")
-        spi = io.load_predictions(pred_path).seconds_per_image if pred_path.is_file() else np.nan
-        train_s = np.nan
-        info_path = profile.model_dir(est.key, est.trained_on) / "training.json"
-        if info_path.is_file():
-            train_s = _training_seconds(profile, json.loads(info_path.read_text()))
+        pred_path = profile.predictions(est.key, est.trainset, "snr60")
+        spi = files.load_predictions(pred_path).seconds_per_image if pred_path.is_file() else np.nan
+        info = read_info(profile.model_dir(est.key, est.trainset))
+        train_s = _training_seconds(profile, info) if info else np.nan
         rows.append({"estimator": est.label, "training [s]": train_s, "seconds per image": spi})
     table = pd.DataFrame(rows).set_index("estimator")
     baseline = table.loc[by_name(BASELINE).label, "seconds per image"]
@@ -136,7 +133,7 @@ def run_info(profile) -> dict:
     sizes = {}
     for name in profile.sizes:
         path = profile.dataset(name)
-        sizes[name] = io.dataset_info(path)["size"] if path.is_file() else "missing"
+        sizes[name] = files.dataset_info(path)["size"] if path.is_file() else "missing"
     state = {}
     state_file = profile.results_dir / "pipeline-state.json"
     if state_file.is_file():
@@ -174,7 +171,7 @@ def save_tables(profile, folder: Path | None = None, tables: dict | None = None)
 def test_predictions(profile, testset: str = "test", include_noiseless: bool = False) -> dict:
     """``{label: (truth, pred)}`` on a random test set, for true-vs-predicted plots."""
     profile = profiles.get(profile)
-    ds = io.load_dataset(profile.dataset(testset), fields=())
+    ds = files.load_dataset(profile.dataset(testset), fields=())
     out = {}
     for est, predictions in _predictions(profile, testset, include_noiseless=include_noiseless):
         pred, truth, _ = evaluate.aligned(predictions, ds)
@@ -182,11 +179,11 @@ def test_predictions(profile, testset: str = "test", include_noiseless: bool = F
     return out
 
 
-def error_vs_snr(profile, testset: str = "test", bins=(10, 15, 20, 30, 45, 65, 100)) -> pd.DataFrame:
+def error_vs_snr(profile, testset: str = "test", bins=evaluate.SNR_BINS) -> pd.DataFrame:
     """RMSE per parameter in SNR bins for every estimator on a random test set; rows indexed by
     (estimator, SNR bin)."""
     profile = profiles.get(profile)
-    ds = io.load_dataset(profile.dataset(testset), fields=())
+    ds = files.load_dataset(profile.dataset(testset), fields=())
     tables = {est.label: evaluate.by_snr(pred, ds, bins) for est, pred in _predictions(profile, testset)}
     return pd.concat(tables, names=["estimator", "snr"]) if tables else pd.DataFrame()
 
@@ -238,8 +235,8 @@ def conclusions(profile, tables: dict | None = None) -> list[str]:
                      f"({times.loc[by_name(BASELINE).label, 'seconds per image']:.2f} s per image).")
     nll = profile.predictions("xception-nll", "v1", "test")
     if nll.is_file():
-        ds = io.load_dataset(profile.dataset("test"), fields=())
-        cal = evaluate.calibration(io.load_predictions(nll), ds)
+        ds = files.load_dataset(profile.dataset("test"), fields=())
+        cal = evaluate.calibration(files.load_predictions(nll), ds)
         lines.append("Uncertainty of the Xception + uncertainty model on test: z-score std "
                      + ", ".join(f"{p} {cal.loc[p, 'z std']:.2f}" for p in LABEL_COLUMNS)
                      + "; 68% coverage " + ", ".join(f"{p} {cal.loc[p, 'coverage 68%']:.0f}%"

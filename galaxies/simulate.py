@@ -56,7 +56,20 @@ RANGES: dict[str, Range] = {
     "sigma": Range(200.0, 400.0, "photo-electrons per pixel"),
 }
 #: Images kept in training sets have SNR in this range.
+#: Width of the simulated range of each label (|g| <= 0.67 lets g1 and g2 span 1.34).
+LABEL_WIDTHS = {
+    "flux": RANGES["flux"].high - RANGES["flux"].low,
+    "sersic_n": RANGES["sersic_n"].high - RANGES["sersic_n"].low,
+    "sersic_r": RANGES["sersic_r"].high - RANGES["sersic_r"].low,
+    "g1": 2 * RANGES["shear"].high,
+    "g2": 2 * RANGES["shear"].high,
+}
 SNR_RANGE = Range(10.0, 100.0)
+
+#: The fixed galaxy of the snr60 and snr30 test sets (the seed's), PSF included; sigma sets the SNR.
+TEST_GALAXY = dict(flux=1e5, sersic_n=3.0, sersic_r=0.3, g1=-0.069, g2=0.15, psf_fwhm=0.5)
+#: Sérsic indices GalSim can draw (`galsim.Sersic`); the prior's range lies inside it.
+GALSIM_SERSIC_N = (0.3, 6.2)
 
 
 class ParameterRangeError(ValueError):

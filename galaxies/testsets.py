@@ -1,7 +1,7 @@
 """Predict the profile's test sets with a saved model and judge the predictions against the CRB.
 
-The test sets (DESIGN.md): ``snr60`` and ``snr30`` (one galaxy, many noise realizations) and
-``test`` (random galaxies). Predictions go to ``profile.predictions(estimator, dataset,
+The test sets (`galaxies.profiles.TESTSETS`, docs/architecture.md): ``snr60`` and ``snr30`` (one galaxy, many noise realizations) and
+``test`` (random galaxies). Predictions go to ``profile.predictions(estimator, trainset,
 testset)``; the Cramér–Rao bound comes from `galaxies.crb.for_dataset` (cached next to each
 set), computed for at most ``profile.crb_limit`` galaxies of a random-parameter set.
 """
@@ -11,24 +11,33 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import evaluate, io, profiles
+from . import evaluate, files, profiles
+from .profiles import TESTSETS
 from .simulate import LABEL_COLUMNS
 
-TESTSETS = ("snr60", "snr30", "test")
 
 
-def predict(model_dir, profile=None, estimator: str | None = None, dataset: str = "v1",
-            testsets=TESTSETS) -> dict[str, Path]:
-    """Write the predictions of a saved model (`galaxies.train.SavedModel` directory) on each
-    test set; returns the predictions files by test set."""
-    from .train import SavedModel, predict_file
+def predict(estimator, profile=None, testsets=TESTSETS, name: str | None = None,
+            trainset: str | None = None) -> dict[str, Path]:
+    """Write an estimator's predictions on each test set of a profile (replacing earlier ones:
+    the profile's results are the pipeline's own); returns the files by test set.
+
+    ``estimator`` is anything `galaxies.estimators.load` takes (a model directory), a trained
+    `galaxies.training.SavedModel`, or an `galaxies.estimators.Estimator`; ``name`` and
+    ``trainset`` replace the names its predictions are filed under."""
+    from . import estimators
+    from .training.saved import SavedModel
 
     profile = profiles.get(profile)
-    model = model_dir if isinstance(model_dir, SavedModel) else SavedModel.load(model_dir)
-    estimator = estimator or model.estimator
-    return {testset: predict_file(model, profile.dataset(testset),
-                                  profile.predictions(estimator, dataset, testset),
-                                  estimator=estimator, trained_on=dataset)
+    if isinstance(estimator, SavedModel):
+        estimator = estimators.Network(estimator)
+    elif not isinstance(estimator, estimators.Estimator):
+        estimator = estimators.load(estimator)
+    estimator.name = name or estimator.name
+    estimator.trainset = trainset or estimator.trainset
+    return {testset: estimator.predict_file(
+                profile.dataset(testset),
+                profile.predictions(estimator.name, estimator.trainset, testset), force=True)
             for testset in testsets}
 
 
@@ -39,23 +48,23 @@ def crb(profile, testset: str):
     from . import crb as crb_module
     profile = profiles.get(profile)
     path = profile.dataset(testset)
-    fixed = io.dataset_info(path)["recipe"].get("kind") == "fixed"
+    fixed = files.dataset_info(path)["recipe"].get("kind") == "fixed"
     return crb_module.for_dataset(path, limit=None if fixed else profile.crb_limit, progress=False)
 
 
-def against_crb(profile, estimator: str, dataset: str = "v1", testsets=TESTSETS) -> pd.DataFrame:
+def against_crb(profile, estimator: str, trainset: str = "v1", testsets=TESTSETS) -> pd.DataFrame:
     """Bias, std, RMSE and their ratios to the CRB of an estimator's predictions on each test
     set, indexed by (testset, parameter). Test sets without predictions are left out."""
     profile = profiles.get(profile)
     tables = {}
     for testset in testsets:
-        path = profile.predictions(estimator, dataset, testset)
+        path = profile.predictions(estimator, trainset, testset)
         if not path.is_file():
             continue
-        ds = io.load_dataset(profile.dataset(testset), fields=())
-        tables[testset] = evaluate.against_crb(io.load_predictions(path), ds, crb(profile, testset))
+        ds = files.load_dataset(profile.dataset(testset), fields=())
+        tables[testset] = evaluate.against_crb(files.load_predictions(path), ds, crb(profile, testset))
     if not tables:
-        raise FileNotFoundError(f"no predictions of {estimator}_{dataset} in {profile.predictions_dir}")
+        raise FileNotFoundError(f"no predictions of {estimator}_{trainset} in {profile.predictions_dir}")
     return pd.concat(tables, names=["testset", "parameter"])
 
 

@@ -7,9 +7,8 @@ project (CRB, trained models, maximum-likelihood fit) are replaced by small stan
 test needs them present or absent; one test uses a real (tiny) Keras model.
 """
 import io as bytes_io
+import importlib
 import shutil
-import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from galaxies import app_support as support
-from galaxies import eda, io, plots, profiles
+from galaxies import cutouts
+from galaxies import eda, files, plots, profiles
 from galaxies.simulate import ParameterRangeError
 
 APP = Path(__file__).resolve().parents[1] / "EDA" / "app" / "app.py"
@@ -62,10 +62,10 @@ def texts(elements) -> str:
 
 
 def fake_module(monkeypatch, name: str, **functions):
-    module = types.ModuleType(name)
+    """Replace functions of a module of the package for one test (the app reads them there)."""
+    module = importlib.import_module(name)
     for key, value in functions.items():
-        setattr(module, key, value)
-    monkeypatch.setitem(sys.modules, name, module)
+        monkeypatch.setattr(module, key, value)
     return module
 
 
@@ -122,15 +122,6 @@ def test_parameters_survive_switching_pages():
 
 # --------------------------------------------------------------------------------- Bounds
 
-def test_bounds_page_says_when_the_crb_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "galaxies.crb", None)  # import fails like a missing file
-    at = open_app("bounds")
-    assert "galaxies.crb" in texts(at.info)
-    assert at.table, "the visibility table needs no CRB"
-    table = at.table[-1].value
-    assert table["distinct change / noise"].idxmin() == "sersic_n"
-
-
 def test_bounds_page_shows_the_bound_and_follows_the_sliders(monkeypatch):
     fake_module(monkeypatch, "galaxies.crb", cramer_rao_bound=fake_bound,
                 crb_vs_snr=fake_bound_vs_snr)
@@ -156,7 +147,7 @@ def test_datasets_page_filters_and_browses(with_sets):
     assert at.selectbox(key="ds_file").value.stem == "v1"
     assert "40 of 40 galaxies match" in texts(at.markdown)
     assert len(at.image[0].value) == 24  # one page of thumbnails
-    frame = io.load_dataset(with_sets / "v1.h5", fields=()).labels_frame()
+    frame = files.load_dataset(with_sets / "v1.h5", fields=()).labels_frame()
     cut = float(np.median(frame.snr))
     snr_slider = at.slider(key="ds_v1_snr")
     snr_slider.set_value((snr_slider.value[0], cut)).run()
@@ -182,7 +173,7 @@ def test_models_page_without_models_or_predictions():
 
 def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monkeypatch):
     keras = pytest.importorskip("keras")
-    train = pytest.importorskip("galaxies.train")
+    train = pytest.importorskip("galaxies.training")
     model = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(5, kernel_initializer="zeros")])
     labels = train.Standardizer(mean=[1e5, 3.0, 0.3, 0.0, 0.0], std=[1.0] * 5)
@@ -190,8 +181,8 @@ def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monk
                                      "label": labels},
                              {"config": {"epochs": 1}, "name": "tiny_v1"})
     saved.save(profiles.get("smoke").model_dir("tiny", "v1"))
-    v1 = io.load_dataset(with_sets / "v1.h5", fields=())
-    io.write_predictions(profiles.get("smoke").predictions("tiny", "v1", "v1"),
+    v1 = files.load_dataset(with_sets / "v1.h5", fields=())
+    files.write_predictions(profiles.get("smoke").predictions("tiny", "v1", "v1"),
                          v1.label + 0.01, np.arange(len(v1)), estimator="tiny", dataset="v1",
                          seconds_per_image=1e-3)
 
@@ -275,31 +266,31 @@ def test_your_image_rejects_bad_uploads_with_a_message():
 
 def test_read_cutout_formats_and_errors():
     image = galaxy_image()
-    assert np.array_equal(support.read_cutout(npy(image), "a.npy"), image)
-    assert np.array_equal(support.read_cutout(npy(image[None]), "a.npy"), image)
-    assert np.array_equal(support.read_cutout(fits_bytes(image), ""), image)  # sniffed
+    assert np.array_equal(cutouts.read_cutout(npy(image), "a.npy"), image)
+    assert np.array_equal(cutouts.read_cutout(npy(image[None]), "a.npy"), image)
+    assert np.array_equal(cutouts.read_cutout(fits_bytes(image), ""), image)  # sniffed
     buffer = bytes_io.BytesIO()
     np.savez(buffer, img=image, mask=image > 0)
-    assert np.array_equal(support.read_cutout(buffer.getvalue(), "a.npz"), image)
+    assert np.array_equal(cutouts.read_cutout(buffer.getvalue(), "a.npz"), image)
     buffer = bytes_io.BytesIO()
     np.savez(buffer, a=image, b=image)
-    with pytest.raises(support.CutoutError, match="holds 2 arrays"):
-        support.read_cutout(buffer.getvalue(), "two.npz")
-    with pytest.raises(support.CutoutError, match="is empty"):
-        support.read_cutout(b"", "empty.npy")
-    with pytest.raises(support.CutoutError, match="not an image file"):
-        support.read_cutout(b"hello", "notes.txt")
-    with pytest.raises(support.CutoutError, match="1 infinite"):
+    with pytest.raises(cutouts.CutoutError, match="holds 2 arrays"):
+        cutouts.read_cutout(buffer.getvalue(), "two.npz")
+    with pytest.raises(cutouts.CutoutError, match="is empty"):
+        cutouts.read_cutout(b"", "empty.npy")
+    with pytest.raises(cutouts.CutoutError, match="not an image file"):
+        cutouts.read_cutout(b"hello", "notes.txt")
+    with pytest.raises(cutouts.CutoutError, match="1 infinite"):
         bad = image.copy()
         bad[3, 3] = np.inf
-        support.read_cutout(npy(bad), "inf.npy")
+        cutouts.read_cutout(npy(bad), "inf.npy")
     from astropy.io import fits
     table = fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
         [fits.Column(name="x", format="E", array=np.zeros(3))])])
     buffer = bytes_io.BytesIO()
     table.writeto(buffer)
-    with pytest.raises(support.CutoutError, match="without image data"):
-        support.read_cutout(buffer.getvalue(), "table.fits")
+    with pytest.raises(cutouts.CutoutError, match="without image data"):
+        cutouts.read_cutout(buffer.getvalue(), "table.fits")
 
 
 def test_galaxy_parameters_and_snr_verdict():
@@ -313,15 +304,8 @@ def test_galaxy_parameters_and_snr_verdict():
     assert support.approximate_snr(galaxy.noisy, params.sigma) == pytest.approx(galaxy.snr, rel=0.15)
 
 
-def test_require_names_what_is_missing(monkeypatch):
-    monkeypatch.setitem(sys.modules, "galaxies.baseline", None)
-    with pytest.raises(support.Unavailable, match="maximum-likelihood fit is not available yet"):
-        support.require("galaxies.baseline")
-    assert support.require("galaxies.io") is io
-
-
 def test_filter_rows_and_listing(small_sets, project):
-    frame = io.load_dataset(small_sets["random"], fields=()).labels_frame()
+    frame = files.load_dataset(small_sets["random"], fields=()).labels_frame()
     rows = support.filter_rows(frame, {"sersic_n": (0, 3), "snr": (20, 100)})
     assert np.all(frame.sersic_n.iloc[rows] <= 3) and np.all(frame.snr.iloc[rows] >= 20)
     with pytest.raises(KeyError, match="no column 'size'"):
@@ -354,7 +338,7 @@ def test_eda_snr_grid_and_flux_window():
 
 
 def test_dataset_summary(small_sets):
-    sets = {k: io.load_dataset(v, fields=()) for k, v in small_sets.items()}
+    sets = {k: files.load_dataset(v, fields=()) for k, v in small_sets.items()}
     table = eda.dataset_summary(sets)
     assert table.loc["random", "galaxies"] == 40 and table.loc["fixed", "distinct n"] == 1
     assert table.loc["fixed", "sigma [e-]"] == "200"

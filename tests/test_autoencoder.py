@@ -4,21 +4,22 @@ import json
 import numpy as np
 import pytest
 
-from galaxies import io
-from galaxies.models import autoencoder as ae
-from galaxies.train import SavedModel, TrainingConfig, predict_file
+from galaxies import estimators, files
+from galaxies.experiments import autoencoder as ae
+from galaxies.models import autoencoder as builders
+from galaxies.training import SavedModel, TrainingConfig
 
 TINY = dict(entry_filters=4, block_filters=8, blocks=1, exit_filters=8)
 
 
 def test_encoder_latent_layer_has_the_five_labels():
-    encoder = ae.build_encoder((64, 64, 1), **TINY)
+    encoder = builders.build_encoder((64, 64, 1), **TINY)
     assert encoder.output_shape == (None, 5)
     assert encoder.get_layer("labels").units == 5
 
 
 def test_decoder_returns_a_64_by_64_image():
-    decoder = ae.build_decoder(filters=2)
+    decoder = builders.build_decoder(filters=2)
     assert decoder.input_shape == (None, 5)
     out = decoder.predict(np.zeros((3, 5), np.float32), verbose=0)
     assert out.shape == (3, 64, 64, 1)
@@ -26,9 +27,9 @@ def test_decoder_returns_a_64_by_64_image():
 
 def test_decoder_rejects_sizes_it_cannot_reach():
     with pytest.raises(ValueError, match="multiple of 8"):
-        ae.build_decoder(filters=2, image_size=60)
+        builders.build_decoder(filters=2, image_size=60)
     with pytest.raises(ValueError, match="filters = 0"):
-        ae.build_decoder(filters=0)
+        builders.build_decoder(filters=0)
 
 
 def test_bad_settings_are_refused(small_sets, tmp_path):
@@ -65,9 +66,9 @@ def test_the_saved_directory_works_as_any_estimator(trained, small_sets, tmp_pat
     assert set(json.loads((folder / "scalers.json").read_text())) == {"image", "label", "target_image"}
     encoder = SavedModel.load(folder)
     assert encoder.estimator == "autoencoder" and encoder.config.model == "autoencoder"
-    ds = io.load_dataset(small_sets["fixed"])
-    out = predict_file(folder, ds.path, tmp_path / "pred.h5")
-    pred = io.load_predictions(out)
+    ds = files.load_dataset(small_sets["fixed"])
+    out = estimators.load(folder).predict_file(ds.path, tmp_path / "pred.h5")
+    pred = files.load_predictions(out)
     assert pred.pred.shape == (len(ds), 5) and pred.estimator == "autoencoder"
     np.testing.assert_allclose(pred.pred, model.predict(ds.img), rtol=1e-4)
 
@@ -75,11 +76,11 @@ def test_the_saved_directory_works_as_any_estimator(trained, small_sets, tmp_pat
 def test_reload_reconstructs_and_decodes(trained, small_sets):
     _, folder = trained
     model = ae.Autoencoder.load(folder)
-    ds = io.load_dataset(small_sets["fixed"])
+    ds = files.load_dataset(small_sets["fixed"])
     recon = model.reconstruct(ds.img[:3])
     assert recon.shape == (3, 64, 64) and recon.dtype == np.float32
     assert model.decode(ds.label[:2]).shape == (2, 64, 64)
-    losses = ae.losses_on(model, io.load_dataset(small_sets["random"]))
+    losses = ae.losses_on(model, files.load_dataset(small_sets["random"]))
     assert set(losses) == {"labels", "image"} and all(np.isfinite(v) for v in losses.values())
     images, titles = ae.reconstruction_panels(model, ds, [0, 5])
     assert len(images) == len(titles) == 8

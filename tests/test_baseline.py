@@ -7,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import baseline, crb, evaluate, io
+from galaxies import baseline, crb, evaluate, files, likelihood
 from galaxies.simulate import GalaxyRenderer, ParameterRangeError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,7 +16,7 @@ SNR60 = (1e5, 3.0, 0.3, -0.069, 0.15)
 
 def test_model_is_galsim_at_the_nodes_and_close_between_them():
     renderer = GalaxyRenderer()
-    model = baseline.SersicModel(0.7, renderer=renderer)
+    model = likelihood.SersicModel(0.7, renderer=renderer)
     at_node = model.image(3.0, 0.3, -0.069, 0.15)
     exact = renderer.draw(1.0, 3.0, 0.3, -0.069, 0.15, 0.7)
     np.testing.assert_allclose(at_node, exact, rtol=0, atol=1e-6 * exact.max())
@@ -46,7 +46,7 @@ def test_fit_recovers_the_truth_from_a_noiseless_image(params, psf, sigma):
 
 
 def test_fit_of_noisy_images_is_close_to_the_truth(small_sets):
-    ds = io.load_dataset(small_sets["fixed"], rows=3)
+    ds = files.load_dataset(small_sets["fixed"], rows=3)
     bound = crb.cramer_rao_bound(*SNR60)
     for image in ds.img:
         result = baseline.fit_image(image, 0.5, 200.0)
@@ -57,7 +57,7 @@ def test_fit_of_noisy_images_is_close_to_the_truth(small_sets):
 def test_predictions_file_contract(small_sets, tmp_path):
     out = baseline.fit_dataset(small_sets["fixed"], tmp_path / "lbfgsb_fit__snr60.h5", limit=3,
                                jobs=1, progress=False)
-    pred = io.load_predictions(out)
+    pred = files.load_predictions(out)
     assert pred.estimator == "lbfgsb" and pred.dataset == "snr60"
     assert pred.pred.shape == (3, 5) and pred.pred.dtype == np.float32
     np.testing.assert_array_equal(pred.index, [0, 1, 2])
@@ -67,7 +67,7 @@ def test_predictions_file_contract(small_sets, tmp_path):
         assert len(pred.extra[name]) == 3
     assert pred.attrs["jobs"] == 1 and pred.attrs["failed"] == 0
     assert "L-BFGS-B" in pred.attrs["method"]
-    table = evaluate.against_crb(pred, io.load_dataset(small_sets["fixed"], fields=()),
+    table = evaluate.against_crb(pred, files.load_dataset(small_sets["fixed"], fields=()),
                                  crb.cramer_rao_bound(*SNR60))
     assert list(table.index) == ["flux", "sersic_n", "sersic_r", "g1", "g2"]
     assert (table["rmse/crb"] < 5).all()
@@ -78,7 +78,7 @@ def test_parallel_fits_equal_serial_ones(small_sets, tmp_path):
                                   progress=False)
     parallel = baseline.fit_dataset(small_sets["fixed"], tmp_path / "b.h5", limit=8, jobs=2,
                                     progress=False)
-    a, b = io.load_predictions(serial), io.load_predictions(parallel)
+    a, b = files.load_predictions(serial), files.load_predictions(parallel)
     assert b.attrs["jobs"] == 2 and len(b) == 8
     np.testing.assert_array_equal(a.pred, b.pred[:2])
 
@@ -116,7 +116,7 @@ def test_bad_input_to_fit_image():
 
 def test_bad_data_sets_get_clear_errors(small_sets, tmp_path, without_field):
     missing = without_field(small_sets["fixed"], "img")
-    with pytest.raises(io.FileFormatError, match="img"):
+    with pytest.raises(files.FileFormatError, match="img"):
         baseline.fit_dataset(missing, tmp_path / "out.h5", progress=False)
     noisy = tmp_path / "loud.h5"
     noisy.write_bytes(Path(small_sets["fixed"]).read_bytes())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from galaxies import io
+from galaxies import files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def test_seed_generator_script(tmp_path):
     done = run("data/generator.py", out, "--size", 12, "--sersics", 3, "--psf", 0.6,
                "--noise", 300, "--seed", 4, "--jobs", 1)
     assert done.returncode == 0, done.stderr
-    ds = io.load_dataset(out)
+    ds = files.load_dataset(out)
     assert len(ds) == 12 and (ds.psf_fwhm == np.float32(0.6)).all() and (ds.sigma == 300).all()
 
 
@@ -37,17 +37,17 @@ def test_seed_test_script(tmp_path):
                "--sersic-radius", 0.4, "--g1", 0.1, "--g2", -0.2, "--psf", 0.7, "--noise", 250,
                "--seed", 1, "--jobs", 2)
     assert done.returncode == 0, done.stderr
-    ds = io.load_dataset(out)
+    ds = files.load_dataset(out)
     np.testing.assert_allclose(ds.label[0], [2e5, 2, 0.4, 0.1, -0.2], rtol=1e-6)
     assert ds.psf_fwhm[0] == np.float32(0.7) and ds.sigma[0] == 250
 
 
 @pytest.mark.parametrize("args, message", [
     (["generate", "{out}", "--size", "5", "--psf", "2.0"], "psf_fwhm = 2 is outside"),
-    (["generate", "{out}", "--size", "5", "--noise", "1000"], "sigma = 1000 is outside"),
+    (["generate", "{out}", "--size", "5", "--sigma", "1000"], "sigma = 1000 is outside"),
     (["generate", "{out}", "--size", "-3"], "size = -3"),
     (["generate", "{out}", "--size", "5", "--sersics", "0"], "sersics = 0"),
-    (["generate-test", "{out}", "--size", "5", "--sersic-index", "9"], "sersic_n = 9 is outside"),
+    (["generate-test", "{out}", "--size", "5", "--sersic-n", "9"], "sersic_n = 9 is outside"),
     (["generate-test", "{out}", "--size", "5", "--g1", "0.6", "--g2", "0.6"], "shear"),
     (["generate-test", "{out}", "--size", "5", "--flux", "1e7"], "flux = 1e+07 is outside"),
 ])
@@ -68,7 +68,7 @@ def test_existing_output_needs_force(tmp_path):
     assert out.read_bytes() == b"keep me"
     done = galaxies("generate-test", out, "--size", "3", "--force")
     assert done.returncode == 0, done.stderr
-    assert len(io.load_dataset(out)) == 3
+    assert len(files.load_dataset(out)) == 3
 
 
 @pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2)])

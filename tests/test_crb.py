@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import crb, io
+from galaxies import crb, files
 from galaxies.simulate import LABEL_COLUMNS, GalaxyRenderer, ParameterRangeError, add_noise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_for_dataset_fixed_set_computes_once_and_caches(small_sets, tmp_path, mo
     path = tmp_path / "snr60.h5"
     path.write_bytes(Path(small_sets["fixed"]).read_bytes())
     bounds = crb.for_dataset(path, jobs=1, progress=False)
-    ds = io.load_dataset(path, fields=())
+    ds = files.load_dataset(path, fields=())
     assert bounds.shape == (len(ds), 5)
     np.testing.assert_allclose(bounds, np.broadcast_to(crb.cramer_rao_bound(**GALAXY), bounds.shape),
                                rtol=1e-6)
@@ -142,7 +142,7 @@ def test_for_dataset_fixed_set_computes_once_and_caches(small_sets, tmp_path, mo
 def test_for_dataset_random_set_limit_and_rows(small_sets, tmp_path):
     path = tmp_path / "v1.h5"
     path.write_bytes(Path(small_sets["random"]).read_bytes())
-    ds = io.load_dataset(path, fields=())
+    ds = files.load_dataset(path, fields=())
     bounds = crb.for_dataset(path, limit=2, jobs=1, progress=False)
     assert np.isnan(bounds[2:]).all() and np.isfinite(bounds[:2]).all()
     for i in range(2):
@@ -156,7 +156,7 @@ def test_for_dataset_random_set_limit_and_rows(small_sets, tmp_path):
 
 def test_for_dataset_bad_input(small_sets, tmp_path, without_field):
     broken = without_field(small_sets["fixed"], "sigma")
-    with pytest.raises(io.FileFormatError, match="sigma"):
+    with pytest.raises(files.FileFormatError, match="sigma"):
         crb.for_dataset(broken, progress=False)
     wrong = tmp_path / "wrong.h5"
     wrong.write_bytes(Path(small_sets["fixed"]).read_bytes())

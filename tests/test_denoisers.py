@@ -4,8 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from galaxies import denoise, profiles
-from galaxies.denoise import psnr, ssim
+from galaxies import profiles
+from galaxies.experiments import denoise
+from galaxies.image_quality import psnr, ssim
+from galaxies.training import denoiser as denoiser_training
 
 TINY = {"edsr": dict(blocks=2, filters=8, downscale=2),
         "rdn": dict(blocks=2, layers_per_block=2, growth=8, features=8, downscale=2)}
@@ -113,7 +115,7 @@ def trained(small_sets, tmp_path_factory):
     config = denoise.DenoiserConfig(model="edsr", model_kwargs=TINY["edsr"], epochs=4,
                                     batch_size=8, patience=4, learning_rate=3e-3)
     out = tmp_path_factory.mktemp("models") / "edsr_v1a"
-    return denoise.fit(config, small_sets["random"], out, verbose=0)
+    return denoiser_training.fit(config, small_sets["random"], out, verbose=0)
 
 
 def test_training_lowers_the_loss_and_saves_the_model_directory(trained):
@@ -128,8 +130,8 @@ def test_training_lowers_the_loss_and_saves_the_model_directory(trained):
 
 
 def test_saved_denoiser_loads_and_denoises_the_same(trained, small_sets):
-    from galaxies import io
-    images = io.load_dataset(small_sets["random"], fields=("img",)).img[:11]
+    from galaxies import files
+    images = files.load_dataset(small_sets["random"], fields=("img",)).img[:11]
     before = trained.denoise(images, batch_size=4, progress=False)  # 11 = 2 x 4 + a padded 3
     again = denoise.Denoiser.load(trained.path)
     after = again.denoise(images, batch_size=4, progress=False)
@@ -143,7 +145,7 @@ def test_saved_denoiser_loads_and_denoises_the_same(trained, small_sets):
 def test_denoiser_refuses_to_train_on_a_test_set(small_sets, tmp_path):
     config = denoise.DenoiserConfig(model="rdn", model_kwargs=TINY["rdn"], epochs=1)
     with pytest.raises(ValueError, match="evaluated on 'snr60'"):
-        denoise.fit(config, small_sets["fixed"], tmp_path / "rdn")
+        denoiser_training.fit(config, small_sets["fixed"], tmp_path / "rdn")
 
 
 def test_an_estimator_directory_is_not_a_denoiser(trained, tmp_path):
@@ -171,16 +173,16 @@ def test_profiles_size_the_denoisers():
 def test_compare_and_rmse_change_read_the_predictions_files(small_sets, tmp_path, monkeypatch):
     import shutil
 
-    from galaxies import io
+    from galaxies import files
     monkeypatch.setattr(profiles, "ROOT", tmp_path)
     profile = profiles.get("smoke")
     profile.data_dir.mkdir(parents=True)
     shutil.copy(small_sets["fixed"], profile.dataset("snr60"))
-    truth = io.load_dataset(profile.dataset("snr60"), fields=()).label.astype(np.float64)
+    truth = files.load_dataset(profile.dataset("snr60"), fields=()).label.astype(np.float64)
     # constant offsets, large enough for float32 predictions of a flux of 1e5
     errors = {"xception": 200.0, denoise.CONTROL: 100.0, "edsr-xception": 90.0}
     for estimator, offset in errors.items():
-        io.write_predictions(profile.predictions(estimator, "v1", "snr60"), truth + offset,
+        files.write_predictions(profile.predictions(estimator, "v1", "snr60"), truth + offset,
                              np.arange(len(truth)), estimator=estimator, dataset="snr60",
                              seconds_per_image=1e-3)
     table = denoise.compare(profile, denoisers=("edsr", "rdn"), testsets=("snr60",),

@@ -2,17 +2,17 @@
 import numpy as np
 import pytest
 
-from galaxies import evaluate, io
+from galaxies import evaluate, files
 
 
 @pytest.fixture
 def truth_and_predictions(small_sets, tmp_path):
-    ds = io.load_dataset(small_sets["fixed"], fields=())
+    ds = files.load_dataset(small_sets["fixed"], fields=())
     rng = np.random.default_rng(0)
     scale = np.array([1000.0, 0.1, 0.01, 0.02, 0.02])
     bias = np.array([500.0, -0.05, 0.0, 0.01, 0.0])
     pred = ds.label + bias + rng.normal(size=ds.label.shape) * scale
-    path = io.write_predictions(tmp_path / "est_v1__snr60.h5", pred, np.arange(len(ds)),
+    path = files.write_predictions(tmp_path / "est_v1__snr60.h5", pred, np.arange(len(ds)),
                                 estimator="est", dataset="snr60", seconds_per_image=0.01,
                                 pred_std=np.broadcast_to(scale, pred.shape))
     return ds, path, pred, scale, bias
@@ -36,7 +36,7 @@ def test_per_galaxy_bounds_leave_out_rows_without_a_bound(truth_and_predictions)
     crb[len(ds) // 2:] = np.nan  # only the first half computed
     table = evaluate.against_crb(path, ds, crb)
     assert (table["n"] == len(ds) // 2).all()
-    half = evaluate.summary(io.Predictions(None, pred[: len(ds) // 2].astype(np.float32),
+    half = evaluate.summary(files.Predictions(None, pred[: len(ds) // 2].astype(np.float32),
                                            np.arange(len(ds) // 2), "est", "snr60", 0.0), ds)
     np.testing.assert_allclose(table["rmse"], half["rmse"], rtol=1e-6)
     with pytest.raises(ValueError, match="no galaxy"):
@@ -52,16 +52,16 @@ def test_calibration_of_exact_standard_deviations(truth_and_predictions):
 
 def test_predictions_must_fit_the_data_set(truth_and_predictions, tmp_path):
     ds, *_ = truth_and_predictions
-    bad = io.write_predictions(tmp_path / "x_v1__snr60.h5", np.zeros((2, 5)), np.array([0, 999]),
+    bad = files.write_predictions(tmp_path / "x_v1__snr60.h5", np.zeros((2, 5)), np.array([0, 999]),
                                estimator="x", dataset="snr60", seconds_per_image=0.0)
     with pytest.raises(ValueError, match="row 999"):
         evaluate.summary(bad, ds)
 
 
 def test_list_predictions_parses_names(truth_and_predictions, tmp_path):
-    io.write_predictions(tmp_path / "edsr-xception_v1__test.h5", np.zeros((1, 5)), np.array([0]),
+    files.write_predictions(tmp_path / "edsr-xception_v1__test.h5", np.zeros((1, 5)), np.array([0]),
                          estimator="edsr-xception", dataset="test", seconds_per_image=0.5)
     table = evaluate.list_predictions(tmp_path).set_index("estimator")
-    assert table.loc["edsr-xception", "trained_on"] == "v1"
+    assert table.loc["edsr-xception", "trainset"] == "v1"
     assert table.loc["edsr-xception", "testset"] == "test"
     assert table.loc["est", "testset"] == "snr60"

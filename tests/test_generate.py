@@ -3,14 +3,14 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import io, profiles
+from galaxies import files, profiles
 from galaxies.generate import (RECIPES, FixedSpec, RandomSpec, build_datasets, draw_candidates,
                                generate, recipe_record)
 from galaxies.simulate import GalaxyRenderer, ParameterRangeError, snr
 
 
 def test_random_set_keeps_only_snr_in_window_and_labels_in_range(small_sets):
-    ds = io.load_dataset(small_sets["random"])
+    ds = files.load_dataset(small_sets["random"])
     assert ((ds.snr >= 10) & (ds.snr <= 100)).all()
     np.testing.assert_allclose(ds.snr, snr(ds.img_nonoise, ds.sigma), rtol=1e-5)
     flux, n, r, g1, g2 = ds.label.T
@@ -21,7 +21,7 @@ def test_random_set_keeps_only_snr_in_window_and_labels_in_range(small_sets):
 
 
 def test_rows_are_the_galaxies_their_labels_describe(small_sets):
-    ds = io.load_dataset(small_sets["random"], rows=np.array([0, 17, 39]))
+    ds = files.load_dataset(small_sets["random"], rows=np.array([0, 17, 39]))
     renderer = GalaxyRenderer()
     for label, clean, noisy in zip(ds.label, ds.img_nonoise, ds.img):
         np.testing.assert_allclose(renderer.draw(*label.astype(float), 0.5), clean,
@@ -56,7 +56,7 @@ def test_same_seed_same_file_whatever_the_number_of_jobs(tmp_path):
 
 
 def test_fixed_set_differs_only_by_noise(small_sets):
-    ds = io.load_dataset(small_sets["fixed"])
+    ds = files.load_dataset(small_sets["fixed"])
     assert (ds.label == ds.label[0]).all() and (ds.img_nonoise == ds.img_nonoise[0]).all()
     assert len({img.tobytes() for img in ds.img}) == len(ds)
     np.testing.assert_allclose(ds.label[0], [1e5, 3.0, 0.3, -0.069, 0.15], rtol=1e-6)
@@ -101,4 +101,4 @@ def test_build_datasets_skips_up_to_date_and_refuses_changed(tmp_path, monkeypat
     with pytest.raises(FileExistsError, match="--force"):
         build_datasets(bigger, ["snr60"], progress=False, log=lambda m: None)
     assert build_datasets(bigger, ["snr60"], force=True, progress=False, log=lambda m: None) == {"snr60": "built"}
-    assert len(io.load_dataset(tmp_path / "data" / "smoke" / "snr60.h5")) == 9
+    assert len(files.load_dataset(tmp_path / "data" / "smoke" / "snr60.h5")) == 9

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from galaxies import io, profiles, report
+from galaxies import files, profiles, report
 
 
 @pytest.fixture
@@ -19,10 +19,10 @@ def _model(profile, name: str, seconds: float, **info) -> None:
     (folder / "training.json").write_text(json.dumps({"training_seconds": seconds, **info}))
 
 
-def _predictions(profile, estimator: str, trained_on: str, seconds_per_image: float) -> None:
-    path = profile.predictions(estimator, trained_on, "snr60")
+def _predictions(profile, estimator: str, trainset: str, seconds_per_image: float) -> None:
+    path = profile.predictions(estimator, trainset, "snr60")
     path.parent.mkdir(parents=True, exist_ok=True)
-    io.write_predictions(path, np.zeros((3, 5)), np.arange(3), estimator=estimator,
+    files.write_predictions(path, np.zeros((3, 5)), np.arange(3), estimator=estimator,
                          dataset="snr60", seconds_per_image=seconds_per_image)
 
 

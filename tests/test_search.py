@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from galaxies import gridsearch as gs
+from galaxies.experiments import gridsearch as gs
 
 
 def _records(folder):
@@ -76,10 +76,10 @@ def test_autokeras_patch_casts_the_head_units():
     import keras
     import keras_tuner
 
-    from galaxies import autokeras_search as aks
+    from galaxies.experiments import autokeras_space
 
-    aks.patch_autokeras()
-    assert aks.patch_autokeras() is False  # idempotent
+    autokeras_space.patch_autokeras()
+    assert autokeras_space.patch_autokeras() is False  # idempotent
     head = heads.RegressionHead(output_dim=5, dropout=0.0)
     head.shape = (np.int64(5),)  # what AutoKeras's analyser leaves there
     out = head.build(keras_tuner.HyperParameters(), keras.Input((7,)))
@@ -90,20 +90,22 @@ def test_autokeras_patch_casts_the_head_units():
 def test_convblock_choices_from_the_profile():
     from keras_tuner.engine.hyperparameters import Choice
 
-    from galaxies import autokeras_search as aks
+    from galaxies.experiments import autokeras_space
 
-    args = aks.conv_block_arguments({"filters": [8, 16], "kernel_size": 3, "max_pooling": True,
-                                     "separable": [True, False]}, Choice)
+    args = autokeras_space.conv_block_arguments({"filters": [8, 16], "kernel_size": 3,
+                                                 "max_pooling": True, "separable": [True, False]},
+                                                Choice)
     assert args["kernel_size"] == 3 and args["max_pooling"] is True and "separable" not in args
     assert list(args["filters"].values) == [8, 16]
     with pytest.raises(ValueError, match="pooling"):
-        aks.conv_block_arguments({"pooling": True})
+        autokeras_space.conv_block_arguments({"pooling": True})
 
 
 def test_a_one_trial_search_keeps_its_trial_and_a_plain_keras_pick(tmp_path):
     import keras
 
-    from galaxies import autokeras_search as aks
+    from galaxies.experiments import autokeras as aks
+    from galaxies.models import architecture
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 64, 64, 1)).astype(np.float32)
@@ -116,7 +118,7 @@ def test_a_one_trial_search_keeps_its_trial_and_a_plain_keras_pick(tmp_path):
     assert (tmp_path / "noisy" / "search").is_dir()  # keras-tuner's trials are kept
     best = json.loads((tmp_path / "noisy" / aks.BEST_FILE).read_text())
     assert "autokeras" not in json.dumps(best["architecture"])  # loads without AutoKeras
-    model = aks.build((64, 64, 1), 0, 5, architecture=best["architecture"])
+    model = architecture.build((64, 64, 1), 0, 5, architecture=best["architecture"])
     assert isinstance(model, keras.Model) and model.count_params() == best["parameters"]
     with pytest.raises(ValueError, match="outputs"):
-        aks.build((64, 64, 1), 0, 10, architecture=best["architecture"])
+        architecture.build((64, 64, 1), 0, 10, architecture=best["architecture"])

@@ -4,7 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from galaxies import io, train
+from galaxies import estimators, files, training
+from galaxies.training import losses
+from galaxies.training import saved as saved_format
 from galaxies.simulate import GalaxyRenderer
 
 TINY = dict(entry_filters=8, block_filters=8, blocks=1, exit_filters=8)
@@ -20,10 +22,10 @@ def trained(small_sets, tmp_path_factory, keras):
     """Two tiny models trained on the 40-galaxy set: a plain one and one with sigma as a known
     input and a standard deviation per label."""
     folder = tmp_path_factory.mktemp("models")
-    plain = train.fit(train.TrainingConfig(epochs=6, batch_size=8, learning_rate=3e-3,
+    plain = training.fit(training.TrainingConfig(epochs=6, batch_size=8, learning_rate=3e-3,
                                            model_kwargs=TINY, patience=6),
                       small_sets["random"], folder / "xception_v1", verbose=0)
-    nll = train.fit(train.TrainingConfig(epochs=2, batch_size=8, uncertainty=True,
+    nll = training.fit(training.TrainingConfig(epochs=2, batch_size=8, uncertainty=True,
                                          conditioning=("sigma",), model_kwargs=TINY),
                     small_sets["random"], folder / "xception-nll_v1", estimator="xception-nll",
                     verbose=0)
@@ -67,7 +69,7 @@ def test_dihedral_matches_the_simulation(element):
     renderer = GalaxyRenderer()
     label = np.array([[1e5, 1.5, 0.4, 0.3, -0.2]])
     image = renderer.draw(*label[0], 0.6)[None]
-    turned, new_label = train.dihedral(image, label, element)
+    turned, new_label = training.dihedral(image, label, element)
     expected = renderer.draw(*new_label[0], 0.6)
     np.testing.assert_allclose(turned[0], expected, atol=1e-3 * image.max())
     assert new_label[0, :3].tolist() == label[0, :3].tolist()
@@ -75,7 +77,7 @@ def test_dihedral_matches_the_simulation(element):
 
 def test_dihedral_rejects_unknown_element():
     with pytest.raises(ValueError, match="0..7"):
-        train.dihedral(np.zeros((1, 4, 4)), np.zeros((1, 5)), 8)
+        training.dihedral(np.zeros((1, 4, 4)), np.zeros((1, 5)), 8)
 
 
 # ------------------------------------------------------------------------------ training
@@ -90,19 +92,19 @@ def test_training_lowers_the_loss(trained):
 
 def test_config_validation():
     with pytest.raises(ValueError, match="conditioning"):
-        train.TrainingConfig(conditioning=("snr",))
+        training.TrainingConfig(conditioning=("snr",))
     with pytest.raises(ValueError, match="schedule"):
-        train.TrainingConfig(schedule="step")
+        training.TrainingConfig(schedule="step")
     with pytest.raises(ValueError, match="learning_rate"):
-        train.TrainingConfig(learning_rate=0)
-    config = train.TrainingConfig.from_profile("smoke", epochs=3)
+        training.TrainingConfig(learning_rate=0)
+    config = training.TrainingConfig.from_profile("smoke", epochs=3)
     assert config.epochs == 3 and config.batch_size == 64
 
 
 def test_scalers_fitted_on_training_rows_only(trained, small_sets):
     saved = trained["plain"]
-    ds = io.load_dataset(small_sets["random"])
-    train_rows, _ = train.split_rows(len(ds), 0.1, 0)
+    ds = files.load_dataset(small_sets["random"])
+    train_rows, _ = training.split_rows(len(ds), 0.1, 0)
     np.testing.assert_allclose(saved.scalers["label"].mean, ds.label[train_rows].mean(axis=0), rtol=1e-5)
 
 
@@ -110,21 +112,21 @@ def test_scalers_fitted_on_training_rows_only(trained, small_sets):
 
 def test_save_load_round_trip_gives_identical_predictions(trained, small_sets, tmp_path):
     saved = trained["nll"]
-    ds = io.load_dataset(small_sets["fixed"])
+    ds = files.load_dataset(small_sets["fixed"])
     before = saved.predict_dataset(ds)
     copy = saved.save(tmp_path / "copy")
-    loaded = train.SavedModel.load(copy)
+    loaded = training.SavedModel.load(copy)
     after = loaded.predict_dataset(ds)
     np.testing.assert_array_equal(before[0], after[0])
     np.testing.assert_array_equal(before[1], after[1])
-    assert json.loads((copy / train.SCALERS_FILE).read_text()).keys() == {"image", "conditioning", "label"}
+    assert json.loads((copy / saved_format.SCALERS_FILE).read_text()).keys() == {"image", "conditioning", "label"}
     assert loaded.info["config"]["conditioning"] == ["sigma"] and loaded.uncertainty
 
 
 def test_load_names_what_is_missing(tmp_path):
     (tmp_path / "model.keras").write_text("")
     with pytest.raises(FileNotFoundError, match="scalers.json"):
-        train.SavedModel.load(tmp_path)
+        training.SavedModel.load(tmp_path)
 
 
 def test_predict_checks_its_inputs(trained):
@@ -137,12 +139,12 @@ def test_predict_checks_its_inputs(trained):
 # ------------------------------------------------------------------------- predictions
 
 def test_predictions_file_contract(trained, small_sets, tmp_path):
-    out = train.predict_file(trained["plain"].path, small_sets["fixed"], tmp_path / "p.h5", limit=10)
-    pred = io.load_predictions(out)
+    out = estimators.load(trained["plain"].path).predict_file(small_sets["fixed"], tmp_path / "p.h5", limit=10)
+    pred = files.load_predictions(out)
     assert pred.pred.shape == (10, 5) and pred.pred.dtype == np.float32
     assert pred.index.tolist() == list(range(10)) and pred.pred_std is None
     assert pred.estimator == "xception" and pred.dataset == "snr60"
-    assert pred.attrs["trained_on"] == "v1" and 0 < pred.seconds_per_image < 1
+    assert pred.attrs["trainset"] == "v1" and 0 < pred.seconds_per_image < 1
     assert np.all(np.isfinite(pred.pred)) and np.all(pred.pred[:, 0] > 0)  # flux in e-, not scaled
 
 
@@ -151,8 +153,8 @@ def test_predicting_a_file_that_breaks_the_contract(trained, small_sets, tmp_pat
 
     from galaxies.cli import main
     broken = without_field(small_sets["fixed"], "sigma")
-    with pytest.raises(io.FileFormatError, match="sigma"):
-        train.predict_file(trained["plain"].path, broken, tmp_path / "p.h5")
+    with pytest.raises(files.FileFormatError, match="sigma"):
+        estimators.load(trained["plain"].path).predict_file(broken, tmp_path / "p.h5")
     result = CliRunner().invoke(main, ["predict", str(trained["plain"].path), str(broken),
                                        str(tmp_path / "p.h5")])
     assert result.exit_code == 2 and "galaxies: error:" in result.output and "sigma" in result.output
@@ -161,8 +163,8 @@ def test_predicting_a_file_that_breaks_the_contract(trained, small_sets, tmp_pat
 
 def test_uncertainty_output(trained, small_sets, tmp_path):
     from galaxies import evaluate
-    out = train.predict_file(trained["nll"], small_sets["fixed"], tmp_path / "nll.h5")
-    pred = io.load_predictions(out)
+    out = estimators.Network(trained["nll"]).predict_file(small_sets["fixed"], tmp_path / "nll.h5")
+    pred = files.load_predictions(out)
     assert pred.pred_std.shape == (16, 5) and np.all(pred.pred_std > 0)
     assert pred.estimator == "xception-nll"
     table = evaluate.calibration(pred, small_sets["fixed"])
@@ -175,7 +177,7 @@ def test_decoupled_loss_trains_means_like_mse(keras):
     from keras import ops
     y = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
     out = np.random.default_rng(1).normal(size=(4, 10)).astype(np.float32)
-    value = float(ops.convert_to_numpy(ops.mean(train.decoupled_nll(y, out))))
+    value = float(ops.convert_to_numpy(ops.mean(losses.decoupled_nll(y, out))))
     mse = float(np.mean((y - out[:, :5]) ** 2))
     log_std = out[:, 5:]
     nll = float(np.mean(0.5 * ((y - out[:, :5]) * np.exp(-log_std)) ** 2 + log_std))
@@ -184,7 +186,7 @@ def test_decoupled_loss_trains_means_like_mse(keras):
         import tensorflow as tf
         variable = tf.Variable(out)
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(train.decoupled_nll(y, variable))
+            loss = tf.reduce_mean(losses.decoupled_nll(y, variable))
         grad = tape.gradient(loss, variable).numpy()
         np.testing.assert_allclose(grad[:, :5], -2 * (y - out[:, :5]) / y.size, rtol=1e-4)
 
@@ -203,19 +205,20 @@ def test_cli_train_and_predict(small_sets, tmp_path, keras):
     result = runner.invoke(main, ["predict", str(tmp_path / "m"), str(small_sets["fixed"]),
                                   str(tmp_path / "p.h5")])
     assert result.exit_code == 0, result.output
-    assert len(io.load_predictions(tmp_path / "p.h5")) == 16
+    assert len(files.load_predictions(tmp_path / "p.h5")) == 16
     result = runner.invoke(main, ["train", "--data", str(small_sets["random"]), "--out",
                                   str(tmp_path / "m2"), "--condition", "snr"])
     assert result.exit_code == 2 and "galaxies: error:" in result.output
 
 
 def test_variants_name_their_files_and_options():
-    from galaxies import estimators, profiles
+    from galaxies import profiles
+    from galaxies.experiments import xception as variants
     smoke = profiles.get("smoke")
-    assert estimators.model_dir("xception-noiseless_v1", smoke) == smoke.models_dir / "xception-noiseless_v1"
-    assert estimators.config("xception_v3", smoke).conditioning == ("psf_fwhm", "sigma")
-    assert estimators.config("xception-noiseless_v1", smoke).inputs == "noiseless"
-    nll = estimators.config("xception-nll_v1", smoke, epochs=2)
+    assert variants.model_dir("xception-noiseless_v1", smoke) == smoke.models_dir / "xception-noiseless_v1"
+    assert variants.config("xception_v3", smoke).conditioning == ("psf_fwhm", "sigma")
+    assert variants.config("xception-noiseless_v1", smoke).inputs == "noiseless"
+    nll = variants.config("xception-nll_v1", smoke, epochs=2)
     assert nll.uncertainty and nll.epochs == 2 and nll.learning_rate == smoke.xception_learning_rate
     with pytest.raises(ValueError, match="xception_v1"):
-        estimators.variant("xception_v9")
+        variants.variant("xception_v9")

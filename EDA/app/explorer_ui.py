@@ -140,8 +140,9 @@ def show_images(images: list, captions: list, mode: str = "linear", width: int =
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
 def load_model(path: str, modified: float):
-    """A saved model (kept in memory; ``modified`` makes a retrained model reload)."""
-    return support.require("galaxies.train").SavedModel.load(path)
+    """An estimator (`galaxies.estimators`; kept in memory, ``modified`` makes a retrained
+    one reload)."""
+    return support.load_estimator(path)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -196,8 +197,6 @@ def estimates(image: np.ndarray, psf_fwhm: float, sigma: float, truth=None,
             with st.spinner("Fitting ..."):
                 st.session_state[f"{key}_fit"] = (ident, fit_image(image32.tobytes(),
                                                                    float(psf_fwhm), float(sigma)))
-        except support.Unavailable as err:
-            st.info(str(err))
         except Exception as err:
             st.error(f"The fit failed: {type(err).__name__}: {err}")
     stored = st.session_state.get(f"{key}_fit")

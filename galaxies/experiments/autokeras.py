@@ -1,4 +1,4 @@
-"""AutoKeras architecture search for the five galaxy parameters, and retraining of its pick.
+"""The AutoKeras experiment (``experiments/autokeras/``): the architecture search and its pick.
 
 The search (`search`) is an AutoKeras ``AutoModel``: an image input, one `galaxy block` that
 chooses among AutoKeras's vanilla ``ConvBlock``, ``ResNetBlock`` and ``XceptionBlock`` (the
@@ -8,19 +8,19 @@ choices. After a few random trials, keras-tuner's Bayesian optimization (a Gauss
 fitted to the scores so far) proposes the next ones. It runs on
 the first ``profile.autokeras_rows`` rows of v1, once on the noisy images and once on the
 noiseless ones (``profile.autokeras_variants``), with the split, the input standardization and
-the label scaling of `galaxies.train.fit`, so its validation score (the MSE of the standardized
+the label scaling of `galaxies.training.fit`, so its validation score (the MSE of the standardized
 labels) is comparable to the other estimators' ``best_val_loss``.
 
 The trials stay under ``results/<profile>/autokeras/<variant>/``: keras-tuner's project (one
 folder per trial) and ``trials.json`` (score, parameter count, seconds and hyper-parameters of
 every trial). ``best.json`` there holds the pick's architecture as a plain Keras model config.
 
-The pick is retrained with `galaxies.train.fit` (model ``"autokeras"``, see `build`) on the
-profile's full v1 set and saved in the `galaxies.train.SavedModel` layout
-(``models/<profile>/autokeras_v1``), so `galaxies.train.predict_file` and the app use it
+The pick is retrained with `galaxies.training.fit` (model ``"autokeras"``, see `galaxies.models.architecture`) on the
+profile's full v1 set and saved in the `galaxies.training.SavedModel` layout
+(``models/<profile>/autokeras_v1``), so `galaxies.estimators` and the app use it
 without importing AutoKeras.
 
-Patches and pitfalls (AutoKeras 3.0.0 with Keras 3.15, measured here; see DESIGN.md):
+Patches and pitfalls (AutoKeras 3.0.0 with Keras 3.15, measured here; docs/architecture.md lists the pitfalls):
 
 * ``RegressionHead.build`` passes ``self.shape[-1]`` to ``keras.layers.Dense`` as a numpy
   integer, which Keras 3.15 rejects ("expected a positive integer. Received: units=5").
@@ -39,152 +39,19 @@ Patches and pitfalls (AutoKeras 3.0.0 with Keras 3.15, measured here; see DESIGN
 """
 from __future__ import annotations
 
-import copy
 import json
-import os
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from . import io, profiles
+from .. import atomic, files, profiles
+from .autokeras_space import BLOCK_TYPES, conv_block_arguments, patch_autokeras, search_classes
 
-BLOCK_TYPES = ("vanilla", "resnet", "xception")
 VARIANTS = {"noisy": "img", "noiseless": "img_nonoise"}
 TRIALS_FILE, BEST_FILE = "trials.json", "best.json"
 ESTIMATOR = "autokeras"
-
-
-# ---------------------------------------------------------------------------- the patch
-
-def patch_autokeras() -> bool:
-    """Make AutoKeras 3.0.0's ``RegressionHead`` pass an ``int`` unit count to ``Dense``.
-
-    Idempotent; returns True when the patch was applied by this call. The head's ``shape``
-    comes from the analysed targets as numpy integers, and Keras 3.15's ``Dense`` accepts only
-    Python ``int`` units.
-    """
-    from autokeras.blocks import heads
-
-    head = heads.RegressionHead
-    if getattr(head.build, "_galaxies_patch", False):
-        return False
-    original = head.build
-
-    def build(self, hp, inputs=None):
-        if getattr(self, "shape", None) is not None:
-            self.shape = tuple(int(s) for s in self.shape)
-        return original(self, hp, inputs)
-
-    build._galaxies_patch = True
-    build.__doc__ = original.__doc__
-    head.build = build
-    return True
-
-
-# ------------------------------------------------------------------- the search space
-
-_CLASSES: dict = {}
-
-
-def _classes():
-    """The AutoKeras block and tuner classes of this module, defined on first use (they
-    subclass AutoKeras classes, and AutoKeras is slow to import)."""
-    if _CLASSES:
-        return _CLASSES
-    import autokeras as ak
-    import keras
-    from autokeras.tuners import BayesianOptimization
-    from keras_tuner.engine import hyperparameters as hps
-
-    class GalaxyBlock(ak.Block):
-        """Chooses a ConvBlock, ResNetBlock or XceptionBlock (``block_type``), optionally after
-        a per-channel normalization; ResNet and Xception never load pretrained weights."""
-
-        def __init__(self, block_types=BLOCK_TYPES, conv=None, **kwargs):
-            super().__init__(**kwargs)
-            self.block_types, self.conv = list(block_types), dict(conv or {})
-
-        def get_config(self):
-            config = super().get_config()
-            config.update(block_types=self.block_types, conv=self.conv)
-            return config
-
-        def build(self, hp, inputs=None):
-            x = keras.tree.flatten(inputs)[0]
-            if hp.Boolean("normalize", default=False):
-                with hp.conditional_scope("normalize", [True]):
-                    x = ak.Normalization().build(hp, x)
-            block_type = hp.Choice("block_type", self.block_types)
-            with hp.conditional_scope("block_type", [block_type]):
-                if block_type == "vanilla":
-                    return ak.ConvBlock(**conv_block_arguments(self.conv, hps.Choice)).build(hp, x)
-                block = (ak.ResNetBlock(version="v2", pretrained=False) if block_type == "resnet"
-                         else ak.XceptionBlock(pretrained=False))
-                # Fix choices the block would otherwise tune: 224-pixel resizing, ResNet depth.
-                with hp.name_scope(block.name):
-                    hp.Fixed("imagenet_size", False)
-                    if block_type == "resnet":
-                        hp.Fixed("version", "resnet50_v2")
-                return block.build(hp, x)
-
-    class RecordingTuner(BayesianOptimization):
-        """Bayesian optimization that also records each trial's parameter count and time."""
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.records: dict[str, dict] = {}
-            self._trial_id = None
-
-        def _try_build(self, hp):
-            model = super()._try_build(hp)
-            if self._trial_id is not None:
-                self.records.setdefault(self._trial_id, {})["parameters"] = int(model.count_params())
-            return model
-
-        def _build_and_fit_model(self, trial, *args, **kwargs):
-            self._trial_id = trial.trial_id
-            start = time.perf_counter()
-            try:
-                return super()._build_and_fit_model(trial, *args, **kwargs)
-            finally:
-                self.records.setdefault(trial.trial_id, {})["seconds"] = round(
-                    time.perf_counter() - start, 2)
-                self._trial_id = None
-
-    _CLASSES.update(GalaxyBlock=GalaxyBlock, RecordingTuner=RecordingTuner)
-    return _CLASSES
-
-
-CONV_CHOICES = ("kernel_size", "num_blocks", "num_layers", "filters", "dropout")
-CONV_FLAGS = ("max_pooling", "separable")
-
-
-def conv_block_arguments(conv: dict, choice=None) -> dict:
-    """Keyword arguments of AutoKeras's ``ConvBlock`` from a profile's ``autokeras_conv``.
-
-    A list becomes a choice of the search (``choice(name, values)``: keras-tuner's ``Choice``;
-    for the flags ``max_pooling`` and ``separable`` a list of both values leaves them searched);
-    a single value is fixed. With ``choice`` None, only checks the keywords.
-    """
-    bad = [k for k in conv if k not in CONV_CHOICES + CONV_FLAGS]
-    if bad:
-        raise ValueError(f"ConvBlock keyword(s) {bad} not understood; choose from "
-                         f"{CONV_CHOICES + CONV_FLAGS}")
-    out = {}
-    for key, value in conv.items():
-        values = list(value) if isinstance(value, (list, tuple)) else [value]
-        if not values:
-            raise ValueError(f"autokeras_conv[{key!r}] is an empty list")
-        if key in CONV_FLAGS:
-            if len(set(values)) == 1:
-                out[key] = bool(values[0])
-        elif choice is not None:
-            cast = float if key == "dropout" else int
-            values = [cast(v) for v in values]
-            out[key] = values[0] if len(values) == 1 else choice(key, values)
-    return out
 
 
 # ------------------------------------------------------------------------------- data
@@ -193,14 +60,14 @@ def search_data(profile=None, variant: str = "noisy", rows: int | None = None, s
                 validation_fraction: float = 0.1):
     """``(x_train, y_train, x_val, y_val, scalers)`` for a search: the first ``rows`` rows of
     v1 (default ``profile.autokeras_rows``), split, standardized and scaled as
-    `galaxies.train.fit` does; images (N, 64, 64, 1), labels (N, 5)."""
-    from .train import Standardizer, model_inputs, split_rows
+    `galaxies.training.fit` does; images (N, 64, 64, 1), labels (N, 5)."""
+    from ..training import Standardizer, model_inputs, split_rows
 
     if variant not in VARIANTS:
         raise ValueError(f"variant = {variant!r}; choose from {list(VARIANTS)}")
     profile = profiles.get(profile)
     rows = profile.autokeras_rows if rows is None else rows
-    ds = io.load_dataset(profile.dataset("v1"), fields=(VARIANTS[variant],), rows=rows)
+    ds = files.load_dataset(profile.dataset("v1"), fields=(VARIANTS[variant],), rows=rows)
     images = getattr(ds, VARIANTS[variant])
     train, val = split_rows(len(ds), validation_fraction, seed)
     (x_train,), scalers = model_inputs(images[train])
@@ -244,7 +111,7 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
     if initial_points < 1:
         raise ValueError(f"initial_points = {initial_points} must be at least 1")
     patch_autokeras()
-    classes = _classes()
+    classes = search_classes()
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
@@ -295,16 +162,10 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
     # the oracle's best trial is the one export_model returned (diverged trials score NaN)
     best_id = tuner.oracle.get_best_trials(1)[0].trial_id
     best_record = next(r for r in records if r["trial"] == best_id)
-    _write_json(folder / TRIALS_FILE, summary)
-    _write_json(folder / BEST_FILE, {**best_record, "parameters": int(best.count_params()),
+    atomic.write_json(folder / TRIALS_FILE, summary)
+    atomic.write_json(folder / BEST_FILE, {**best_record, "parameters": int(best.count_params()),
                                      "architecture": architecture})
     return load_trials(folder)
-
-
-def _write_json(path: Path, value) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps(value, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 def variant_folder(profile, variant: str) -> Path:
@@ -376,7 +237,7 @@ def plain_architecture(model) -> dict:
     """The serialized config of a plain-Keras copy of an AutoKeras model (fresh weights).
 
     AutoKeras's ``CastToFloat32`` and Keras ``Normalization`` layers become ``Identity``: the
-    inputs of every estimator are already float32 and standardized (`galaxies.train`).
+    inputs of every estimator are already float32 and standardized (`galaxies.training`).
     """
     import keras
 
@@ -391,32 +252,11 @@ def plain_architecture(model) -> dict:
     return config
 
 
-def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
-          architecture: dict | None = None):
-    """Builder of `galaxies.models` for model ``"autokeras"``: a fresh model of the searched
-    ``architecture`` (from `plain_architecture`), checked against the expected shapes."""
-    import keras
-
-    if architecture is None:
-        raise ValueError("the autokeras builder needs model_kwargs={'architecture': ...} "
-                         "(see galaxies.autokeras_search.load_best)")
-    if n_conditioning:
-        raise ValueError("an AutoKeras architecture takes the image only (n_conditioning = 0)")
-    # deserialization consumes the dict it is given; the caller's (a training config) stays whole
-    model = keras.saving.deserialize_keras_object(copy.deepcopy(architecture))
-    if tuple(model.input_shape[1:]) != tuple(input_shape):
-        raise ValueError(f"the architecture takes inputs of shape {model.input_shape[1:]}, "
-                         f"not {tuple(input_shape)}")
-    if model.output_shape[-1] != n_outputs:
-        raise ValueError(f"the architecture has {model.output_shape[-1]} outputs, not {n_outputs}")
-    return model
-
-
 def retrain_best(profile=None, variant: str = "noisy", verbose="auto"):
     """Retrain the best architecture of a kept search on the profile's v1 set
     (``profile.autokeras_retrain_limit`` rows, ``profile.autokeras_retrain_epochs`` epochs) with
-    `galaxies.train.fit`, save it to ``models/<profile>/autokeras_v1`` and return it."""
-    from .train import TrainingConfig, fit
+    `galaxies.training.fit`, save it to ``models/<profile>/autokeras_v1`` and return it."""
+    from ..training import TrainingConfig, fit
 
     profile = profiles.get(profile)
     best = load_best(profile, variant)
@@ -426,29 +266,3 @@ def retrain_best(profile=None, variant: str = "noisy", verbose="auto"):
                             model_kwargs={"architecture": best["architecture"]})
     return fit(config, profile.dataset("v1"), profile.model_dir(ESTIMATOR, "v1"),
                estimator=ESTIMATOR, verbose=verbose)
-
-
-def block_sizes(block_types=BLOCK_TYPES, input_shape=(64, 64, 1)) -> dict[str, int]:
-    """Parameters of AutoKeras's ResNet and Xception blocks as the search would build them
-    (``pretrained=False``), and of its default ConvBlock, each with a five-unit head: the price
-    of admitting a block type to the search."""
-    import autokeras as ak
-    import keras
-    import keras_tuner
-
-    patch_autokeras()
-    sizes = {}
-    for block_type in block_types:
-        hp = keras_tuner.HyperParameters()
-        block = {"vanilla": lambda: ak.ConvBlock(), "resnet": lambda: ak.ResNetBlock(
-            version="v2", pretrained=False), "xception": lambda: ak.XceptionBlock(pretrained=False)}[block_type]()
-        if block_type != "vanilla":
-            with hp.name_scope(block.name):
-                hp.Fixed("imagenet_size", False)
-                if block_type == "resnet":
-                    hp.Fixed("version", "resnet50_v2")
-        inputs = keras.Input(input_shape)
-        x = keras.layers.Flatten()(block.build(hp, inputs))
-        sizes[block_type] = int(keras.Model(inputs, keras.layers.Dense(5)(x)).count_params())
-        keras.backend.clear_session()
-    return sizes

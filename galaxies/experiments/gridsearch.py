@@ -1,7 +1,7 @@
 """Grid search over the Xception estimator's sizes, recorded as JSON and shown in HiPlot.
 
 Each grid point (keywords of `galaxies.models.xception.build`: ``entry_filters``,
-``block_filters``, ``blocks``, ``exit_filters``) is trained with `galaxies.train.fit` on the
+``block_filters``, ``blocks``, ``exit_filters``) is trained with `galaxies.training.fit` on the
 first ``profile.gridsearch_rows`` rows of v1 for ``profile.gridsearch_epochs`` epochs, and
 recorded as one JSON file under ``results/<profile>/gridsearch/``: its sizes, its score
 (``val_loss``: the validation MSE of the standardized labels, lower is better; the same split
@@ -13,7 +13,7 @@ an interrupted search resumes.
 writes it as a standalone page. `best_per_parameter` answers the question of the search: the
 smallest model whose score is within a tolerance of the best one.
 
-The AutoKeras pick (`galaxies.autokeras_search`) can be trained with the very same protocol
+The AutoKeras pick (`galaxies.experiments.autokeras`) can be trained with the very same protocol
 (`run_architecture`), so its score and size sit on the same axes as the grid's.
 """
 from __future__ import annotations
@@ -21,12 +21,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
-from . import profiles
+from .. import atomic, profiles
+from ..models import BUILDERS
 
 #: the standalone HiPlot page, under ``results/<profile>/`` (not ``gridsearch.html``: the
 #: pipeline writes the executed notebook's HTML there)
@@ -68,35 +66,22 @@ def _settings_key(settings: dict) -> str:
 
 
 def _code_version(model: str) -> str:
-    """Hash of the training code and of the model's builder module: a record made by other
-    code is stale and the trial runs again."""
-    import importlib
+    """Digest of the code a trial runs (the training package and the model's builder, with
+    everything they import): a record made by other code is stale and the trial runs again."""
+    from ..models import get_builder
+    from ..sources import digest, package_dependencies
 
-    from . import train
-    from .models import BUILDERS
-
-    module = importlib.import_module(BUILDERS[model].split(":")[0]) if model in BUILDERS else None
-    files = [Path(train.__file__)] + ([Path(module.__file__)] if module else [])
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _write_json(path: Path, value) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    tmp.write_text(json.dumps(value, indent=1, default=str))
-    os.replace(tmp, path)
+    module = get_builder(model).__module__ if model in BUILDERS else "galaxies.models"
+    return digest(package_dependencies([f"import galaxies.training.loop\nimport {module}"]))[:16]
 
 
 def run_trial(model: str, model_kwargs: dict, data, rows: int | None, epochs: int,
               batch_size: int, patience: int, out: Path, name: str, seed: int = 0,
               extra: dict | None = None, force: bool = False, verbose=0) -> dict:
-    """Train one configuration with `galaxies.train.fit` and write its record to ``out``
+    """Train one configuration with `galaxies.training.fit` and write its record to ``out``
     (JSON); returns the record. An existing record with the same settings is returned as is
     unless ``force``. The trained model itself is not kept."""
-    from .train import TrainingConfig, fit
+    from ..training import TrainingConfig, fit
 
     settings = {"model": model, "model_kwargs": model_kwargs, "data": str(data), "rows": rows,
                 "epochs": epochs, "batch_size": batch_size, "patience": patience, "seed": seed,
@@ -109,11 +94,7 @@ def run_trial(model: str, model_kwargs: dict, data, rows: int | None, epochs: in
             return record
     config = TrainingConfig(model=model, inputs="noisy", epochs=epochs, batch_size=batch_size,
                             patience=patience, seed=seed, limit=rows, model_kwargs=model_kwargs)
-    scratch = Path(tempfile.mkdtemp(prefix="gridsearch-"))
-    try:
-        saved = fit(config, data, scratch / name, name=name, estimator=model, verbose=verbose)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    saved = fit(config, data, name=name, estimator=model, verbose=verbose)  # kept in memory
     info = saved.info
     record = {"trial": name, "model": model,
               **{k: v for k, v in model_kwargs.items() if isinstance(v, (int, float, str))},
@@ -122,7 +103,8 @@ def run_trial(model: str, model_kwargs: dict, data, rows: int | None, epochs: in
               "train_rows": info["train_rows"], "validation_rows": info["validation_rows"],
               "train_images_per_second": info["train_images_per_second"],
               **(extra or {}), "settings_key": key, "settings": _readable(settings)}
-    _write_json(out, record)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(out, record)
     return record
 
 
@@ -155,7 +137,7 @@ def run(profile=None, grid: dict | None = None, force: bool = False, progress: b
 def run_architecture(profile, architecture: dict, name: str = "autokeras_pick",
                      extra: dict | None = None, force: bool = False, verbose=0) -> dict:
     """Train a plain-Keras architecture (e.g. the AutoKeras pick, from
-    `galaxies.autokeras_search.load_best`) with the grid's protocol and record it as a trial."""
+    `galaxies.experiments.autokeras.load_best`) with the grid's protocol and record it as a trial."""
     profile = profiles.get(profile)
     return run_trial("autokeras", {"architecture": architecture}, profile.dataset("v1"),
                      profile.gridsearch_rows, profile.gridsearch_epochs,
@@ -214,12 +196,8 @@ def save_html(experiment, path) -> Path:
     """Write a HiPlot experiment as a standalone HTML page (atomically)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
+    with atomic.atomic_path(path, force=True) as tmp:
         experiment.to_html(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -1,4 +1,4 @@
-"""The project's Xception estimators: what each one is trained on, and running them.
+"""The Xception experiment (``models/xception.ipynb``): the variants, what each is trained on.
 
 Each variant is a model directory ``models/<profile>/<estimator>_<trainset>/`` and, for every
 test set, a predictions file ``results/<profile>/predictions/<estimator>_<trainset>__<testset>.h5``:
@@ -24,13 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import profiles
-from .testsets import TESTSETS
+from .. import profiles
+from ..profiles import TESTSETS
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One trained estimator: its file names and its `galaxies.train.TrainingConfig` options."""
+    """One trained estimator: its file names and its `galaxies.training.TrainingConfig` options."""
 
     estimator: str
     trainset: str
@@ -64,8 +64,8 @@ def variant(name: str) -> Variant:
 
 
 def config(name: str, profile=None, **overrides):
-    """The `galaxies.train.TrainingConfig` of a variant under a profile."""
-    from .train import TrainingConfig
+    """The `galaxies.training.TrainingConfig` of a variant under a profile."""
+    from ..training import TrainingConfig
     v = variant(name)
     return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **overrides})
 
@@ -77,9 +77,9 @@ def model_dir(name: str, profile=None) -> Path:
 
 def train(name: str, profile=None, verbose=2, **overrides):
     """Train a variant on its training set under ``profile`` and save it to `model_dir`.
-    Keyword arguments replace `galaxies.train.TrainingConfig` fields. Returns the
-    `galaxies.train.SavedModel`."""
-    from .train import fit
+    Keyword arguments replace `galaxies.training.TrainingConfig` fields. Returns the
+    `galaxies.training.SavedModel`."""
+    from ..training import fit
     profile = profiles.get(profile)
     v = variant(name)
     return fit(config(name, profile, **overrides), profile.dataset(v.trainset),
@@ -89,16 +89,16 @@ def train(name: str, profile=None, verbose=2, **overrides):
 def predict(name: str, profile=None, testsets=TESTSETS) -> dict[str, Path]:
     """Write a trained variant's predictions on each test set; returns the files by test set.
     A noiseless variant reads the test sets' noiseless images."""
-    from . import testsets as testsets_module
+    from .. import testsets as testsets_module
     profile = profiles.get(profile)
     v = variant(name)
-    return testsets_module.predict(model_dir(name, profile), profile, estimator=v.estimator,
-                                   dataset=v.trainset, testsets=testsets)
+    return testsets_module.predict(model_dir(name, profile), profile, testsets=testsets,
+                                   name=v.estimator, trainset=v.trainset)
 
 
 def load(name: str, profile=None):
-    """The trained variant as a `galaxies.train.SavedModel`."""
-    from .train import SavedModel
+    """The trained variant as a `galaxies.training.SavedModel`."""
+    from ..training import SavedModel
     path = model_dir(name, profile)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: {name} is not trained under profile "
@@ -111,7 +111,7 @@ def against_crb(names, profile=None, testsets=TESTSETS):
     (estimator, testset, parameter); variants without predictions are left out."""
     import pandas as pd
 
-    from . import testsets as testsets_module
+    from .. import testsets as testsets_module
     profile = profiles.get(profile)
     tables = {}
     for name in names:

@@ -1,23 +1,22 @@
-"""Keras 3 model builders (backend-agnostic: keras.layers and keras.ops only).
+"""Keras 3 model builders, and nothing else (backend-agnostic: ``keras.layers`` and ``keras.ops``).
 
-`BUILDERS` maps an estimator name to ``module:function``; the function takes
-``input_shape, n_conditioning, n_outputs`` and keyword sizes and returns a ``keras.Model``.
-Modules are imported on demand, so ``import galaxies.models`` does not import Keras.
+A builder takes ``input_shape, n_conditioning, n_outputs`` and keyword sizes and returns a
+``keras.Model``. `get_builder` imports the builder's module when asked, so ``import
+galaxies.models`` does not import Keras. The denoisers' builders are
+`galaxies.models.denoisers.BUILDERS`; the autoencoder's, `galaxies.models.autoencoder`.
 """
 from __future__ import annotations
 
-import importlib
-
-BUILDERS: dict[str, str] = {
-    "xception": "galaxies.models.xception:build",
-    "autokeras": "galaxies.autokeras_search:build",  # an architecture found by AutoKeras
-}
+#: the estimators' builders by model name (`galaxies.training.TrainingConfig.model`)
+BUILDERS = ("xception", "autokeras")
 
 
 def get_builder(name: str):
-    """The builder function of estimator ``name``."""
-    try:
-        module, function = BUILDERS[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(BUILDERS)}") from None
-    return getattr(importlib.import_module(module), function)
+    """The builder function of model ``name``."""
+    if name == "xception":
+        from .xception import build
+    elif name == "autokeras":  # an architecture found by the AutoKeras search
+        from .architecture import build
+    else:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(BUILDERS)}")
+    return build

@@ -24,7 +24,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-__all__ = ["build_edsr", "build_rdn", "DENOISERS", "get_denoiser"]
+__all__ = ["build_edsr", "build_rdn", "BUILDERS", "get_denoiser"]
 
 
 def _check_sizes(**sizes) -> None:
@@ -44,14 +44,20 @@ def _head(image, filters: int, kernel_size: int, downscale: int, name: str):
                          name=name)(image)
 
 
-def _tail(x, channels: int, kernel_size: int, downscale: int):
-    """The last convolution, back to ``channels``. With ``downscale`` f > 1 a transposed
-    convolution of an f x f kernel and stride f: the same map as a 1 x 1 convolution to
-    f**2 * channels followed by a pixel shuffle (depth to space)."""
+def _tail(image, x, kernel_size: int, downscale: int, image_skip: bool, name: str):
+    """The model from its input ``image`` and body output ``x``: the last convolution back to
+    the image's channels (with ``downscale`` f > 1 a transposed convolution of an f x f kernel
+    and stride f: the same map as a 1 x 1 convolution to f**2 * channels followed by a pixel
+    shuffle, depth to space), plus the image itself with ``image_skip``."""
+    channels = image.shape[-1]
     if downscale == 1:
-        return layers.Conv2D(channels, kernel_size, padding="same", name="tail")(x)
-    x = layers.Conv2D(x.shape[-1], kernel_size, padding="same", name="tail_conv")(x)
-    return layers.Conv2DTranspose(channels, downscale, strides=downscale, name="tail")(x)
+        out = layers.Conv2D(channels, kernel_size, padding="same", name="tail")(x)
+    else:
+        x = layers.Conv2D(x.shape[-1], kernel_size, padding="same", name="tail_conv")(x)
+        out = layers.Conv2DTranspose(channels, downscale, strides=downscale, name="tail")(x)
+    if image_skip:
+        out = layers.Add(name="image_skip")([image, out])
+    return keras.Model(image, out, name=name)
 
 
 def build_edsr(input_shape=(64, 64, 1), blocks: int = 16, filters: int = 256,
@@ -85,10 +91,7 @@ def build_edsr(input_shape=(64, 64, 1), blocks: int = 16, filters: int = 256,
         x = layers.Add(name=f"block{b}_add")([x, y])
     x = layers.Conv2D(filters, kernel_size, name="body_end", **conv)(x)
     x = layers.Add(name="global_skip")([head, x])
-    out = _tail(x, input_shape[-1], kernel_size, downscale)
-    if image_skip:
-        out = layers.Add(name="image_skip")([image, out])
-    return keras.Model(image, out, name=name)
+    return _tail(image, x, kernel_size, downscale, image_skip, name)
 
 
 def build_rdn(input_shape=(64, 64, 1), blocks: int = 20, layers_per_block: int = 6,
@@ -128,19 +131,16 @@ def build_rdn(input_shape=(64, 64, 1), blocks: int = 20, layers_per_block: int =
     x = layers.Conv2D(features, 1, name="gff_1x1")(x)
     x = layers.Conv2D(features, kernel_size, name="gff_3x3", **conv)(x)
     x = layers.Add(name="global_residual")([shallow, x])
-    out = _tail(x, input_shape[-1], kernel_size, downscale)
-    if image_skip:
-        out = layers.Add(name="image_skip")([image, out])
-    return keras.Model(image, out, name=name)
+    return _tail(image, x, kernel_size, downscale, image_skip, name)
 
 
 #: Denoiser builders by name (image to image; not estimators, so not in `models.BUILDERS`).
-DENOISERS = {"edsr": build_edsr, "rdn": build_rdn}
+BUILDERS = {"edsr": build_edsr, "rdn": build_rdn}
 
 
 def get_denoiser(name: str):
     """The builder of denoiser ``name`` (``edsr`` or ``rdn``)."""
     try:
-        return DENOISERS[name]
+        return BUILDERS[name]
     except KeyError:
-        raise ValueError(f"unknown denoiser {name!r}; choose from {', '.join(DENOISERS)}") from None
+        raise ValueError(f"unknown denoiser {name!r}; choose from {', '.join(BUILDERS)}") from None

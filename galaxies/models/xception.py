@@ -12,7 +12,7 @@ Two stems, chosen by ``stem``:
   machine (TensorFlow), a separable convolution of 64 filters costs 4.6 times more at
   32 x 32 than at 16 x 16, and the 17 of them are nearly all of the work: the seed trained at
   ~75 images per second.
-* ``"patch"`` (the default, `FAST`): space-to-depth, which rearranges each ``patch x patch``
+* ``"patch"`` (the default): space-to-depth, which rearranges each ``patch x patch``
   block of pixels into the channels of one cell without losing any information (64 x 64 x 1
   becomes 8 x 8 x 64 for ``patch=8``), then a 3 x 3 convolution of ``entry_filters`` over the
   cells (24 x 24 pixels). The blocks run on the coarse grid, 16 times fewer positions than the
@@ -29,8 +29,6 @@ from keras import layers
 
 #: The seed's architecture (blocks on a 32 x 32 grid), for comparison.
 SEED = dict(stem="conv", entry_filters=16, block_filters=64, blocks=8, exit_filters=128)
-#: The default: the seed's block widths on an 8 x 8 grid of 8 x 8-pixel cells (space-to-depth).
-FAST = dict(stem="patch", patch=8, entry_filters=64, block_filters=64, blocks=8, exit_filters=128)
 STEMS = ("patch", "conv")
 
 
@@ -60,7 +58,7 @@ def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
                          extra channels of the stem, so the convolutions can adapt to the PSF
                          and noise, and next to the pooled features before a hidden dense layer.
         n_outputs:       5 for the labels; 10 when the network also predicts log standard
-                         deviations (see `galaxies.train`).
+                         deviations (see `galaxies.training`).
         entry_filters:   filters of the stem convolution.
         block_filters:   filters of the separable convolutions in each residual block.
         blocks:          number of residual blocks.

@@ -5,6 +5,7 @@ import streamlit as st
 import explorer_ui as ui
 from galaxies import app_support as support
 from galaxies import eda, plots
+from galaxies.simulate import LABEL_COLUMNS, LABEL_WIDTHS
 
 st.title("Bounds")
 st.caption("The Cramér–Rao bound is the smallest standard deviation any unbiased estimator "
@@ -31,32 +32,23 @@ def visibility(values: dict):
 
 values = params.as_dict()
 try:
-    support.require("galaxies.crb")
-    crb_ready = True
-except support.Unavailable as err:
-    crb_ready = False
-    st.info(f"{err}: it arrives with the baseline part of the project (`galaxies/crb.py`). "
-            "The visibility table below does not need it.")
-
-if crb_ready:
+    table = bounds(values)
+except Exception as err:  # the bound can fail for extreme parameters; say so plainly
+    st.error(f"The Cramér–Rao bound could not be computed here: {type(err).__name__}: {err}")
+else:
+    st.subheader(f"Cramér–Rao bound at SNR {images['snr']:.1f}")
+    st.table(table.style.format("{:.4g}"))
+    st.subheader("The bound as the SNR changes")
     try:
-        table = bounds(values)
-    except Exception as err:  # the bound can fail for extreme parameters; say so plainly
-        st.error(f"The Cramér–Rao bound could not be computed here: {type(err).__name__}: {err}")
-    else:
-        st.subheader(f"Cramér–Rao bound at SNR {images['snr']:.1f}")
-        st.table(table.style.format("{:.4g}"))
-        st.subheader("The bound as the SNR changes")
-        try:
-            curve = bounds_over_snr(values)
-            ui.show_figure(plots.bounds_vs_snr(curve, widths=eda.RANGE_WIDTH,
-                                               current=images["snr"]))
-            st.caption("The same galaxy with the read noise σ changed so that its SNR runs "
-                       "from 10 to 100; each bound is divided by the parameter's simulated "
-                       "range. Dashed: the SNR of the sliders' σ. All bounds scale as 1/SNR "
-                       "(read noise dominates the Poisson noise).")
-        except Exception as err:
-            st.error(f"The bounds over SNR could not be computed: {type(err).__name__}: {err}")
+        curve = bounds_over_snr(values)
+        ui.show_figure(plots.bounds_vs_snr(curve, widths=LABEL_WIDTHS,
+                                           current=images["snr"]))
+        st.caption("The same galaxy with the read noise σ changed so that its SNR runs "
+                   "from 10 to 100; each bound is divided by the parameter's simulated "
+                   "range. Dashed: the SNR of the sliders' σ. All bounds scale as 1/SNR "
+                   "(read noise dominates the Poisson noise).")
+    except Exception as err:
+        st.error(f"The bounds over SNR could not be computed: {type(err).__name__}: {err}")
 
 st.subheader("How visible is each parameter?")
 st.table(visibility(values).style.format("{:.3g}"))

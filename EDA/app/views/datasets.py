@@ -4,14 +4,14 @@ import streamlit as st
 
 import explorer_ui as ui
 from galaxies import app_support as support
-from galaxies import io, plots
+from galaxies import files, plots
 
 PER_PAGE = 24
 
 st.title("Data sets")
 profile = ui.current_profile()
-files = support.list_datasets(profile)
-if not files:
+paths = support.list_datasets(profile)
+if not paths:
     hint = "" if profile == "smoke" else (
         " Or choose the profile smoke in the sidebar to build its small sets here.")
     st.info(f"No data sets for profile {profile} yet: run `make datasets PROFILE={profile}` "
@@ -26,13 +26,13 @@ if not files:
 
 @st.cache_data(max_entries=16, show_spinner="Reading the labels ...")
 def labels(path: str, modified: float):
-    ds = io.load_dataset(path, fields=())
+    ds = files.load_dataset(path, fields=())
     return ds.labels_frame(), ds.recipe
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def images(path: str, modified: float, rows: tuple):
-    ds = io.load_dataset(path, fields=("img", "img_nonoise"), rows=np.array(rows, dtype=np.int64))
+    ds = files.load_dataset(path, fields=("img", "img_nonoise"), rows=np.array(rows, dtype=np.int64))
     return ds.img, ds.img_nonoise
 
 
@@ -43,11 +43,11 @@ def histograms(path: str, modified: float, rows: tuple, title: str) -> bytes:
     return ui.figure_png(plots.label_histograms(frame.iloc[list(rows)], title=title))
 
 
-path = st.selectbox("data set", files, format_func=lambda p: p.stem, key="ds_file")
+path = st.selectbox("data set", paths, format_func=lambda p: p.stem, key="ds_file")
 modified = path.stat().st_mtime
 try:
     frame, recipe = labels(str(path), modified)
-except (io.FileFormatError, OSError) as err:
+except (files.FileFormatError, OSError) as err:
     st.error(f"{path.name} cannot be read: {err}")
     st.stop()
 st.caption(f"{path} · {len(frame)} galaxies · recipe: `{recipe}`")

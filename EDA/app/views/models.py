@@ -3,7 +3,7 @@ import streamlit as st
 
 import explorer_ui as ui
 from galaxies import app_support as support
-from galaxies import evaluate, io, plots, profiles
+from galaxies import evaluate, files, plots, profiles
 
 st.title("Models")
 profile = ui.current_profile()
@@ -21,7 +21,7 @@ with right:
 st.subheader("Predictions on a data set")
 try:
     table = support.list_prediction_files(profile)
-except (io.FileFormatError, OSError) as err:
+except (files.FileFormatError, OSError) as err:
     st.error(f"A predictions file of profile {profile} cannot be read: {err}")
     st.stop()
 if table.empty:
@@ -31,7 +31,7 @@ if table.empty:
 
 choice = st.selectbox(
     "predictions", range(len(table)), key="models_predictions",
-    format_func=lambda k: (f"{table.estimator[k]} trained on {table.trained_on[k]}, "
+    format_func=lambda k: (f"{table.estimator[k]} trained on {table.trainset[k]}, "
                            f"tested on {table.testset[k]} ({table.n[k]} images)"))
 row = table.iloc[choice]
 testset = profiles.get(profile).dataset(row.testset)
@@ -40,10 +40,10 @@ if not testset.is_file():
                f"`make datasets PROFILE={profile}`.")
     st.stop()
 try:
-    predictions = io.load_predictions(row.path)
-    dataset = io.load_dataset(testset, fields=())
+    predictions = files.load_predictions(row.path)
+    dataset = files.load_dataset(testset, fields=())
     pred, truth, _ = evaluate.aligned(predictions, dataset)
-except (io.FileFormatError, ValueError, OSError) as err:
+except (files.FileFormatError, ValueError, OSError) as err:
     st.error(f"{row.path.name} does not match {testset.name}: {err}")
     st.stop()
 ui.show_figure(plots.true_vs_predicted(truth, pred, title=row.path.stem))

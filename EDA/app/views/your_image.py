@@ -3,7 +3,7 @@ import streamlit as st
 
 import explorer_ui as ui
 from galaxies import app_support as support
-from galaxies import plots
+from galaxies import cutouts, plots
 from galaxies.simulate import RANGES
 
 st.title("Your image")
@@ -15,20 +15,20 @@ sigma = left.number_input("read noise σ [e⁻/pixel]", min_value=1.0, max_value
                           step=10.0, key="up_sigma")
 psf_fwhm = right.number_input("PSF FWHM [arcsec]", min_value=0.1, max_value=3.0, value=0.5,
                               step=0.05, key="up_psf")
-upload = st.file_uploader("cutout", type=sorted({s.split(".")[-1] for s in support.CUTOUT_SUFFIXES}),
+upload = st.file_uploader("cutout", type=sorted({s.split(".")[-1] for s in cutouts.CUTOUT_SUFFIXES}),
                           max_upload_size=2, key="up_file")
 
 example = ui.render(**support.GalaxyParameters().as_dict())["noisy"]
 st.download_button("Download an example cutout (.npy: the test galaxy, σ = 200, PSF 0.5″)",
-                   support.cutout_bytes(example), file_name="example_cutout.npy",
+                   cutouts.cutout_bytes(example), file_name="example_cutout.npy",
                    mime="application/octet-stream", key="up_example")
 if upload is None:
     st.info("Upload a cutout to see the estimates.")
     st.stop()
 
 try:
-    image = support.read_cutout(upload.getvalue(), upload.name)
-except support.CutoutError as err:
+    image = cutouts.read_cutout(upload.getvalue(), upload.name)
+except cutouts.CutoutError as err:
     st.error(f"This file cannot be used: {err}")
     st.stop()
 

@@ -1,0 +1,125 @@
+"""`TrainingConfig`: how to train one estimator, and which fields of a data set it reads."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import files
+
+__all__ = ["TrainingConfig", "CONDITIONING", "INPUTS", "SCHEDULES", "UNCERTAINTY_LOSSES",
+           "check_budget", "input_fields", "dataset_arrays"]
+
+CONDITIONING = ("psf_fwhm", "sigma")  # scalar inputs a model may take
+INPUTS = ("noisy", "noiseless")  # which images of a data set a model reads
+SCHEDULES = ("cosine", "plateau")
+UNCERTAINTY_LOSSES = ("decoupled", "nll")
+
+
+@dataclass
+class TrainingConfig:
+    """How to train one estimator. Sizes and epochs normally come from the profile.
+
+    Attributes:
+        model:          builder name (`galaxies.models.BUILDERS`).
+        inputs:         ``"noisy"`` or ``"noiseless"`` images of the data set.
+        conditioning:   known per-galaxy numbers given as a second input (`CONDITIONING`).
+        psf_channel:    give the PSF image as a second image channel.
+        uncertainty:    also predict a standard deviation per label (written as ``pred_std``).
+        uncertainty_loss: ``"decoupled"`` (MSE for the means, Gaussian NLL for the standard
+                        deviations given the means) or ``"nll"`` (Gaussian NLL for both).
+        epochs, batch_size, patience: as in Keras; ``patience`` is early stopping's.
+        learning_rate:  Adam's peak learning rate.
+        schedule:       ``"cosine"`` (one warm-up epoch, then cosine decay) or ``"plateau"``.
+        augment:        train on random orientations of the pixel grid (see `dihedral`).
+        validation_fraction: share of the rows held out for validation (seeded split).
+        seed:           seeds the split, the weights, the shuffling and the augmentation.
+        limit:          use only the first rows of the training set.
+        model_kwargs:   keyword arguments of the builder (sizes).
+    """
+
+    model: str = "xception"
+    inputs: str = "noisy"
+    conditioning: tuple = ()
+    psf_channel: bool = False
+    uncertainty: bool = False
+    epochs: int = 10
+    batch_size: int = 128
+    patience: int = 4
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.1
+    seed: int = 0
+    limit: int | None = None  # use only the first rows of the training set
+    model_kwargs: dict = field(default_factory=dict)
+    schedule: str = "cosine"
+    augment: bool = True
+    uncertainty_loss: str = "decoupled"
+
+    def __post_init__(self):
+        if self.inputs not in INPUTS:
+            raise ValueError(f"inputs = {self.inputs!r}; choose from {INPUTS}")
+        self.conditioning = tuple(self.conditioning)
+        bad = [c for c in self.conditioning if c not in CONDITIONING]
+        if bad:
+            raise ValueError(f"conditioning {bad} not understood; choose from {CONDITIONING}")
+        if len(set(self.conditioning)) != len(self.conditioning):
+            raise ValueError(f"conditioning {self.conditioning} names an input twice")
+        check_budget(self)
+        if self.patience < 0:
+            raise ValueError(f"patience = {self.patience} must be at least 0")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate = {self.learning_rate} must be a positive number")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule = {self.schedule!r}; choose from {SCHEDULES}")
+        if self.uncertainty_loss not in UNCERTAINTY_LOSSES:
+            raise ValueError(f"uncertainty_loss = {self.uncertainty_loss!r}; choose from "
+                             f"{UNCERTAINTY_LOSSES}")
+
+    @classmethod
+    def from_profile(cls, profile, **overrides) -> "TrainingConfig":
+        """The profile's Xception settings (epochs, batch size, patience, learning rate,
+        rows, architecture); keyword arguments replace fields."""
+        from .. import profiles
+        profile = profiles.get(profile)
+        base = dict(epochs=profile.epochs, batch_size=profile.batch_size, patience=profile.patience)
+        for name in ("learning_rate", "limit"):
+            value = getattr(profile, f"xception_{name}", None)
+            if value is not None:
+                base[name] = value
+        architecture = getattr(profile, "xception_model", None)
+        if architecture and overrides.get("model", "xception") == "xception":
+            base["model_kwargs"] = dict(architecture)
+        return cls(**{**base, **overrides})
+
+
+def check_budget(config) -> None:
+    """The checks every training configuration shares: ``validation_fraction`` in (0, 1),
+    ``epochs`` and ``batch_size`` at least 1, ``limit`` None or at least 2 rows."""
+    if not 0 < config.validation_fraction < 1:
+        raise ValueError(f"validation_fraction = {config.validation_fraction} must be in (0, 1)")
+    for name in ("epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} = {getattr(config, name)} must be at least 1")
+    if config.limit is not None and config.limit < 2:
+        raise ValueError(f"limit = {config.limit} must be at least 2 (or None for all rows)")
+
+
+def input_fields(config: TrainingConfig, images: np.ndarray | None = None) -> tuple[str, ...]:
+    """The fields of a data set a model of ``config`` reads (no image field when ``images``
+    replace the set's own, e.g. denoised ones)."""
+    image = () if images is not None else ("img",) if config.inputs == "noisy" else ("img_nonoise",)
+    return image + (("psf_img",) if config.psf_channel else ())
+
+
+def dataset_arrays(ds: files.Dataset, config: TrainingConfig, images: np.ndarray | None = None):
+    """``(images, psf_img, conditioning)`` of a data set as a model of ``config`` reads them."""
+    if images is None:
+        images = ds.img if config.inputs == "noisy" else ds.img_nonoise
+        if images is None:
+            raise ValueError(f"{ds.path}: the {config.inputs} images were not loaded")
+    elif len(images) != len(ds):
+        raise ValueError(f"images has {len(images)} rows but {ds.path} has {len(ds)}")
+    psf = ds.psf_images() if config.psf_channel else None
+    conditioning = {name: getattr(ds, name) for name in config.conditioning}
+    return images, psf, conditioning
