@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from galaxies import baseline, crb, evaluate, files, likelihood, profiles
-from galaxies.generate import RECIPES, generate
+from galaxies.generate import generate
+from galaxies.recipes import RECIPES
 from galaxies.simulate import LABEL_COLUMNS, GalaxyRenderer
 
 

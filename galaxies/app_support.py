@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from . import profiles
-from .simulate import (LABEL_COLUMNS, LABEL_WIDTHS, RANGES, SNR_RANGE, Galaxy, check_parameters,
+from .errors import InputError
+from .simulate import (LABEL_COLUMNS, LABEL_WIDTHS, SNR_RANGE, Galaxy, check_parameters,
                        ellipticity_to_shear, shear_to_ellipticity, simulate)
 
 __all__ = [
@@ -65,7 +66,7 @@ class GalaxyParameters:
         check_parameters(self.flux, self.sersic_n, self.sersic_r, self.g1, self.g2,
                          self.psf_fwhm, self.sigma)
         if int(self.seed) != self.seed or self.seed < 1:
-            raise ValueError(f"seed = {self.seed} must be a positive integer")
+            raise InputError(f"seed = {self.seed} must be a positive integer")
         return self
 
     @property
@@ -163,7 +164,7 @@ def list_datasets(profile) -> list[Path]:
     """The data-set files of a profile (``data/<profile>/<name>.h5``): the project's recipes in
     their order (training sets first), then any others by name. Files derived from a set
     (``<name>.<what>.h5``, e.g. the CRB cache) and unfinished ones (``.tmp-*``) are left out."""
-    from .generate import RECIPES
+    from .recipes import RECIPES
 
     order = {name: k for k, name in enumerate(RECIPES)}
     folder = profiles.get(profile).data_dir
@@ -224,7 +225,7 @@ def bounds_table(params: GalaxyParameters, crb_module=None):
                                                 params.g1, params.g2, psf_fwhm=params.psf_fwhm,
                                                 sigma=params.sigma), dtype=float)
     if bound.shape != (5,):
-        raise ValueError(f"cramer_rao_bound returned shape {bound.shape}, expected (5,)")
+        raise InputError(f"cramer_rao_bound returned shape {bound.shape}, expected (5,)")
     width = np.array([LABEL_WIDTHS[c] for c in LABEL_COLUMNS])
     value = params.labels
     with np.errstate(divide="ignore", invalid="ignore"):

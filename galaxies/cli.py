@@ -1,8 +1,11 @@
 """The ``galaxies`` command line.
 
-Each subcommand is a thin layer over the package. Domain errors (a value out of range, a file
-that breaks the contract, an existing output) end with status 2 and a one-line message;
-heavy libraries (TensorFlow, Keras) are imported only by the commands that need them.
+Each subcommand is a thin layer over the package. User errors (`galaxies.errors`: a value out
+of range, a file that breaks its contract, an existing output, a path that cannot be read or
+written, an option that is not allowed) end with status 2 and one line,
+``galaxies: error: ...``; anything else is a bug and shows its traceback. Ctrl-C exits 130 and
+SIGTERM 143, each with one line, after the worker processes are stopped and temporary files
+removed. Heavy libraries (TensorFlow, Keras) are imported only by the commands that need them.
 """
 from __future__ import annotations
 
@@ -12,28 +15,60 @@ import sys
 import click
 
 from . import __version__
+from .errors import USER_ERRORS, InputError, Terminated
 from .simulate import TEST_GALAXY
 
 PROFILE_OPTION = click.option(
     "--profile", default=None, envvar="GALAXIES_PROFILE", show_envvar=True,
-    help="smoke, quick or full [default: quick].")
+    type=click.Choice(["smoke", "quick", "full"]), help="[default: quick]")
+#: option types that name the option and the allowed values when a value is refused
+COUNT = click.IntRange(min=1)
+SEED = click.IntRange(min=0, max=2**63 - 1)
+
+
+def _fail(message: str, status: int) -> None:
+    click.echo(f"galaxies: {message}", err=True)
+    sys.exit(status)
+
+
+class _OneLineErrors:
+    """Click's own usage errors (an unknown option, a value of the wrong type) as one line,
+    ``galaxies: error: ...``, with status 2, like every other user error."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            result = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            _fail("interrupted", 130)
+        except click.ClickException as err:
+            _fail(f"error: {err.format_message()}", err.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+class Command(_OneLineErrors, click.Command):
+    pass
+
+
+class Group(_OneLineErrors, click.Group):
+    command_class = Command
 
 
 def user_errors(func):
-    """Report expected failures as ``galaxies: error: ...`` and exit with status 2."""
+    """Report user errors as ``galaxies: error: ...`` (status 2); Ctrl-C (130) and SIGTERM
+    (143) as one line too, after cleanup. Any other exception is a bug: its traceback shows."""
+    from .atomic import terminate_as_interrupt
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from .files import FileFormatError
-        from .simulate import ParameterRangeError
         try:
-            return func(*args, **kwargs)
-        except (ParameterRangeError, FileFormatError, FileExistsError, FileNotFoundError,
-                IsADirectoryError, ValueError) as err:
-            click.echo(f"galaxies: error: {err}", err=True)
-            sys.exit(2)
+            with terminate_as_interrupt():
+                return func(*args, **kwargs)
+        except USER_ERRORS as err:
+            _fail(f"error: {err}", 2)
+        except Terminated:
+            _fail("terminated (SIGTERM); workers stopped, no partial output was kept", 143)
         except KeyboardInterrupt:
-            click.echo("galaxies: interrupted; no partial output was kept", err=True)
-            sys.exit(130)
+            _fail("interrupted; no partial output was kept", 130)
     return wrapper
 
 
@@ -67,7 +102,7 @@ def _float_or_random(value: str | None, name: str) -> float | None:
         raise click.BadParameter(f"{name} = {value!r} must be a number or 'random'") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="galaxies")
 def main():
     """Simulate galaxies, train estimators of their parameters, and compare them."""
@@ -77,15 +112,15 @@ def main():
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--size", type=int, required=True, help="Number of galaxies.")
-@click.option("--sersics", type=int, default=None,
+@click.option("--size", type=COUNT, required=True, help="Number of galaxies.")
+@click.option("--sersics", type=COUNT, default=None,
               help="Draw n from this many equally spaced values in [0.5, 6] [default: continuous].")
 @click.option("--psf", default="random", show_default=True,
               help="PSF FWHM in arcsec, or 'random' (uniform in [0.5, 1.0]).")
 @click.option("--sigma", default="random", show_default=True,
               help="Read-noise sigma, or 'random' (uniform in [200, 400]).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--seed", type=SEED, default=0, show_default=True)
+@click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @user_errors
 def generate(file, size, sersics, psf, sigma, seed, jobs, force):
@@ -113,9 +148,9 @@ def _galaxy_options(func):
 
 @main.command("generate-test")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--size", type=int, required=True, help="Number of noise realizations.")
+@click.option("--size", type=COUNT, required=True, help="Number of noise realizations.")
 @_galaxy_options
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @user_errors
 def generate_test(file, size, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, seed, force):
@@ -130,12 +165,12 @@ def generate_test(file, size, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma,
 @main.command()
 @PROFILE_OPTION
 @click.option("--only", default=None, help="Comma-separated recipe names [default: all].")
-@click.option("--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
 @click.option("--force", is_flag=True, help="Rebuild sets that already exist.")
 @user_errors
 def datasets(profile, only, jobs, force):
     """Build the profile's data sets (v1, v2, v3, v1a, test, snr60, snr30) under data/<profile>/."""
-    from .generate import build_datasets
+    from .recipes import build_datasets
     build_datasets(profile, names=only.split(",") if only else None, jobs=jobs, force=force)
 
 
@@ -145,24 +180,22 @@ def datasets(profile, only, jobs, force):
 @PROFILE_OPTION
 @click.option("--only", default=None, help="Comma-separated step names [default: all].")
 @click.option("--force", is_flag=True, help="Rerun steps even when nothing changed.")
-@click.option("--jobs", type=int, default=None, help="Processes for data generation.")
+@click.option("--jobs", type=COUNT, default=None, help="Processes for data generation.")
 @click.option("--list", "list_steps", is_flag=True, help="List the steps and exit.")
 def run(profile, only, force, jobs, list_steps):
     """Build the data sets and execute every notebook; results go to results/<profile>/."""
-    from .pipeline import STEPS, StepFailed
+    from .pipeline import STEPS, StepFailed, runs
     from .pipeline import run as run_pipeline
     if list_steps:
         for step in STEPS:
-            click.echo(f"{step.name:<14} {step.description}  {' '.join(step.notebooks)}")
+            notebooks = " ".join(r.notebook + "".join(f"[{k}={v}]" for k, v in r.parameters)
+                                 for r in runs(step))
+            click.echo(f"{step.name:<14} {step.description}  {notebooks}")
         return
     try:
         run_pipeline(profile, only=only.split(",") if only else None, force=force, jobs=jobs)
-    except StepFailed as err:
-        click.echo(f"galaxies: error: {err}", err=True)
-        sys.exit(1)
-    except ValueError as err:
-        click.echo(f"galaxies: error: {err}", err=True)
-        sys.exit(2)
+    except StepFailed as err:  # a notebook failed: not the user's input, but no traceback either
+        _fail(f"error: {err}", 1)
 
 
 # ------------------------------------------------------------- training and prediction
@@ -176,10 +209,10 @@ def run(profile, only, force, jobs, list_steps):
 @click.option("--condition", default="", help="Comma-separated known inputs: psf_fwhm, sigma.")
 @click.option("--psf-channel", is_flag=True, help="Give the PSF image as a second channel.")
 @click.option("--uncertainty", is_flag=True, help="Also predict a standard deviation per label.")
-@click.option("--epochs", type=int, default=None, help="[default: the profile's]")
-@click.option("--batch-size", type=int, default=None, help="[default: the profile's]")
-@click.option("--limit", type=int, default=None, help="Use only the first rows of the set.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=COUNT, default=None, help="[default: the profile's]")
+@click.option("--batch-size", type=COUNT, default=None, help="[default: the profile's]")
+@click.option("--limit", type=COUNT, default=None, help="Use only the first rows of the set.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--learning-rate", type=float, default=None, help="Peak learning rate [default: the profile's].")
 @click.option("--schedule", type=click.Choice(["cosine", "plateau"]), default="cosine", show_default=True)
 @click.option("--no-augment", is_flag=True, help="Do not turn and mirror the training images.")
@@ -210,7 +243,7 @@ def _keywords(pairs) -> dict:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--size {pair!r} must look like KEY=VALUE, e.g. blocks=4")
+            raise InputError(f"--size {pair!r} must look like KEY=VALUE, e.g. blocks=4")
         for cast in (int, float):
             try:
                 value = cast(value)
@@ -225,8 +258,8 @@ def _keywords(pairs) -> dict:
 @click.argument("model_dir", type=click.Path(file_okay=False))
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.argument("pred", type=click.Path(dir_okay=False))
-@click.option("--limit", type=int, default=None, help="Predict only the first rows.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--limit", type=COUNT, default=None, help="Predict only the first rows.")
+@click.option("--batch-size", type=COUNT, default=256, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
 @user_errors
 def predict(model_dir, data, pred, limit, batch_size, force):
@@ -246,8 +279,8 @@ def predict(model_dir, data, pred, limit, batch_size, force):
 @_galaxy_options
 @click.option("--dataset", type=click.Path(dir_okay=False), default=None,
               help="Instead: the bounds of every galaxy of this data set (cached next to it).")
-@click.option("--limit", type=int, default=None, help="With --dataset: only the first LIMIT rows.")
-@click.option("--jobs", type=int, default=None, help="With --dataset: worker processes.")
+@click.option("--limit", type=COUNT, default=None, help="With --dataset: only the first LIMIT rows.")
+@click.option("--jobs", type=COUNT, default=None, help="With --dataset: worker processes.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by label column.")
 @user_errors
 def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs, as_json):
@@ -261,13 +294,14 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs,
     import numpy as np
 
     from . import crb as crb_module
+    from . import crb_sets
     from .simulate import LABEL_COLUMNS
     if dataset:
-        bounds = crb_module.for_dataset(dataset, limit=limit, jobs=jobs)
+        bounds = crb_sets.for_dataset(dataset, limit=limit, jobs=jobs)
         done = ~np.isnan(bounds).all(axis=1)
         values = np.sqrt(np.nanmean(bounds[done] ** 2, axis=0)) if done.any() else np.full(5, np.nan)
         title = (f"RMS Cramér–Rao bound over {int(done.sum())} galaxies of {dataset} "
-                 f"(per galaxy in {crb_module.cache_path(dataset)})")
+                 f"(per galaxy in {crb_sets.cache_path(dataset)})")
     else:
         values = crb_module.cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=psf_fwhm, sigma=sigma)
         title = (f"Cramér–Rao bound (1 sigma) at flux={flux:g}, n={sersic_n:g}, r={sersic_r:g}, "
@@ -283,8 +317,8 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs,
 @main.command()
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.argument("pred", type=click.Path(dir_okay=False))
-@click.option("--limit", type=int, default=None, help="Fit only the first LIMIT images.")
-@click.option("--jobs", type=int, default=None, help="Worker processes [default: all cores].")
+@click.option("--limit", type=COUNT, default=None, help="Fit only the first LIMIT images.")
+@click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
 @click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
 @user_errors
 def fit(data, pred, limit, jobs, force):
@@ -303,7 +337,7 @@ def fit(data, pred, limit, jobs, force):
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("--no-crb", is_flag=True, help="Skip the Cramér–Rao bound (and the ratios to it).")
 @click.option("--by-snr", is_flag=True, help="Also print the RMSE in bins of SNR.")
-@click.option("--jobs", type=int, default=None, help="Processes for the bounds of a random set.")
+@click.option("--jobs", type=COUNT, default=None, help="Processes for the bounds of a random set.")
 @user_errors
 def evaluate(pred, data, no_crb, by_snr, jobs):
     """Bias, standard deviation and RMSE of the predictions PRED of data set DATA, and their

@@ -42,17 +42,14 @@ Reference (the seed's report, flux 1e5, n 3, r 0.3, g (-0.069, 0.15), PSF 0.5, s
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
-from pathlib import Path
-
 import numpy as np
 
-from .simulate import (GALSIM_SERSIC_N, IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE, GalaxyRenderer, check_parameters,
-                       default_renderer)
+from .errors import InputError
+from .simulate import (GALSIM_SERSIC_N, IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE, GalaxyRenderer,
+                       check_parameters, default_renderer)
 
 __all__ = ["STEPS", "jacobian", "fisher_from_jacobian", "fisher_matrix", "cramer_rao_bound",
-           "crb_vs_snr", "flux_checks", "for_dataset", "cache_path", "checked_rows"]
+           "crb_vs_snr", "flux_checks"]
 
 #: Central-difference steps, in label units (flux is differentiated analytically).
 STEPS: dict[str, float] = {"sersic_n": 1e-2, "sersic_r": 1e-3, "g1": 1e-3, "g2": 1e-3}
@@ -74,9 +71,9 @@ def _check_steps(steps: dict | None) -> dict[str, float]:
     merged = dict(STEPS)
     for name, value in (steps or {}).items():
         if name not in STEPS:
-            raise ValueError(f"step for {name!r}: choose among {', '.join(STEPS)}")
+            raise InputError(f"step for {name!r}: choose among {', '.join(STEPS)}")
         if not (np.isfinite(value) and 0 < value <= 0.1):
-            raise ValueError(f"step for {name} = {value:g} must be in (0, 0.1]")
+            raise InputError(f"step for {name} = {value:g} must be in (0, 0.1]")
         merged[name] = float(value)
     return merged
 
@@ -198,7 +195,7 @@ def crb_vs_snr(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, snr=None):
     check_parameters(flux, sersic_n, sersic_r, g1, g2, psf_fwhm)
     snr = np.linspace(10, 100, 40) if snr is None else np.atleast_1d(np.asarray(snr, dtype=float))
     if np.any(~np.isfinite(snr) | (snr <= 0)):
-        raise ValueError(f"snr = {snr} must be positive")
+        raise InputError(f"snr = {snr} must be positive")
     mu, jac = _jacobian_for(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, None, None)
     norm = float(np.sqrt(np.sum(mu**2)))
     rows = []
@@ -245,154 +242,3 @@ def flux_checks(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, sigma=200.0,
         "CRB, all five free": float(cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2,
                                                      psf_fwhm, sigma)[0]),
     }, name="flux bound [e-]")
-
-
-# ------------------------------------------------------------------------ whole data sets
-
-def cache_path(dataset_path) -> Path:
-    """Where the bounds of a data set are kept: ``v1.crb.h5`` next to ``v1.h5``."""
-    path = Path(dataset_path)
-    return path.with_name(f"{path.stem}.crb.h5")
-
-
-def _fingerprint(label: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in (label, psf_fwhm, sigma):
-        digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
-    digest.update(json.dumps(STEPS, sort_keys=True).encode())
-    return digest.hexdigest()
-
-
-def _bounds_of(rows: np.ndarray) -> np.ndarray:
-    """Bounds of parameter rows ``(flux, n, r, g1, g2, psf_fwhm, sigma)``; NaN where the
-    Fisher matrix is singular (e.g. a galaxy too faint to constrain n)."""
-    out = np.full((len(rows), 5), np.nan)
-    for k, (flux, n, r, g1, g2, psf, sigma) in enumerate(rows):
-        try:
-            out[k] = cramer_rao_bound(flux, n, r, g1, g2, psf, sigma)
-        except np.linalg.LinAlgError:
-            pass
-    return out
-
-
-def _read_cache(path: Path, fingerprint: str, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Cached bounds and a mask of the rows already computed (none if stale or missing)."""
-    import h5py
-    empty = np.full((size, 5), np.nan), np.zeros(size, dtype=bool)
-    try:
-        with h5py.File(path, "r") as f:
-            if (f.attrs.get("dataset_fingerprint") != fingerprint or f["crb"].shape != (size, 5)
-                    or f["computed"].shape != (size,)):
-                return empty
-            return f["crb"][()], f["computed"][()].astype(bool)
-    except (OSError, KeyError):
-        return empty
-
-
-def checked_rows(label, psf_fwhm, sigma) -> np.ndarray:
-    """Parameter rows ``(flux, n, r, g1, g2, psf_fwhm, sigma)`` of a data set, in float64,
-    checked against the simulated ranges.
-
-    Values stored as float32 may sit a rounding step outside a range they were drawn inside
-    (r = 0.6 becomes 0.6000000238): those are moved back onto the edge; anything further out
-    raises `ParameterRangeError` naming the row.
-    """
-    from .simulate import RANGES, ParameterRangeError
-
-    rows = np.column_stack([np.asarray(label, np.float64), np.asarray(psf_fwhm, np.float64),
-                            np.asarray(sigma, np.float64)])
-    slack = 1e-6
-    for j, name in enumerate(["flux", "sersic_n", "sersic_r", None, None, "psf_fwhm", "sigma"]):
-        if name is None:
-            continue
-        low, high = RANGES[name].low, RANGES[name].high
-        near = (rows[:, j] >= low * (1 - slack)) & (rows[:, j] <= high * (1 + slack))
-        rows[near, j] = np.clip(rows[near, j], low, high)
-    g = np.hypot(rows[:, 3], rows[:, 4])
-    limit = RANGES["shear"].high
-    near = (g > limit) & (g <= limit * (1 + slack))
-    rows[near, 3:5] *= (limit / g[near])[:, None]
-    for k, row in enumerate(rows):
-        try:
-            check_parameters(*row)
-        except ParameterRangeError as err:
-            raise ParameterRangeError(f"row {k}: {err}") from None
-    return rows
-
-
-def for_dataset(path, limit: int | None = None, jobs: int | None = None,
-                progress: bool = True, rows=None) -> np.ndarray:
-    """Cramér–Rao bounds of every galaxy of a data set: an (N, 5) array, row i for row i of
-    the set, in label units.
-
-    Parameters:
-        path:      the data set (HDF5, the contract of docs/architecture.md).
-        limit:     compute only the first ``limit`` rows (the others are NaN).
-        jobs:      worker processes (default: all cores; 1 computes in this process).
-        progress:  show a tqdm progress bar.
-        rows:      instead of ``limit``: the row numbers to compute (e.g. those an estimator
-                   predicted); the others are NaN.
-
-    Results are kept in `cache_path` (``<set>.crb.h5``, written atomically) and reused while
-    the set's labels, PSF and noise are unchanged; rows computed before are not recomputed.
-    Identical galaxies (a fixed-parameter test set) are computed once. A galaxy whose Fisher
-    matrix is singular gets NaN bounds.
-    """
-    from tqdm.auto import tqdm
-
-    from . import atomic, files
-    from .parallel import default_jobs, process_pool
-
-    dataset = files.load_dataset(path, fields=())
-    size = len(dataset)
-    if limit is not None and (int(limit) != limit or limit < 0):
-        raise ValueError(f"limit = {limit} must be a non-negative integer")
-    if rows is not None:
-        wanted = np.unique(np.asarray(rows, dtype=np.int64))
-        if len(wanted) and (wanted[0] < 0 or wanted[-1] >= size):
-            raise ValueError(f"rows must lie in [0, {size}) for {path}")
-    else:
-        wanted = np.arange(size if limit is None else min(int(limit), size))
-    params = np.zeros((size, 7))
-    params[wanted] = checked_rows(dataset.label[wanted], dataset.psf_fwhm[wanted],
-                                  dataset.sigma[wanted])
-    fingerprint = _fingerprint(dataset.label, dataset.psf_fwhm, dataset.sigma)
-    store = cache_path(path)
-    crb, computed = _read_cache(store, fingerprint, size)
-    todo_rows = wanted[~computed[wanted]]
-    if len(todo_rows):
-        unique, inverse = np.unique(params[todo_rows], axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        order = np.argsort(unique[:, 1], kind="stable")  # neighbouring n: warmer GalSim caches
-        # a worker costs seconds to start (it imports GalSim): only worth it for many galaxies
-        jobs = max(1, min(int(jobs or default_jobs()), len(unique) // 16))
-        chunks = [c for c in np.array_split(order, max(1, min(len(order), 8 * jobs))) if len(c)]
-        values = np.empty((len(unique), 5))
-        bar = tqdm(total=len(unique), unit="galaxy", desc=f"CRB {Path(path).stem}",
-                   disable=not progress)
-        try:
-            if jobs == 1 or len(chunks) == 1:
-                for chunk in chunks:
-                    values[chunk] = _bounds_of(unique[chunk])
-                    bar.update(len(chunk))
-            else:
-                with process_pool(min(jobs, len(chunks))) as pool:
-                    results = pool.map(_bounds_of, [unique[c] for c in chunks])
-                    for chunk, result in zip(chunks, results):
-                        values[chunk] = result
-                        bar.update(len(chunk))
-        finally:
-            bar.close()
-        crb[todo_rows] = values[inverse]
-        computed[todo_rows] = True
-        with atomic.atomic_h5(store, force=True) as f:
-            f.create_dataset("crb", data=crb).attrs["columns"] = list(LABEL_COLUMNS)
-            f.create_dataset("computed", data=computed)
-            f.attrs["dataset"] = str(Path(path).name)
-            f.attrs["dataset_fingerprint"] = fingerprint
-            f.attrs["steps"] = json.dumps(STEPS, sort_keys=True)
-            f.attrs["noise_model"] = "Gaussian, variance sigma^2 + mu (Poisson + read noise)"
-            f.attrs["galaxies_version"] = files._version()
-    out = np.full((size, 5), np.nan)
-    out[wanted] = crb[wanted]
-    return out

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import files
 from .atomic import TMP_PREFIX
+from .errors import InputError
 from .simulate import LABEL_COLUMNS
 
 __all__ = ["aligned", "summary", "against_crb", "by_snr", "calibration", "list_predictions",
@@ -37,22 +38,31 @@ def _load(predictions, dataset):
 def aligned(predictions, dataset):
     """``(pred, truth, rows)``: predictions and the true labels of the same rows of the set.
 
-    Accepts loaded objects or paths. Raises ValueError when the predictions refer to rows the
-    data set does not have.
+    Accepts loaded objects or paths. Raises `galaxies.errors.InputError` when the predictions
+    are of another data set (their ``dataset`` attribute), name a row twice, or refer to rows
+    the data set does not have.
     """
     predictions, dataset = _load(predictions, dataset)
+    if predictions.dataset != dataset.name:
+        raise InputError(f"predictions {predictions.path} are of data set {predictions.dataset!r}, "
+                         f"not of {dataset.path} ({dataset.name!r})")
     rows = predictions.index
+    if len(np.unique(rows)) != len(rows):
+        values, counts = np.unique(rows, return_counts=True)
+        raise InputError(f"predictions {predictions.path} name row {int(values[counts > 1][0])} "
+                         f"{int(counts.max())} times; each row may appear once")
     if dataset.index is not None:
         position = {int(r): k for k, r in enumerate(dataset.index)}
         missing = [int(r) for r in rows if int(r) not in position]
         if missing:
-            raise ValueError(f"predictions {predictions.path} refer to rows {missing[:5]} that were "
+            raise InputError(f"predictions {predictions.path} refer to rows {missing[:5]} that were "
                              f"not loaded from {dataset.path}")
         take = np.array([position[int(r)] for r in rows], dtype=np.int64)
     else:
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(dataset)):
-            raise ValueError(f"predictions {predictions.path} refer to row {int(rows.max())}, but "
-                             f"{dataset.path} has {len(dataset)} rows")
+        outside = rows[(rows < 0) | (rows >= len(dataset))]
+        if len(outside):
+            raise InputError(f"predictions {predictions.path} refer to row {int(outside[0])}, but "
+                             f"{dataset.path} has rows 0 to {len(dataset) - 1}")
         take = rows
     return predictions.pred.astype(np.float64), dataset.label[take].astype(np.float64), take
 
@@ -75,7 +85,7 @@ def against_crb(predictions, dataset, crb) -> pd.DataFrame:
 
     ``crb`` is the bound on the standard deviation of each parameter: five numbers (a fixed
     galaxy), or one row of five per galaxy of the set. Per-galaxy bounds may be NaN for rows
-    not computed (`galaxies.crb.for_dataset` with a ``limit``): then only the galaxies with a
+    not computed (`galaxies.crb_sets.for_dataset` with a ``limit``): then only the galaxies with a
     bound are evaluated, and the ratios use the RMS bound of those galaxies.
     """
     predictions, dataset = _load(predictions, dataset)
@@ -84,14 +94,14 @@ def against_crb(predictions, dataset, crb) -> pd.DataFrame:
         _, _, take = aligned(predictions, dataset)
         known = np.isfinite(crb[take]).all(axis=1)
         if not known.any():
-            raise ValueError(f"no galaxy of {predictions.path} has a Cramér–Rao bound")
+            raise InputError(f"no galaxy of {predictions.path} has a Cramér–Rao bound")
         if not known.all():
             predictions = replace(
                 predictions, pred=predictions.pred[known], index=predictions.index[known],
                 pred_std=None if predictions.pred_std is None else predictions.pred_std[known])
         crb = np.sqrt(np.mean(crb[take[known]] ** 2, axis=0))
     if crb.shape != (5,):
-        raise ValueError(f"crb has shape {crb.shape}, expected (5,) or (N, 5)")
+        raise InputError(f"crb has shape {crb.shape}, expected (5,) or (N, 5)")
     table = summary(predictions, dataset)
     table["crb"] = crb
     for column in ("bias", "std", "rmse"):
@@ -118,7 +128,7 @@ def calibration(predictions, dataset) -> pd.DataFrame:
     (68.3% when calibrated)."""
     predictions, dataset = _load(predictions, dataset)
     if predictions.pred_std is None:
-        raise ValueError(f"{predictions.path} has no pred_std; train with uncertainty to get one")
+        raise InputError(f"{predictions.path} has no pred_std; train with uncertainty to get one")
     pred, truth, _ = aligned(predictions, dataset)
     z = (pred - truth) / predictions.pred_std
     return pd.DataFrame({"z std": z.std(axis=0, ddof=1), "z mean": z.mean(axis=0),
@@ -149,14 +159,14 @@ def list_predictions(folder: str | Path) -> pd.DataFrame:
 
 def dataset_crb(predictions, dataset, jobs: int | None = None, progress: bool = True) -> np.ndarray:
     """Cramér–Rao bounds (N, 5) of the rows of ``dataset`` (as loaded) that ``predictions``
-    cover, from `galaxies.crb.for_dataset` (computed once, then read from ``<set>.crb.h5``);
+    cover, from `galaxies.crb_sets.for_dataset` (computed once, then read from ``<set>.crb.h5``);
     rows the predictions do not cover are NaN. Accepts loaded objects or paths."""
-    from . import crb
+    from . import crb_sets
 
     predictions, dataset = _load(predictions, dataset)
     _, _, take = aligned(predictions, dataset)
     file_rows = dataset.rows[take]
-    bounds = crb.for_dataset(dataset.path, rows=file_rows, jobs=jobs, progress=progress)
+    bounds = crb_sets.for_dataset(dataset.path, rows=file_rows, jobs=jobs, progress=progress)
     return bounds[dataset.rows]
 
 
@@ -179,7 +189,7 @@ def crb_by_snr(predictions, dataset, crb, bins=SNR_BINS) -> pd.DataFrame:
     pred, truth, take = aligned(predictions, dataset)
     crb = np.asarray(crb, dtype=np.float64)
     if crb.shape != (len(dataset), 5):
-        raise ValueError(f"crb has shape {crb.shape}, expected ({len(dataset)}, 5)")
+        raise InputError(f"crb has shape {crb.shape}, expected ({len(dataset)}, 5)")
     which = pd.cut(dataset.snr[take], bins=list(bins), include_lowest=True)
     squares = {}
     for j, column in enumerate(LABEL_COLUMNS):

@@ -20,7 +20,6 @@ routed to worker processes by their index, and each worker keeps its tables (see
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass
@@ -29,9 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from . import atomic, files
-from .parallel import default_jobs, process_pool
-from .simulate import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, TEST_GALAXY, RANGES, SNR_RANGE, GalaxyRenderer, ParameterRangeError, add_noise,
-                       check_parameters, check_range, shear_components, snr)
+from .errors import InputError
+from .parallel import process_pool
+from .resources import check_disk, check_memory, resolve_jobs
+from .simulate import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
+                       GalaxyRenderer, ParameterRangeError, add_noise, check_parameters,
+                       check_range, shear_components, snr)
 
 #: Give up on a row after this many rejected candidates (only reachable with settings whose
 #: SNR can hardly fall in the window).
@@ -98,36 +100,6 @@ class FixedSpec:
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, **asdict(self)}
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A named data set of the project: its spec, its seed and what it is for."""
-
-    name: str
-    spec: RandomSpec | FixedSpec
-    seed: int
-    purpose: str
-
-    def for_profile(self, profile) -> "Recipe":
-        """The recipe with the profile's Sérsic grid (random sets only)."""
-        if isinstance(self.spec, RandomSpec):
-            spec = RandomSpec(sersics=profile.sersics, psf_fwhm=self.spec.psf_fwhm,
-                              sigma=self.spec.sigma)
-            return Recipe(self.name, spec, self.seed, self.purpose)
-        return self
-
-
-#: The project's data sets (sizes come from the profile).
-RECIPES: dict[str, Recipe] = {r.name: r for r in [
-    Recipe("v1", RandomSpec(psf_fwhm=0.5, sigma=200.0), 1, "training: fixed PSF 0.5 and noise 200"),
-    Recipe("v2", RandomSpec(psf_fwhm=0.5, sigma=None), 2, "training: fixed PSF, noise in [200, 400]"),
-    Recipe("v3", RandomSpec(psf_fwhm=None, sigma=None), 3, "training: PSF in [0.5, 1] and noise in [200, 400]"),
-    Recipe("v1a", RandomSpec(psf_fwhm=0.5, sigma=200.0), 4, "training the denoisers (like v1)"),
-    Recipe("test", RandomSpec(psf_fwhm=0.5, sigma=200.0), 5, "random test set (like v1)"),
-    Recipe("snr60", FixedSpec(**TEST_GALAXY, sigma=200.0), 6, "fixed galaxy, sigma 200 (SNR ~ 60)"),
-    Recipe("snr30", FixedSpec(**TEST_GALAXY, sigma=400.0), 7, "fixed galaxy, sigma 400 (SNR ~ 30)"),
-]}
 
 
 # ------------------------------------------------------------------------ random draws
@@ -228,7 +200,7 @@ def _workers(jobs: int):
 
 # ----------------------------------------------------------------------------- writers
 
-def _recipe_record(spec, size: int, seed: int, name: str | None) -> dict:
+def recipe_attribute(spec, size: int, seed: int, name: str | None) -> dict:
     record = {**spec.as_dict(), "size": int(size), "seed": int(seed), "image_size": IMAGE_SIZE,
               "pixel_scale": PIXEL_SCALE, "moffat_beta": MOFFAT_BETA}
     if spec.kind == "random":
@@ -239,9 +211,18 @@ def _recipe_record(spec, size: int, seed: int, name: str | None) -> dict:
 
 
 def _check_size(size: int) -> int:
-    if int(size) != size or size < 1:
-        raise ParameterRangeError(f"size = {size} must be a positive integer")
+    if isinstance(size, bool) or int(size) != size or size < 1:
+        raise InputError(f"size = {size} must be a positive integer")
     return int(size)
+
+
+def _check_room(path, size: int, shared_psf: bool) -> None:
+    """Refuse a data set the disk cannot hold (the two images of a row and a PSF image unless
+    it is shared), or whose per-row labels and bookkeeping (~40 bytes a row) memory cannot."""
+    images = 2 + (0 if shared_psf else 1)
+    check_disk(path, size * (images * IMAGE_SIZE * IMAGE_SIZE * 4 + 4 * (5 + 3)),
+               f"a data set of {size:,} images")
+    check_memory(size * 40, f"generating {size:,} images")
 
 
 def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | None = None,
@@ -249,7 +230,8 @@ def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | No
     """Write a random-parameter data set of ``size`` galaxies to ``path`` (HDF5, atomically)."""
     from tqdm.auto import tqdm
 
-    size, jobs = _check_size(size), max(1, int(jobs or default_jobs()))
+    size, jobs = _check_size(size), resolve_jobs(jobs)
+    _check_room(path, size, shared_psf=spec.psf_fwhm is not None)
     with_psf = spec.psf_fwhm is None
     grid = spec.sersic_grid
     labels = np.zeros((size, 5), np.float32)
@@ -304,7 +286,7 @@ def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | No
         fields["psf_fwhm"][...] = psf_fwhm
         fields["sigma"][...] = sigma
         fields["snr"][...] = snrs
-        files.write_attrs(f, seed, _recipe_record(spec, size, seed, name))
+        files.write_attrs(f, seed, recipe_attribute(spec, size, seed, name))
         f.attrs["acceptance_rate"] = size / (size + attempts.sum())
     return Path(path)
 
@@ -315,6 +297,7 @@ def generate_fixed(path, spec: FixedSpec, size: int, seed: int, force: bool = Fa
     from tqdm.auto import tqdm
 
     size = _check_size(size)
+    _check_room(path, size, shared_psf=True)
     renderer = _worker_renderer()
     clean = renderer.draw(spec.flux, spec.sersic_n, spec.sersic_r, spec.g1, spec.g2, spec.psf_fwhm)
     label = np.array([spec.flux, spec.sersic_n, spec.sersic_r, spec.g1, spec.g2], np.float32)
@@ -332,7 +315,7 @@ def generate_fixed(path, spec: FixedSpec, size: int, seed: int, force: bool = Fa
         fields["psf_fwhm"][...] = spec.psf_fwhm
         fields["sigma"][...] = spec.sigma
         fields["snr"][...] = snr(clean, spec.sigma)
-        files.write_attrs(f, seed, _recipe_record(spec, size, seed, name))
+        files.write_attrs(f, seed, recipe_attribute(spec, size, seed, name))
     return Path(path)
 
 
@@ -342,59 +325,3 @@ def generate(path, spec: RandomSpec | FixedSpec, size: int, seed: int, jobs: int
     if isinstance(spec, FixedSpec):
         return generate_fixed(path, spec, size, seed, force=force, progress=progress, name=name)
     return generate_random(path, spec, size, seed, jobs=jobs, force=force, progress=progress, name=name)
-
-
-def recipe_record(recipe: Recipe, profile) -> dict:
-    """The ``recipe`` attribute a data set built from ``recipe`` under ``profile`` carries."""
-    recipe = recipe.for_profile(profile)
-    return _recipe_record(recipe.spec, profile.sizes[recipe.name], recipe.seed, recipe.name)
-
-
-def build_datasets(profile, names=None, jobs: int | None = None, force: bool = False,
-                   progress: bool = True, log=print) -> dict[str, str]:
-    """Build the profile's data sets under ``data/<profile>/``.
-
-    A set whose file exists with the same recipe is kept (data are immutable once made); one
-    whose recipe differs is rebuilt only with ``force``. Returns name -> "built" / "up to date".
-    """
-    from . import profiles
-
-    profile = profiles.get(profile)
-    names = list(names or RECIPES)
-    unknown = [n for n in names if n not in RECIPES]
-    if unknown:
-        raise ValueError(f"unknown data set(s) {unknown}; choose from {', '.join(RECIPES)}")
-    status = {}
-    for name in names:
-        recipe = RECIPES[name].for_profile(profile)
-        path = profile.dataset(name)
-        wanted = recipe_record(recipe, profile)
-        if path.exists() and not force:
-            try:
-                have = files.dataset_info(path)["recipe"]
-            except (files.FileFormatError, OSError):
-                have = None
-            if have == wanted:
-                status[name] = "up to date"
-                log(f"{name}: {path} is up to date")
-                continue
-            raise FileExistsError(
-                f"{path} exists but was built with other settings; rerun with --force to rebuild it")
-        generate(path, recipe.spec, profile.sizes[name], recipe.seed, jobs=jobs, force=True,
-                 progress=progress, name=name)
-        status[name] = "built"
-        log(f"{name}: wrote {path} ({profile.sizes[name]} galaxies)")
-    return status
-
-
-def describe_recipes(profile) -> "list[dict]":
-    """One row per recipe (name, purpose, size and settings), for tables in notebooks."""
-    rows = []
-    for name, recipe in RECIPES.items():
-        record = recipe_record(recipe, profile)
-        rows.append({"name": name, "purpose": recipe.purpose, "size": record["size"],
-                     "seed": record["seed"], "settings": json.dumps(
-                         {k: v for k, v in record.items()
-                          if k not in ("size", "seed", "name", "image_size", "pixel_scale",
-                                       "moffat_beta", "snr_range")})})
-    return rows

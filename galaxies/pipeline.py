@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import atomic, profiles, sources
+from .errors import InputError
 
 STATE_FILE = "pipeline-state.json"
 
@@ -93,7 +94,7 @@ def step_modules(step: Step, recorded=()) -> list[Path]:
     """Package files a step can execute: its notebooks' imports followed through the package,
     and the modules its last run recorded (``recorded``, dotted names)."""
     if step.name == "data":
-        code = ["from galaxies import generate"]
+        code = ["from galaxies import recipes"]
     else:
         code = [_notebook_code(profiles.ROOT / nb) for nb in dict.fromkeys(r.notebook for r in runs(step))]
     return sources.package_dependencies(code, recorded)
@@ -108,7 +109,7 @@ def fingerprint(step: Step, profile: profiles.Profile, upstream: dict[str, str],
                               "upstream": {a: upstream.get(a, "") for a in step.after}},
                              sort_keys=True).encode())
     if step.name == "data":
-        from .generate import RECIPES, recipe_record
+        from .recipes import RECIPES, recipe_record
         digest.update(json.dumps([recipe_record(r, profile) for r in RECIPES.values()]).encode())
     for nb in dict.fromkeys(r.notebook for r in runs(step)):
         digest.update((profiles.ROOT / nb).read_bytes())
@@ -243,7 +244,7 @@ def select_steps(only=None, steps=STEPS) -> list[Step]:
     if only:
         unknown = [n for n in only if n not in names]
         if unknown:
-            raise ValueError(f"unknown step(s) {unknown}; choose from {', '.join(names)}")
+            raise InputError(f"unknown step(s) {unknown}; choose from {', '.join(names)}")
     return [s for s in steps if not only or s.name in only]
 
 
@@ -281,7 +282,7 @@ def run(profile=None, only=None, force: bool = False, jobs: int | None = None,
         _save_state(profile, state)
         try:
             if step.name == "data":
-                from .generate import build_datasets
+                from .recipes import build_datasets
                 build_datasets(profile, jobs=jobs, force=False, log=lambda m: log(f"    {m}"))
             imported = set()
             for r in runs(step):

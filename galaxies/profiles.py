@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .errors import InputError
+
 ROOT = Path(os.environ.get("GALAXIES_ROOT", Path(__file__).resolve().parents[1]))
 DEFAULT_PROFILE = "quick"
 
@@ -33,7 +35,7 @@ class Profile:
     """Sizes and paths of one profile. Paths are absolute, under the repository root."""
 
     name: str
-    #: rows per data set, by recipe name (see `galaxies.generate.RECIPES`)
+    #: rows per data set, by recipe name (see `galaxies.recipes.RECIPES`)
     sizes: dict[str, int]
     #: Sérsic indices of the training sets: this many equally spaced values in [0.5, 6]
     sersics: int
@@ -189,6 +191,6 @@ def get(name: str | Profile | None = None, **overrides) -> Profile:
     else:
         name = name or os.environ.get("GALAXIES_PROFILE") or DEFAULT_PROFILE
         if name not in PROFILES:
-            raise ValueError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
+            raise InputError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
         profile = PROFILES[name]
     return replace(profile, **overrides) if overrides else profile

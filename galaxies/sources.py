@@ -98,9 +98,10 @@ def digest(paths) -> str:
 #: The package's layers, lowest first (`galaxies` docstring, docs/architecture.md): a module
 #: may import modules of its own layer and of lower ones, never of a higher one.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundations", ("__init__", "simulate", "atomic", "files", "profiles", "parallel", "sources")),
-    ("physics", ("generate", "likelihood", "crb", "baseline", "refine", "evaluate",
-                 "image_quality", "cutouts", "eda")),
+    ("foundations", ("__init__", "errors", "resources", "simulate", "atomic", "files", "profiles",
+                     "parallel", "sources")),
+    ("physics", ("generate", "recipes", "likelihood", "crb", "crb_sets", "baseline", "refine",
+                 "evaluate", "image_quality", "cutouts", "eda")),
     ("networks", ("models", "training")),
     ("estimators", ("estimators", "testsets")),
     ("experiments", ("experiments",)),

@@ -2,7 +2,7 @@
 
 The test sets (`galaxies.profiles.TESTSETS`, docs/architecture.md): ``snr60`` and ``snr30`` (one galaxy, many noise realizations) and
 ``test`` (random galaxies). Predictions go to ``profile.predictions(estimator, trainset,
-testset)``; the Cramér–Rao bound comes from `galaxies.crb.for_dataset` (cached next to each
+testset)``; the Cramér–Rao bound comes from `galaxies.crb_sets.for_dataset` (cached next to each
 set), computed for at most ``profile.crb_limit`` galaxies of a random-parameter set.
 """
 from __future__ import annotations
@@ -45,11 +45,11 @@ def crb(profile, testset: str):
     """The Cramér–Rao bound of a test set: (N, 5), one row per galaxy. A fixed-galaxy set has
     every row (computed once); a random-parameter set only its first ``profile.crb_limit``
     rows (the others are NaN, and `galaxies.evaluate.against_crb` leaves them out)."""
-    from . import crb as crb_module
+    from . import crb_sets
     profile = profiles.get(profile)
     path = profile.dataset(testset)
     fixed = files.dataset_info(path)["recipe"].get("kind") == "fixed"
-    return crb_module.for_dataset(path, limit=None if fixed else profile.crb_limit, progress=False)
+    return crb_sets.for_dataset(path, limit=None if fixed else profile.crb_limit, progress=False)
 
 
 def against_crb(profile, estimator: str, trainset: str = "v1", testsets=TESTSETS) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import crb, files
+from galaxies import crb, crb_sets, files
 from galaxies.simulate import LABEL_COLUMNS, GalaxyRenderer, ParameterRangeError, add_noise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,35 +121,35 @@ def test_out_of_range_parameters_are_refused(change, message):
 def test_for_dataset_fixed_set_computes_once_and_caches(small_sets, tmp_path, monkeypatch):
     path = tmp_path / "snr60.h5"
     path.write_bytes(Path(small_sets["fixed"]).read_bytes())
-    bounds = crb.for_dataset(path, jobs=1, progress=False)
+    bounds = crb_sets.for_dataset(path, jobs=1, progress=False)
     ds = files.load_dataset(path, fields=())
     assert bounds.shape == (len(ds), 5)
     np.testing.assert_allclose(bounds, np.broadcast_to(crb.cramer_rao_bound(**GALAXY), bounds.shape),
                                rtol=1e-6)
-    assert crb.cache_path(path) == tmp_path / "snr60.crb.h5" and crb.cache_path(path).is_file()
+    assert crb_sets.cache_path(path) == tmp_path / "snr60.crb.h5" and crb_sets.cache_path(path).is_file()
 
     def no_work(rows):
         raise AssertionError("the cache should have been used")
-    monkeypatch.setattr(crb, "_bounds_of", no_work)
-    np.testing.assert_array_equal(crb.for_dataset(path, jobs=1, progress=False), bounds)
+    monkeypatch.setattr(crb_sets, "_bounds_of", no_work)
+    np.testing.assert_array_equal(crb_sets.for_dataset(path, jobs=1, progress=False), bounds)
     # a changed data set is not served from a stale cache
     with h5py.File(path, "r+") as f:
         f["sigma"][...] = 400.0
     with pytest.raises(AssertionError, match="cache"):
-        crb.for_dataset(path, jobs=1, progress=False)
+        crb_sets.for_dataset(path, jobs=1, progress=False)
 
 
 def test_for_dataset_random_set_limit_and_rows(small_sets, tmp_path):
     path = tmp_path / "v1.h5"
     path.write_bytes(Path(small_sets["random"]).read_bytes())
     ds = files.load_dataset(path, fields=())
-    bounds = crb.for_dataset(path, limit=2, jobs=1, progress=False)
+    bounds = crb_sets.for_dataset(path, limit=2, jobs=1, progress=False)
     assert np.isnan(bounds[2:]).all() and np.isfinite(bounds[:2]).all()
     for i in range(2):
         expected = crb.cramer_rao_bound(*ds.label[i].astype(float), psf_fwhm=float(ds.psf_fwhm[i]),
                                         sigma=float(ds.sigma[i]))
         np.testing.assert_allclose(bounds[i], expected, rtol=1e-5)
-    picked = crb.for_dataset(path, rows=[1, 5], jobs=1, progress=False)
+    picked = crb_sets.for_dataset(path, rows=[1, 5], jobs=1, progress=False)
     assert np.isfinite(picked[[1, 5]]).all() and np.isnan(np.delete(picked, [1, 5], axis=0)).all()
     np.testing.assert_array_equal(picked[1], bounds[1])  # from the cache
 
@@ -157,15 +157,15 @@ def test_for_dataset_random_set_limit_and_rows(small_sets, tmp_path):
 def test_for_dataset_bad_input(small_sets, tmp_path, without_field):
     broken = without_field(small_sets["fixed"], "sigma")
     with pytest.raises(files.FileFormatError, match="sigma"):
-        crb.for_dataset(broken, progress=False)
+        crb_sets.for_dataset(broken, progress=False)
     wrong = tmp_path / "wrong.h5"
     wrong.write_bytes(Path(small_sets["fixed"]).read_bytes())
     with h5py.File(wrong, "r+") as f:
         f["psf_fwhm"][3] = 3.0
     with pytest.raises(ParameterRangeError, match="row 3: psf_fwhm = 3"):
-        crb.for_dataset(wrong, progress=False)
+        crb_sets.for_dataset(wrong, progress=False)
     with pytest.raises(FileNotFoundError):
-        crb.for_dataset(tmp_path / "missing.h5", progress=False)
+        crb_sets.for_dataset(tmp_path / "missing.h5", progress=False)
 
 
 def test_cli_prints_the_bounds_as_json():

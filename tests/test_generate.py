@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from galaxies import files, profiles
-from galaxies.generate import (RECIPES, FixedSpec, RandomSpec, build_datasets, draw_candidates,
-                               generate, recipe_record)
+from galaxies.errors import InputError
+from galaxies.generate import FixedSpec, RandomSpec, draw_candidates, generate
+from galaxies.recipes import RECIPES, build_datasets, recipe_record
 from galaxies.simulate import GalaxyRenderer, ParameterRangeError, snr
 
 
@@ -74,7 +75,7 @@ def test_bad_random_spec(kwargs, match):
 def test_bad_fixed_spec_and_size(tmp_path):
     with pytest.raises(ParameterRangeError, match="sersic_r = 0.9"):
         FixedSpec(1e5, 3.0, 0.9, 0.0, 0.0)
-    with pytest.raises(ParameterRangeError, match="size = 0"):
+    with pytest.raises(InputError, match="size = 0"):
         generate(tmp_path / "x.h5", RandomSpec(), size=0, seed=1)
     assert not (tmp_path / "x.h5").exists()
 

@@ -17,7 +17,7 @@ if not paths:
     st.info(f"No data sets for profile {profile} yet: run `make datasets PROFILE={profile}` "
             f"(they are written to data/{profile}/).{hint}")
     if profile == "smoke" and st.button("Build the smoke data sets here (under a minute)"):
-        from galaxies.generate import build_datasets
+        from galaxies.recipes import build_datasets
         with st.spinner("Simulating the smoke data sets ..."):
             build_datasets(profile, jobs=1, progress=False, log=lambda message: None)
         st.rerun()

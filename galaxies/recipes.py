@@ -1,0 +1,101 @@
+"""The project's data sets: what each one is for, with its seed, and building them for a profile.
+
+Each `Recipe` names a generator setting (`galaxies.generate.RandomSpec` or `FixedSpec`), a seed
+and a purpose; its size comes from the profile. `build_datasets` makes the profile's sets under
+``data/<profile>/``, keeping a set whose file already carries the same recipe.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from . import files, profiles
+from .errors import InputError, OutputExistsError
+from .generate import FixedSpec, RandomSpec, generate, recipe_attribute
+from .simulate import TEST_GALAXY
+
+__all__ = ["Recipe", "RECIPES", "recipe_record", "build_datasets", "describe_recipes"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named data set of the project: its spec, its seed and what it is for."""
+
+    name: str
+    spec: RandomSpec | FixedSpec
+    seed: int
+    purpose: str
+
+    def for_profile(self, profile) -> "Recipe":
+        """The recipe with the profile's Sérsic grid (random sets only)."""
+        if isinstance(self.spec, RandomSpec):
+            spec = RandomSpec(sersics=profile.sersics, psf_fwhm=self.spec.psf_fwhm,
+                              sigma=self.spec.sigma)
+            return Recipe(self.name, spec, self.seed, self.purpose)
+        return self
+
+
+#: The project's data sets (sizes come from the profile).
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    Recipe("v1", RandomSpec(psf_fwhm=0.5, sigma=200.0), 1, "training: fixed PSF 0.5 and noise 200"),
+    Recipe("v2", RandomSpec(psf_fwhm=0.5, sigma=None), 2, "training: fixed PSF, noise in [200, 400]"),
+    Recipe("v3", RandomSpec(psf_fwhm=None, sigma=None), 3, "training: PSF in [0.5, 1] and noise in [200, 400]"),
+    Recipe("v1a", RandomSpec(psf_fwhm=0.5, sigma=200.0), 4, "training the denoisers (like v1)"),
+    Recipe("test", RandomSpec(psf_fwhm=0.5, sigma=200.0), 5, "random test set (like v1)"),
+    Recipe("snr60", FixedSpec(**TEST_GALAXY, sigma=200.0), 6, "fixed galaxy, sigma 200 (SNR ~ 60)"),
+    Recipe("snr30", FixedSpec(**TEST_GALAXY, sigma=400.0), 7, "fixed galaxy, sigma 400 (SNR ~ 30)"),
+]}
+
+
+def recipe_record(recipe: Recipe, profile) -> dict:
+    """The ``recipe`` attribute a data set built from ``recipe`` under ``profile`` carries."""
+    recipe = recipe.for_profile(profile)
+    return recipe_attribute(recipe.spec, profile.sizes[recipe.name], recipe.seed, recipe.name)
+
+
+def build_datasets(profile, names=None, jobs: int | None = None, force: bool = False,
+                   progress: bool = True, log=print) -> dict[str, str]:
+    """Build the profile's data sets under ``data/<profile>/``.
+
+    A set whose file exists with the same recipe is kept (data are immutable once made); one
+    whose recipe differs is rebuilt only with ``force``. Returns name -> "built" / "up to date".
+    """
+    profile = profiles.get(profile)
+    names = list(names or RECIPES)
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        raise InputError(f"unknown data set(s) {unknown}; choose from {', '.join(RECIPES)}")
+    status = {}
+    for name in names:
+        recipe = RECIPES[name].for_profile(profile)
+        path = profile.dataset(name)
+        wanted = recipe_record(recipe, profile)
+        if path.exists() and not force:
+            try:
+                have = files.dataset_info(path)["recipe"]
+            except (files.FileFormatError, OSError):
+                have = None
+            if have == wanted:
+                status[name] = "up to date"
+                log(f"{name}: {path} is up to date")
+                continue
+            raise OutputExistsError(
+                f"{path} exists but was built with other settings; rerun with --force to rebuild it")
+        generate(path, recipe.spec, profile.sizes[name], recipe.seed, jobs=jobs, force=True,
+                 progress=progress, name=name)
+        status[name] = "built"
+        log(f"{name}: wrote {path} ({profile.sizes[name]} galaxies)")
+    return status
+
+
+def describe_recipes(profile) -> "list[dict]":
+    """One row per recipe (name, purpose, size and settings), for tables in notebooks."""
+    rows = []
+    for name, recipe in RECIPES.items():
+        record = recipe_record(recipe, profile)
+        rows.append({"name": name, "purpose": recipe.purpose, "size": record["size"],
+                     "seed": record["seed"], "settings": json.dumps(
+                         {k: v for k, v in record.items()
+                          if k not in ("size", "seed", "name", "image_size", "pixel_scale",
+                                       "moffat_beta", "snr_range")})})
+    return rows
