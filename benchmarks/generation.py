@@ -21,7 +21,8 @@ from pathlib import Path
 import galsim
 import numpy as np
 
-from galaxies.generate import RandomSpec, default_jobs, generate_random
+from galaxies.generate import RandomSpec, generate_random
+from galaxies.parallel import default_jobs
 from galaxies.simulate import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
                                add_noise, shear_components, snr)
 

@@ -15,11 +15,14 @@ import os
 import shutil
 import signal
 import threading
+import uuid
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["TMP_PREFIX", "temporary_name", "check_writable", "atomic_path", "atomic_h5",
-           "atomic_dir", "write_text", "write_json", "terminate_as_interrupt"]
+from .errors import OutputExistsError, Terminated
+
+__all__ = ["TMP_PREFIX", "temporary_name", "check_writable", "check_output", "atomic_path",
+           "atomic_h5", "atomic_dir", "write_text", "write_json", "terminate_as_interrupt"]
 
 #: prefix of every unfinished file or folder; listings skip names that start with it
 TMP_PREFIX = ".tmp-"
@@ -28,18 +31,19 @@ TMP_PREFIX = ".tmp-"
 def temporary_name(path: str | os.PathLike) -> Path:
     """The temporary name under which ``path`` is built (same folder, so renames are atomic)."""
     path = Path(path)
-    return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-{path.name}")
+    return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{path.name}")
 
 
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM (``kill``) into KeyboardInterrupt so cleanup code runs."""
+    """Turn SIGTERM (``kill``) into `galaxies.errors.Terminated`, a KeyboardInterrupt, so
+    cleanup code runs (temporary files removed, worker processes stopped)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"terminated by signal {signum}")
+        raise Terminated(f"terminated by signal {signum}")
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -52,13 +56,24 @@ def check_writable(path: str | os.PathLike, force: bool = False, directory: bool
     """Refuse to replace an existing result unless ``force``; make the parent folder."""
     path = Path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
+        raise OutputExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
     if directory and path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{path} is a file, expected a folder")
     if not directory and path.is_dir():
         raise IsADirectoryError(f"{path} is a directory, expected a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def check_output(out, *inputs) -> None:
+    """Refuse an output path that is one of the command's inputs (even with ``force``)."""
+    out = Path(out)
+    for given in inputs:
+        given = Path(given)
+        if out.resolve() == given.resolve() or (out.exists() and given.exists()
+                                                and os.path.samefile(out, given)):
+            raise OutputExistsError(f"{out} is also an input of this command; write the output "
+                                    f"under another name")
 
 
 def _claim(tmp: Path, path: Path, force: bool) -> None:
@@ -69,11 +84,13 @@ def _claim(tmp: Path, path: Path, force: bool) -> None:
     try:
         os.link(tmp, path)  # fails if another writer got there first
     except FileExistsError:
-        raise FileExistsError(f"{path} already exists (written meanwhile by another process); "
+        raise OutputExistsError(f"{path} already exists (written meanwhile by another process); "
                               f"use --force (force=True) to overwrite it") from None
+    except FileNotFoundError:
+        raise
     except OSError:  # a file system without hard links: the check above is the best we have
         if path.exists():
-            raise FileExistsError(f"{path} already exists; use --force (force=True) to overwrite it") from None
+            raise OutputExistsError(f"{path} already exists; use --force (force=True) to overwrite it") from None
         os.replace(tmp, path)
 
 
@@ -119,7 +136,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
             except OSError:
                 if old is not None:
                     os.rename(old, path)
-                raise FileExistsError(f"{path} already exists (written meanwhile by another "
+                raise OutputExistsError(f"{path} already exists (written meanwhile by another "
                                       f"process); use --force to overwrite it") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
 from .likelihood import BOUNDS, NODE_SPACING, Objective, SersicModel
 from .simulate import IMAGE_SIZE, PIXEL_SCALE, RANGES, GalaxyRenderer, check_range
 
@@ -158,9 +159,9 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
 
     image = np.asarray(image, dtype=np.float64)
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"image has shape {image.shape}, expected ({IMAGE_SIZE}, {IMAGE_SIZE})")
+        raise InputError(f"image has shape {image.shape}, expected ({IMAGE_SIZE}, {IMAGE_SIZE})")
     if not np.all(np.isfinite(image)):
-        raise ValueError("image has non-finite pixels")
+        raise InputError("image has non-finite pixels")
     psf_fwhm = check_range("psf_fwhm", psf_fwhm)
     sigma = check_range("sigma", sigma)
     t0 = time.process_time()
@@ -170,7 +171,7 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
     else:
         start = np.asarray(start, dtype=float)
         if start.shape != (5,) or not np.all(np.isfinite(start)):
-            raise ValueError(f"start = {start} must be five finite numbers (flux, n, r, g1, g2)")
+            raise InputError(f"start = {start} must be five finite numbers (flux, n, r, g1, g2)")
         theta0 = np.clip(start[1:], BOUNDS[:, 0], BOUNDS[:, 1])
     objective.set_variance(theta0)
     # L-BFGS-B works in units of each parameter's statistical error at the start, so one
@@ -257,16 +258,20 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     from tqdm.auto import tqdm
 
     from . import files
-    from .parallel import default_jobs, process_pool
+    from .atomic import check_output, check_writable
+    from .parallel import process_pool
+    from .resources import resolve_jobs
 
-    if limit is not None and (int(limit) != limit or limit < 1):
-        raise ValueError(f"limit = {limit} must be a positive integer")
+    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+        raise InputError(f"limit = {limit} must be a positive integer")
+    check_output(out_path, data_path)
+    check_writable(out_path, force)  # before the fits, not after
     ds = files.load_dataset(data_path, fields=("img",), rows=None if limit is None else int(limit))
     if len(ds) == 0:
-        raise ValueError(f"{ds.path}: no rows to fit")
+        raise InputError(f"{ds.path}: no rows to fit")
     psf_fwhm, sigma = _checked_noise(ds.psf_fwhm, ds.sigma, ds.path)
     size = len(ds)
-    jobs = max(1, int(jobs or default_jobs()))
+    jobs = resolve_jobs(jobs)
     # a worker costs seconds to start (it imports GalSim) and to build its Sérsic tables
     jobs = min(jobs, max(1, size // 4))
     chunk = max(1, min(8, size // (4 * jobs)))

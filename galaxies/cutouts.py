@@ -7,18 +7,22 @@ import io
 
 import numpy as np
 
+from .errors import FileFormatError
 from .simulate import IMAGE_SIZE, PIXEL_SCALE
 
 __all__ = ["CutoutError", "read_cutout", "check_cutout", "cutout_bytes", "MAX_UPLOAD_BYTES",
-           "CUTOUT_SUFFIXES"]
+           "CUTOUT_SUFFIXES", "MAX_PIXELS"]
 
 #: Largest cutout accepted (bytes): a 64 x 64 float64 cutout is 33 kB as .npy, 37 kB as FITS.
 MAX_UPLOAD_BYTES = 1 << 20
+#: Most values an uploaded array may hold (a stack of a few stamps at most): headers that claim
+#: more are refused before anything is allocated.
+MAX_PIXELS = 16 * IMAGE_SIZE * IMAGE_SIZE
 #: File name endings the upload page accepts.
 CUTOUT_SUFFIXES = (".npy", ".npz", ".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
-class CutoutError(ValueError):
+class CutoutError(FileFormatError):
     """An uploaded cutout cannot be used; the message says why and what is expected."""
 
 
@@ -45,39 +49,103 @@ def _sniff(data: bytes, name: str) -> str:
     raise CutoutError(f"{shown} is not an image file we can read: expected {_expected()}")
 
 
-def _read_npy(data: bytes, name: str) -> np.ndarray:
+def _too_large(shape, dtype, name: str) -> None:
+    """Refuse an array header that claims more than a cutout can be, before any allocation."""
+    count = int(np.prod(shape, dtype=np.float64)) if len(shape) else 1
+    if np.dtype(dtype).kind not in "iuf":
+        raise CutoutError(f"'{name}' holds {np.dtype(dtype)} values; expected real numbers "
+                          "(photo-electrons)")
+    if count > MAX_PIXELS:
+        raise CutoutError(f"'{name}' claims an array of {' x '.join(map(str, shape))} values; "
+                          f"expected {_expected()}")
+
+
+def _npy_from(stream, name: str) -> np.ndarray:
+    """An .npy array from a binary stream, its header read and checked first."""
+    fmt = np.lib.format
     try:
-        return np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+        version = fmt.read_magic(stream)
+        readers = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}
+        if version not in readers:
+            raise ValueError(f"format version {version} is not supported")
+        shape, fortran, dtype = readers[version](stream)
+    except (ValueError, OSError, EOFError, SyntaxError) as err:
         raise CutoutError(f"'{name}' is not a readable NumPy .npy file ({err}); "
                           f"expected {_expected()}") from None
+    _too_large(shape, dtype, name)
+    count = int(np.prod(shape)) if len(shape) else 1
+    raw = stream.read(count * dtype.itemsize)
+    if len(raw) != count * dtype.itemsize:
+        raise CutoutError(f"'{name}' is truncated: its header claims {shape} {dtype} values")
+    array = np.frombuffer(raw, dtype=dtype)
+    return array.reshape(shape[::-1]).T if fortran else array.reshape(shape)
+
+
+def _read_npy(data: bytes, name: str) -> np.ndarray:
+    return _npy_from(io.BytesIO(data), name)
 
 
 def _read_npz(data: bytes, name: str) -> np.ndarray:
+    """The image of an .npz archive (its only array, or the one named img, image or cutout);
+    the members' uncompressed sizes are checked before anything is decompressed."""
+    import zipfile
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            keys = list(archive.keys())
-            if len(keys) == 1:
-                return archive[keys[0]]
-            for key in ("img", "image", "cutout"):
-                if key in keys:
-                    return archive[key]
-    except (ValueError, OSError, EOFError) as err:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
         raise CutoutError(f"'{name}' is not a readable NumPy .npz file ({err}); "
                           f"expected {_expected()}") from None
-    raise CutoutError(f"'{name}' holds {len(keys)} arrays ({', '.join(keys) or 'none'}); "
-                      "keep one, or name the image 'img'")
+    keys = list(members)
+    key = keys[0] if len(keys) == 1 else next((k for k in ("img", "image", "cutout") if k in members), None)
+    if key is None:
+        raise CutoutError(f"'{name}' holds {len(keys)} arrays ({', '.join(keys) or 'none'}); "
+                          "keep one, or name the image 'img'")
+    info = members[key]
+    if info.file_size > MAX_PIXELS * 8 + 4096:
+        raise CutoutError(f"'{name}' member '{key}' unpacks to {info.file_size / 1e6:.0f} MB; "
+                          f"expected {_expected()}")
+    try:
+        with archive.open(info) as member:
+            return _npy_from(member, f"{name}:{key}")
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise CutoutError(f"'{name}' member '{key}' cannot be read ({err})") from None
+
+
+def _gunzip(data: bytes, name: str) -> bytes:
+    """Decompress gzip bytes, stopping past what a cutout's FITS file can be."""
+    import gzip
+    limit = MAX_PIXELS * 8 + 2880 * 8
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            out = stream.read(limit + 1)
+    except (OSError, EOFError) as err:
+        raise CutoutError(f"'{name}' is not readable gzip data ({err})") from None
+    if len(out) > limit:
+        raise CutoutError(f"'{name}' unpacks to more than {limit / 1e6:.1f} MB; expected "
+                          f"{_expected()}")
+    return out
 
 
 def _read_fits(data: bytes, name: str) -> np.ndarray:
+    """The first image HDU of a FITS file (gzip-compressed or not), its header checked before
+    its data is read."""
     from astropy.io import fits
 
+    if data[:2] == b"\x1f\x8b":
+        data = _gunzip(data, name)
     try:
-        with fits.open(io.BytesIO(data), memmap=False) as hdus:
+        with fits.open(io.BytesIO(data), memmap=False, lazy_load_hdus=True) as hdus:
             for hdu in hdus:
-                if getattr(hdu, "is_image", False) and hdu.data is not None and hdu.data.ndim >= 2:
+                header = hdu.header
+                if not getattr(hdu, "is_image", False) or header.get("NAXIS", 0) < 2:
+                    continue
+                shape = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(header["NAXIS"], 0, -1))
+                _too_large(shape, np.float64, name)
+                if hdu.data is not None:
                     return np.array(hdu.data)
-    except (OSError, ValueError, TypeError, EOFError) as err:
+    except CutoutError:
+        raise
+    except (OSError, ValueError, TypeError, EOFError, KeyError, IndexError) as err:
         raise CutoutError(f"'{name}' is not a readable FITS file ({err}); "
                           f"expected {_expected()}") from None
     raise CutoutError(f"'{name}' is a FITS file without image data (tables only?); "

@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from .simulate import LABEL_COLUMNS, LABEL_WIDTHS, RANGES, SNR_RANGE, GalaxyRenderer, default_renderer, snr
+from .simulate import LABEL_COLUMNS, LABEL_WIDTHS, SNR_RANGE, GalaxyRenderer, default_renderer, snr
 
 __all__ = ["dataset_summary", "snr_grid", "flux_window", "sersic_series", "image_derivatives",
            "sensitivity", "derivative_correlation"]

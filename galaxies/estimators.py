@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from . import files
+from .atomic import check_output, check_writable
+from .errors import InputError
 from .training.config import input_fields
 from .training.saved import SavedModel, read_info
 
@@ -71,9 +73,12 @@ class Estimator:
         included) divided by the number of images, after one warm-up batch (which builds the
         compiled functions) that is not counted.
         """
+        check_output(out, data)
+        check_writable(out, force)  # before the work, not after
         ds = files.load_dataset(data, fields=self.fields, rows=limit)
         if len(ds) == 0:
-            raise ValueError(f"{ds.path}: no rows to predict")
+            raise InputError(f"{ds.path}: no rows to predict")
+        ds.check_finite()
         self.predict_dataset(ds.subset(slice(0, min(len(ds), self.batch_size))))  # warm-up
         start = time.perf_counter()
         pred, std = self.predict_dataset(ds)
@@ -156,7 +161,7 @@ def load(path, **options) -> Estimator:
     path = Path(path)
     info = read_info(path)
     if info.get("task") == "denoise":
-        raise ValueError(f"{path} holds a denoiser, which makes images, not labels: give "
+        raise InputError(f"{path} holds a denoiser, which makes images, not labels: give "
                          f"the directory of an estimator (a two-stage one brings its denoiser)")
     network = Network(SavedModel.load(path), **options)
     if "denoiser" not in info:

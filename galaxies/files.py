@@ -15,6 +15,8 @@ import h5py
 import numpy as np
 
 from .atomic import atomic_h5
+from .errors import FileFormatError, InputError
+from .resources import check_memory
 from .simulate import IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE
 
 __all__ = [
@@ -22,10 +24,6 @@ __all__ = [
     "write_attrs",
     "load_predictions", "write_predictions", "dataset_info",
 ]
-
-
-class FileFormatError(ValueError):
-    """A data set or predictions file does not follow the contract."""
 
 
 def _version() -> str:
@@ -99,11 +97,50 @@ class Dataset:
         arrays["psf_img"] = self.psf_img if self.psf_img is None or shared else self.psf_img[sel]
         return Dataset(path=self.path, attrs=self.attrs, index=self.rows[sel], **arrays)
 
+    def check_finite(self) -> None:
+        """Refuse images with NaN or infinite pixels (an estimate of them would be a finite,
+        wrong number), naming how many rows and the first of them."""
+        for name in ("img", "img_nonoise", "psf_img"):
+            images = getattr(self, name)
+            if images is None:
+                continue
+            bad = np.flatnonzero(~np.isfinite(images).all(axis=tuple(range(1, images.ndim))))
+            if len(bad) and len(images) != len(self):  # one PSF image shared by every row
+                raise FileFormatError(f"{self.path}: the shared '{name}' has NaN or infinite pixels")
+            if len(bad):
+                raise FileFormatError(f"{self.path}: {len(bad)} row(s) of '{name}' have NaN or "
+                                      f"infinite pixels (first: row {int(self.rows[bad[0]])})")
+
     def psf_images(self) -> np.ndarray:
         """PSF image per row, (N, 64, 64), broadcasting a shared one (a view, no copy)."""
         if self.psf_img is None:
-            raise ValueError(f"{self.path}: psf_img was not loaded")
+            raise InputError(f"{self.path}: psf_img was not loaded")
         return np.broadcast_to(self.psf_img, (len(self),) + self.psf_img.shape[1:])
+
+
+def _check_array(f: h5py.File, name: str, path: Path, kinds: str = "f") -> h5py.Dataset:
+    """Field ``name`` of an open file: an HDF5 array of a number kind in ``kinds`` whose bytes
+    are all in the file (an uncompressed array that stores fewer bytes than its shape claims
+    was truncated or never written: reading it would allocate memory for nothing)."""
+    field = f[name]
+    if not isinstance(field, h5py.Dataset):
+        raise FileFormatError(f"{path}: '{name}' is a {type(field).__name__}, expected an array")
+    if field.dtype.kind not in kinds or field.dtype.itemsize > 8:
+        raise FileFormatError(f"{path}: field '{name}' holds {field.dtype} values, expected "
+                              f"{'floating-point numbers' if kinds == 'f' else 'integers'}")
+    claimed = field.size * field.dtype.itemsize
+    if field.compression is None and claimed and field.id.get_storage_size() < claimed:
+        raise FileFormatError(f"{path}: field '{name}' claims shape {field.shape} "
+                              f"({claimed:,} bytes) but the file holds "
+                              f"{field.id.get_storage_size():,} bytes of it (truncated?)")
+    return field
+
+
+def _read(field: h5py.Dataset, sel, path: Path) -> np.ndarray:
+    try:
+        return field[sel]
+    except (OSError, ValueError, TypeError) as err:
+        raise FileFormatError(f"{path}: field '{field.name.lstrip('/')}' cannot be read ({err})") from None
 
 
 def _check_dataset_file(f: h5py.File, path: Path) -> int:
@@ -112,9 +149,10 @@ def _check_dataset_file(f: h5py.File, path: Path) -> int:
         raise FileFormatError(
             f"{path}: missing field(s) {', '.join(missing)}; a data set needs "
             f"{', '.join(DATASET_FIELDS)} (docs/architecture.md)")
-    n = f["label"].shape[0] if f["label"].ndim else -1
+    label = _check_array(f, "label", path)
+    n = label.shape[0] if label.ndim else -1
     for name, (shape, _) in DATASET_FIELDS.items():
-        got = f[name].shape
+        got = _check_array(f, name, path).shape
         allowed = [(n,) + shape]
         if name == "psf_img":
             allowed.append((1,) + shape)
@@ -125,7 +163,11 @@ def _check_dataset_file(f: h5py.File, path: Path) -> int:
     missing = [a for a in DATASET_ATTRS if a not in f.attrs]
     if missing:
         raise FileFormatError(f"{path}: missing root attribute(s) {', '.join(missing)}")
-    columns = tuple(str(c) for c in f["label"].attrs.get("columns", ()))
+    try:
+        columns = tuple(str(c) for c in np.atleast_1d(f["label"].attrs.get("columns", ())))
+        json.loads(f.attrs["recipe"])
+    except (TypeError, ValueError, OSError) as err:
+        raise FileFormatError(f"{path}: unreadable attributes ({err})") from None
     if columns != LABEL_COLUMNS:
         raise FileFormatError(
             f"{path}: field 'label' has columns {columns}, expected {LABEL_COLUMNS}")
@@ -159,34 +201,43 @@ def load_dataset(path: str | os.PathLike, fields: tuple[str, ...] | None = None,
         fields:  which of the array fields to read (default all); ``label``, ``psf_fwhm``,
                  ``sigma`` and ``snr`` are always read.
         rows:    a slice, increasing row indices, or a count of leading rows (default all).
+
+    The fields asked for are checked (kind, shape, bytes in the file) and their size against
+    the memory available before anything is read.
     """
     path, f = _open(path)
     wanted = set(DATASET_FIELDS if fields is None else fields)
     unknown = wanted - set(DATASET_FIELDS)
     if unknown:
-        raise ValueError(f"unknown field(s) {sorted(unknown)}; choose from {list(DATASET_FIELDS)}")
+        raise InputError(f"unknown field(s) {sorted(unknown)}; choose from {list(DATASET_FIELDS)}")
     wanted |= {"label", "psf_fwhm", "sigma", "snr"}
     with f:
         n = _check_dataset_file(f, path)
         if rows is None:
             sel, index = slice(None), None
-        elif isinstance(rows, (int, np.integer)):
+        elif isinstance(rows, (int, np.integer)) and not isinstance(rows, bool):
+            if rows < 0:
+                raise InputError(f"rows = {rows}: a count of leading rows must be at least 0")
             sel, index = slice(0, int(rows)), None
         elif isinstance(rows, slice):
             sel, index = rows, np.arange(n)[rows]
         else:
             index = np.asarray(rows, dtype=np.int64)
             if index.size and (np.any(np.diff(index) <= 0) or index[0] < 0 or index[-1] >= n):
-                raise ValueError(f"{path}: rows must be increasing indices in [0, {n})")
+                raise InputError(f"{path}: rows must be increasing indices in [0, {n})")
             sel = index
+        selected = len(range(n)[sel]) if isinstance(sel, slice) else len(sel)
+        check_memory(sum(f[name].dtype.itemsize * int(np.prod(f[name].shape[1:])) *
+                         (1 if name == "psf_img" and f[name].shape[0] == 1 else selected)
+                         for name in wanted), f"reading {sorted(wanted)} of {path}")
         arrays = {}
         for name in DATASET_FIELDS:
             if name not in wanted:
                 arrays[name] = None
             elif name == "psf_img" and f[name].shape[0] == 1:
-                arrays[name] = f[name][()]
+                arrays[name] = _read(f[name], (), path)
             else:
-                arrays[name] = f[name][sel]
+                arrays[name] = _read(f[name], sel, path)
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     return Dataset(path=path, attrs=attrs, index=index, **arrays)
 
@@ -253,11 +304,11 @@ def write_predictions(path, pred, index, *, estimator: str, dataset: str,
     pred = np.asarray(pred, dtype=np.float32)
     index = np.asarray(index, dtype=np.int64)
     if pred.ndim != 2 or pred.shape[1] != len(LABEL_COLUMNS):
-        raise ValueError(f"pred has shape {pred.shape}, expected (N, {len(LABEL_COLUMNS)})")
+        raise InputError(f"pred has shape {pred.shape}, expected (N, {len(LABEL_COLUMNS)})")
     if index.shape != (len(pred),):
-        raise ValueError(f"index has shape {index.shape}, expected ({len(pred)},)")
+        raise InputError(f"index has shape {index.shape}, expected ({len(pred)},)")
     if pred_std is not None and np.shape(pred_std) != pred.shape:
-        raise ValueError(f"pred_std has shape {np.shape(pred_std)}, expected {pred.shape}")
+        raise InputError(f"pred_std has shape {np.shape(pred_std)}, expected {pred.shape}")
     with atomic_h5(path, force) as f:
         f.create_dataset("pred", data=pred).attrs["columns"] = list(LABEL_COLUMNS)
         f.create_dataset("index", data=index)
@@ -266,7 +317,7 @@ def write_predictions(path, pred, index, *, estimator: str, dataset: str,
         for name, value in (extra or {}).items():
             value = np.asarray(value)
             if len(value) != len(pred):
-                raise ValueError(f"extra field {name!r} has {len(value)} rows, expected {len(pred)}")
+                raise InputError(f"extra field {name!r} has {len(value)} rows, expected {len(pred)}")
             f.create_dataset(name, data=value)
         f.attrs["estimator"] = str(estimator)
         f.attrs["dataset"] = str(dataset)
@@ -278,29 +329,38 @@ def write_predictions(path, pred, index, *, estimator: str, dataset: str,
 
 
 def load_predictions(path: str | os.PathLike) -> Predictions:
-    """Read a predictions file, checking it against the contract."""
+    """Read a predictions file, checking it against the contract (fields, kinds, shapes,
+    attributes) before reading any array."""
     path, f = _open(path)
     with f:
         for name in ("pred", "index"):
             if name not in f:
                 raise FileFormatError(f"{path}: missing field '{name}' of a predictions file")
-        pred, index = f["pred"][()], f["index"][()]
+        pred, index = _check_array(f, "pred", path), _check_array(f, "index", path, kinds="iu")
         if pred.ndim != 2 or pred.shape[1] != len(LABEL_COLUMNS):
             raise FileFormatError(
                 f"{path}: field 'pred' has shape {pred.shape}, expected (N, {len(LABEL_COLUMNS)})")
         if index.shape != (len(pred),):
             raise FileFormatError(
                 f"{path}: field 'index' has shape {index.shape}, expected ({len(pred)},)")
-        pred_std = f["pred_std"][()] if "pred_std" in f else None
-        if pred_std is not None and pred_std.shape != pred.shape:
+        std = _check_array(f, "pred_std", path) if "pred_std" in f else None
+        if std is not None and std.shape != pred.shape:
             raise FileFormatError(
-                f"{path}: field 'pred_std' has shape {pred_std.shape}, expected {pred.shape}")
+                f"{path}: field 'pred_std' has shape {std.shape}, expected {pred.shape}")
         missing = [a for a in PREDICTION_ATTRS if a not in f.attrs]
         if missing:
             raise FileFormatError(f"{path}: missing attribute(s) {', '.join(missing)}")
-        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        extra = {k: f[k][()] for k in f if k not in ("pred", "index", "pred_std")}
+        try:
+            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+            seconds = float(attrs["seconds_per_image"])
+        except (TypeError, ValueError, OSError) as err:
+            raise FileFormatError(f"{path}: unreadable attributes ({err})") from None
+        others = [k for k in f if k not in ("pred", "index", "pred_std")]
+        check_memory(sum(a.size * a.dtype.itemsize for a in (pred, index, std) if a is not None)
+                     + sum(getattr(f[k], "nbytes", 0) for k in others), f"reading {path}")
+        extra = {k: _read(f[k], (), path) for k in others if isinstance(f[k], h5py.Dataset)}
+        pred, index = _read(pred, (), path), _read(index, (), path).astype(np.int64)
+        std = None if std is None else _read(std, (), path)
     return Predictions(path=path, pred=pred, index=index, estimator=str(attrs["estimator"]),
-                       dataset=str(attrs["dataset"]),
-                       seconds_per_image=float(attrs["seconds_per_image"]),
-                       pred_std=pred_std, attrs=attrs, extra=extra)
+                       dataset=str(attrs["dataset"]), seconds_per_image=seconds,
+                       pred_std=std, attrs=attrs, extra=extra)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InputError
+
 __all__ = ["psnr", "ssim", "quality"]
 
 
@@ -11,14 +13,14 @@ def _batch(images, name: str) -> np.ndarray:
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3:
-        raise ValueError(f"{name} has shape {images.shape}, expected (N, height, width)")
+        raise InputError(f"{name} has shape {images.shape}, expected (N, height, width)")
     return images
 
 
 def _pair(images, reference):
     images, reference = _batch(images, "images"), _batch(reference, "reference")
     if images.shape != reference.shape:
-        raise ValueError(f"images {images.shape} and reference {reference.shape} differ in shape")
+        raise InputError(f"images {images.shape} and reference {reference.shape} differ in shape")
     return images, reference
 
 
@@ -28,7 +30,7 @@ def _data_range(reference: np.ndarray, data_range) -> np.ndarray:
     else:
         value = np.broadcast_to(np.asarray(data_range, dtype=np.float64), (len(reference),))
     if np.any(~(value > 0)):
-        raise ValueError("data_range must be positive; a constant reference image needs an "
+        raise InputError("data_range must be positive; a constant reference image needs an "
                          "explicit data_range")
     return value
 
@@ -78,7 +80,7 @@ def ssim(images, reference, data_range=None, sigma: float = 1.5, k1: float = 0.0
     index = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
              / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))
     if min(index.shape[1:]) <= 2 * radius:
-        raise ValueError(f"images of {index.shape[1:]} pixels are too small for a window of "
+        raise InputError(f"images of {index.shape[1:]} pixels are too small for a window of "
                          f"radius {radius}")
     return index[:, radius:-radius, radius:-radius].mean(axis=(1, 2))
 

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from . import evaluate, files, profiles, testsets
-from .simulate import LABEL_COLUMNS
+from .errors import InputError
 from .profiles import TESTSETS
+from .simulate import LABEL_COLUMNS
 from .training.saved import read_info
 
 
@@ -54,7 +55,7 @@ def by_name(name: str) -> Entry:
     for estimator in ESTIMATORS:
         if estimator.name == name:
             return estimator
-    raise ValueError(f"unknown estimator {name!r}; choose from {[e.name for e in ESTIMATORS]}")
+    raise InputError(f"unknown estimator {name!r}; choose from {[e.name for e in ESTIMATORS]}")
 
 
 def availability(profile) -> pd.DataFrame:

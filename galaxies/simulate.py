@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import galsim
 import numpy as np
 
+from .errors import InputError, ParameterRangeError
+
 PIXEL_SCALE = 0.23  # arcsec per pixel
 IMAGE_SIZE = 64  # pixels on a side
 MOFFAT_BETA = 2.0
@@ -70,10 +72,6 @@ SNR_RANGE = Range(10.0, 100.0)
 TEST_GALAXY = dict(flux=1e5, sersic_n=3.0, sersic_r=0.3, g1=-0.069, g2=0.15, psf_fwhm=0.5)
 #: Sérsic indices GalSim can draw (`galsim.Sersic`); the prior's range lies inside it.
 GALSIM_SERSIC_N = (0.3, 6.2)
-
-
-class ParameterRangeError(ValueError):
-    """A physical parameter is outside the range the project simulates."""
 
 
 def check_range(name: str, value: float) -> float:
@@ -238,7 +236,7 @@ def add_noise(clean: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     ``seed`` (a positive integer) fixes the realization; the same seed gives the same noise.
     """
     if seed <= 0:
-        raise ValueError(f"noise seed = {seed} must be a positive integer (0 means 'random' in GalSim)")
+        raise InputError(f"noise seed = {seed} must be a positive integer (0 means 'random' in GalSim)")
     image = galsim.ImageF(np.array(clean, dtype=np.float32, copy=True), scale=PIXEL_SCALE)
     rng = galsim.BaseDeviate(int(seed))
     image.addNoise(galsim.PoissonNoise(rng, sky_level=0.0))

@@ -1,6 +1,5 @@
 """The layout of docs/architecture.md holds: layers, module sizes, references, the drawn graph."""
 import re
-from pathlib import Path
 
 import pytest
 

@@ -45,8 +45,8 @@ def test_seed_test_script(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["generate", "{out}", "--size", "5", "--psf", "2.0"], "psf_fwhm = 2 is outside"),
     (["generate", "{out}", "--size", "5", "--sigma", "1000"], "sigma = 1000 is outside"),
-    (["generate", "{out}", "--size", "-3"], "size = -3"),
-    (["generate", "{out}", "--size", "5", "--sersics", "0"], "sersics = 0"),
+    (["generate", "{out}", "--size", "-3"], "'--size': -3"),
+    (["generate", "{out}", "--size", "5", "--sersics", "0"], "'--sersics': 0"),
     (["generate-test", "{out}", "--size", "5", "--sersic-n", "9"], "sersic_n = 9 is outside"),
     (["generate-test", "{out}", "--size", "5", "--g1", "0.6", "--g2", "0.6"], "shear"),
     (["generate-test", "{out}", "--size", "5", "--flux", "1e7"], "flux = 1e+07 is outside"),

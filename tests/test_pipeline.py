@@ -162,3 +162,12 @@ def test_a_notebook_runs_once_per_parameter_set(toy):
     assert log.read_text().split() == ["edsr", "rdn"]
     assert (root / "results" / "smoke" / "p-edsr.html").is_file()
     assert (root / "results" / "smoke" / "p-rdn.html").is_file()
+
+
+def test_the_command_lists_every_notebook_run():
+    from click.testing import CliRunner
+
+    from galaxies.cli import main
+    result = CliRunner().invoke(main, ["run", "--list"])
+    assert result.exit_code == 0, result.output
+    assert "two_stage.ipynb[denoiser=rdn]" in result.output and "final_report" in result.output

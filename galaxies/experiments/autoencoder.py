@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import files, profiles
+from ..errors import InputError
 from ..training import TrainingConfig
 from ..training.autoencoder import Autoencoder, fit, loss_terms  # noqa: F401 - the notebook's API
 
@@ -55,7 +56,7 @@ def reconstruction_errors(noisy: np.ndarray, noiseless: np.ndarray, reconstructe
     """
     noisy, clean, recon = (np.asarray(a, np.float64) for a in (noisy, noiseless, reconstructed))
     if not noisy.shape == clean.shape == recon.shape or noisy.ndim != 3:
-        raise ValueError(f"shapes {noisy.shape}, {clean.shape}, {recon.shape}: expected three "
+        raise InputError(f"shapes {noisy.shape}, {clean.shape}, {recon.shape}: expected three "
                          "equal (N, 64, 64) stacks")
     residual = recon - clean
     size = residual.shape[-1]

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic, files, profiles
+from ..errors import InputError
 from .autokeras_space import BLOCK_TYPES, conv_block_arguments, patch_autokeras, search_classes
 
 VARIANTS = {"noisy": "img", "noiseless": "img_nonoise"}
@@ -64,7 +65,7 @@ def search_data(profile=None, variant: str = "noisy", rows: int | None = None, s
     from ..training import Standardizer, model_inputs, split_rows
 
     if variant not in VARIANTS:
-        raise ValueError(f"variant = {variant!r}; choose from {list(VARIANTS)}")
+        raise InputError(f"variant = {variant!r}; choose from {list(VARIANTS)}")
     profile = profiles.get(profile)
     rows = profile.autokeras_rows if rows is None else rows
     ds = files.load_dataset(profile.dataset("v1"), fields=(VARIANTS[variant],), rows=rows)
@@ -104,12 +105,12 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
 
     bad = [b for b in block_types if b not in BLOCK_TYPES]
     if bad or not block_types:
-        raise ValueError(f"block_types {list(block_types)}: choose one or more of {BLOCK_TYPES}")
+        raise InputError(f"block_types {list(block_types)}: choose one or more of {BLOCK_TYPES}")
     if max_trials < 1 or epochs < 1:
-        raise ValueError(f"max_trials = {max_trials} and epochs = {epochs} must be at least 1")
+        raise InputError(f"max_trials = {max_trials} and epochs = {epochs} must be at least 1")
     initial_points = max(2, max_trials // 3) if initial_points is None else initial_points
     if initial_points < 1:
-        raise ValueError(f"initial_points = {initial_points} must be at least 1")
+        raise InputError(f"initial_points = {initial_points} must be at least 1")
     patch_autokeras()
     classes = search_classes()
     folder = Path(folder)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 
+from ..errors import InputError
+
 __all__ = ["BLOCK_TYPES", "patch_autokeras", "search_classes", "conv_block_arguments",
            "block_sizes", "CONV_CHOICES", "CONV_FLAGS"]
 
@@ -129,13 +131,13 @@ def conv_block_arguments(conv: dict, choice=None) -> dict:
     """
     bad = [k for k in conv if k not in CONV_CHOICES + CONV_FLAGS]
     if bad:
-        raise ValueError(f"ConvBlock keyword(s) {bad} not understood; choose from "
+        raise InputError(f"ConvBlock keyword(s) {bad} not understood; choose from "
                          f"{CONV_CHOICES + CONV_FLAGS}")
     out = {}
     for key, value in conv.items():
         values = list(value) if isinstance(value, (list, tuple)) else [value]
         if not values:
-            raise ValueError(f"autokeras_conv[{key!r}] is an empty list")
+            raise InputError(f"autokeras_conv[{key!r}] is an empty list")
         if key in CONV_FLAGS:
             if len(set(values)) == 1:
                 out[key] = bool(values[0])

@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 from .. import atomic, profiles
+from ..errors import InputError
 from ..models import BUILDERS
 
 #: the standalone HiPlot page, under ``results/<profile>/`` (not ``gridsearch.html``: the
@@ -38,10 +39,10 @@ def expand_grid(grid: dict) -> list[dict]:
     """Every combination of a grid ``{keyword: [values]}``, in the order of the keywords and
     values given (``{"blocks": [2, 4], "exit_filters": [64]}`` gives two points)."""
     if not grid:
-        raise ValueError("the grid is empty; give {keyword: [values, ...]}")
+        raise InputError("the grid is empty; give {keyword: [values, ...]}")
     for key, values in grid.items():
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__") or not list(values):
-            raise ValueError(f"grid[{key!r}] = {values!r} must be a non-empty list of values")
+            raise InputError(f"grid[{key!r}] = {values!r} must be a non-empty list of values")
     keys = list(grid)
     return [dict(zip(keys, combination)) for combination in itertools.product(*(list(grid[k]) for k in keys))]
 
@@ -180,7 +181,7 @@ def hiplot_experiment(records, columns=None):
 
     records = list(records)
     if not records:
-        raise ValueError("no trial records to show")
+        raise InputError("no trial records to show")
     keep = [c for c in (columns or COLUMNS) if any(c in r for r in records)]
     experiment = hip.Experiment.from_iterable([{c: r.get(c) for c in keep} for r in records])
     experiment.display_data(hip.Displays.PARALLEL_PLOT).update(
@@ -218,12 +219,12 @@ def best_per_parameter(records, tolerance: float = 0.05, model: str | None = "xc
     ``model``, or of any model when None) whose ``val_loss`` is at most ``(1 + tolerance)``
     times the best such trial's; a pandas Series."""
     if not 0 <= tolerance < 10:
-        raise ValueError(f"tolerance = {tolerance} must be in [0, 10)")
+        raise InputError(f"tolerance = {tolerance} must be in [0, 10)")
     frame = table(records)
     if model is not None:
         frame = frame[frame["model"] == model]
         if frame.empty:
-            raise ValueError(f"no trials of model {model!r} among the records")
+            raise InputError(f"no trials of model {model!r} among the records")
     limit = frame["val_loss"].min() * (1 + tolerance)
     within = frame[frame["val_loss"] <= limit]
     return within.sort_values(["parameters", "val_loss"]).iloc[0]

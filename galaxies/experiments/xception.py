@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import profiles
+from ..errors import InputError
 from ..profiles import TESTSETS
 
 
@@ -60,7 +61,7 @@ def variant(name: str) -> Variant:
     try:
         return VARIANTS[name]
     except KeyError:
-        raise ValueError(f"unknown Xception variant {name!r}; choose from {', '.join(VARIANTS)}") from None
+        raise InputError(f"unknown Xception variant {name!r}; choose from {', '.join(VARIANTS)}") from None
 
 
 def config(name: str, profile=None, **overrides):

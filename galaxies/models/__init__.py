@@ -7,6 +7,8 @@ galaxies.models`` does not import Keras. The denoisers' builders are
 """
 from __future__ import annotations
 
+from ..errors import InputError
+
 #: the estimators' builders by model name (`galaxies.training.TrainingConfig.model`)
 BUILDERS = ("xception", "autokeras")
 
@@ -18,5 +20,5 @@ def get_builder(name: str):
     elif name == "autokeras":  # an architecture found by the AutoKeras search
         from .architecture import build
     else:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(BUILDERS)}")
+        raise InputError(f"unknown model {name!r}; choose from {', '.join(BUILDERS)}")
     return build

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 
+from ..errors import InputError
+
 __all__ = ["build"]
 
 
@@ -19,15 +21,15 @@ def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
     import keras
 
     if architecture is None:
-        raise ValueError("the autokeras builder needs model_kwargs={'architecture': ...} "
+        raise InputError("the autokeras builder needs model_kwargs={'architecture': ...} "
                          "(see galaxies.experiments.autokeras.load_best)")
     if n_conditioning:
-        raise ValueError("an AutoKeras architecture takes the image only (n_conditioning = 0)")
+        raise InputError("an AutoKeras architecture takes the image only (n_conditioning = 0)")
     # deserialization consumes the dict it is given; the caller's (a training config) stays whole
     model = keras.saving.deserialize_keras_object(copy.deepcopy(architecture))
     if tuple(model.input_shape[1:]) != tuple(input_shape):
-        raise ValueError(f"the architecture takes inputs of shape {model.input_shape[1:]}, "
+        raise InputError(f"the architecture takes inputs of shape {model.input_shape[1:]}, "
                          f"not {tuple(input_shape)}")
     if model.output_shape[-1] != n_outputs:
-        raise ValueError(f"the architecture has {model.output_shape[-1]} outputs, not {n_outputs}")
+        raise InputError(f"the architecture has {model.output_shape[-1]} outputs, not {n_outputs}")
     return model

@@ -6,6 +6,7 @@ the decoder maps those five numbers back to the noiseless image. How it is train
 """
 from __future__ import annotations
 
+from ..errors import InputError
 from ..simulate import IMAGE_SIZE, LABEL_COLUMNS
 
 __all__ = ["build_encoder", "build_decoder", "build_autoencoder", "N_LATENT"]
@@ -39,11 +40,11 @@ def build_decoder(filters: int = 32, image_size: int = IMAGE_SIZE, activation: s
     from keras import layers
 
     if filters < 1:
-        raise ValueError(f"decoder filters = {filters} must be at least 1")
+        raise InputError(f"decoder filters = {filters} must be at least 1")
     stages = 3
     start = image_size // 2 ** stages
     if start * 2 ** stages != image_size or start < 1:
-        raise ValueError(f"image_size = {image_size} must be a multiple of {2 ** stages}")
+        raise InputError(f"image_size = {image_size} must be a multiple of {2 ** stages}")
     latent = keras.Input((N_LATENT,), name="labels")
     x = layers.Dense(start * start * 4 * filters, activation=activation)(latent)
     x = layers.Reshape((start, start, 4 * filters))(x)

@@ -24,13 +24,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..errors import InputError
+
 __all__ = ["build_edsr", "build_rdn", "BUILDERS", "get_denoiser"]
 
 
 def _check_sizes(**sizes) -> None:
     for name, value in sizes.items():
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} = {value!r} must be a positive integer")
+            raise InputError(f"{name} = {value!r} must be a positive integer")
 
 
 def _head(image, filters: int, kernel_size: int, downscale: int, name: str):
@@ -78,7 +80,7 @@ def build_edsr(input_shape=(64, 64, 1), blocks: int = 16, filters: int = 256,
     """
     _check_sizes(blocks=blocks, filters=filters, kernel_size=kernel_size, downscale=downscale)
     if not 0 < res_scale <= 1:
-        raise ValueError(f"res_scale = {res_scale} must be in (0, 1]")
+        raise InputError(f"res_scale = {res_scale} must be in (0, 1]")
     image = keras.Input(input_shape, name="image")
     conv = dict(padding="same")
     head = _head(image, filters, kernel_size, downscale, "head")
@@ -143,4 +145,4 @@ def get_denoiser(name: str):
     try:
         return BUILDERS[name]
     except KeyError:
-        raise ValueError(f"unknown denoiser {name!r}; choose from {', '.join(BUILDERS)}") from None
+        raise InputError(f"unknown denoiser {name!r}; choose from {', '.join(BUILDERS)}") from None

@@ -27,6 +27,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..errors import InputError
+
 #: The seed's architecture (blocks on a 32 x 32 grid), for comparison.
 SEED = dict(stem="conv", entry_filters=16, block_filters=64, blocks=8, exit_filters=128)
 STEMS = ("patch", "conv")
@@ -37,7 +39,7 @@ def space_to_depth(x, patch: int):
     block of pixels becomes one cell whose channels hold its pixels (row-major)."""
     height, width, channels = x.shape[1:]
     if height % patch or width % patch:
-        raise ValueError(f"image size {height} x {width} is not a multiple of patch = {patch}")
+        raise InputError(f"image size {height} x {width} is not a multiple of patch = {patch}")
     h, w = height // patch, width // patch
     x = layers.Reshape((h, patch, w, patch, channels))(x)
     x = layers.Permute((1, 3, 2, 4, 5))(x)
@@ -71,13 +73,13 @@ def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
     The seed's network is ``build(**SEED)``.
     """
     if stem not in STEMS:
-        raise ValueError(f"stem = {stem!r}; choose from {STEMS}")
+        raise InputError(f"stem = {stem!r}; choose from {STEMS}")
     for key, value in dict(entry_filters=entry_filters, block_filters=block_filters,
                            exit_filters=exit_filters, patch=patch).items():
         if int(value) != value or value < 1:
-            raise ValueError(f"{key} = {value!r} must be a positive integer")
+            raise InputError(f"{key} = {value!r} must be a positive integer")
     if int(blocks) != blocks or blocks < 0:
-        raise ValueError(f"blocks = {blocks!r} must be a non-negative integer")
+        raise InputError(f"blocks = {blocks!r} must be a non-negative integer")
     image = keras.Input(tuple(input_shape), name="image")
     inputs = [image]
     conditioning = None

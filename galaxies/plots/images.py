@@ -5,6 +5,7 @@ import functools
 
 import numpy as np
 
+from ..errors import InputError
 from .common import _plt
 
 
@@ -15,7 +16,7 @@ def stretch(image: np.ndarray, mode: str = "linear") -> np.ndarray:
     if mode == "log":
         scale = max(float(np.std(image)), 1e-12)
         return np.arcsinh(image / scale)
-    raise ValueError(f"stretch = {mode!r}; choose 'linear' or 'log'")
+    raise InputError(f"stretch = {mode!r}; choose 'linear' or 'log'")
 
 
 def image_grid(images, titles=None, ncols: int = 6, mode: str = "linear", cmap: str = "magma",

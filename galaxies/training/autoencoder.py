@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic, files
+from ..errors import InputError
 from .loop import RecordedFit, learning_rate
 from .saved import SavedModel, check_model_dir
 from .scaling import Standardizer, model_inputs
@@ -44,10 +45,10 @@ def _model_kwargs(config) -> tuple[float, dict, int]:
     encoder = dict(kwargs.pop("encoder", {}))
     filters = int(kwargs.pop("decoder_filters", 32))
     if kwargs:
-        raise ValueError(f"model_kwargs {sorted(kwargs)} not understood by the autoencoder; "
+        raise InputError(f"model_kwargs {sorted(kwargs)} not understood by the autoencoder; "
                          "use image_weight, encoder, decoder_filters")
     if not (np.isfinite(weight) and weight >= 0):
-        raise ValueError(f"image_weight = {weight} must be a finite number >= 0")
+        raise InputError(f"image_weight = {weight} must be a finite number >= 0")
     return weight, encoder, filters
 
 
@@ -142,14 +143,14 @@ def fit(config, data, out_dir=None, name: str | None = None, verbose="auto",
     from ..models.autoencoder import build_autoencoder, build_decoder, build_encoder
 
     if config.inputs != "noisy" or config.conditioning or config.psf_channel or config.uncertainty:
-        raise ValueError("the autoencoder reads noisy images only (inputs='noisy', no "
+        raise InputError("the autoencoder reads noisy images only (inputs='noisy', no "
                          "conditioning, psf_channel or uncertainty)")
     weight, encoder_kwargs, decoder_filters = _model_kwargs(config)
     keras.utils.set_random_seed(config.seed)
     if isinstance(data, files.Dataset):
         ds = data
         if ds.img is None or ds.img_nonoise is None:
-            raise ValueError(f"{ds.path}: the autoencoder needs both img and img_nonoise loaded")
+            raise InputError(f"{ds.path}: the autoencoder needs both img and img_nonoise loaded")
     else:
         ds = files.load_dataset(data, fields=("img", "img_nonoise"), rows=config.limit)
     n = len(ds) if config.limit is None else min(len(ds), config.limit)

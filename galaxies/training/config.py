@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import files
+from ..errors import InputError
 
 __all__ = ["TrainingConfig", "CONDITIONING", "INPUTS", "SCHEDULES", "UNCERTAINTY_LOSSES",
            "check_budget", "input_fields", "dataset_arrays"]
@@ -58,22 +59,22 @@ class TrainingConfig:
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
-            raise ValueError(f"inputs = {self.inputs!r}; choose from {INPUTS}")
+            raise InputError(f"inputs = {self.inputs!r}; choose from {INPUTS}")
         self.conditioning = tuple(self.conditioning)
         bad = [c for c in self.conditioning if c not in CONDITIONING]
         if bad:
-            raise ValueError(f"conditioning {bad} not understood; choose from {CONDITIONING}")
+            raise InputError(f"conditioning {bad} not understood; choose from {CONDITIONING}")
         if len(set(self.conditioning)) != len(self.conditioning):
-            raise ValueError(f"conditioning {self.conditioning} names an input twice")
+            raise InputError(f"conditioning {self.conditioning} names an input twice")
         check_budget(self)
         if self.patience < 0:
-            raise ValueError(f"patience = {self.patience} must be at least 0")
+            raise InputError(f"patience = {self.patience} must be at least 0")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate = {self.learning_rate} must be a positive number")
+            raise InputError(f"learning_rate = {self.learning_rate} must be a positive number")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule = {self.schedule!r}; choose from {SCHEDULES}")
+            raise InputError(f"schedule = {self.schedule!r}; choose from {SCHEDULES}")
         if self.uncertainty_loss not in UNCERTAINTY_LOSSES:
-            raise ValueError(f"uncertainty_loss = {self.uncertainty_loss!r}; choose from "
+            raise InputError(f"uncertainty_loss = {self.uncertainty_loss!r}; choose from "
                              f"{UNCERTAINTY_LOSSES}")
 
     @classmethod
@@ -97,12 +98,12 @@ def check_budget(config) -> None:
     """The checks every training configuration shares: ``validation_fraction`` in (0, 1),
     ``epochs`` and ``batch_size`` at least 1, ``limit`` None or at least 2 rows."""
     if not 0 < config.validation_fraction < 1:
-        raise ValueError(f"validation_fraction = {config.validation_fraction} must be in (0, 1)")
+        raise InputError(f"validation_fraction = {config.validation_fraction} must be in (0, 1)")
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
-            raise ValueError(f"{name} = {getattr(config, name)} must be at least 1")
+            raise InputError(f"{name} = {getattr(config, name)} must be at least 1")
     if config.limit is not None and config.limit < 2:
-        raise ValueError(f"limit = {config.limit} must be at least 2 (or None for all rows)")
+        raise InputError(f"limit = {config.limit} must be at least 2 (or None for all rows)")
 
 
 def input_fields(config: TrainingConfig, images: np.ndarray | None = None) -> tuple[str, ...]:
@@ -117,9 +118,9 @@ def dataset_arrays(ds: files.Dataset, config: TrainingConfig, images: np.ndarray
     if images is None:
         images = ds.img if config.inputs == "noisy" else ds.img_nonoise
         if images is None:
-            raise ValueError(f"{ds.path}: the {config.inputs} images were not loaded")
+            raise InputError(f"{ds.path}: the {config.inputs} images were not loaded")
     elif len(images) != len(ds):
-        raise ValueError(f"images has {len(images)} rows but {ds.path} has {len(ds)}")
+        raise InputError(f"images has {len(images)} rows but {ds.path} has {len(ds)}")
     psf = ds.psf_images() if config.psf_channel else None
     conditioning = {name: getattr(ds, name) for name in config.conditioning}
     return images, psf, conditioning

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
-from ..simulate import IMAGE_SIZE
+from ..errors import InputError
 from ..profiles import TESTSETS
+from ..simulate import IMAGE_SIZE
 from .config import check_budget
 from .loop import RecordedFit
 from .saved import SavedModel, check_model_dir, predict_in_batches
@@ -50,9 +51,9 @@ class DenoiserConfig:
     def __post_init__(self):
         from ..models.denoisers import BUILDERS as builders
         if self.model not in builders:
-            raise ValueError(f"model = {self.model!r}; choose from {', '.join(builders)}")
+            raise InputError(f"model = {self.model!r}; choose from {', '.join(builders)}")
         if self.loss not in ("mae", "mse"):
-            raise ValueError(f"loss = {self.loss!r}; choose 'mae' or 'mse'")
+            raise InputError(f"loss = {self.loss!r}; choose 'mae' or 'mse'")
         check_budget(self)
 
     @classmethod
@@ -62,7 +63,7 @@ class DenoiserConfig:
         from .. import profiles
         profile = profiles.get(profile)
         if model not in profile.denoiser_sizes:
-            raise ValueError(f"profile {profile.name} has no sizes for denoiser {model!r}; "
+            raise InputError(f"profile {profile.name} has no sizes for denoiser {model!r}; "
                              f"it has {', '.join(profile.denoiser_sizes)}")
         base = dict(model=model, model_kwargs=dict(profile.denoiser_sizes[model]),
                     epochs=profile.denoiser_epochs, batch_size=profile.denoiser_batch_size,
@@ -97,7 +98,7 @@ class Denoiser:
         """Load a denoiser directory written by `fit`."""
         saved = SavedModel.load(path)
         if saved.info.get("task") != "denoise":
-            raise ValueError(f"{path} holds an estimator, not a denoiser (task "
+            raise InputError(f"{path} holds an estimator, not a denoiser (task "
                              f"{saved.info.get('task', 'estimate')!r})")
         return cls(saved.model, saved.scalers["image"], saved.info, saved.path)
 
@@ -130,9 +131,9 @@ class Denoiser:
         if images.ndim == 2:
             images = images[None]
         if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"images have shape {images.shape}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE})")
+            raise InputError(f"images have shape {images.shape}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE})")
         if batch_size < 1:
-            raise ValueError(f"batch_size = {batch_size} must be at least 1")
+            raise InputError(f"batch_size = {batch_size} must be at least 1")
         bar = tqdm(total=len(images), desc=f"denoise ({self.name})", unit="image",
                    disable=not progress or len(images) <= batch_size)
 
@@ -175,10 +176,10 @@ def fit(config: DenoiserConfig, data, out_dir=None, verbose="auto", force: bool 
     ds = data if isinstance(data, files.Dataset) else files.load_dataset(
         data, fields=("img", "img_nonoise"), rows=config.limit)
     if ds.name in EVALUATION_SETS:
-        raise ValueError(f"{ds.path}: the estimators are evaluated on {ds.name!r}; train the "
+        raise InputError(f"{ds.path}: the estimators are evaluated on {ds.name!r}; train the "
                          f"denoiser on a separate set")
     if ds.img is None or ds.img_nonoise is None:
-        raise ValueError(f"{ds.path}: a denoiser needs both img and img_nonoise loaded")
+        raise InputError(f"{ds.path}: a denoiser needs both img and img_nonoise loaded")
     keras.utils.set_random_seed(config.seed)
     train, val = split_rows(len(ds), config.validation_fraction, config.seed)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from ..errors import InputError
 from ..simulate import LABEL_COLUMNS
 from .config import TrainingConfig, dataset_arrays, input_fields
 from .losses import LOSSES, mean_mse
@@ -161,7 +162,7 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
                                           n_conditioning=len(config.conditioning),
                                           n_outputs=n_out, **config.model_kwargs)
     except TypeError as err:  # an unknown size keyword: a user error, not a crash
-        raise ValueError(f"model {config.model!r} with sizes {config.model_kwargs}: {err}") from None
+        raise InputError(f"model {config.model!r} with sizes {config.model_kwargs}: {err}") from None
     steps = len(batches)
     loss = LOSSES[config.uncertainty_loss] if config.uncertainty else "mse"
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)), loss=loss,

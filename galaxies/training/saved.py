@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic, files
+from ..errors import InputError, OutputExistsError
 from ..simulate import IMAGE_SIZE, LABEL_COLUMNS
 from .config import TrainingConfig, dataset_arrays
 from .scaling import Standardizer, model_inputs
@@ -51,10 +52,10 @@ def check_model_dir(path, force: bool = False) -> Path:
     path = Path(path)
     if path.exists():
         if not path.is_dir() or not is_model_dir(path):
-            raise FileExistsError(f"{path} exists and is not a model directory (no {TRAINING_FILE}); "
+            raise OutputExistsError(f"{path} exists and is not a model directory (no {TRAINING_FILE}); "
                                   f"choose another --out")
         if not force:
-            raise FileExistsError(f"{path} already holds a model; use --force to replace it")
+            raise OutputExistsError(f"{path} already holds a model; use --force to replace it")
     return path
 
 
@@ -168,15 +169,15 @@ class SavedModel:
         if images.ndim == 2:
             images = images[None]
         if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-            raise ValueError(f"images have shape {images.shape}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE})")
+            raise InputError(f"images have shape {images.shape}, expected (N, {IMAGE_SIZE}, {IMAGE_SIZE})")
         known = {"psf_fwhm": psf_fwhm, "sigma": sigma}
         conditioning = {}
         for name in config.conditioning:
             if known[name] is None:
-                raise ValueError(f"model {self.name} needs {name} for each image")
+                raise InputError(f"model {self.name} needs {name} for each image")
             conditioning[name] = np.broadcast_to(np.asarray(known[name], np.float32), (len(images),))
         if config.psf_channel and psf_img is None:
-            raise ValueError(f"model {self.name} needs the PSF image (psf_img)")
+            raise InputError(f"model {self.name} needs the PSF image (psf_img)")
         x, _ = model_inputs(images, psf_img if config.psf_channel else None, conditioning, self.scalers)
         return x
 

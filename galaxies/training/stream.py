@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
 from ..simulate import LABEL_COLUMNS
 from .scaling import Standardizer
 
@@ -26,7 +27,7 @@ def split_rows(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarra
     n_val = max(1, int(round(validation_fraction * n)))
     val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
     if len(train) < 1:
-        raise ValueError(f"{n} rows leave nothing to train on")
+        raise InputError(f"{n} rows leave nothing to train on")
     return train, val
 
 
@@ -42,7 +43,7 @@ def dihedral(images: np.ndarray, labels: np.ndarray, element: int):
     Returns new arrays.
     """
     if not 0 <= element < 8:
-        raise ValueError(f"element = {element} must be in 0..7")
+        raise InputError(f"element = {element} must be in 0..7")
     images = np.asarray(images)
     if element & 1:
         images = np.swapaxes(images, 1, 2)

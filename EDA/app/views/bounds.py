@@ -4,8 +4,8 @@ import streamlit as st
 
 import explorer_ui as ui
 from galaxies import app_support as support
-from galaxies import eda, plots
-from galaxies.simulate import LABEL_COLUMNS, LABEL_WIDTHS
+from galaxies import plots
+from galaxies.simulate import LABEL_WIDTHS
 
 st.title("Bounds")
 st.caption("The Cramér–Rao bound is the smallest standard deviation any unbiased estimator "
