@@ -203,13 +203,16 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
 
 # ----------------------------------------------------------------------------- data sets
 
-def _fit_rows(images: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray) -> list[tuple]:
-    """Fit each image; a fit that raises is returned as failed (NaN parameters), not dropped."""
+def _fit_rows(images: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray,
+              starts: np.ndarray) -> list[tuple]:
+    """Fit each image (from its row of ``starts``, or adaptive moments where that row is NaN);
+    a fit that raises is returned as failed (NaN parameters), not dropped."""
     out = []
-    for image, psf, noise in zip(images, psf_fwhm, sigma):
+    for image, psf, noise, start in zip(images, psf_fwhm, sigma, starts):
         t0 = time.process_time()
         try:
-            r = fit_image(image, float(psf), float(noise))
+            r = fit_image(image, float(psf), float(noise),
+                          start=None if np.isnan(start).all() else start)
             out.append((r.params, r.converged, r.nfev, r.nit, r.seconds, r.message))
         except Exception as err:  # noqa: BLE001 - reported per row, the run goes on
             out.append((np.full(5, np.nan), False, 0, 0, time.process_time() - t0,
@@ -236,7 +239,7 @@ def _checked_noise(psf_fwhm: np.ndarray, sigma: np.ndarray, path) -> tuple[np.nd
 
 
 def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None = None,
-                progress: bool = True, force: bool = False) -> Path:
+                progress: bool = True, force: bool = False, start=None) -> Path:
     """Fit every image of a data set (or the first ``limit``) and write the predictions file.
 
     Parameters:
@@ -246,6 +249,10 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
         limit:      fit only the first ``limit`` rows.
         jobs:       worker processes (default: all cores; 1 fits in this process).
         progress:   show a tqdm progress bar.
+        force:      replace an existing ``out_path``.
+        start:      another estimator's predictions file of this data set to start from
+                    instead of adaptive moments (its rows, its first ``limit``, are fitted;
+                    the estimator is then ``lbfgsb+<its name>``).
 
     The file holds the contract's ``pred``, ``index``, attributes ``estimator`` (``lbfgsb``),
     ``dataset`` and ``seconds_per_image`` (mean CPU time of one fit on one core, including the
@@ -253,57 +260,30 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     ``seconds`` and ``message``, and attributes saying how it was run. Fits that fail or do not
     converge are kept, flagged (failed ones with NaN parameters).
     """
-    from concurrent.futures import FIRST_COMPLETED, wait
-
-    from tqdm.auto import tqdm
-
     from . import files
     from .atomic import check_output, check_writable
-    from .parallel import process_pool
+    from .parallel import map_rows
     from .resources import resolve_jobs
 
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise InputError(f"limit = {limit} must be a positive integer")
     check_output(out_path, data_path)
     check_writable(out_path, force)  # before the fits, not after
-    ds = files.load_dataset(data_path, fields=("img",), rows=None if limit is None else int(limit))
+    if start is None:
+        ds = files.load_dataset(data_path, fields=("img",), rows=None if limit is None else int(limit))
+        starts = np.full((len(ds), 5), np.nan)
+    else:
+        start = files.load_predictions(start)
+        rows = files.rows_of(start, data_path, limit)
+        order = np.argsort(rows)
+        ds = files.load_dataset(data_path, fields=("img",), rows=rows[order])
+        starts = start.pred[:len(rows)][order].astype(np.float64)
     if len(ds) == 0:
         raise InputError(f"{ds.path}: no rows to fit")
     psf_fwhm, sigma = _checked_noise(ds.psf_fwhm, ds.sigma, ds.path)
-    size = len(ds)
-    jobs = resolve_jobs(jobs)
-    # a worker costs seconds to start (it imports GalSim) and to build its Sérsic tables
-    jobs = min(jobs, max(1, size // 4))
-    chunk = max(1, min(8, size // (4 * jobs)))
-    starts = list(range(0, size, chunk))
-    results: list = [None] * size
     wall = time.perf_counter()
-    bar = tqdm(total=size, unit="img", desc=f"fit {ds.name}", disable=not progress)
-    try:
-        if jobs == 1:
-            import galsim
-            threads = galsim.get_omp_threads()
-            galsim.set_omp_threads(1)  # one core, as in the workers
-            try:
-                for s in starts:
-                    rows = slice(s, s + chunk)
-                    results[rows] = _fit_rows(ds.img[rows], psf_fwhm[rows], sigma[rows])
-                    bar.update(len(results[rows]))
-            finally:
-                galsim.set_omp_threads(threads)
-        else:
-            with process_pool(jobs) as pool:
-                futures = {pool.submit(_fit_rows, ds.img[s:s + chunk], psf_fwhm[s:s + chunk],
-                                       sigma[s:s + chunk]): s for s in starts}
-                while futures:
-                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        s = futures.pop(future)
-                        part = future.result()
-                        results[s:s + len(part)] = part
-                        bar.update(len(part))
-    finally:
-        bar.close()
+    results, jobs = map_rows(_fit_rows, (ds.img, psf_fwhm, sigma, starts), resolve_jobs(jobs),
+                             desc=f"fit {ds.name}", progress=progress)
     wall = time.perf_counter() - wall
     params = np.array([r[0] for r in results], dtype=np.float64)
     converged = np.array([r[1] for r in results], dtype=bool)
@@ -326,8 +306,13 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     extra = {"converged": converged, "nfev": np.array([r[2] for r in results], dtype=np.int32),
              "nit": np.array([r[3] for r in results], dtype=np.int32), "seconds": seconds,
              "message": np.array(messages, dtype=object).astype("S")}
-    return files.write_predictions(out_path, params, ds.rows, estimator="lbfgsb", dataset=ds.name,
-                                   seconds_per_image=float(seconds.mean()), extra=extra,
+    name, before = "lbfgsb", 0.0
+    if start is not None:  # a two-stage estimator: its time is both stages'
+        name, before = f"lbfgsb+{start.estimator}", start.seconds_per_image
+        attrs.update(start_estimator=start.estimator, start_predictions=str(start.path),
+                     start_seconds_per_image=before, fit_seconds_per_image=float(seconds.mean()))
+    return files.write_predictions(out_path, params, ds.rows, estimator=name, dataset=ds.name,
+                                   seconds_per_image=before + float(seconds.mean()), extra=extra,
                                    attrs=attrs, force=force)
 
 

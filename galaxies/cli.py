@@ -9,69 +9,16 @@ removed. Heavy libraries (TensorFlow, Keras) are imported only by the commands t
 """
 from __future__ import annotations
 
-import functools
-import sys
-
 import click
 
 from . import __version__
-from .errors import USER_ERRORS, InputError, Terminated
+from .commandline import COUNT, SEED, Group, fail, user_errors
+from .errors import InputError
 from .simulate import TEST_GALAXY
 
 PROFILE_OPTION = click.option(
     "--profile", default=None, envvar="GALAXIES_PROFILE", show_envvar=True,
     type=click.Choice(["smoke", "quick", "full"]), help="[default: quick]")
-#: option types that name the option and the allowed values when a value is refused
-COUNT = click.IntRange(min=1)
-SEED = click.IntRange(min=0, max=2**63 - 1)
-
-
-def _fail(message: str, status: int) -> None:
-    click.echo(f"galaxies: {message}", err=True)
-    sys.exit(status)
-
-
-class _OneLineErrors:
-    """Click's own usage errors (an unknown option, a value of the wrong type) as one line,
-    ``galaxies: error: ...``, with status 2, like every other user error."""
-
-    def main(self, args=None, prog_name=None, **extra):
-        try:
-            result = super().main(args, prog_name, standalone_mode=False, **extra)
-        except click.exceptions.Abort:
-            _fail("interrupted", 130)
-        except click.ClickException as err:
-            _fail(f"error: {err.format_message()}", err.exit_code)
-        sys.exit(result if isinstance(result, int) else 0)
-
-
-class Command(_OneLineErrors, click.Command):
-    pass
-
-
-class Group(_OneLineErrors, click.Group):
-    command_class = Command
-
-
-def user_errors(func):
-    """Report user errors as ``galaxies: error: ...`` (status 2); Ctrl-C (130) and SIGTERM
-    (143) as one line too, after cleanup. Any other exception is a bug: its traceback shows."""
-    from .atomic import terminate_as_interrupt
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            with terminate_as_interrupt():
-                return func(*args, **kwargs)
-        except USER_ERRORS as err:
-            _fail(f"error: {err}", 2)
-        except Terminated:
-            _fail("terminated (SIGTERM); workers stopped, no partial output was kept", 143)
-        except KeyboardInterrupt:
-            _fail("interrupted; no partial output was kept", 130)
-    return wrapper
-
-
 #: the seed's option names, kept by its scripts data/generator.py and data/gen_test.py
 SEED_ALIASES = {"--noise": "--sigma", "--sersic-index": "--sersic-n", "--sersic-radius": "--sersic-r"}
 
@@ -195,7 +142,7 @@ def run(profile, only, force, jobs, list_steps):
     try:
         run_pipeline(profile, only=only.split(",") if only else None, force=force, jobs=jobs)
     except StepFailed as err:  # a notebook failed: not the user's input, but no traceback either
-        _fail(f"error: {err}", 1)
+        fail(f"error: {err}", 1)
 
 
 # ------------------------------------------------------------- training and prediction
@@ -319,17 +266,57 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs,
 @click.argument("pred", type=click.Path(dir_okay=False))
 @click.option("--limit", type=COUNT, default=None, help="Fit only the first LIMIT images.")
 @click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
+@click.option("--start", type=click.Path(dir_okay=False), default=None,
+              help="Start from this estimator's predictions of DATA instead of adaptive moments.")
 @click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
 @user_errors
-def fit(data, pred, limit, jobs, force):
+def fit(data, pred, limit, jobs, start, force):
     """Maximum-likelihood fit (L-BFGS-B) of every image of DATA; predictions written to PRED."""
     from .baseline import fit_dataset
     from .files import load_predictions
-    path = fit_dataset(data, pred, limit=limit, jobs=jobs, force=force)
+    path = fit_dataset(data, pred, limit=limit, jobs=jobs, force=force, start=start)
     result = load_predictions(path)
     converged = result.extra["converged"]
     click.echo(f"wrote {path}: {len(result)} fits, {int(converged.sum())} converged, "
                f"{result.seconds_per_image:.3f} s per image (CPU, one core)")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, metavar="[MODEL_DIR] DATA OUT")
+@click.option("--start", type=click.Path(dir_okay=False), default=None,
+              help="Refine these predictions of DATA instead of a model's.")
+@click.option("--steps", type=COUNT, default=2, show_default=True,
+              help="Gauss-Newton steps per image (it stops earlier once converged).")
+@click.option("--limit", type=COUNT, default=None, help="Refine only the first rows.")
+@click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
+@user_errors
+def refine(paths, start, steps, limit, jobs, force):
+    """Refine an estimator's estimates of DATA by a few steps of the likelihood: the network in
+    MODEL_DIR predicts first (or --start gives its predictions); the refined estimates, their
+    standard deviations from the Fisher matrix and per-row flags are written to OUT."""
+    from . import atomic, estimators, refine as refinement
+    from .files import load_predictions
+    if len(paths) != (2 if start else 3):
+        raise InputError(f"expected {'DATA OUT with --start' if start else 'MODEL_DIR DATA OUT'}, "
+                         f"got {len(paths)} path(s): {' '.join(paths) or 'none'}")
+    data, out = paths[-2:]
+    atomic.check_output(out, data, *paths[:1])
+    atomic.check_writable(out, force)
+    made = None
+    try:
+        if start is None:  # the network's predictions, under a temporary name beside OUT
+            made = atomic.temporary_name(out)
+            start = estimators.load(paths[0]).predict_file(data, made, limit=limit)
+        path = refinement.refine_dataset(start, data, out, steps=steps, jobs=jobs, limit=limit,
+                                         force=force)
+    finally:
+        if made is not None:
+            made.unlink(missing_ok=True)
+    result = load_predictions(path)
+    click.echo(f"wrote {path} ({result.estimator}): {len(result)} galaxies, "
+               f"{result.attrs['converged_fraction']:.1%} converged, {result.attrs['failed']} "
+               f"failed, {result.seconds_per_image:.3f} s per image (both stages)")
 
 
 @main.command()

@@ -21,8 +21,7 @@ from .simulate import IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE
 
 __all__ = [
     "FileFormatError", "Dataset", "Predictions", "load_dataset", "create_dataset_fields",
-    "write_attrs",
-    "load_predictions", "write_predictions", "dataset_info",
+    "write_attrs", "load_predictions", "write_predictions", "dataset_info", "rows_of",
 ]
 
 
@@ -364,3 +363,24 @@ def load_predictions(path: str | os.PathLike) -> Predictions:
     return Predictions(path=path, pred=pred, index=index, estimator=str(attrs["estimator"]),
                        dataset=str(attrs["dataset"]), seconds_per_image=seconds,
                        pred_std=std, attrs=attrs, extra=extra)
+
+
+def rows_of(predictions: Predictions, data_path, limit: int | None = None) -> np.ndarray:
+    """The rows of the data set at ``data_path`` that a predictions file covers (its first
+    ``limit``), checked: predictions of this data set (by name), every row inside it, once.
+    For a command that starts from another estimator's predictions (refine, fit --start)."""
+    info = dataset_info(data_path)
+    name = Path(data_path).stem
+    if predictions.dataset != name:
+        raise InputError(f"{predictions.path} holds predictions of data set "
+                         f"'{predictions.dataset}', not of {data_path} ('{name}')")
+    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+        raise InputError(f"limit = {limit} must be a positive integer")
+    rows = predictions.index[:limit]
+    if len(rows) == 0:
+        raise InputError(f"{predictions.path}: no rows")
+    if rows.min() < 0 or rows.max() >= info["size"] or len(np.unique(rows)) != len(rows):
+        raise InputError(f"{predictions.path} refers to rows {rows.min()}..{rows.max()} "
+                         f"(each once: {len(np.unique(rows)) == len(rows)}), but {data_path} has "
+                         f"rows 0..{info['size'] - 1}: these are not predictions of this data set")
+    return rows

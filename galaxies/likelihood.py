@@ -197,6 +197,10 @@ class Objective:
         profiled flux) until the next call."""
         u = self.model.image(*theta).ravel()
         flux, _, _ = self._profile(u)
+        self.hold_variance(u, flux)
+
+    def hold_variance(self, u: np.ndarray, flux: float) -> None:
+        """Hold the pixel variance at ``sigma^2 + flux * u`` (a unit image already drawn)."""
         self.weight = 1.0 / (self.sigma2 + np.maximum(flux * u, 0.0))
         self._last = None
 

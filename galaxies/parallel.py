@@ -67,3 +67,49 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown()
+
+
+def map_rows(work, arrays: tuple, jobs: int, *constants, desc: str = "", progress: bool = True
+             ) -> tuple[list, int]:
+    """``work(*chunk_of_each_array, *constants) -> list`` (one result per row) over every row
+    of ``arrays``, in order; returns ``(results, workers used)``.
+
+    The image-by-image loops of the package (fits, refinements) go through here: chunks of at
+    most 8 rows, a tqdm bar, and at most one worker per 4 rows (a worker costs seconds to start:
+    it imports GalSim and builds its Sérsic tables). With one worker the rows run in this
+    process, single-threaded as a worker would be.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from tqdm.auto import tqdm
+
+    size = len(arrays[0])
+    jobs = min(jobs, max(1, size // 4))
+    chunk = max(1, min(8, size // (4 * jobs)))
+    results: list = [None] * size
+    bar = tqdm(total=size, unit="img", desc=desc, disable=not progress)
+    try:
+        if jobs == 1:
+            import galsim
+            threads = galsim.get_omp_threads()
+            galsim.set_omp_threads(1)
+            try:
+                for s in range(0, size, chunk):
+                    results[s:s + chunk] = work(*(a[s:s + chunk] for a in arrays), *constants)
+                    bar.update(min(chunk, size - s))
+            finally:
+                galsim.set_omp_threads(threads)
+        else:
+            with process_pool(jobs) as pool:
+                futures = {pool.submit(work, *(a[s:s + chunk] for a in arrays), *constants): s
+                           for s in range(0, size, chunk)}
+                while futures:
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        s = futures.pop(future)
+                        part = future.result()
+                        results[s:s + len(part)] = part
+                        bar.update(len(part))
+    finally:
+        bar.close()
+    return results, jobs

@@ -105,7 +105,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("networks", ("models", "training")),
     ("estimators", ("estimators", "testsets")),
     ("experiments", ("experiments",)),
-    ("presentation", ("plots", "report", "app_support", "pipeline", "cli")),
+    ("presentation", ("plots", "report", "app_support", "pipeline", "commandline", "cli")),
 )
 
 

@@ -86,14 +86,15 @@ def test_parallel_fits_equal_serial_ones(small_sets, tmp_path):
 def test_a_failed_fit_is_reported_not_dropped(monkeypatch):
     calls = []
 
-    def flaky(image, psf, sigma):
+    def flaky(image, psf, sigma, start=None):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("GalSim exploded")
         return baseline.FitResult(params=np.array(SNR60), converged=True, nfev=1, nit=1,
                                   seconds=0.0, message="ok", nll=0.0)
     monkeypatch.setattr(baseline, "fit_image", flaky)
-    rows = baseline._fit_rows(np.zeros((3, 64, 64)), np.full(3, 0.5), np.full(3, 200.0))
+    rows = baseline._fit_rows(np.zeros((3, 64, 64)), np.full(3, 0.5), np.full(3, 200.0),
+                              np.full((3, 5), np.nan))
     assert len(rows) == 3
     params, converged, *_, message = rows[1]
     assert np.isnan(params).all() and converged is False

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from galaxies import atomic, crb_sets, cutouts, estimators, evaluate, files
-from galaxies.cli import main, user_errors
+from galaxies.cli import main
+from galaxies.commandline import user_errors
 from galaxies.errors import FileFormatError, InputError, OutputExistsError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,66 @@
+"""How the ``galaxies`` command line takes options and reports errors (`galaxies.cli` uses it).
+
+User errors (`galaxies.errors.USER_ERRORS`) become one line, ``galaxies: error: ...``, and
+status 2; click's own usage errors too. Ctrl-C exits 130 and SIGTERM 143, each with one line,
+after cleanup. Any other exception is a bug and shows its traceback.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .errors import USER_ERRORS, Terminated
+
+__all__ = ["COUNT", "SEED", "Command", "Group", "user_errors", "fail"]
+
+#: option types that name the option and the allowed values when a value is refused
+COUNT = click.IntRange(min=1)
+SEED = click.IntRange(min=0, max=2**63 - 1)
+
+
+def fail(message: str, status: int) -> None:
+    click.echo(f"galaxies: {message}", err=True)
+    sys.exit(status)
+
+
+class _OneLineErrors:
+    """Click's own usage errors (an unknown option, a value of the wrong type) as one line,
+    ``galaxies: error: ...``, with status 2, like every other user error."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            result = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            fail("interrupted", 130)
+        except click.ClickException as err:
+            fail(f"error: {err.format_message()}", err.exit_code)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+class Command(_OneLineErrors, click.Command):
+    pass
+
+
+class Group(_OneLineErrors, click.Group):
+    command_class = Command
+
+
+def user_errors(func):
+    """Report user errors as ``galaxies: error: ...`` (status 2); Ctrl-C (130) and SIGTERM
+    (143) as one line too, after cleanup. Any other exception is a bug: its traceback shows."""
+    from .atomic import terminate_as_interrupt
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            with terminate_as_interrupt():
+                return func(*args, **kwargs)
+        except USER_ERRORS as err:
+            fail(f"error: {err}", 2)
+        except Terminated:
+            fail("terminated (SIGTERM); workers stopped, no partial output was kept", 143)
+        except KeyboardInterrupt:
+            fail("interrupted; no partial output was kept", 130)
+    return wrapper
