@@ -21,8 +21,9 @@ from typing import Iterator
 
 from .errors import OutputExistsError, Terminated
 
-__all__ = ["TMP_PREFIX", "temporary_name", "check_writable", "check_output", "atomic_path",
-           "atomic_h5", "atomic_dir", "write_text", "write_json", "terminate_as_interrupt"]
+__all__ = ["TMP_PREFIX", "temporary_name", "check_writable", "check_output", "check_destination",
+           "atomic_path", "atomic_h5", "atomic_dir", "write_text", "write_json",
+           "terminate_as_interrupt"]
 
 #: prefix of every unfinished file or folder; listings skip names that start with it
 TMP_PREFIX = ".tmp-"
@@ -74,6 +75,13 @@ def check_output(out, *inputs) -> None:
                                                 and os.path.samefile(out, given)):
             raise OutputExistsError(f"{out} is also an input of this command; write the output "
                                     f"under another name")
+
+
+def check_destination(out, *inputs, force: bool = False) -> Path:
+    """What every command checks before its work, not after: ``out`` is none of ``inputs``
+    (even with ``force``) and, unless ``force``, does not exist yet (`check_writable`)."""
+    check_output(out, *inputs)
+    return check_writable(out, force)
 
 
 def _claim(tmp: Path, path: Path, force: bool) -> None:

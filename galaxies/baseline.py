@@ -261,14 +261,13 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     converge are kept, flagged (failed ones with NaN parameters).
     """
     from . import files
-    from .atomic import check_output, check_writable
+    from .atomic import check_destination
     from .parallel import map_rows
     from .resources import resolve_jobs
 
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise InputError(f"limit = {limit} must be a positive integer")
-    check_output(out_path, data_path)
-    check_writable(out_path, force)  # before the fits, not after
+    check_destination(out_path, data_path, *([] if start is None else [start]), force=force)
     if start is None:
         ds = files.load_dataset(data_path, fields=("img",), rows=None if limit is None else int(limit))
         starts = np.full((len(ds), 5), np.nan)

@@ -301,8 +301,7 @@ def refine(paths, start, steps, limit, jobs, force):
         raise InputError(f"expected {'DATA OUT with --start' if start else 'MODEL_DIR DATA OUT'}, "
                          f"got {len(paths)} path(s): {' '.join(paths) or 'none'}")
     data, out = paths[-2:]
-    atomic.check_output(out, data, *paths[:1])
-    atomic.check_writable(out, force)
+    atomic.check_destination(out, data, *paths[:1], *([start] if start else []), force=force)
     made = None
     try:
         if start is None:  # the network's predictions, under a temporary name beside OUT

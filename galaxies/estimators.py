@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import files
-from .atomic import check_output, check_writable
+from .atomic import check_destination
 from .errors import InputError
 from .training.config import input_fields
 from .training.saved import SavedModel, read_info
@@ -73,8 +73,7 @@ class Estimator:
         included) divided by the number of images, after one warm-up batch (which builds the
         compiled functions) that is not counted.
         """
-        check_output(out, data)
-        check_writable(out, force)  # before the work, not after
+        check_destination(out, data, force=force)
         ds = files.load_dataset(data, fields=self.fields, rows=limit)
         if len(ds) == 0:
             raise InputError(f"{ds.path}: no rows to predict")

@@ -266,13 +266,12 @@ def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
     NaN, flagged ``failed``. Raises `galaxies.errors.InputError` when the start is not of this data set.
     """
     from . import files
-    from .atomic import check_output, check_writable
+    from .atomic import check_destination
     from .parallel import map_rows
     from .resources import resolve_jobs
 
     _check(steps, stop)
-    check_output(out_path, data_path, start_predictions_path)
-    check_writable(out_path, force)  # before the work, not after
+    check_destination(out_path, data_path, start_predictions_path, force=force)
     start = files.load_predictions(start_predictions_path)
     rows = files.rows_of(start, data_path, limit)
     order = np.argsort(rows)
