@@ -75,10 +75,13 @@ class Denoiser:
     """A trained denoiser with its image scaling: maps noisy images in photo-electrons to
     denoised images in photo-electrons."""
 
-    def __init__(self, model, scaler: Standardizer, info: dict, path: Path | None = None,
-                 history: dict | None = None):
-        self.model, self.scaler, self.info, self.path = model, scaler, info, path
-        self.history_ = history
+    def __init__(self, saved: SavedModel):
+        self.saved = saved  # the directory format and the record: a SavedModel's, scaler "image"
+
+    model = property(lambda self: self.saved.model)
+    info = property(lambda self: self.saved.info)
+    path = property(lambda self: self.saved.path)
+    scaler = property(lambda self: self.saved.scalers["image"])
 
     @property
     def name(self) -> str:
@@ -100,13 +103,11 @@ class Denoiser:
         if saved.info.get("task") != "denoise":
             raise InputError(f"{path} holds an estimator, not a denoiser (task "
                              f"{saved.info.get('task', 'estimate')!r})")
-        return cls(saved.model, saved.scalers["image"], saved.info, saved.path)
+        return cls(saved)
 
     def save(self, path, force: bool = True) -> Path:
         """Write the model directory atomically (the format of `galaxies.training.SavedModel`)."""
-        saved = SavedModel(self.model, {"image": self.scaler}, self.info, self.path, self.history_)
-        self.path = saved.save(path, force=force)
-        return self.path
+        return self.saved.save(path, force=force)
 
     def summary(self) -> "pd.Series":
         """How it was trained: parameters, rows, epochs, seconds, images per second, loss."""
@@ -117,7 +118,7 @@ class Denoiser:
 
     def history(self):
         """The loss per epoch (``history.csv``) as a DataFrame."""
-        return SavedModel(self.model, {}, self.info, self.path, self.history_).history()
+        return self.saved.history()
 
     def denoise(self, images, batch_size: int = 64, progress: bool = True) -> np.ndarray:
         """Denoise (N, 64, 64) images in photo-electrons; returns (N, 64, 64) float32.
@@ -197,7 +198,7 @@ def fit(config: DenoiserConfig, data, out_dir=None, verbose="auto", force: bool 
                  epochs=config.epochs, batch_size=config.batch_size, verbose=verbose, shuffle=True)
     name = Path(out_dir).name if out_dir is not None else None
     info = recorded.record(model, config, ds, train, val, name=name, task="denoise", estimator=config.model)
-    trained = Denoiser(model, scaler, info, history=recorded.history)
+    trained = Denoiser(SavedModel(model, {"image": scaler}, info, history=recorded.history))
     if out_dir is not None:
         trained.save(out_dir, force=force)
     return trained
