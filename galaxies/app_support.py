@@ -286,6 +286,18 @@ def maximum_likelihood(image: np.ndarray, psf_fwhm: float, sigma: float):
     return np.asarray(result.params, dtype=float), bool(result.converged), float(result.seconds)
 
 
+def refined(image: np.ndarray, psf_fwhm: float, sigma: float, start, steps: int = 2):
+    """`galaxies.refine.refine_image` of one image from ``start`` (a network's estimate):
+    ``(params (5,), std (5,), flags (names), seconds)``. Holds `renderer_lock`."""
+    from . import refine
+    with renderer_lock:
+        result = refine.refine_image(np.asarray(image, dtype=np.float64), float(psf_fwhm),
+                                     float(sigma), np.asarray(start, dtype=float), steps=int(steps))
+    flags = [name for name, bit in refine.FLAGS.items() if result.flags & bit]
+    return (np.asarray(result.params, dtype=float), np.asarray(result.std, dtype=float), flags,
+            float(result.seconds))
+
+
 def estimates_table(truth, estimates: dict):
     """Truth next to each estimator's estimate (and its standard deviation when given).
 

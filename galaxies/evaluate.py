@@ -73,10 +73,11 @@ def summary(predictions, dataset) -> pd.DataFrame:
     error = pred - truth
     ok = np.isfinite(error)
     table = pd.DataFrame(index=pd.Index(LABEL_COLUMNS, name="parameter"))
-    table["n"] = ok.sum(axis=0)
-    table["bias"] = [error[ok[:, j], j].mean() for j in range(5)]
-    table["std"] = [error[ok[:, j], j].std(ddof=1) if ok[:, j].sum() > 1 else np.nan for j in range(5)]
-    table["rmse"] = [np.sqrt(np.mean(error[ok[:, j], j] ** 2)) for j in range(5)]
+    table["n"] = n = ok.sum(axis=0)
+    # a parameter an estimator does not measure (NaN in every row, the shear-only HSM) is NaN
+    table["bias"] = [error[ok[:, j], j].mean() if n[j] else np.nan for j in range(5)]
+    table["std"] = [error[ok[:, j], j].std(ddof=1) if n[j] > 1 else np.nan for j in range(5)]
+    table["rmse"] = [np.sqrt(np.mean(error[ok[:, j], j] ** 2)) if n[j] else np.nan for j in range(5)]
     return table
 
 
@@ -87,6 +88,10 @@ def against_crb(predictions, dataset, crb) -> pd.DataFrame:
     galaxy), or one row of five per galaxy of the set. Per-galaxy bounds may be NaN for rows
     not computed (`galaxies.crb_sets.for_dataset` with a ``limit``): then only the galaxies with a
     bound are evaluated, and the ratios use the RMS bound of those galaxies.
+
+    ``norm rmse`` and ``norm bias`` are the RMS and the mean of each galaxy's error divided by
+    its own bound: on a random-parameter set the fair ratio (a galaxy with a wide bound does not
+    hide the errors of the others); for a fixed galaxy they equal ``rmse/crb`` and ``bias/crb``.
     """
     predictions, dataset = _load(predictions, dataset)
     crb = np.asarray(crb, dtype=np.float64)
@@ -99,13 +104,22 @@ def against_crb(predictions, dataset, crb) -> pd.DataFrame:
             predictions = replace(
                 predictions, pred=predictions.pred[known], index=predictions.index[known],
                 pred_std=None if predictions.pred_std is None else predictions.pred_std[known])
-        crb = np.sqrt(np.mean(crb[take[known]] ** 2, axis=0))
+        per_galaxy = crb[take[known]]
+        crb = np.sqrt(np.mean(per_galaxy ** 2, axis=0))
+    else:
+        per_galaxy = crb
     if crb.shape != (5,):
         raise InputError(f"crb has shape {crb.shape}, expected (5,) or (N, 5)")
     table = summary(predictions, dataset)
     table["crb"] = crb
     for column in ("bias", "std", "rmse"):
         table[f"{column}/crb"] = table[column] / crb
+    pred, truth, _ = aligned(predictions, dataset)
+    z = (pred - truth) / per_galaxy
+    ok = np.isfinite(z)
+    table["norm rmse"] = [np.sqrt(np.mean(z[ok[:, j], j] ** 2)) if ok[:, j].any() else np.nan
+                          for j in range(5)]
+    table["norm bias"] = [z[ok[:, j], j].mean() if ok[:, j].any() else np.nan for j in range(5)]
     return table
 
 

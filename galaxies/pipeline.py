@@ -65,9 +65,11 @@ STEPS: tuple[Step, ...] = (
     Step("denoising", tuple(Run(f"experiments/denoising/{nb}.ipynb", (("denoiser", d),))
                             for nb in ("denoiser", "two_stage") for d in ("edsr", "rdn")),
          ("data",), "EDSR and RDN denoisers, then the CNN"),
+    Step("refinement", ("Project/refinement.ipynb",), ("data", "xception", "baseline"),
+         "network first, physics second: refinement, network-started fit, HSM shear"),
     Step("final_report", ("Project/final_report.ipynb",),
          ("datasets", "eda", "xception", "baseline", "autoencoder", "autokeras", "gridsearch",
-          "denoising"), "every estimator side by side"),
+          "denoising", "refinement"), "every estimator side by side"),
     Step("presentation", ("Project/presentation.ipynb",), ("final_report",), "the slides",
          slides=("Project/presentation.ipynb",)),
 )

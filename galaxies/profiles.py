@@ -100,6 +100,10 @@ class Profile:
     xception_model: dict = field(default_factory=dict)
     xception_learning_rate: float = 3e-3
     xception_limit: int | None = None
+    #: the network the refinement starts from (`galaxies.refine`, Project/refinement.ipynb),
+    #: as ``<estimator>_<trainset>``, and the numbers of Gauss-Newton steps run from it
+    refine_start: str = "xception_v1"
+    refine_steps: tuple = (1, 2)
 
     @property
     def data_dir(self) -> Path:

@@ -30,10 +30,15 @@ class Entry:
     trainset: str  # the training set ("fit" for the maximum-likelihood baseline)
     label: str  # how the report names it
     noiseless: bool = False  # evaluated on noiseless images: a reference, not a competitor
+    model: str | None = None  # the trained model it uses (default: its name; "-": none)
 
     @property
     def name(self) -> str:
         return f"{self.key}_{self.trainset}"
+
+    @property
+    def model_name(self) -> str:
+        return self.model or self.name
 
 
 ESTIMATORS: tuple[Entry, ...] = (
@@ -45,50 +50,68 @@ ESTIMATORS: tuple[Entry, ...] = (
     Entry("autokeras", "v1", "AutoKeras best (v1)"),
     Entry("edsr-xception", "v1", "EDSR + Xception (v1)"),
     Entry("rdn-xception", "v1", "RDN + Xception (v1)"),
-    Entry("lbfgsb", "fit", "L-BFGS-B fit"),
+    Entry("lbfgsb", "fit", "L-BFGS-B fit", model="-"),
+    Entry("hsm-ksb", "galsim", "GalSim HSM KSB (shear only)", model="-"),
+    Entry("hsm-regauss", "galsim", "GalSim HSM REGAUSS (shear only)", model="-"),
     Entry("xception-noiseless", "v1", "Xception on noiseless images", noiseless=True),
 )
 BASELINE = "lbfgsb_fit"
 
 
-def by_name(name: str) -> Entry:
-    for estimator in ESTIMATORS:
+def estimators(profile=None) -> tuple[Entry, ...]:
+    """`ESTIMATORS` and the two-stage estimators of the profile's recommended network
+    (``profile.refine_start``): refined by K steps (``refine_steps``), and the fit started
+    from it (`Project/refinement.ipynb`), placed after the L-BFGS-B fit."""
+    profile = profiles.get(profile)
+    key, trainset = profile.refine_start.rsplit("_", 1)
+    start = next((e.label for e in ESTIMATORS if e.name == profile.refine_start), profile.refine_start)
+    staged = [Entry(f"{key}+newton{k}", trainset, f"{start} + {k} Gauss-Newton step{'s' * (k > 1)}",
+                    model=profile.refine_start) for k in profile.refine_steps]
+    staged.append(Entry(f"{key}+lbfgsb", trainset, f"L-BFGS-B from {start}", model=profile.refine_start))
+    at = [e.name for e in ESTIMATORS].index(BASELINE) + 1
+    return ESTIMATORS[:at] + tuple(staged) + ESTIMATORS[at:]
+
+
+def by_name(name: str, profile=None) -> Entry:
+    choices = estimators(profile)
+    for estimator in choices:
         if estimator.name == name:
             return estimator
-    raise InputError(f"unknown estimator {name!r}; choose from {[e.name for e in ESTIMATORS]}")
+    raise InputError(f"unknown estimator {name!r}; choose from {[e.name for e in choices]}")
 
 
 def availability(profile) -> pd.DataFrame:
     """For each estimator: whether its model and its predictions on each test set exist."""
     profile = profiles.get(profile)
     rows = []
-    for est in ESTIMATORS:
+    for est in estimators(profile):
         row = {"estimator": est.label, "name": est.name,
-               "model": "-" if est.key == "lbfgsb" else (
-                   "yes" if profile.model_dir(est.key, est.trainset).is_dir() else "missing")}
+               "model": "-" if est.model_name == "-" else (
+                   "yes" if (profile.models_dir / est.model_name).is_dir() else "missing")}
         for testset in TESTSETS:
             row[testset] = "yes" if profile.predictions(est.key, est.trainset, testset).is_file() else "missing"
         rows.append(row)
     return pd.DataFrame(rows).set_index("estimator")
 
 
-def _predictions(profile, testset: str, estimators=ESTIMATORS, include_noiseless: bool = False):
-    """``(estimator, predictions)`` for each estimator with a predictions file on ``testset``
-    (the noiseless-image reference left out unless asked for)."""
-    for est in estimators:
+def _predictions(profile, testset: str, chosen=None, include_noiseless: bool = False):
+    """``(estimator, predictions)`` for each estimator (``chosen``, default `estimators`) with
+    a predictions file on ``testset`` (the noiseless-image reference left out unless asked for)."""
+    for est in chosen or estimators(profile):
         path = profile.predictions(est.key, est.trainset, testset)
         if path.is_file() and (include_noiseless or not est.noiseless):
             yield est, files.load_predictions(path)
 
 
-def comparison(profile, testset: str, estimators=ESTIMATORS, include_noiseless: bool = False) -> pd.DataFrame:
-    """Bias, std, RMSE and their ratios to the CRB for every estimator with predictions on
-    ``testset``; rows indexed by (estimator, parameter)."""
+def comparison(profile, testset: str, chosen=None, include_noiseless: bool = False) -> pd.DataFrame:
+    """Bias, std, RMSE and their ratios to the CRB for every estimator (``chosen``: `Entry`
+    list, default `estimators`) with predictions on ``testset``; rows indexed by (estimator,
+    parameter)."""
     profile = profiles.get(profile)
     ds = files.load_dataset(profile.dataset(testset), fields=())
     bound = testsets.crb(profile, testset)
     tables = {est.label: evaluate.against_crb(pred, ds, bound)
-              for est, pred in _predictions(profile, testset, estimators, include_noiseless)}
+              for est, pred in _predictions(profile, testset, chosen, include_noiseless)}
     if not tables:
         return pd.DataFrame()
     return pd.concat(tables, names=["estimator", "parameter"])
@@ -116,10 +139,10 @@ def timing(profile) -> pd.DataFrame:
     """Training time and seconds per image of each estimator, and the speed-up over L-BFGS-B."""
     profile = profiles.get(profile)
     rows = []
-    for est in ESTIMATORS:
+    for est in estimators(profile):
         pred_path = profile.predictions(est.key, est.trainset, "snr60")
         spi = files.load_predictions(pred_path).seconds_per_image if pred_path.is_file() else np.nan
-        info = read_info(profile.model_dir(est.key, est.trainset))
+        info = read_info(profile.models_dir / est.model_name) if est.model_name != "-" else {}
         train_s = _training_seconds(profile, info) if info else np.nan
         rows.append({"estimator": est.label, "training [s]": train_s, "seconds per image": spi})
     table = pd.DataFrame(rows).set_index("estimator")
@@ -227,6 +250,7 @@ def conclusions(profile, tables: dict | None = None) -> list[str]:
                 change = _mean_ratio(table, label) / _mean_ratio(table, plain) - 1
                 lines.append(f"On {testset}, {label} has a mean RMSE/CRB {abs(change):.0%} "
                              f"{'lower' if change < 0 else 'higher'} than {plain}.")
+    lines += _refinement_conclusions(profile, tables)
     times = timing(profile)
     plain = by_name("xception_v1").label
     speedup = times.loc[plain, "speed-up over L-BFGS-B"]
@@ -242,4 +266,31 @@ def conclusions(profile, tables: dict | None = None) -> list[str]:
                      + ", ".join(f"{p} {cal.loc[p, 'z std']:.2f}" for p in LABEL_COLUMNS)
                      + "; 68% coverage " + ", ".join(f"{p} {cal.loc[p, 'coverage 68%']:.0f}%"
                                                    for p in LABEL_COLUMNS) + ".")
+    return lines
+
+
+def _refinement_conclusions(profile, tables: dict | None) -> list[str]:
+    """How far each refinement of the recommended network is from the fit (on the same
+    galaxies: both cover the fit's rows), and at what share of its time."""
+    lines = []
+    base = by_name(BASELINE, profile)
+    staged = [e for e in estimators(profile) if e.model == profile.refine_start]
+    for testset in TESTSETS:
+        table = tables[testset] if tables and testset in tables else comparison(profile, testset)
+        if table.empty or base.label not in table.index.get_level_values("estimator"):
+            continue
+        fit = table.loc[base.label]
+        fit_seconds = files.load_predictions(
+            profile.predictions(base.key, base.trainset, testset)).seconds_per_image
+        for entry in staged:
+            if entry.label not in table.index.get_level_values("estimator"):
+                continue
+            own = table.loc[entry.label]
+            rmse = (own["norm rmse"] - fit["norm rmse"]).abs().max()
+            bias = (own["norm bias"].abs() - fit["norm bias"].abs()).abs().max()
+            seconds = files.load_predictions(
+                profile.predictions(entry.key, entry.trainset, testset)).seconds_per_image
+            lines.append(f"On {testset}, {entry.label} is within {rmse:.3f} of the fit's RMSE / CRB "
+                         f"and {bias:.3f} of its |bias| / CRB on every parameter, at "
+                         f"{seconds:.3f} s per image ({fit_seconds / seconds:.1f} x faster than the fit).")
     return lines

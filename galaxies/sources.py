@@ -100,12 +100,12 @@ def digest(paths) -> str:
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("__init__", "errors", "resources", "simulate", "atomic", "files", "profiles",
                      "parallel", "sources")),
-    ("physics", ("generate", "recipes", "likelihood", "crb", "crb_sets", "baseline", "refine",
+    ("physics", ("generate", "recipes", "likelihood", "crb", "crb_sets", "baseline", "refine", "hsm",
                  "evaluate", "image_quality", "cutouts", "eda")),
     ("networks", ("models", "training")),
     ("estimators", ("estimators", "testsets")),
     ("experiments", ("experiments",)),
-    ("presentation", ("plots", "report", "app_support", "pipeline", "commandline", "cli")),
+    ("presentation", ("plots", "report", "tradeoffs", "app_support", "pipeline", "commandline", "cli")),
 )
 
 

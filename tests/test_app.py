@@ -19,7 +19,7 @@ from streamlit.testing.v1 import AppTest
 from galaxies import app_support as support
 from galaxies import cutouts
 from galaxies import eda, files, plots, profiles
-from galaxies.simulate import ParameterRangeError
+from galaxies.simulate import LABEL_COLUMNS, ParameterRangeError
 
 APP = Path(__file__).resolve().parents[1] / "EDA" / "app" / "app.py"
 
@@ -189,11 +189,23 @@ def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monk
     class Fit:
         params, converged, seconds = np.array([1.1e5, 2.5, 0.31, -0.06, 0.14]), True, 0.5
 
+    from galaxies import baseline
+    page = support.GalaxyParameters()  # the galaxy the page opens with
+    mle = dict(zip(LABEL_COLUMNS, baseline.fit_image(support.render(page).noisy, page.psf_fwhm,
+                                                     page.sigma).params))
     fake_module(monkeypatch, "galaxies.baseline", fit_image=lambda image, psf, sigma: Fit())
     at = open_app("models")
     table = at.table[0].value
     # a zero network predicts the label means
     assert table["tiny_v1"].to_numpy() == pytest.approx([1e5, 3.0, 0.3, 0.0, 0.0])
+    # the refinement from the network's estimate (g = 0, three bounds off in g2) reaches the
+    # maximum-likelihood estimate of the page's image, within a fifth of its standard deviation
+    refined = "tiny_v1 + 2 steps"
+    std = table[f"{refined} ± 1 sigma"]
+    assert (std > 0).all()
+    for column in ("sersic_r", "g1", "g2"):
+        assert abs(table[refined][column] - mle[column]) < 0.2 * std[column], column
+    assert "Refined in" in texts(at.caption)
     at.button(key="models_fit_button").click().run()
     assert not at.exception
     table = at.table[0].value

@@ -239,3 +239,40 @@ def true_vs_predicted_grid(results: dict, max_points: int = 2000, size: float = 
                 ax.set_xlabel("")
     fig.tight_layout()
     return fig
+
+
+def accuracy_speed(frame, title: str = "accuracy against speed"):
+    """Seconds per image (log axis) against the worst normalized RMSE, one panel per test set
+    (`galaxies.tradeoffs.accuracy_speed`): filled markers on the front (joined by a line),
+    hollow ones beaten by another, crosses for shear-only estimators; 1 is the bound."""
+    plt = _plt()
+    testsets = list(dict.fromkeys(frame.index.get_level_values("testset")))
+    fig, axes = plt.subplots(1, max(len(testsets), 1), figsize=(5.2 * max(len(testsets), 1), 4.4),
+                             squeeze=False)
+    labels = list(dict.fromkeys(frame.index.get_level_values("estimator")))
+    palette = plt.get_cmap("tab20")
+    color = {label: palette(k % 20) for k, label in enumerate(labels)}
+    for ax, testset in zip(axes[0], testsets):
+        rows = frame.loc[testset]
+        full = rows["measures"].str.len() == rows["measures"].str.len().max()
+        for label, row in rows.iterrows():
+            x, y = row["seconds per image"], row["worst norm rmse"]
+            if not full[label]:
+                ax.scatter(x, y, marker="x", color=color[label], s=40, label=label)
+            else:
+                ax.scatter(x, y, marker="o", s=45, color=color[label] if row["front"] else "none",
+                           edgecolors=color[label], label=label)
+        front = rows[rows["front"]].sort_values("seconds per image")
+        ax.plot(front["seconds per image"], front["worst norm rmse"], "k-", lw=0.8, alpha=0.6)
+        ax.axhline(1.0, color="k", ls="--", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("CPU seconds per image (one core)", fontsize=8)
+        ax.set_ylabel("worst RMSE / CRB of flux, r, g1, g2", fontsize=8)
+        ax.set_title(testset, fontsize=9)
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.collections}
+    fig.legend(list(handles.values()), list(handles), fontsize=6, loc="lower center",
+               ncol=min(4, len(handles)), bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
