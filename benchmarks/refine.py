@@ -3,7 +3,9 @@
 For each test set (``--testsets``, default snr60 and snr30) and each number of steps K
 (``--steps``, default 1 2 3), refines the first ``--size`` rows of a start with
 `galaxies.refine.refine_dataset` and prints, per parameter, RMSE / CRB and bias / CRB of the
-start, of the fit and of the refined estimates; then per K the CPU seconds per image (the
+start, of the fit and of the refined estimates (each galaxy's error over its own bound: on the
+random ``test`` set the per-galaxy normalized RMS); with ``--started-fit`` the fit started from
+the start too, timed next to today's fit; then per K the CPU seconds per image (the
 refinement alone, and with the start's own time), the Gauss-Newton steps and renders used, the
 flagged fractions, and the z-score std and 68% coverage of ``pred_std``; and the targets:
 
@@ -62,17 +64,17 @@ def bounds_of(ds: files.Dataset) -> np.ndarray:
 
 
 def scores(pred: files.Predictions, rows: np.ndarray, truth: np.ndarray, bound: np.ndarray) -> dict:
-    """RMSE / CRB, bias / CRB (RMS bound over the rows), z-score std and coverage on ``rows``
-    (and on those without flags)."""
+    """RMSE and bias of each galaxy's error over its own bound (for a fixed galaxy: RMSE / CRB
+    and bias / CRB; on a random set the per-galaxy normalized RMS), z-score std and coverage on
+    ``rows`` (and on those without flags)."""
     where = {int(r): k for k, r in enumerate(pred.index)}
     missing = [int(r) for r in rows if int(r) not in where]
     if missing:
         raise SystemExit(f"{pred.path} has no prediction for rows {missing[:5]}")
     take = np.array([where[int(r)] for r in rows])
     error = pred.pred[take].astype(np.float64) - truth
-    rms_bound = np.sqrt(np.mean(bound**2, axis=0))
-    out = {"rmse": np.sqrt(np.nanmean(error**2, axis=0)) / rms_bound,
-           "bias": np.nanmean(error, axis=0) / rms_bound}
+    out = {"rmse": np.sqrt(np.nanmean((error / bound)**2, axis=0)),
+           "bias": np.nanmean(error / bound, axis=0)}
     if pred.pred_std is not None:
         z = error / pred.pred_std[take]
         out["z std"] = np.nanstd(z, axis=0, ddof=1)
@@ -127,6 +129,12 @@ def report(testset: str, args, work: Path) -> None:
                               progress=False)
         runs[k] = files.load_predictions(out)
         results[f"K={k}"] = scores(runs[k], rows, truth, bound)
+    if args.started_fit:
+        out = work / f"lbfgsb+{start.estimator}__{testset}.h5"
+        baseline.fit_dataset(data, out, limit=len(rows), start=start_path, jobs=args.jobs,
+                             progress=False, force=True)
+        started = files.load_predictions(out)
+        results["fit/net"] = scores(started, rows, truth, bound)
     print(f"\n=== {testset}: {len(rows)} images of {data}; start {start.estimator} ({start_path}); "
           f"fit {fit.path}")
     print("CRB (RMS over the rows): " + "  ".join(
@@ -156,6 +164,16 @@ def report(testset: str, args, work: Path) -> None:
               f"{100 * np.mean(flags > 0):>9.1f}{share['bound']:>7.1f}"
               f"{share['not_converged']:>9.1f}"
               f"{share['failed']:>8.1f}{d_rmse.max():>11.3f}{d_bias.max():>11.3f}  {verdict}")
+    if args.started_fit:
+        gap = max(np.abs(results["fit/net"]["rmse"] - results["fit"]["rmse"]).max(),
+                  np.abs(np.abs(results["fit/net"]["bias"]) - np.abs(results["fit"]["bias"])).max())
+        fit_alone = started.attrs["fit_seconds_per_image"]
+        print(f"\nnetwork-started fit: {started.seconds_per_image:.4f} s per image with the start "
+              f"({fit_alone:.4f} s the fit alone, median {np.median(started.extra['seconds']):.4f}) "
+              f"against today's fit {fit.seconds_per_image:.4f} s (median "
+              f"{np.median(fit.extra['seconds']):.4f}; {fit.path.name}); not converged "
+              f"{100 * (1 - np.mean(started.extra['converged'])):.1f}%; max |difference| from the "
+              f"fit {gap:.3f} CRB (target <= 0.02: {'ok' if gap <= 0.02 else 'MISSED'})")
     print(f"\npred_std: z-score std / 68% coverage (targets {Z_STD[0]}..{Z_STD[1]} and "
           f"{COVERAGE[0]:g}..{COVERAGE[1]:g}% where the fit is within {FIT_WITHIN} x CRB: "
           f"{', '.join(s for s, c in zip(SHORT, calibrated) if c) or 'none'})")
@@ -174,7 +192,9 @@ def main() -> None:
     parser.add_argument("--data", help="folder of the test sets (default: the profile's)")
     parser.add_argument("--predictions", help="folder with lbfgsb_fit__<testset>.h5 "
                         "(default: the profile's predictions folder)")
-    parser.add_argument("--testsets", nargs="+", default=["snr60", "snr30"])
+    parser.add_argument("--testsets", nargs="+", default=["snr60", "snr30", "test"])
+    parser.add_argument("--started-fit", action="store_true",
+                        help="also run L-BFGS-B from the start (galaxies fit --start) and time it")
     parser.add_argument("--size", type=int, default=200, help="rows of each test set")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 3])
     group = parser.add_mutually_exclusive_group()
