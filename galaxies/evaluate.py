@@ -19,7 +19,7 @@ from .errors import InputError
 from .simulate import LABEL_COLUMNS
 
 __all__ = ["aligned", "summary", "against_crb", "by_snr", "calibration", "list_predictions",
-           "dataset_crb", "against_dataset_crb", "crb_by_snr"]
+           "dataset_crb", "against_dataset_crb", "crb_by_snr", "shear_calibration"]
 
 
 #: edges of the SNR bins of every table by SNR (the training sets' SNR range, finer where
@@ -219,3 +219,43 @@ def crb_by_snr(predictions, dataset, crb, bins=SNR_BINS) -> pd.DataFrame:
     table.columns = pd.MultiIndex.from_tuples(table.columns, names=["parameter", "quantity"])
     table.index.name = "snr"
     return table
+
+
+# ------------------------------------------------------------------- shear calibration
+
+def _line(truth: np.ndarray, estimate: np.ndarray) -> dict:
+    """Least-squares ``estimate = (1 + m) truth + c`` with the standard errors of m and c from
+    the residual scatter (finite rows only)."""
+    ok = np.isfinite(truth) & np.isfinite(estimate)
+    x, y = truth[ok], estimate[ok]
+    n = len(x)
+    if n < 3 or np.ptp(x) == 0:
+        return {"n": n, "m": np.nan, "m err": np.nan, "c": np.nan, "c err": np.nan}
+    design = np.column_stack([x, np.ones(n)])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ coef
+    cov = np.linalg.inv(design.T @ design) * (residual @ residual) / (n - 2)
+    return {"n": n, "m": coef[0] - 1.0, "m err": float(np.sqrt(cov[0, 0])),
+            "c": coef[1], "c err": float(np.sqrt(cov[1, 1]))}
+
+
+def shear_calibration(predictions, dataset, bins=SNR_BINS, min_snr: float | None = None) -> pd.DataFrame:
+    """Multiplicative and additive shear biases ``m`` and ``c`` of g1 and g2 on a
+    random-parameter set: a straight line ``estimate = (1 + m) truth + c`` over every galaxy
+    (SNR bin ``all``, or above ``min_snr``) and per SNR bin, with standard errors. Rows indexed
+    by (parameter, SNR bin); columns n, m, m err, c, c err."""
+    pred, truth, take = aligned(predictions, dataset)
+    snr = dataset.snr[take]
+    groups = {"all": np.ones(len(snr), dtype=bool)}
+    if min_snr is not None:
+        groups[f"> {min_snr:g}"] = snr > min_snr
+    for low, high in zip(bins[:-1], bins[1:]):
+        groups[f"{low}-{high}"] = (snr >= low) & (snr < high) if high != bins[-1] else (snr >= low) & (snr <= high)
+    rows = {}
+    for parameter in ("g1", "g2"):
+        j = LABEL_COLUMNS.index(parameter)
+        for name, keep in groups.items():
+            rows[(parameter, name)] = _line(truth[keep, j], pred[keep, j])
+    table = pd.DataFrame(rows).T
+    table.index.names = ["parameter", "snr"]
+    return table.astype({"n": int})

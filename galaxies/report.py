@@ -294,3 +294,32 @@ def _refinement_conclusions(profile, tables: dict | None) -> list[str]:
                          f"and {bias:.3f} of its |bias| / CRB on every parameter, at "
                          f"{seconds:.3f} s per image ({fit_seconds / seconds:.1f} x faster than the fit).")
     return lines
+
+
+def shear_calibration(profile, testset: str = "test", min_snr: float = 20.0) -> pd.DataFrame:
+    """m and c (with standard errors) of g1 and g2 for every estimator with predictions on the
+    random ``testset``: over all galaxies, above ``min_snr`` and per SNR bin
+    (`galaxies.evaluate.shear_calibration`); rows indexed by (estimator, parameter, SNR bin)."""
+    profile = profiles.get(profile)
+    ds = files.load_dataset(profile.dataset(testset), fields=())
+    tables = {est.label: evaluate.shear_calibration(pred, ds, min_snr=min_snr)
+              for est, pred in _predictions(profile, testset)}
+    return pd.concat(tables, names=["estimator"]) if tables else pd.DataFrame()
+
+
+def uncertainty(profile) -> pd.DataFrame:
+    """z-score std and 68% coverage of every estimator that gives ``pred_std``, on every test
+    set; rows indexed by (estimator, test set), columns (quantity, parameter)."""
+    profile = profiles.get(profile)
+    tables = {}
+    for testset in TESTSETS:
+        ds = files.load_dataset(profile.dataset(testset), fields=())
+        for est, pred in _predictions(profile, testset):
+            if pred.pred_std is not None:
+                cal = evaluate.calibration(pred, ds)[["z std", "coverage 68%"]]
+                tables[(est.label, testset)] = cal.T.stack()
+    if not tables:
+        return pd.DataFrame()
+    table = pd.DataFrame(tables).T
+    table.index.names = ["estimator", "testset"]
+    return table

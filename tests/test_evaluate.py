@@ -65,3 +65,26 @@ def test_list_predictions_parses_names(truth_and_predictions, tmp_path):
     assert table.loc["edsr-xception", "trainset"] == "v1"
     assert table.loc["edsr-xception", "testset"] == "test"
     assert table.loc["est", "testset"] == "snr60"
+
+
+def test_shear_calibration_recovers_m_and_c(small_sets, tmp_path):
+    ds = files.load_dataset(small_sets["random"], fields=())
+    rng = np.random.default_rng(3)
+    pred = ds.label.astype(np.float64).copy()
+    pred[:, 3] = 1.02 * ds.label[:, 3] + 0.003 + rng.normal(0, 1e-4, len(ds))
+    pred[:, 4] = 0.97 * ds.label[:, 4] - 0.001 + rng.normal(0, 1e-4, len(ds))
+    path = files.write_predictions(tmp_path / "p.h5", pred, np.arange(len(ds)), estimator="e",
+                                   dataset=ds.name, seconds_per_image=1.0)
+    table = evaluate.shear_calibration(path, ds, min_snr=20)
+    overall = table.xs("all", level="snr")
+    assert overall.loc["g1", "m"] == pytest.approx(0.02, abs=1e-3)
+    assert overall.loc["g1", "c"] == pytest.approx(0.003, abs=1e-4)
+    assert overall.loc["g2", "m"] == pytest.approx(-0.03, abs=1e-3)
+    assert overall.loc["g2", "c"] == pytest.approx(-0.001, abs=1e-4)
+    # the standard errors are those of the scatter put in: 1e-4 / (std of g sqrt(N)) for m
+    expected = 1e-4 / (ds.label[:, 3].std() * np.sqrt(len(ds)))
+    assert overall.loc["g1", "m err"] == pytest.approx(expected, rel=0.5)
+    assert overall.loc["g1", "c err"] == pytest.approx(1e-4 / np.sqrt(len(ds)), rel=0.5)
+    assert overall.loc["g1", "n"] == len(ds)
+    bins = table.xs("g1", level="parameter").drop(["all", "> 20"])
+    assert bins["n"].sum() == len(ds)  # every galaxy in one bin (the set's SNR is 10..100)

@@ -43,3 +43,25 @@ def test_timing_adds_the_denoiser_to_a_two_stage_estimator(profile):
     assert np.isnan(table.loc["Autoencoder (v1)", "training [s]"])  # not trained
     assert table.loc["Xception (v1)", "speed-up over L-BFGS-B"] == pytest.approx(500.0)
     assert table.loc["EDSR + Xception (v1)", "speed-up over L-BFGS-B"] == pytest.approx(250.0)
+
+
+def test_the_profiles_refinements_are_listed_with_their_network(profile):
+    names = [e.name for e in report.estimators(profile)]
+    at = names.index(report.BASELINE)
+    assert names[at + 1:at + 4] == ["xception+newton1_v1", "xception+newton2_v1", "xception+lbfgsb_v1"]
+    other = profiles.get("smoke", refine_start="xception_v3", refine_steps=(3,))
+    entry = report.by_name("xception+newton3_v3", other)
+    assert entry.label == "Xception (v3: varying PSF) + 3 Gauss-Newton steps"
+    with pytest.raises(Exception, match="unknown estimator"):
+        report.by_name("xception+newton1_v1", other)
+    # a refinement's training time is its network's; HSM has none
+    _predictions(profile, "lbfgsb", "fit", 0.5)
+    _model(profile, "xception_v1", 100.0)
+    _predictions(profile, "xception+newton2", "v1", 0.05)
+    _predictions(profile, "hsm-ksb", "galsim", 0.002)
+    table = report.timing(profile)
+    label = report.by_name("xception+newton2_v1", profile).label
+    assert table.loc[label, "training [s]"] == 100.0
+    assert table.loc[label, "speed-up over L-BFGS-B"] == pytest.approx(10.0)
+    assert np.isnan(table.loc["GalSim HSM KSB (shear only)", "training [s]"])
+    assert report.availability(profile).loc["GalSim HSM KSB (shear only)", "model"] == "-"

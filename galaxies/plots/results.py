@@ -276,3 +276,28 @@ def accuracy_speed(frame, title: str = "accuracy against speed"):
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
+
+
+def shear_bias(table, snr: str = "all", title: str = "shear calibration"):
+    """m and c of g1 and g2 per estimator with their standard errors, from
+    `galaxies.report.shear_calibration` (the rows of SNR bin ``snr``); the shaded bands are
+    |m| <= 0.01 and |c| <= 0.001."""
+    plt = _plt()
+    rows = table.xs(snr, level="snr")
+    estimators = list(dict.fromkeys(rows.index.get_level_values("estimator")))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(estimators) + 1.8), sharey=True)
+    y = np.arange(len(estimators))
+    for ax, (quantity, band) in zip(axes, (("m", 0.01), ("c", 0.001))):
+        for offset, parameter in ((-0.15, "g1"), (0.15, "g2")):
+            part = rows.xs(parameter, level="parameter").reindex(estimators)
+            ax.errorbar(part[quantity], y + offset, xerr=part[f"{quantity} err"], fmt="o", ms=4,
+                        capsize=2, label=parameter)
+        ax.axvspan(-band, band, color="0.85", zorder=0)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_xlabel(quantity, fontsize=9)
+    axes[0].set_yticks(y, estimators, fontsize=7)
+    axes[0].invert_yaxis()
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title} (SNR {snr})", fontsize=10)
+    fig.tight_layout()
+    return fig
