@@ -6,6 +6,7 @@ module             what it owns
 `.scaling`         `Standardizer` and the scaled network inputs (`model_inputs`)
 `.config`          `TrainingConfig` and which fields of a data set a model reads
 `.stream`          the seeded split, the eight orientations of the grid, training batches
+`.noise`           fresh noise: a new realization of each noiseless image at every showing
 `.losses`          the mean-squared and Gaussian negative log-likelihood losses
 `.saved`           the model directory (`SavedModel`) and the padded prediction loop
 `.loop`            the schedule, the callbacks and record (`RecordedFit`), and `fit`

@@ -14,6 +14,7 @@ __all__ = ["TrainingConfig", "CONDITIONING", "INPUTS", "SCHEDULES", "UNCERTAINTY
 
 CONDITIONING = ("psf_fwhm", "sigma")  # scalar inputs a model may take
 INPUTS = ("noisy", "noiseless")  # which images of a data set a model reads
+NOISE = ("fixed", "fresh")  # the set's noisy images, or new noise at every showing
 SCHEDULES = ("cosine", "plateau")
 UNCERTAINTY_LOSSES = ("decoupled", "nll")
 
@@ -37,6 +38,11 @@ class TrainingConfig:
         validation_fraction: share of the rows held out for validation (seeded split).
         seed:           seeds the split, the weights, the shuffling and the augmentation.
         limit:          use only the first rows of the training set.
+        noise:          ``"fixed"``: the set's noisy images (the seed's way); ``"fresh"``: new
+                        noise on the noiseless images at every showing (`galaxies.training.noise`).
+        noise_sigma:    with fresh noise, the read-noise range ``(low, high)`` drawn per image
+                        (give ``conditioning=("sigma",)`` so the network knows it), or None
+                        for each row's own sigma.
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 
@@ -56,6 +62,8 @@ class TrainingConfig:
     schedule: str = "cosine"
     augment: bool = True
     uncertainty_loss: str = "decoupled"
+    noise: str = "fixed"
+    noise_sigma: tuple | None = None
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -67,6 +75,17 @@ class TrainingConfig:
         if len(set(self.conditioning)) != len(self.conditioning):
             raise InputError(f"conditioning {self.conditioning} names an input twice")
         check_budget(self)
+        if self.noise not in NOISE:
+            raise InputError(f"noise = {self.noise!r}; choose from {NOISE}")
+        if self.noise == "fresh" and self.inputs != "noisy":
+            raise InputError("noise = 'fresh' makes noisy inputs; it needs inputs = 'noisy'")
+        if self.noise_sigma is not None:
+            if self.noise != "fresh":
+                raise InputError(f"noise_sigma = {self.noise_sigma} needs noise = 'fresh'")
+            self.noise_sigma = tuple(float(v) for v in self.noise_sigma)
+            if "sigma" not in self.conditioning:
+                raise InputError(f"noise_sigma = {self.noise_sigma} draws the noise level: give "
+                                 "conditioning=('sigma',) so that the network knows it")
         if self.patience < 0:
             raise InputError(f"patience = {self.patience} must be at least 0")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
@@ -109,16 +128,19 @@ def check_budget(config) -> None:
 def input_fields(config: TrainingConfig, images: np.ndarray | None = None) -> tuple[str, ...]:
     """The fields of a data set a model of ``config`` reads (no image field when ``images``
     replace the set's own, e.g. denoised ones)."""
-    image = () if images is not None else ("img",) if config.inputs == "noisy" else ("img_nonoise",)
+    image = () if images is not None else ("img_nonoise",) if (
+        config.inputs == "noiseless" or config.noise == "fresh") else ("img",)
     return image + (("psf_img",) if config.psf_channel else ())
 
 
 def dataset_arrays(ds: files.Dataset, config: TrainingConfig, images: np.ndarray | None = None):
-    """``(images, psf_img, conditioning)`` of a data set as a model of ``config`` reads them."""
+    """``(images, psf_img, conditioning)`` of a data set as a model of ``config`` reads them
+    (with fresh noise, the noiseless images the noise is drawn on)."""
     if images is None:
-        images = ds.img if config.inputs == "noisy" else ds.img_nonoise
+        noisy = config.inputs == "noisy" and config.noise == "fixed"
+        images = ds.img if noisy else ds.img_nonoise
         if images is None:
-            raise InputError(f"{ds.path}: the {config.inputs} images were not loaded")
+            raise InputError(f"{ds.path}: the {'noisy' if noisy else 'noiseless'} images were not loaded")
     elif len(images) != len(ds):
         raise InputError(f"images has {len(images)} rows but {ds.path} has {len(ds)}")
     psf = ds.psf_images() if config.psf_channel else None

@@ -149,12 +149,21 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         return model_inputs(raw_images[rows], None if psf is None else psf[rows],
                             {k: v[rows] for k, v in conditioning.items()}, scalers)
 
-    x_train, scalers = take(train, None)
-    x_val, _ = take(val, scalers)
+    if config.noise == "fresh":
+        if images is not None:
+            raise InputError("noise = 'fresh' draws noise on the set's noiseless images; "
+                             "it cannot take replacement images")
+        x_train, x_val, scalers, noise = _fresh_noise_inputs(config, ds, raw_images, psf,
+                                                             conditioning, train, val)
+    else:
+        x_train, scalers = take(train, None)
+        x_val, _ = take(val, scalers)
+        noise = None
     scalers["label"] = Standardizer.fit(ds.label[train], axis=0)
     y_val = scalers["label"].transform(ds.label[val])
     batches = training_batches(x_train[0], np.asarray(ds.label[train], np.float32), scalers["label"],
-                               config.batch_size, config.seed, config.augment, extras=tuple(x_train[1:]))
+                               config.batch_size, config.seed, config.augment,
+                               extras=tuple(x_train[1:]), noise=noise)
 
     n_out = 2 * N_LABELS if config.uncertainty else N_LABELS
     try:
@@ -178,6 +187,30 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     if out_dir is not None:
         saved.save(out_dir, force=force)
     return saved
+
+
+def _fresh_noise_inputs(config, ds, clean, psf, conditioning, train, val):
+    """With fresh noise: the noiseless training images (the stream adds the noise), the scalers
+    fitted on one noisy draw of them, the validation inputs (one fixed, seeded draw, so early
+    stopping compares like with like) and the stream's ``noise`` function."""
+    from .noise import FreshNoise
+
+    fresh = FreshNoise(config.noise_sigma, config.seed)
+    own = np.asarray(ds.sigma, np.float32)
+
+    def inputs(images, rows, key, scalers):
+        noisy, sigma = fresh.realize(images, own[rows], key)
+        known = {k: (sigma if k == "sigma" else v[rows]) for k, v in conditioning.items()}
+        return model_inputs(noisy, None if psf is None else psf[rows], known, scalers)
+
+    _, scalers = inputs(clean[train], train, (10**9,), None)  # scalers of a noisy draw (no epoch's key)
+    x_val, _ = inputs(clean[val], val, (10**9 + 1,), scalers)
+
+    def noise(batch, rows, key):  # rows of the training split; batch (n, H, W, 1) noiseless
+        x, _ = inputs(batch[..., 0], train[rows], key, scalers)
+        return x[0], tuple(x[1:])
+
+    return [np.asarray(clean[train], np.float32)[..., None]], x_val, scalers, noise
 
 
 def even_batch(n: int, largest: int = 1024) -> int:

@@ -61,7 +61,7 @@ def dihedral(images: np.ndarray, labels: np.ndarray, element: int):
 
 def training_batches(images: np.ndarray, labels: np.ndarray, label_scaler: Standardizer,
                      batch_size: int, seed: int, augment: bool, extras: tuple = (),
-                     arrange=None):
+                     arrange=None, noise=None):
     """A Keras ``PyDataset`` of shuffled training batches of ``batch_size`` rows (fewer only
     when the set is smaller).
 
@@ -70,6 +70,9 @@ def training_batches(images: np.ndarray, labels: np.ndarray, label_scaler: Stand
     match (`dihedral`); labels are then standardized. ``extras`` are further per-row inputs
     passed through unchanged. ``arrange(images, extras, labels) -> (inputs, targets)`` shapes a
     batch for the model (default: the images, then the extras, as inputs; the labels as target).
+    ``noise(images, rows, key) -> (images, extras)``, when given, turns each (oriented) batch of
+    noiseless images into the network's inputs with fresh noise (`galaxies.training.noise`;
+    ``key`` = (epoch, batch) seeds it) and replaces ``extras``.
     """
     import keras
 
@@ -99,7 +102,11 @@ def training_batches(images: np.ndarray, labels: np.ndarray, label_scaler: Stand
                 for element in np.unique(which):
                     sel = which == element
                     batch[sel], y[sel] = dihedral(batch[sel], y[sel], int(element))
-            return arrange(batch, tuple(a[rows] for a in extras), label_scaler.transform(y))
+            if noise is not None:
+                batch, more = noise(batch, rows, (self.epoch, k))
+            else:
+                more = tuple(a[rows] for a in extras)
+            return arrange(batch, more, label_scaler.transform(y))
 
         def on_epoch_end(self):
             self.epoch += 1
