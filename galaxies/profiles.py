@@ -96,7 +96,7 @@ class Profile:
     #: peak learning rate and the rows of each training set (None: all); epochs, batch size
     #: and patience are ``epochs``, ``batch_size`` and ``patience`` above
     xception_variants: tuple = ("xception_v1", "xception_v2", "xception_v3",
-                                "xception-noiseless_v1", "xception-nll_v1")
+                                "xception-noiseless_v1", "xception-nll_v1", "xception-fresh_v2")
     xception_model: dict = field(default_factory=dict)
     xception_learning_rate: float = 3e-3
     xception_limit: int | None = None
@@ -149,7 +149,7 @@ PROFILES: dict[str, Profile] = {
         gridsearch_rows=128, gridsearch_epochs=1, gridsearch_batch_size=32,
         gridsearch_grid=dict(entry_filters=[4], block_filters=[4, 8], blocks=[1], exit_filters=[8]),
         xception_variants=("xception_v1", "xception_v2", "xception_v3", "xception-psfimg_v3",
-                           "xception-noiseless_v1", "xception-nll_v1"),
+                           "xception-noiseless_v1", "xception-nll_v1", "xception-fresh_v2"),
     ),
     "quick": Profile(
         name="quick",

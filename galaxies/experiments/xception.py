@@ -12,6 +12,10 @@ name                       train set  what it is
 ``xception-psfimg_v3``     v3         as v3, but the PSF image is a second image channel
 ``xception-noiseless_v1``  v1         trained and evaluated on the noiseless images (the floor)
 ``xception-nll_v1``        v1         also predicts a standard deviation per label (pred_std)
+``xception-fresh_v2``      v2         fresh noise at every showing of v2's noiseless images,
+                                      sigma drawn in [200, 400] and known: one network for every
+                                      noise level (`galaxies.training.noise`); ``xception_v2``
+                                      is its fixed-noise ablation on the same set and budget
 =========================  =========  ==========================================================
 
 Sigma and the PSF are known for real surveys (measured from the background and from stars), so
@@ -53,6 +57,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
     Variant("xception-nll", "v1", "fixed PSF and noise; predicts a standard deviation too",
             {"uncertainty": True}),
+    Variant("xception-fresh", "v2", "fresh noise at every showing, sigma drawn in [200, 400] and known",
+            {"conditioning": ("sigma",), "noise": "fresh", "noise_sigma": (200.0, 400.0)}),
 ]}
 
 
