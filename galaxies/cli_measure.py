@@ -32,11 +32,13 @@ from .commandline import COUNT, Command, user_errors
 @click.option("--sigma", type=float, default=None, help="Or: one noise sigma, in the cutout's counts.")
 @click.option("--gain", type=float, default=None,
               help="Counts to photo-electrons: adds the galaxy's Poisson variance [default: none].")
+@click.option("--background", type=float, default=None,
+              help="Sky level to subtract, counts [default: from the border, corrected after the fit].")
 @click.option("--steps", type=COUNT, default=2, show_default=True, help="Refinement steps.")
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @user_errors
 def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_fwhm_key, rms,
-            sigma, gain, steps, force):
+            sigma, gain, background, steps, force):
     """Measure flux, Sérsic n, r, g1 and g2 of the galaxy in each FITS cutout FILE (one image
     or a cube of stamps a file); one row per stamp, with flags for what lies outside the
     training domain."""
@@ -55,7 +57,8 @@ def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_
     results = measuring.measure_files(
         list(files), out, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
         psf_fwhm=psf_fwhm, psf_fwhm_key=psf_fwhm_key, rms=list(rms) or None, sigma=sigma, gain=gain,
-        network=network, force=force, steps=steps, log=click.echo)
+        network=network, force=force, steps=steps, background=background,
+        log=click.echo)
     flagged = sum(bool(r.flags) for r in results)
     click.echo(f"wrote {out}: {len(results)} cutout(s), {flagged} flagged outside the training "
                f"domain or not converged")

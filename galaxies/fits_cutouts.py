@@ -45,14 +45,15 @@ class Cutout:
         return f"{self.file}[{self.hdu}]" + ("" if self.plane is None else f"[{self.plane}]")
 
 
-def _open(path):
+def _open(path, name: str | None = None):
     from astropy.io import fits
     try:
         return fits.open(path, memmap=False, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, EOFError) as err:
         if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise
-        raise FileFormatError(f"{path}: not a readable FITS file ({err})") from None
+        name = name or (path if isinstance(path, str) or hasattr(path, "__fspath__") else "the file")
+        raise FileFormatError(f"{name}: not a readable FITS file ({err})") from None
 
 
 def _image_hdus(hdus) -> list[int]:
@@ -143,11 +144,13 @@ def _check_scale(value, name: str) -> float:
     return value
 
 
-def read_cutouts(path, hdu=None, pixel_scale: float | None = None) -> list[Cutout]:
-    """The stamps of FITS file ``path`` (see the module docstring); ``pixel_scale`` (arcsec)
-    overrides the WCS, and is needed when the header has none."""
-    path = str(path)
-    with _open(path) as hdus:
+def read_cutouts(path, hdu=None, pixel_scale: float | None = None,
+                 name: str | None = None) -> list[Cutout]:
+    """The stamps of FITS file ``path`` (or a binary file object, named ``name`` in messages;
+    see the module docstring); ``pixel_scale`` (arcsec) overrides the WCS, and is needed when
+    the header has none."""
+    source, path = path, name or str(path)
+    with _open(source, path) as hdus:
         index = _select(hdus, path, hdu)
         data = _data(hdus, index, path, "image")
         header = hdus[index].header.copy()

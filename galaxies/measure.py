@@ -4,7 +4,10 @@ For each stamp (`galaxies.fits_cutouts.Cutout`, counts of the file, any pixel sc
 
 1. **Background and noise** from a border annulus (`border_stats`: 3-sigma clipped median, and
    the clipped MAD standard deviation, `astropy.stats.sigma_clipped_stats`), unless an RMS map
-   or ``sigma`` is given. The background is subtracted.
+   or ``sigma`` is given. The background is subtracted; on a small stamp the border holds
+   the galaxy's wings too, so after the fit the border of the residual (data - model) gives a
+   correction, and the fit is repeated once from its estimate when the correction exceeds
+   twice its standard error.
 2. **Sources** (`segment`): the image over its noise, smoothed by a Gaussian of ``SMOOTHING``
    pixels, thresholded at ``DETECT`` times the smoothed noise and labelled
    (`scipy.ndimage.label`). The galaxy is the source under the centre (else the brightest);
@@ -19,12 +22,8 @@ For each stamp (`galaxies.fits_cutouts.Cutout`, counts of the file, any pixel sc
    `galaxies.refine.refine_image` from the network's estimate, on the native stamp.
    Standard deviations: the inverse Fisher matrix at the estimate on the native stamp
    (`galaxies.crb.cutout_bound`; the refinement's own for ``refined``).
-5. **Resampling** (`resample`) to the simulation's stamp with GalSim: the cutout as a
-   `galsim.InterpolatedImage` (quintic), recentred, padded with white noise of the cutout's
-   level, sampled at 0.23" (real space), on k x k points per new pixel added up when the new
-   pixels are larger (which integrates over them).
-   The noise of the result is correlated and its level changed; `resampled_sigma` measures it
-   by resampling pure-noise fields of the cutout's noise the same way (Monte Carlo).
+5. **Resampling** to the simulation's stamp with GalSim (`galaxies.resampling`); the noise of
+   the result, correlated and of another level, by resampling pure-noise fields (Monte Carlo).
 6. **Flags** (`FLAGS`): what lies outside the training domain or went wrong.
 
 Fluxes are in the cutout's counts; radius in arcsec; ``gain`` (counts to photo-electrons)
@@ -40,11 +39,12 @@ import numpy as np
 
 from .errors import InputError
 from .fits_cutouts import Cutout
+from .resampling import psf_profile, resample, resampled_sigma
 from .simulate import (IMAGE_SIZE, LABEL_COLUMNS, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
                        Stamp)
 
-__all__ = ["FLAGS", "METHODS", "Measurement", "border_stats", "segment", "resample",
-           "resampled_sigma", "psf_profile", "measure_cutout", "fit_box"]
+__all__ = ["FLAGS", "METHODS", "Measurement", "border_stats", "segment", "measure_cutout",
+           "fit_box", "measure_files", "write_table"]
 
 METHODS = ("fit", "nn", "refined")
 SMOOTHING, DETECT, SECOND, GROW = 1.5, 3.0, 5.0, 2
@@ -102,15 +102,20 @@ class Measurement:
         return out
 
 
-def border_stats(image: np.ndarray, width: int | None = None) -> tuple[float, float]:
-    """Background (clipped median) and noise sigma (clipped MAD std) of a border annulus
-    ``width`` pixels wide (default a tenth of the short side, at least 3)."""
-    from astropy.stats import sigma_clipped_stats
-    ny, nx = image.shape
+def border(shape, width: int | None = None) -> np.ndarray:
+    """The pixels of a border annulus ``width`` wide (default a tenth of the short side, >= 3)."""
+    ny, nx = shape
     width = width or max(3, min(ny, nx) // 10)
-    border = np.ones(image.shape, dtype=bool)
-    border[width:ny - width, width:nx - width] = False
-    _, median, std = sigma_clipped_stats(image[border], sigma=3.0, stdfunc="mad_std")
+    out = np.ones(shape, dtype=bool)
+    out[width:ny - width, width:nx - width] = False
+    return out
+
+
+def border_stats(image: np.ndarray, width: int | None = None) -> tuple[float, float]:
+    """Background (clipped median) and noise sigma (clipped MAD std) of the `border`."""
+    from astropy.stats import sigma_clipped_stats
+    _, median, std = sigma_clipped_stats(image[border(image.shape, width)], sigma=3.0,
+                                         stdfunc="mad_std")
     return float(median), float(std)
 
 
@@ -130,49 +135,6 @@ def segment(image: np.ndarray, noise) -> tuple[np.ndarray, int, list[int]]:
     main = max(central, key=lambda v: peaks[v - 1]) if central else int(np.argmax(peaks)) + 1
     others = [k for k in range(1, count + 1) if k != main and peaks[k - 1] > SECOND * level]
     return labels, main, others
-
-
-def psf_profile(psf_image: np.ndarray, pixel_scale: float):
-    """A PSF image (unit sum, pixel response included) as a unit-flux GalSim profile."""
-    import galsim
-    return galsim.InterpolatedImage(galsim.Image(np.asarray(psf_image, np.float64),
-                                                 scale=float(pixel_scale)), flux=1.0)
-
-
-def _resampler(image, pixel_scale, offset, pad_sigma, seed):
-    import galsim
-    profile = galsim.InterpolatedImage(
-        galsim.Image(np.asarray(image, np.float64), scale=float(pixel_scale)), x_interpolant="quintic",
-        noise_pad_size=IMAGE_SIZE * PIXEL_SCALE * 1.5 if pad_sigma else 0,
-        noise_pad=float(pad_sigma) ** 2 if pad_sigma else 0.0, rng=galsim.BaseDeviate(int(seed)),
-        calculate_stepk=False, calculate_maxk=False)
-    return profile.shift(-offset[0] * pixel_scale, -offset[1] * pixel_scale)
-
-
-def resample(image: np.ndarray, pixel_scale: float, offset=(0.0, 0.0), pad_sigma: float = 0.0,
-             seed: int = 1) -> np.ndarray:
-    """``image`` (counts per pixel of ``pixel_scale`` arcsec, galaxy ``offset`` pixels from
-    its centre) on the simulation's 64 x 64 stamp of 0.23" pixels, centred, in counts per new
-    pixel; outside the cutout, white noise of ``pad_sigma`` (per original pixel)."""
-    profile = _resampler(image, pixel_scale, offset, pad_sigma, seed)
-    # larger new pixels: sample k x k points of each (real space, GalSim's interpolant) and
-    # add them up, which integrates the light over the new pixel
-    k = max(1, math.ceil(PIXEL_SCALE / pixel_scale - 1e-6))
-    fine = profile.drawImage(nx=IMAGE_SIZE * k, ny=IMAGE_SIZE * k, scale=PIXEL_SCALE / k,
-                             method="no_pixel").array.astype(np.float64)
-    return fine.reshape(IMAGE_SIZE, k, IMAGE_SIZE, k).sum(axis=(1, 3))
-
-
-def resampled_sigma(shape, pixel_scale: float, noise, offset=(0.0, 0.0),
-                    realizations: int = 6, seed: int = 7) -> float:
-    """The pixel noise sigma of `resample`'s output: pure white-noise fields of the cutout's
-    noise (a number or a map) resampled the same way, their pixels' standard deviation."""
-    rng = np.random.default_rng(seed)
-    noise = np.broadcast_to(np.asarray(noise, np.float64), tuple(shape))
-    pad = float(np.median(noise))
-    fields = [resample(rng.standard_normal(noise.shape) * noise, pixel_scale, offset, pad,
-                       seed + k + 1) for k in range(realizations)]
-    return float(np.std(fields))
 
 
 def fit_box(stamp: Stamp) -> np.ndarray:
@@ -222,7 +184,7 @@ def _centre(image, mask, pixel_scale, labels, main) -> tuple[float, float]:
 
 def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scale=None,
                    psf_fwhm=None, rms=None, sigma=None, gain: float | None = None,
-                   network=None, steps: int = 2) -> Measurement:
+                   network=None, steps: int = 2, background: float | None = None) -> Measurement:
     """Measure one cutout (see the module docstring).
 
     Parameters:
@@ -232,17 +194,20 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
                    the border.
         gain:      counts to photo-electrons for the galaxy's Poisson variance (None: none).
         network:   for ``nn`` and ``refined``: an estimator (`galaxies.estimators`).
+        background:  the sky level to subtract (counts); None: from the border, corrected
+                   after the fit.
     """
     import galsim
     from scipy import ndimage
 
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise InputError(f"method {method!r}: choose among {', '.join(METHODS)}")
-    if method != "fit" and network is None:
+    if method in ("nn", "refined") and network is None:
         raise InputError(f"method {method!r} needs a trained network: give --model DIR")
     t0 = time.process_time()
     image, scale = cutout.image, cutout.pixel_scale
-    background, border_sigma = border_stats(image)
+    estimated, border_sigma = border_stats(image)
+    background = estimated if background is None else float(background)
     if rms is not None:
         noise, source = np.asarray(rms, np.float64), "RMS map"
     elif sigma is not None:
@@ -277,9 +242,25 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     sigma_stamp = resampled_sigma(data.shape, scale, noise, offset)
     common = dict(stamp=stamp, gain=gain, bounds=box, flux_range=flux_range)
     std = None
+    if method is None:  # prepared only (the app's first look): no estimate
+        nan = np.full(5, np.nan)
+        return Measurement(cutout, "none", nan, nan, math.nan, math.nan, float(np.median(noise)),
+                           sigma_stamp, source, fwhm, background, offset, False,
+                           [f for f in _domain(nan, math.nan, fwhm, sigma_stamp) if f in (
+                               "psf", "noise")] + ["second_source"] * bool(others)
+                           + ["no_source"] * (not main), data, None, mask, resampled,
+                           time.process_time() - t0)
     if method == "fit":
         from .baseline import fit_image
+        from .likelihood import SersicModel
         result = fit_image(weighted, None, noise_map, **common)
+        ring = border(data.shape) & ~mask
+        residual = data - result.params[0] * SersicModel(None, stamp=stamp).image(*result.params[1:])
+        correction = float(np.median(residual[ring]))
+        if background is estimated and abs(correction) > 2 * 1.253 * float(np.median(noise)) / math.sqrt(ring.sum()):
+            data, background = data - correction, background + correction
+            weighted = np.where(mask, 0.0, data)
+            result = fit_image(weighted, None, noise_map, start=result.params, **common)
         params, converged = result.params, result.converged
     else:
         psf_stamp = resample(psf_image, psf_scale or scale, (0.0, 0.0)) if psf_image is not None \
@@ -336,7 +317,7 @@ def write_table(rows: list[dict], out, force: bool = False):
 def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, psf=None,
                   psf_hdu=None, psf_fwhm=None, psf_fwhm_key=None, rms=None, sigma=None,
                   gain=None, network=None, force: bool = False, progress: bool = True,
-                  steps: int = 2, log=print) -> list[Measurement]:
+                  steps: int = 2, background=None, log=print) -> list[Measurement]:
     """Measure every stamp of FITS files ``paths`` and write one row each to table ``out``
     (see `measure_cutout` and `write_table`); ``psf`` and ``rms`` are FITS files (``rms`` one
     for all, or a list of one per path), the PSF is refused when larger than a cutout and an
@@ -385,7 +366,7 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
     results = []
     for cutout, fwhm, noise in tqdm(jobs, desc="measure", disable=not progress or len(jobs) < 2):
         result = measure_cutout(cutout, method, psf_image, psf_scale, fwhm, noise, sigma, gain,
-                                network, steps)
+                                network, steps, background)
         if result.sigma_source.startswith("border"):
             log(f"{cutout.name}: noise sigma {result.sigma:.4g} estimated from the border "
                 f"(3-sigma clipped MAD); {result.sigma_stamp:.4g} on the simulation's stamp")

@@ -65,6 +65,8 @@ STEPS: tuple[Step, ...] = (
     Step("denoising", tuple(Run(f"experiments/denoising/{nb}.ipynb", (("denoiser", d),))
                             for nb in ("denoiser", "two_stage") for d in ("edsr", "rdn")),
          ("data",), "EDSR and RDN denoisers, then the CNN"),
+    Step("real_cutouts", ("EDA/real_cutouts.ipynb",), ("data",),
+         "real HST cutouts measured at their own pixels (galaxies measure)"),
     Step("final_report", ("Project/final_report.ipynb",),
          ("datasets", "eda", "xception", "baseline", "autoencoder", "autokeras", "gridsearch",
           "denoising"), "every estimator side by side"),
