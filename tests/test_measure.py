@@ -213,3 +213,49 @@ def test_the_real_hst_cutouts_give_a_flagged_row_each(tmp_path):
         assert "psf" in flags and "noise" in flags  # a 0.15" PSF, noise in e-/s: outside
     assert not any(table["in_domain"] == "True")
     assert "edge" in table["flags"][1]  # the bright neighbour spills over its stamp
+
+
+class Network:
+    """A stand-in for a trained network: records what it is given, answers a fixed estimate."""
+
+    def __init__(self, answer):
+        self.answer, self.seen = np.asarray(answer, float), {}
+
+    def predict(self, images, psf_fwhm=None, sigma=None, psf_img=None):
+        self.seen = dict(images=images, psf_fwhm=psf_fwhm, sigma=sigma, psf_img=psf_img)
+        return self.answer[None], None
+
+
+def test_the_network_sees_the_resampled_stamp_and_refined_starts_from_it():
+    scale, size, sigma = 0.1, 80, 50.0
+    noisy, psf = simulated(scale, size, sigma, seed=5)
+    cutout = Cutout(noisy, "sim.fits", 0, None, scale)
+    start = TRUTH * [1.1, 1.2, 1.15, 0.8, 1.2]
+    network = Network(start)
+    nn = measure.measure_cutout(cutout, "nn", psf_image=psf, sigma=sigma, network=network)
+    seen = network.seen
+    assert seen["images"].shape == (1, 64, 64) and seen["psf_img"].shape == (1, 64, 64)
+    assert seen["psf_img"].sum() == pytest.approx(1.0, rel=1e-5)
+    # the flux is kept in counts: the stamp holds the galaxy's light (the stamp is wider)
+    assert seen["images"].sum() == pytest.approx(noisy.sum(), rel=0.05, abs=5 * sigma * size)
+    assert seen["sigma"][0] == pytest.approx(nn.sigma_stamp) and nn.sigma_stamp > sigma
+    assert seen["psf_fwhm"][0] == pytest.approx(0.7, rel=0.1)  # measured on the PSF image
+    assert np.array_equal(nn.params, start) and np.all(np.isfinite(nn.std))
+    refined = measure.measure_cutout(cutout, "refined", psf_image=psf, sigma=sigma,
+                                     network=network, steps=4)
+    before = np.abs(start - TRUTH) / refined.std
+    after = np.abs(refined.params - TRUTH) / refined.std
+    assert np.all(after < 4) and after.sum() < before.sum()
+
+
+def test_the_psf_from_a_header_keyword_and_a_moffat(tmp_path):
+    noisy, _ = simulated(0.3, 41, 150.0, seed=2)
+    path = write(tmp_path / "kw.fits", noisy, 0.3, SEEING=0.7)
+    out = tmp_path / "kw.csv"
+    done = cli("measure", path, "--psf-fwhm-key", "SEEING", "--sigma", "150", "--out", out)
+    assert done.exit_code == 0, (done.output, done.exception)
+    row = Table.read(out, format="ascii.csv")[0]
+    assert row["psf_fwhm"] == pytest.approx(0.7) and row["sigma"] == pytest.approx(150.0)
+    assert abs(row["sersic_r"] - TRUTH[2]) < 4 * row["sersic_r_std"]
+    one_line_error(cli("measure", path, "--psf-fwhm-key", "FWHM", "--out", out, "--force"),
+                   "kw.fits", "no header keyword 'FWHM'")
