@@ -30,6 +30,7 @@ __all__ = [
     "default_profile", "list_datasets", "list_saved_models", "list_prediction_files",
     "filter_rows", "bounds_table", "bounds_versus_snr", "visibility", "renderer_lock",
     "estimates_table", "approximate_snr", "predict_one", "psf_image", "maximum_likelihood",
+    "measure_fits_upload",
 ]
 
 
@@ -316,3 +317,29 @@ def estimates_table(truth, estimates: dict):
         if truth is not None:
             table[f"{name} - truth"] = table[name] - table["truth"]
     return table
+
+
+# ------------------------------------------------------------------- FITS cutouts (measure)
+
+def measure_fits_upload(data: bytes, name: str, pixel_scale: float | None, psf_fwhm: float,
+                        sigma: float | None, fit: bool = False):
+    """A FITS cutout of any pixel scale and size as `galaxies.measure` sees it (the
+    `galaxies.measure.Measurement` of its first stamp): the resampled 64 x 64 stamp at 0.23",
+    the noise there, the flags, and with ``fit`` the fit at its own pixels with its model.
+    ``pixel_scale`` is used when the header has no WCS; ``sigma`` None: from the border. Holds
+    `renderer_lock` (the fit draws with GalSim). Raises the readers' one-line errors."""
+    import io
+
+    from . import cutouts, measure
+    from .fits_cutouts import read_cutouts
+    if data[:2] == b"\x1f\x8b":
+        data = cutouts._gunzip(data, name)
+    try:
+        first = read_cutouts(io.BytesIO(data), name=name)[0]
+    except InputError as err:
+        if "no pixel scale" not in str(err) or pixel_scale is None:
+            raise
+        first = read_cutouts(io.BytesIO(data), pixel_scale=pixel_scale, name=name)[0]
+    with renderer_lock:
+        return measure.measure_cutout(first, "fit" if fit else None, psf_fwhm=psf_fwhm,
+                                      sigma=sigma)

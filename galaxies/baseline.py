@@ -64,6 +64,11 @@ _PSF_MOMENTS: dict[float, float] = {}
 def _psf_sigma(model: SersicModel) -> float:
     """Adaptive-moment size of the PSF image (pixels), once per PSF."""
     import galsim
+    if model.stamp is not None:  # a cutout's own stamp and PSF: once per model
+        if not hasattr(model, "psf_moments_sigma"):
+            model.psf_moments_sigma = galsim.hsm.FindAdaptiveMom(galsim.Image(
+                model.stamp.draw(model.psf), scale=model.pixel_scale)).moments_sigma
+        return model.psf_moments_sigma
     if model.psf_fwhm not in _PSF_MOMENTS:
         image = model.psf.drawImage(nx=IMAGE_SIZE, ny=IMAGE_SIZE, scale=PIXEL_SCALE)
         _PSF_MOMENTS[model.psf_fwhm] = galsim.hsm.FindAdaptiveMom(image).moments_sigma
@@ -87,8 +92,8 @@ def start_point(image: np.ndarray, objective: Objective) -> np.ndarray:
     import galsim
     theta = np.array([2.5, 0.3, 0.0, 0.0])
     try:
-        moments = galsim.hsm.FindAdaptiveMom(galsim.Image(np.asarray(image, np.float64),
-                                                          scale=PIXEL_SCALE), strict=False)
+        moments = galsim.hsm.FindAdaptiveMom(galsim.Image(
+            np.asarray(image, np.float64), scale=objective.model.pixel_scale), strict=False)
         ok = moments.moments_status == 0
     except (galsim.GalSimError, RuntimeError, ValueError):
         ok = False
@@ -101,12 +106,12 @@ def start_point(image: np.ndarray, objective: Objective) -> np.ndarray:
         if e > 0.9:
             e1, e2 = 0.9 * e1 / e, 0.9 * e2 / e
         shear = galsim.Shear(e1=e1, e2=e2)
-        theta[1] = math.sqrt(t_gal) * PIXEL_SCALE
+        theta[1] = math.sqrt(t_gal) * objective.model.pixel_scale
         theta[2:] = np.clip([shear.g1, shear.g2], -0.6, 0.6)
     best = None
     for n in _START_N:
         for factor in _START_SIZE:
-            trial = np.array([n, np.clip(theta[1] * factor, *BOUNDS[1]), *theta[2:]])
+            trial = np.array([n, np.clip(theta[1] * factor, *objective.bounds[1]), *theta[2:]])
             nll, _ = objective.nll(trial)
             if best is None or nll < best[0]:
                 best = (nll, trial)
@@ -137,7 +142,8 @@ class FitResult:
 
 def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
               renderer: GalaxyRenderer | None = None, maxiter: int = 100,
-              gtol: float = 3e-3, ftol: float = 1e-6, restarts: int = 2) -> FitResult:
+              gtol: float = 3e-3, ftol: float = 1e-6, restarts: int = 2, stamp=None,
+              gain: float | None = 1.0, bounds=None, flux_range=None) -> FitResult:
     """Fit one noisy image by maximum likelihood (L-BFGS-B); see the module docstring.
 
     Parameters:
@@ -151,6 +157,11 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
         gtol:      tolerance on the projected gradient, in units of the statistical errors.
         ftol:      tolerance on the relative decrease of the NLL.
         restarts:  how many times to restart L-BFGS-B after a failed line search.
+        stamp:     a `galaxies.simulate.Stamp`: fit a cutout at its own pixel scale, shape, PSF
+                   and centre (``psf_fwhm`` may then be None and ``sigma`` a map; no range
+                   checks: `galaxies.measure` flags what lies outside the simulations).
+        gain, bounds, flux_range:  the Poisson gain, the box of (n, r, g1, g2) and the flux
+                   range (`galaxies.likelihood.Objective`; defaults: the simulation's).
 
     Raises ValueError for an image of the wrong shape or with non-finite pixels, and
     `ParameterRangeError` for a PSF or noise level outside the simulated ranges.
@@ -158,27 +169,32 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
     from scipy.optimize import minimize
 
     image = np.asarray(image, dtype=np.float64)
-    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        raise InputError(f"image has shape {image.shape}, expected ({IMAGE_SIZE}, {IMAGE_SIZE})")
+    shape = (IMAGE_SIZE, IMAGE_SIZE) if stamp is None else tuple(stamp.shape)
+    if image.shape != shape:
+        raise InputError(f"image has shape {image.shape}, expected {shape}")
     if not np.all(np.isfinite(image)):
         raise InputError("image has non-finite pixels")
-    psf_fwhm = check_range("psf_fwhm", psf_fwhm)
-    sigma = check_range("sigma", sigma)
+    if stamp is None:
+        psf_fwhm = check_range("psf_fwhm", psf_fwhm)
+        sigma = check_range("sigma", sigma)
+    box = BOUNDS if bounds is None else np.asarray(bounds, dtype=float)
     t0 = time.process_time()
-    objective = Objective(SersicModel(psf_fwhm, renderer=renderer), image, sigma)
+    objective = Objective(SersicModel(psf_fwhm, renderer=renderer, stamp=stamp), image, sigma,
+                          gain=gain, bounds=box, **({} if flux_range is None else
+                                                    {"flux_range": flux_range}))
     if start is None:
         theta0 = start_point(image, objective)
     else:
         start = np.asarray(start, dtype=float)
         if start.shape != (5,) or not np.all(np.isfinite(start)):
             raise InputError(f"start = {start} must be five finite numbers (flux, n, r, g1, g2)")
-        theta0 = np.clip(start[1:], BOUNDS[:, 0], BOUNDS[:, 1])
+        theta0 = np.clip(start[1:], box[:, 0], box[:, 1])
     objective.set_variance(theta0)
     # L-BFGS-B works in units of each parameter's statistical error at the start, so one
     # tolerance fits every galaxy and SNR.
     scale = objective.curvature_scale(theta0)
     objective.scale = scale
-    bounds = [(lo / s, hi / s) for (lo, hi), s in zip(BOUNDS, scale)]
+    bounds = [(lo / s, hi / s) for (lo, hi), s in zip(box, scale)]
     objective.offset = objective.evaluate(theta0)["nll"]
     x, nfev, nit = theta0 / scale, 0, 0
     for attempt in range(1 + restarts):
@@ -191,7 +207,7 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
         # A failed line search is almost always a jump of the FFT size met on the way
         # (the galaxy grew): hold the largest size seen and go on from where it stopped.
         objective.fft_size = max(objective.fft_size, objective.largest_fft)
-    theta = np.clip(x * scale, BOUNDS[:, 0], BOUNDS[:, 1])
+    theta = np.clip(x * scale, box[:, 0], box[:, 1])
     point = objective.evaluate(theta)
     message = str(result.message) + (f" (after {attempt} restart(s))" if attempt else "")
     return FitResult(params=np.concatenate([[point["flux"]], theta]),

@@ -346,5 +346,9 @@ def evaluate(pred, data, no_crb, by_snr, jobs):
             click.echo(ev.by_snr(predictions, dataset).to_string())
 
 
+from .cli_measure import measure  # noqa: E402 - the command lives in its own module
+
+main.add_command(measure)
+
 if __name__ == "__main__":
     main()

@@ -49,19 +49,23 @@ from .simulate import (GALSIM_SERSIC_N, IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE, 
                        check_parameters, default_renderer)
 
 __all__ = ["STEPS", "jacobian", "fisher_from_jacobian", "fisher_matrix", "cramer_rao_bound",
-           "crb_vs_snr", "flux_checks"]
+           "crb_vs_snr", "flux_checks", "cutout_bound"]
 
 #: Central-difference steps, in label units (flux is differentiated analytically).
 STEPS: dict[str, float] = {"sersic_n": 1e-2, "sersic_r": 1e-3, "g1": 1e-3, "g2": 1e-3}
 
 
 
-def _draw(renderer: GalaxyRenderer, flux, sersic_n, sersic_r, g1, g2, psf_fwhm) -> np.ndarray:
-    """Noiseless image in double precision (same profile as `GalaxyRenderer.draw`)."""
+def _draw(renderer: GalaxyRenderer, flux, sersic_n, sersic_r, g1, g2, psf_fwhm,
+          stamp=None) -> np.ndarray:
+    """Noiseless image in double precision (same profile as `GalaxyRenderer.draw`), on the
+    simulation's stamp or on ``stamp`` (`galaxies.simulate.Stamp`, its PSF if it has one)."""
     import galsim
 
-    profile = galsim.Convolve(renderer.galaxy(flux, sersic_n, sersic_r, g1, g2),
-                              renderer.psf(psf_fwhm))
+    psf = renderer.psf(psf_fwhm) if stamp is None or stamp.psf is None else stamp.psf
+    profile = galsim.Convolve(renderer.galaxy(flux, sersic_n, sersic_r, g1, g2), psf)
+    if stamp is not None and not stamp.is_default:
+        return stamp.draw(profile)
     image = galsim.ImageD(IMAGE_SIZE, IMAGE_SIZE, scale=PIXEL_SCALE)
     profile.drawImage(image=image)
     return image.array
@@ -79,16 +83,17 @@ def _check_steps(steps: dict | None) -> dict[str, float]:
 
 
 def jacobian(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, renderer: GalaxyRenderer | None = None,
-             steps: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+             steps: dict | None = None, stamp=None) -> tuple[np.ndarray, np.ndarray]:
     """The noiseless image ``mu`` (64, 64) and its derivatives ``d mu / d theta`` (5, 64, 64).
 
     Derivatives follow the label order ``flux, sersic_n, sersic_r, g1, g2``, in photo-electrons
-    per label unit; ``steps`` overrides entries of `STEPS`. No range checks (callers check).
+    per label unit; ``steps`` overrides entries of `STEPS`; ``stamp`` (`galaxies.simulate.Stamp`)
+    draws on a cutout's own pixels and PSF instead. No range checks (callers check).
     """
     renderer = renderer or default_renderer()
     steps = _check_steps(steps)
     theta = np.array([flux, sersic_n, sersic_r, g1, g2], dtype=np.float64)
-    mu = _draw(renderer, *theta, psf_fwhm)
+    mu = _draw(renderer, *theta, psf_fwhm, stamp)
     jac = np.empty((5,) + mu.shape)
     jac[0] = mu / theta[0]
     for j, name in enumerate(LABEL_COLUMNS[1:], start=1):
@@ -98,19 +103,25 @@ def jacobian(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, renderer: GalaxyRen
         up, down = theta.copy(), theta.copy()
         up[j] += h
         down[j] -= h
-        jac[j] = (_draw(renderer, *up, psf_fwhm) - _draw(renderer, *down, psf_fwhm)) / (2 * h)
+        jac[j] = (_draw(renderer, *up, psf_fwhm, stamp)
+                  - _draw(renderer, *down, psf_fwhm, stamp)) / (2 * h)
     return mu, jac
 
 
-def fisher_from_jacobian(mu: np.ndarray, jac: np.ndarray, sigma: float,
-                         poisson: bool = True) -> np.ndarray:
+def fisher_from_jacobian(mu: np.ndarray, jac: np.ndarray, sigma, poisson: bool = True,
+                         gain: float = 1.0) -> np.ndarray:
     """Fisher matrix (k, k) from the image ``mu`` and its derivatives ``jac`` (k, ...).
 
-    ``poisson``: pixel variance ``sigma^2 + max(mu, 0)`` (the generator's noise, see the module
-    docstring) rather than ``sigma^2``.
+    ``poisson``: pixel variance ``sigma^2 + max(mu, 0) / gain`` (the generator's noise, gain 1,
+    see the module docstring) rather than ``sigma^2``. ``sigma`` may be a map of ``mu``'s shape
+    (``inf`` for a masked pixel).
     """
-    variance = sigma**2 + (np.maximum(mu, 0.0) if poisson else np.zeros_like(mu))
-    weight = 1.0 / variance + (0.5 / variance**2 if poisson else 0.0)
+    if gain != 1.0 and poisson:  # counts of ``gain`` photo-electrons: d V / d mu = 1 / gain
+        variance = sigma**2 + np.maximum(mu, 0.0) / gain
+        weight = 1.0 / variance + 0.5 / (gain * variance) ** 2
+    else:
+        variance = sigma**2 + (np.maximum(mu, 0.0) if poisson else np.zeros_like(mu))
+        weight = 1.0 / variance + (0.5 / variance**2 if poisson else 0.0)
     flat = jac.reshape(len(jac), -1)
     return (flat * weight.reshape(1, -1)) @ flat.T
 
@@ -242,3 +253,18 @@ def flux_checks(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, sigma=200.0,
         "CRB, all five free": float(cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2,
                                                      psf_fwhm, sigma)[0]),
     }, name="flux bound [e-]")
+
+
+def cutout_bound(params, stamp, sigma, gain: float | None = 1.0, psf_fwhm=None,
+                 steps: dict | None = None) -> np.ndarray:
+    """The Cramér–Rao bound (5,) of a galaxy ``params`` (flux, n, r, g1, g2) seen on a cutout's
+    own stamp (`galaxies.simulate.Stamp`: pixel scale, shape, PSF, centre) with read noise
+    ``sigma`` (a number or a map, ``inf`` masking a pixel) and Poisson variance ``mu / gain``
+    (None: none). ``psf_fwhm`` names the Moffat when the stamp has no PSF of its own. At the
+    simulation's stamp this is `cramer_rao_bound`, to the last digit. No range checks."""
+    renderer = GalaxyRenderer()
+    mu, jac = jacobian(*np.asarray(params, float), psf_fwhm=psf_fwhm, renderer=renderer,
+                       steps=steps, stamp=stamp)
+    sigma = float(sigma) if np.ndim(sigma) == 0 else np.asarray(sigma, float).reshape(mu.shape)
+    return _bound(fisher_from_jacobian(mu, jac, sigma, poisson=gain is not None,
+                                       gain=1.0 if gain is None else gain))

@@ -36,7 +36,8 @@ import math
 
 import numpy as np
 
-from .simulate import GALSIM_SERSIC_N, IMAGE_SIZE, PIXEL_SCALE, RANGES, GalaxyRenderer, default_renderer
+from .simulate import (GALSIM_SERSIC_N, IMAGE_SIZE, PIXEL_SCALE, RANGES, GalaxyRenderer, Stamp,
+                       _MemoizedKProfile, default_renderer)
 
 __all__ = ["NODE_SPACING", "BOUNDS", "FLUX_RANGE", "SersicModel", "Objective", "weighted_flux"]
 
@@ -71,14 +72,23 @@ class SersicModel:
 
     ``u`` at index n interpolates (Catmull-Rom, C1) between the profiles at the four nearest
     nodes ``k * spacing`` of a grid; everything else (shear, size, PSF, pixel) is GalSim's own
-    drawing. Images are (64, 64) float64, photo-electrons per unit flux.
+    drawing. Images are (64, 64) float64, photo-electrons per unit flux, on the simulation's
+    stamp; a `galaxies.simulate.Stamp` draws them at a cutout's own pixel scale, shape, PSF (a
+    GalSim profile, ``psf_fwhm`` then only names it; None allowed) and centre offset instead.
     """
 
-    def __init__(self, psf_fwhm: float, spacing: float = NODE_SPACING,
-                 renderer: GalaxyRenderer | None = None):
+    def __init__(self, psf_fwhm: float | None, spacing: float = NODE_SPACING,
+                 renderer: GalaxyRenderer | None = None, stamp: Stamp | None = None):
         renderer = renderer or default_renderer()
-        self.psf_fwhm = float(psf_fwhm)
-        self.psf = renderer.psf(self.psf_fwhm)
+        self.stamp = stamp if stamp is not None and not stamp.is_default else None
+        self.psf_fwhm = float("nan") if psf_fwhm is None else float(psf_fwhm)
+        if stamp is not None and stamp.psf is not None:
+            self.psf = _MemoizedKProfile(stamp.psf)
+        else:
+            self.psf = renderer.psf(self.psf_fwhm)
+        #: pixel scale (arcsec) and shape (ny, nx) of the images
+        self.pixel_scale = PIXEL_SCALE if stamp is None else float(stamp.pixel_scale)
+        self.shape = (IMAGE_SIZE, IMAGE_SIZE) if stamp is None else tuple(map(int, stamp.shape))
         self.spacing = float(spacing)
         self.renders = 0
         #: smallest FFT size GalSim may use (None: its own choice); see `fit_image`
@@ -108,6 +118,9 @@ class SersicModel:
 
     def _draw(self, galaxy) -> np.ndarray:
         import galsim
+        if self.stamp is not None:
+            self.renders += 1
+            return self.stamp.draw(self._convolve(galaxy))
         image = galsim.ImageD(IMAGE_SIZE, IMAGE_SIZE, scale=PIXEL_SCALE)
         self._convolve(galaxy).drawImage(image=image)
         self.renders += 1
@@ -125,8 +138,14 @@ class SersicModel:
         """The FFT size GalSim picks by itself to draw the model at these parameters."""
         import galsim
         profile = galsim.Convolve(self._galaxy(n, r, g1, g2), self.psf)
-        size = max(profile.getGoodImageSize(PIXEL_SCALE), IMAGE_SIZE)
+        size = max(profile.getGoodImageSize(self.pixel_scale), max(self.shape))
         return max(galsim.Image.good_fft_size(size), profile.gsparams.minimum_fft_size)
+
+    @property
+    def minimum_fft_size(self) -> int:
+        """The FFT size GalSim uses at least for this stamp (twice its side, 128 for 64)."""
+        import galsim
+        return max(128, galsim.Image.good_fft_size(2 * max(self.shape)))
 
     def image(self, n, r, g1, g2) -> np.ndarray:
         """The model image (one GalSim render of the interpolated profile)."""
@@ -153,12 +172,12 @@ def _fft_gsparams(size: int):
 
 # ---------------------------------------------------------------------------- likelihood
 
-def weighted_flux(u: np.ndarray, d: np.ndarray, weight: np.ndarray):
-    """Flux minimizing ``chi2 = sum w (d - flux u)^2`` (closed form, kept in the flux range);
+def weighted_flux(u: np.ndarray, d: np.ndarray, weight: np.ndarray, flux_range=FLUX_RANGE):
+    """Flux minimizing ``chi2 = sum w (d - flux u)^2`` (closed form, kept in ``flux_range``);
     returns ``(flux, chi2 / 2, d(chi2/2)/dmu)``."""
     wu = weight * u
     flux = float(np.dot(wu, d) / np.dot(wu, u))
-    flux = min(max(flux, FLUX_RANGE[0]), FLUX_RANGE[1])
+    flux = min(max(flux, flux_range[0]), flux_range[1])
     res = d - flux * u
     return flux, 0.5 * float(np.dot(weight * res, res)), -weight * res
 
@@ -168,29 +187,37 @@ class Objective:
 
     L-BFGS-B sees scaled parameters ``x = theta / scale``. The last evaluation is kept, so the
     scale and the offset can be set from the first one at no extra cost.
+
+    ``sigma`` is the read noise, one number or a map of the image's shape (``inf`` masks a
+    pixel); the Poisson variance is ``mu / gain`` (``gain`` counts to photo-electrons; None:
+    no Poisson term). ``bounds`` is the box of ``theta`` (4, 2), ``flux_range`` the profiled
+    flux's; the defaults are the simulation's.
     """
 
     #: one-sided difference steps for r (arcsec), g1 and g2: renders are smooth to ~1e-12, so
     #: tiny steps make the differences exact for all purposes (truncation error ~1e-6)
     steps = np.array([1e-5, 1e-5, 1e-5])
 
-    def __init__(self, model: SersicModel, data: np.ndarray, sigma: float):
+    def __init__(self, model: SersicModel, data: np.ndarray, sigma, gain: float | None = 1.0,
+                 bounds: np.ndarray = BOUNDS, flux_range=FLUX_RANGE):
         self.model = model
         self.d = np.asarray(data, dtype=np.float64).ravel()
-        self.sigma2 = float(sigma) ** 2
+        self.sigma2 = float(sigma) ** 2 if np.ndim(sigma) == 0 else (
+            np.asarray(sigma, dtype=np.float64).ravel() ** 2)
+        self.gain, self.bounds, self.flux_range = gain, np.asarray(bounds, float), flux_range
         self.scale = np.ones(4)
         self.offset = 0.0  # NLL at the start, subtracted so L-BFGS-B's ftol is relative to O(1)
         self.calls = 0
         self._last = None
         #: smallest FFT size of every render (GalSim's own minimum; raised after a failed
         #: line search, see `fit_image`)
-        self.fft_size = 128
+        self.fft_size = 128 if model.stamp is None else model.minimum_fft_size
         self.largest_fft = 0
         #: 1 / pixel variance; read noise alone until `set_variance`
-        self.weight = np.full(self.d.size, 1.0 / self.sigma2)
+        self.weight = np.broadcast_to(1.0 / self.sigma2, self.d.shape).copy()
 
     def _profile(self, u):
-        return weighted_flux(u, self.d, self.weight)
+        return weighted_flux(u, self.d, self.weight, self.flux_range)
 
     def set_variance(self, theta) -> None:
         """Hold the pixel variance at ``sigma^2 + mu`` of the model at ``theta`` (with its
@@ -201,7 +228,12 @@ class Objective:
 
     def hold_variance(self, u: np.ndarray, flux: float) -> None:
         """Hold the pixel variance at ``sigma^2 + flux * u`` (a unit image already drawn)."""
-        self.weight = 1.0 / (self.sigma2 + np.maximum(flux * u, 0.0))
+        if self.gain is None:
+            self.weight = np.broadcast_to(1.0 / self.sigma2, self.d.shape).copy()
+        elif self.gain == 1.0:
+            self.weight = 1.0 / (self.sigma2 + np.maximum(flux * u, 0.0))
+        else:
+            self.weight = 1.0 / (self.sigma2 + np.maximum(flux * u, 0.0) / self.gain)
         self._last = None
 
     def nll(self, theta) -> tuple[float, float]:
@@ -230,7 +262,7 @@ class Objective:
         jac[0] = du_dn.ravel()
         for j in range(1, 4):
             h = self.steps[j - 1]
-            if theta[j] + h > BOUNDS[j, 1]:
+            if theta[j] + h > self.bounds[j, 1]:
                 h = -h
             shifted = theta.copy()
             shifted[j] += h

@@ -67,6 +67,8 @@ STEPS: tuple[Step, ...] = (
          ("data",), "EDSR and RDN denoisers, then the CNN"),
     Step("refinement", ("Project/refinement.ipynb",), ("data", "xception", "baseline"),
          "network first, physics second: refinement, network-started fit, HSM shear"),
+    Step("real_cutouts", ("EDA/real_cutouts.ipynb",), ("data",),
+         "real HST cutouts measured at their own pixels (galaxies measure)"),
     Step("final_report", ("Project/final_report.ipynb",),
          ("datasets", "eda", "xception", "baseline", "autoencoder", "autokeras", "gridsearch",
           "denoising", "refinement"), "every estimator side by side"),

@@ -114,7 +114,7 @@ def _design(point: dict) -> np.ndarray:
 def _at(objective: Objective, point: dict, u: np.ndarray) -> dict:
     """The point with unit image ``u`` (flux, NLL and gradient recomputed under the objective's
     weights, no render) and the derivatives of ``point``."""
-    flux, nll, g_mu = weighted_flux(u, objective.d, objective.weight)
+    flux, nll, g_mu = weighted_flux(u, objective.d, objective.weight, objective.flux_range)
     return dict(point, u=u, flux=flux, nll=nll, grad=flux * (point["jac"] @ g_mu))
 
 
@@ -126,14 +126,14 @@ def _trial(objective: Objective, point: dict, theta: np.ndarray) -> dict:
     return _at(objective, point, model.image(*theta).ravel())
 
 
-def _step(point: dict, weight: np.ndarray, theta: np.ndarray):
+def _step(point: dict, weight: np.ndarray, theta: np.ndarray, box: np.ndarray = BOUNDS):
     """Gauss-Newton step of the shape parameters kept in the box, their standard deviations
     under the held likelihood, and whether the box cut the step."""
     design = _design(point)
     covariance = _inverse((design * weight) @ design.T)[1:, 1:]
     std = np.sqrt(np.diag(covariance))
     step = -covariance @ point["grad"]
-    low, high = BOUNDS[:, 0] - theta, BOUNDS[:, 1] - theta
+    low, high = box[:, 0] - theta, box[:, 1] - theta
     if np.all((step >= low) & (step <= high)):
         return step, std, False
     from scipy.optimize import lsq_linear
@@ -156,7 +156,8 @@ def _check(steps, stop) -> None:
 
 
 def refine_image(image, psf_fwhm, sigma, start, steps: int = 2, stop: float = STOP_FRACTION,
-                 renderer=None) -> RefineResult:
+                 renderer=None, stamp=None, gain: float | None = 1.0, bounds=None,
+                 flux_range=None) -> RefineResult:
     """Refine the estimate ``start`` of one image by at most ``steps`` bounded Gauss-Newton
     steps of the fit's likelihood (see the module docstring).
 
@@ -169,31 +170,38 @@ def refine_image(image, psf_fwhm, sigma, start, steps: int = 2, stop: float = ST
         steps:     the most Gauss-Newton steps to take (K >= 1).
         stop:      end early when no parameter would move by more than this fraction of its std.
         renderer:  the `GalaxyRenderer` whose PSF to use (default: the process-wide one).
+        stamp, gain, bounds, flux_range:  a cutout's own stamp, Poisson gain, box and flux
+                   range, as in `galaxies.baseline.fit_image` (no range checks with a stamp).
 
     Raises `galaxies.errors.InputError` naming the value for an image of the wrong shape or with non-finite
     pixels, a start that is not five finite numbers, ``steps`` < 1 or a ``stop`` outside (0, 1),
     and `ParameterRangeError` for a PSF or noise level outside the simulated ranges.
     """
     image = np.asarray(image, dtype=np.float64)
-    if image.shape != (IMAGE_SIZE, IMAGE_SIZE) or not np.all(np.isfinite(image)):
+    shape = (IMAGE_SIZE, IMAGE_SIZE) if stamp is None else tuple(stamp.shape)
+    if image.shape != shape or not np.all(np.isfinite(image)):
         raise InputError(f"image has shape {image.shape} and {np.sum(~np.isfinite(image))} "
-                         f"non-finite pixels, expected ({IMAGE_SIZE}, {IMAGE_SIZE}) and none")
+                         f"non-finite pixels, expected {shape} and none")
     start = np.asarray(start, dtype=np.float64)
     if start.shape != (5,) or not np.all(np.isfinite(start)):
         raise InputError(f"start = {start} must be five finite numbers "
                          f"({', '.join(LABEL_COLUMNS)})")
     _check(steps, stop)
-    psf_fwhm, sigma = check_range("psf_fwhm", psf_fwhm), check_range("sigma", sigma)
+    if stamp is None:
+        psf_fwhm, sigma = check_range("psf_fwhm", psf_fwhm), check_range("sigma", sigma)
+    box = BOUNDS if bounds is None else np.asarray(bounds, dtype=float)
     t0 = time.process_time()
-    objective = Objective(SersicModel(psf_fwhm, renderer=renderer), image, sigma)
-    theta = np.clip(start[1:], BOUNDS[:, 0], BOUNDS[:, 1])
+    objective = Objective(SersicModel(psf_fwhm, renderer=renderer, stamp=stamp), image, sigma,
+                          gain=gain, bounds=box, **({} if flux_range is None else
+                                                    {"flux_range": flux_range}))
+    theta = np.clip(start[1:], box[:, 0], box[:, 1])
     hit = bool(np.any(theta != start[1:]))
     point = objective.evaluate(theta)
     objective.hold_variance(point["u"], point["flux"])  # V at the start's model, no new render
     point = _at(objective, point, point["u"])
     nlls, taken, halvings, converged = [point["nll"]], 0, 0, False
     while True:
-        step, std, cut = _step(point, objective.weight, theta)
+        step, std, cut = _step(point, objective.weight, theta, box)
         size = float(np.max(np.abs(step) / std))
         if size < stop or taken == steps:
             converged = size < stop
@@ -216,7 +224,9 @@ def refine_image(image, psf_fwhm, sigma, start, steps: int = 2, stop: float = ST
         point = objective.evaluate(theta) if evaluate and halving else new
         nlls.append(float(point["nll"]))
     mu = point["flux"] * point["u"]
-    covariance = _inverse(fisher_from_jacobian(mu, _design(point), sigma, poisson=True))
+    covariance = _inverse(fisher_from_jacobian(mu, _design(point), np.sqrt(objective.sigma2)
+                                               if np.ndim(sigma) else sigma,
+                                               poisson=gain is not None, gain=gain or 1.0))
     return RefineResult(params=np.concatenate([[point["flux"]], theta]),
                         std=np.sqrt(np.diag(covariance)), covariance=covariance, steps=taken,
                         renders=objective.model.renders, seconds=time.process_time() - t0,

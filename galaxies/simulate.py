@@ -218,6 +218,41 @@ class GalaxyRenderer:
         return self.psf(psf_fwhm).drawImage(nx=IMAGE_SIZE, ny=IMAGE_SIZE, scale=PIXEL_SCALE).array
 
 
+@dataclass(frozen=True, eq=False)
+class Stamp:
+    """Where a model image is drawn: the simulation's stamp (the default) or a cutout's own.
+
+    ``pixel_scale`` arcsec per pixel; ``shape`` (ny, nx) pixels; ``psf`` a GalSim profile (None:
+    the Moffat of the caller's ``psf_fwhm``); ``pixel_included``: the PSF already holds the pixel
+    response (a PSF image, `galsim.InterpolatedImage`), so GalSim samples it (``no_pixel``)
+    instead of convolving with the pixel again; ``offset`` (x, y) pixels of the galaxy's centre
+    from the stamp's true centre. The default draws exactly as `GalaxyRenderer.draw` does.
+    """
+
+    pixel_scale: float = PIXEL_SCALE
+    shape: tuple = (IMAGE_SIZE, IMAGE_SIZE)
+    psf: object = None
+    pixel_included: bool = False
+    offset: tuple = (0.0, 0.0)
+
+    @property
+    def is_default(self) -> bool:
+        return (self.pixel_scale == PIXEL_SCALE and tuple(self.shape) == (IMAGE_SIZE, IMAGE_SIZE)
+                and self.psf is None and not self.pixel_included and not any(self.offset))
+
+    def draw(self, profile) -> np.ndarray:
+        """``profile`` drawn on this stamp in double precision (GalSim's default call when
+        nothing differs from the simulation's stamp)."""
+        image = galsim.ImageD(int(self.shape[1]), int(self.shape[0]), scale=float(self.pixel_scale))
+        options = {}
+        if self.pixel_included:
+            options["method"] = "no_pixel"
+        if any(self.offset):
+            options["offset"] = galsim.PositionD(*map(float, self.offset))
+        profile.drawImage(image=image, **options)
+        return image.array
+
+
 def check_parameters(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=None, sigma=None) -> None:
     """Raise `ParameterRangeError` for the first parameter outside the simulated ranges."""
     check_range("flux", flux)

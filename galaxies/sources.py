@@ -101,11 +101,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("__init__", "errors", "resources", "simulate", "atomic", "files", "profiles",
                      "parallel", "sources")),
     ("physics", ("generate", "recipes", "likelihood", "crb", "crb_sets", "baseline", "refine", "hsm",
-                 "evaluate", "image_quality", "cutouts", "eda")),
+                 "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
+                 "measure")),
     ("networks", ("models", "training")),
     ("estimators", ("estimators", "testsets")),
     ("experiments", ("experiments",)),
-    ("presentation", ("plots", "report", "tradeoffs", "app_support", "pipeline", "commandline", "cli")),
+    ("presentation", ("plots", "report", "tradeoffs", "app_support", "pipeline", "commandline", "cli",
+                      "cli_measure")),
 )
 
 

@@ -274,6 +274,36 @@ def test_your_image_rejects_bad_uploads_with_a_message():
         assert not at.metric, name
 
 
+def test_your_image_measures_a_fits_cutout_of_another_pixel_scale():
+    """Any FITS cutout works: 80 x 80 pixels of 0.1" (from its WCS) are resampled to the
+    simulations' stamp, flagged, and fitted at their own pixels with model and residual."""
+    import galsim
+    from astropy.io import fits
+    from astropy.wcs import WCS
+    galaxy = galsim.Sersic(2.0, half_light_radius=0.35, flux=1e5).shear(g1=0.1, g2=-0.05)
+    clean = galsim.Convolve(galaxy, galsim.Moffat(beta=2.0, fwhm=0.5)).drawImage(
+        nx=80, ny=80, scale=0.1).array
+    noisy = clean + np.random.default_rng(3).normal(0.0, 50.0, clean.shape)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype, wcs.wcs.cdelt = ["RA---TAN", "DEC--TAN"], [-0.1 / 3600, 0.1 / 3600]
+    buffer = bytes_io.BytesIO()
+    fits.PrimaryHDU(noisy.astype(np.float32), wcs.to_header()).writeto(buffer)
+    at = open_app("your_image")
+    at.number_input(key="up_sigma").set_value(50.0).run()
+    at.file_uploader(key="up_file").upload("mine.fits", buffer.getvalue(),
+                                           "application/octet-stream").run()
+    assert not at.exception and not at.error, [e.message for e in at.exception]
+    assert "80 × 80 pixels of 0.1″" in texts(at.caption)
+    assert at.warning and "noise" in at.warning[0].value  # 50 e- at 0.1" is not 200-400 at 0.23"
+    shown = len(at.image)
+    at.button(key="up_native_fit").click().run()
+    assert not at.exception and not at.error
+    assert len(at.image) == shown + 3, "data, model and residual"
+    assert "converged" in texts(at.caption)
+    fitted = at.table[0].value["fit (own pixels)"]
+    assert abs(fitted["sersic_r"] - 0.35) < 0.1 and abs(fitted["flux"] / 1e5 - 1) < 0.2
+
+
 # ---------------------------------------------------------------- the logic, without the app
 
 def test_read_cutout_formats_and_errors():

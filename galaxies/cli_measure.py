@@ -1,0 +1,64 @@
+"""``galaxies measure``: the command over `galaxies.measure` (registered by `galaxies.cli`).
+
+Bad input (no pixel scale, a PSF larger than a cutout, an RMS map of another shape, NaN
+pixels, an empty HDU, an existing output without --force) ends with one line and status 2,
+as every user error of the command line does.
+"""
+from __future__ import annotations
+
+import click
+
+from .commandline import COUNT, Command, user_errors
+
+
+@click.command("measure", cls=Command)
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Table to write: CSV, or a FITS table when it ends in .fits.")
+@click.option("--method", type=click.Choice(["fit", "nn", "refined"]), default="fit",
+              show_default=True, help="Maximum-likelihood fit, a network, or the network refined.")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="The network's model directory (for nn and refined).")
+@click.option("--hdu", default=None, help="HDU of the images (number or EXTNAME) [default: "
+              "the first holding an image].")
+@click.option("--pixel-scale", type=float, default=None, help="Arcsec per pixel [default: the WCS].")
+@click.option("--psf", type=click.Path(dir_okay=False), default=None,
+              help="PSF image (FITS, at the cutouts' pixel scale); normalized to unit sum.")
+@click.option("--psf-fwhm", type=float, default=None, help="Or: a Moffat (beta 2) PSF, FWHM in arcsec.")
+@click.option("--psf-fwhm-key", default=None, help="Or: the header keyword holding the FWHM (arcsec).")
+@click.option("--rms", type=click.Path(dir_okay=False), multiple=True,
+              help="RMS map (FITS, the cutouts' shape): one for all FILEs, or one per FILE in "
+              "order (repeat) [default: estimated from the border].")
+@click.option("--sigma", type=float, default=None, help="Or: one noise sigma, in the cutout's counts.")
+@click.option("--gain", type=float, default=None,
+              help="Counts to photo-electrons: adds the galaxy's Poisson variance [default: none].")
+@click.option("--background", type=float, default=None,
+              help="Sky level to subtract, counts [default: from the border, corrected after the fit].")
+@click.option("--steps", type=COUNT, default=2, show_default=True, help="Refinement steps.")
+@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
+@user_errors
+def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_fwhm_key, rms,
+            sigma, gain, background, steps, force):
+    """Measure flux, Sérsic n, r, g1 and g2 of the galaxy in each FITS cutout FILE (one image
+    or a cube of stamps a file); one row per stamp, with flags for what lies outside the
+    training domain."""
+    from . import measure as measuring
+    from .errors import InputError
+    for name, value in (("--sigma", sigma), ("--gain", gain), ("--psf-fwhm", psf_fwhm)):
+        if value is not None and not value > 0:
+            raise InputError(f"{name} = {value:g} must be positive")
+    network = None
+    if method != "fit":
+        if model_dir is None:
+            raise InputError(f"--method {method} needs a trained network: give --model DIR "
+                             f"(a directory under models/<profile>/)")
+        from . import estimators
+        network = estimators.load(model_dir)
+    results = measuring.measure_files(
+        list(files), out, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
+        psf_fwhm=psf_fwhm, psf_fwhm_key=psf_fwhm_key, rms=list(rms) or None, sigma=sigma, gain=gain,
+        network=network, force=force, steps=steps, background=background,
+        log=click.echo)
+    flagged = sum(bool(r.flags) for r in results)
+    click.echo(f"wrote {out}: {len(results)} cutout(s), {flagged} flagged outside the training "
+               f"domain or not converged")

@@ -1,0 +1,375 @@
+"""Measuring a person's own cutouts: background, noise, centre, the estimate and its domain.
+
+For each stamp (`galaxies.fits_cutouts.Cutout`, counts of the file, any pixel scale and size):
+
+1. **Background and noise** from a border annulus (`border_stats`: 3-sigma clipped median, and
+   the clipped MAD standard deviation, `astropy.stats.sigma_clipped_stats`), unless an RMS map
+   or ``sigma`` is given. The background is subtracted; on a small stamp the border holds
+   the galaxy's wings too, so after the fit the border of the residual (data - model) gives a
+   correction, and the fit is repeated once from its estimate when the correction exceeds
+   twice its standard error.
+2. **Sources** (`segment`): the image over its noise, smoothed by a Gaussian of ``SMOOTHING``
+   pixels, thresholded at ``DETECT`` times the smoothed noise and labelled
+   (`scipy.ndimage.label`). The galaxy is the source under the centre (else the brightest);
+   other sources peaking above ``SECOND`` times the smoothed noise are masked (grown by
+   ``GROW`` pixels, zero weight) and flagged ``second_source``.
+3. **Centre** from adaptive moments (`galsim.hsm`) of the masked image; the model is drawn at
+   that offset (no resampling of the data for the fit).
+4. **Estimate.** ``fit`` (default): `galaxies.baseline.fit_image` on the cutout's own stamp
+   (`galaxies.simulate.Stamp`: pixel scale, shape, PSF image or Moffat, offset), its box
+   widened to sizes the stamp can hold; ``nn``: a network (`galaxies.estimators`, given by the
+   caller) on the stamp resampled to the simulation's 64 x 64 at 0.23"; ``refined``:
+   `galaxies.refine.refine_image` from the network's estimate, on the native stamp.
+   Standard deviations: the inverse Fisher matrix at the estimate on the native stamp
+   (`galaxies.crb.cutout_bound`; the refinement's own for ``refined``).
+5. **Resampling** to the simulation's stamp with GalSim (`galaxies.resampling`); the noise of
+   the result, correlated and of another level, by resampling pure-noise fields (Monte Carlo).
+6. **Flags** (`FLAGS`): what lies outside the training domain or went wrong.
+
+Fluxes are in the cutout's counts; radius in arcsec; ``gain`` (counts to photo-electrons)
+adds the galaxy's Poisson variance ``mu / gain`` (None: the noise is the RMS alone).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputError
+from .fits_cutouts import Cutout
+from .resampling import psf_profile, resample, resampled_sigma
+from .simulate import (IMAGE_SIZE, LABEL_COLUMNS, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
+                       Stamp)
+
+__all__ = ["FLAGS", "METHODS", "Measurement", "border_stats", "segment", "measure_cutout",
+           "fit_box", "measure_files", "write_table"]
+
+METHODS = ("fit", "nn", "refined")
+SMOOTHING, DETECT, SECOND, GROW = 1.5, 3.0, 5.0, 2
+#: what each flag means
+FLAGS = {
+    "snr": f"SNR on the simulation's stamp outside [{SNR_RANGE.low:g}, {SNR_RANGE.high:g}]",
+    "flux": "flux outside the simulated range", "sersic_n": "index outside the simulated range",
+    "sersic_r": "half-light radius outside the simulated range",
+    "shear": "|g| outside the simulated range",
+    "psf": "PSF FWHM outside the simulated range", "noise": "noise (on the simulation's stamp) "
+    "outside the simulated range", "off_centre": "galaxy more than 10% of the stamp off its centre",
+    "edge": "the galaxy's pixels touch the stamp's edge", "second_source": "another source in the "
+    "stamp (masked)", "no_source": "no source detected", "not_converged": "the fit did not converge",
+}
+
+
+@dataclass
+class Measurement:
+    """The outcome for one cutout (see the module docstring); ``data`` is the cutout less its
+    background, ``model`` the estimate's image on the same pixels, ``stamp`` the resampled
+    64 x 64 image, ``mask`` the pixels given zero weight."""
+
+    cutout: Cutout
+    method: str
+    params: np.ndarray
+    std: np.ndarray
+    snr: float
+    snr_stamp: float
+    sigma: float
+    sigma_stamp: float
+    sigma_source: str
+    psf_fwhm: float
+    background: float
+    offset: tuple
+    converged: bool
+    flags: list = field(default_factory=list)
+    data: np.ndarray | None = None
+    model: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    stamp: np.ndarray | None = None
+    seconds: float = 0.0
+
+    def row(self) -> dict:
+        out = {"file": self.cutout.file, "hdu": self.cutout.hdu,
+               "plane": -1 if self.cutout.plane is None else self.cutout.plane,
+               "method": self.method}
+        out.update(zip(LABEL_COLUMNS, map(float, self.params)))
+        out.update({f"{c}_std": float(s) for c, s in zip(LABEL_COLUMNS, self.std)})
+        out.update(snr=self.snr, snr_stamp=self.snr_stamp, sigma=self.sigma,
+                   sigma_stamp=self.sigma_stamp, psf_fwhm=self.psf_fwhm,
+                   pixel_scale=self.cutout.pixel_scale, background=self.background,
+                   offset_x=float(self.offset[0]), offset_y=float(self.offset[1]),
+                   converged=bool(self.converged), in_domain=not self.flags,
+                   flags=";".join(self.flags), seconds=self.seconds)
+        return out
+
+
+def border(shape, width: int | None = None) -> np.ndarray:
+    """The pixels of a border annulus ``width`` wide (default a tenth of the short side, >= 3)."""
+    ny, nx = shape
+    width = width or max(3, min(ny, nx) // 10)
+    out = np.ones(shape, dtype=bool)
+    out[width:ny - width, width:nx - width] = False
+    return out
+
+
+def border_stats(image: np.ndarray, width: int | None = None) -> tuple[float, float]:
+    """Background (clipped median) and noise sigma (clipped MAD std) of the `border`."""
+    from astropy.stats import sigma_clipped_stats
+    _, median, std = sigma_clipped_stats(image[border(image.shape, width)], sigma=3.0,
+                                         stdfunc="mad_std")
+    return float(median), float(std)
+
+
+def segment(image: np.ndarray, noise) -> tuple[np.ndarray, int, list[int]]:
+    """Labels of the sources of a background-free image (see the module docstring), the
+    galaxy's label (0: none) and the labels of the other significant sources."""
+    from scipy import ndimage
+    significance = ndimage.gaussian_filter(image / noise, SMOOTHING)
+    level = 1.0 / (2 * math.sqrt(math.pi) * SMOOTHING)  # std of smoothed unit white noise
+    labels, count = ndimage.label(significance > DETECT * level)
+    if count == 0:
+        return labels, 0, []
+    peaks = ndimage.maximum(significance, labels, np.arange(1, count + 1))
+    cy, cx = (np.array(image.shape) - 1) // 2
+    window = labels[max(cy - 1, 0):cy + 2, max(cx - 1, 0):cx + 2]
+    central = [int(v) for v in np.unique(window) if v]
+    main = max(central, key=lambda v: peaks[v - 1]) if central else int(np.argmax(peaks)) + 1
+    others = [k for k in range(1, count + 1) if k != main and peaks[k - 1] > SECOND * level]
+    return labels, main, others
+
+
+def fit_box(stamp: Stamp) -> np.ndarray:
+    """The fit's box of (n, r, g1, g2) on a cutout: the simulated indices and shears, radii
+    from half a pixel to half the stamp's short side."""
+    from .likelihood import BOUNDS
+    box = BOUNDS.copy()
+    box[1] = [min(0.5 * stamp.pixel_scale, BOUNDS[1, 0]),
+              max(0.5 * min(stamp.shape) * stamp.pixel_scale, BOUNDS[1, 1])]
+    return box
+
+
+def _domain(params, snr_stamp, psf_fwhm, sigma_stamp) -> list[str]:
+    flags = [name for name, value in zip(LABEL_COLUMNS[:3], params[:3])
+             if not value in RANGES[name]]
+    if math.hypot(params[3], params[4]) > RANGES["shear"].high:
+        flags.append("shear")
+    if not snr_stamp in SNR_RANGE:
+        flags.append("snr")
+    if not psf_fwhm in RANGES["psf_fwhm"]:
+        flags.append("psf")
+    if not sigma_stamp in RANGES["sigma"]:
+        flags.append("noise")
+    return flags
+
+
+def _centre(image, mask, pixel_scale, labels, main) -> tuple[float, float]:
+    """Offset (x, y) pixels of the galaxy from the stamp's true centre: adaptive moments of the
+    masked image, else the galaxy's segment's centre of light."""
+    import galsim
+    from scipy import ndimage
+    masked = np.where(mask, 0.0, image)
+    ny, nx = image.shape
+    try:
+        moments = galsim.hsm.FindAdaptiveMom(galsim.Image(masked, scale=pixel_scale), strict=False)
+        if moments.moments_status == 0:
+            c = moments.moments_centroid
+            return float(c.x - (nx + 1) / 2), float(c.y - (ny + 1) / 2)
+    except (galsim.GalSimError, RuntimeError, ValueError):
+        pass
+    if main:
+        cy, cx = ndimage.center_of_mass(np.where(labels == main, np.maximum(masked, 0), 0))
+        if np.isfinite(cx) and np.isfinite(cy):
+            return float(cx - (nx - 1) / 2), float(cy - (ny - 1) / 2)
+    return 0.0, 0.0
+
+
+def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scale=None,
+                   psf_fwhm=None, rms=None, sigma=None, gain: float | None = None,
+                   network=None, steps: int = 2, background: float | None = None) -> Measurement:
+    """Measure one cutout (see the module docstring).
+
+    Parameters:
+        psf_image, psf_scale:  a PSF image of unit sum (pixel response included) and its pixel
+                   scale (None: the cutout's); or ``psf_fwhm``, a Moffat (beta 2) in arcsec.
+        rms, sigma:  the noise, a map of the cutout's shape or a number (counts); neither: from
+                   the border.
+        gain:      counts to photo-electrons for the galaxy's Poisson variance (None: none).
+        network:   for ``nn`` and ``refined``: an estimator (`galaxies.estimators`).
+        background:  the sky level to subtract (counts); None: from the border, corrected
+                   after the fit.
+    """
+    import galsim
+    from scipy import ndimage
+
+    if method is not None and method not in METHODS:
+        raise InputError(f"method {method!r}: choose among {', '.join(METHODS)}")
+    if method in ("nn", "refined") and network is None:
+        raise InputError(f"method {method!r} needs a trained network: give --model DIR")
+    t0 = time.process_time()
+    image, scale = cutout.image, cutout.pixel_scale
+    estimated, border_sigma = border_stats(image)
+    background = estimated if background is None else float(background)
+    if rms is not None:
+        noise, source = np.asarray(rms, np.float64), "RMS map"
+    elif sigma is not None:
+        noise, source = float(sigma), "given"
+    else:
+        noise, source = border_sigma, "border (3-sigma clipped MAD)"
+    if not np.all(np.asarray(noise) > 0):
+        raise InputError(f"{cutout.name}: the noise sigma is {np.min(noise):g}; it must be > 0 "
+                         f"(a constant image? give --sigma or --rms)")
+    data = image - background
+    labels, main, others = segment(data, noise)
+    mask = np.zeros(data.shape, dtype=bool)
+    if others:
+        mask = ndimage.binary_dilation(np.isin(labels, others), iterations=GROW)
+    if psf_image is not None:
+        psf = psf_profile(psf_image, psf_scale or scale)
+        pixel_included = True
+        fwhm = float(galsim.Image(psf_image, scale=psf_scale or scale).calculateFWHM())
+    else:
+        if psf_fwhm is None or not (math.isfinite(psf_fwhm) and psf_fwhm > 0):
+            raise InputError(f"{cutout.name}: no PSF: give --psf PSF.fits, --psf-fwhm ARCSEC or "
+                             f"--psf-fwhm-key KEY (got {psf_fwhm})")
+        psf, pixel_included, fwhm = galsim.Moffat(beta=MOFFAT_BETA, fwhm=float(psf_fwhm)), False, float(psf_fwhm)
+    offset = _centre(data, mask, scale, labels, main)
+    stamp = Stamp(pixel_scale=scale, shape=data.shape, psf=psf, pixel_included=pixel_included,
+                  offset=offset)
+    noise_map = np.where(mask, np.inf, np.broadcast_to(noise, data.shape))
+    weighted = np.where(mask, 0.0, data)
+    box, flux_range = fit_box(stamp), (1e-9 * (abs(float(data.sum())) + 1e-30), np.inf)
+    pad = float(np.median(noise))
+    resampled = resample(data, scale, offset, pad)
+    sigma_stamp = resampled_sigma(data.shape, scale, noise, offset)
+    common = dict(stamp=stamp, gain=gain, bounds=box, flux_range=flux_range)
+    std = None
+    if method is None:  # prepared only (the app's first look): no estimate
+        nan = np.full(5, np.nan)
+        return Measurement(cutout, "none", nan, nan, math.nan, math.nan, float(np.median(noise)),
+                           sigma_stamp, source, fwhm, background, offset, False,
+                           [f for f in _domain(nan, math.nan, fwhm, sigma_stamp) if f in (
+                               "psf", "noise")] + ["second_source"] * bool(others)
+                           + ["no_source"] * (not main), data, None, mask, resampled,
+                           time.process_time() - t0)
+    if method == "fit":
+        from .baseline import fit_image
+        from .likelihood import SersicModel
+        result = fit_image(weighted, None, noise_map, **common)
+        ring = border(data.shape) & ~mask
+        residual = data - result.params[0] * SersicModel(None, stamp=stamp).image(*result.params[1:])
+        correction = float(np.median(residual[ring]))
+        if background is estimated and abs(correction) > 2 * 1.253 * float(np.median(noise)) / math.sqrt(ring.sum()):
+            data, background = data - correction, background + correction
+            weighted = np.where(mask, 0.0, data)
+            result = fit_image(weighted, None, noise_map, start=result.params, **common)
+        params, converged = result.params, result.converged
+    else:
+        psf_stamp = resample(psf_image, psf_scale or scale, (0.0, 0.0)) if psf_image is not None \
+            else galsim.Moffat(beta=MOFFAT_BETA, fwhm=fwhm).drawImage(
+                nx=IMAGE_SIZE, ny=IMAGE_SIZE, scale=PIXEL_SCALE).array
+        pred, _ = network.predict(resampled[None].astype(np.float32), psf_fwhm=np.array([fwhm]),
+                                  sigma=np.array([sigma_stamp]),
+                                  psf_img=(psf_stamp / psf_stamp.sum())[None].astype(np.float32))
+        params, converged = np.asarray(pred, np.float64)[0], True
+        if method == "refined":
+            from .refine import refine_image
+            start = np.clip(params, [-np.inf, *box[:, 0]], [np.inf, *box[:, 1]])
+            result = refine_image(weighted, None, noise_map, start, steps=steps, **common)
+            params, converged, std = result.params, result.converged, result.std
+    from .crb import cutout_bound
+    from .likelihood import SersicModel
+    model = params[0] * SersicModel(None, stamp=stamp).image(*params[1:])
+    if std is None:
+        try:
+            std = cutout_bound(params, stamp, noise_map, gain=gain)
+        except (np.linalg.LinAlgError, ValueError, RuntimeError):
+            std = np.full(5, np.nan)
+    snr = float(np.sqrt(np.sum(np.where(mask, 0.0, model**2 / np.broadcast_to(noise, data.shape)**2))))
+    model_stamp = resample(model, scale, offset)
+    snr_stamp = float(np.sqrt(np.sum(model_stamp**2)) / sigma_stamp)
+    flags = _domain(params, snr_stamp, fwhm, sigma_stamp)
+    if math.hypot(*offset) > 0.1 * min(data.shape):
+        flags.append("off_centre")
+    if main and (labels[[0, -1], :] == main).any() | (labels[:, [0, -1]] == main).any():
+        flags.append("edge")
+    flags += ["second_source"] * bool(others) + ["no_source"] * (not main)
+    flags += ["not_converged"] * (not converged)
+    return Measurement(cutout=cutout, method=method, params=np.asarray(params, float),
+                       std=np.asarray(std, float), snr=snr, snr_stamp=snr_stamp,
+                       sigma=float(np.median(noise)), sigma_stamp=sigma_stamp,
+                       sigma_source=source, psf_fwhm=fwhm, background=background, offset=offset,
+                       converged=bool(converged), flags=flags, data=data, model=model, mask=mask,
+                       stamp=resampled, seconds=time.process_time() - t0)
+
+
+def write_table(rows: list[dict], out, force: bool = False):
+    """Rows as a CSV table, or a FITS table when ``out`` ends in ``.fits`` (atomically; an
+    existing file is replaced only with ``force``)."""
+    from astropy.table import Table
+
+    from .atomic import atomic_path
+    table = Table(rows=rows) if rows else Table()
+    fmt = "fits" if str(out).lower().endswith((".fits", ".fits.gz")) else "ascii.csv"
+    with atomic_path(out, force=force) as tmp:
+        table.write(tmp, format=fmt)
+    return table
+
+
+def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, psf=None,
+                  psf_hdu=None, psf_fwhm=None, psf_fwhm_key=None, rms=None, sigma=None,
+                  gain=None, network=None, force: bool = False, progress: bool = True,
+                  steps: int = 2, background=None, log=print) -> list[Measurement]:
+    """Measure every stamp of FITS files ``paths`` and write one row each to table ``out``
+    (see `measure_cutout` and `write_table`); ``psf`` and ``rms`` are FITS files (``rms`` one
+    for all, or a list of one per path), the PSF is refused when larger than a cutout and an
+    RMS map when not of its shape. Every input is
+    read and checked before the first measurement; ``log`` gets each noise estimate."""
+    from tqdm.auto import tqdm
+
+    from .atomic import check_destination
+    from .fits_cutouts import read_cutouts, read_map, read_psf
+
+    if not paths:
+        raise InputError("no FITS cutout given: name one or more files")
+    rms = [] if rms is None else [rms] if isinstance(rms, (str, bytes)) or hasattr(rms, "__fspath__") \
+        else list(rms)
+    if len(rms) not in (0, 1, len(paths)):
+        raise InputError(f"{len(rms)} RMS maps for {len(paths)} file(s): give one for all, or one "
+                         f"per file in the same order")
+    check_destination(out, *paths, *rms, *([psf] if psf else []), force=force)
+    if method not in METHODS:
+        raise InputError(f"--method {method!r}: choose among {', '.join(METHODS)}")
+    if method != "fit" and network is None:
+        raise InputError(f"--method {method} needs a trained network: give --model DIR")
+    if sum(x is not None for x in (psf, psf_fwhm, psf_fwhm_key)) != 1:
+        raise InputError("give exactly one of --psf PSF.fits, --psf-fwhm ARCSEC, --psf-fwhm-key KEY")
+    if rms and sigma is not None:
+        raise InputError("give --rms or --sigma, not both")
+    psf_image, psf_scale = read_psf(psf, psf_hdu) if psf else (None, None)
+    cutouts = [(c, rms[min(k, len(rms) - 1)] if rms else None) for k, path in enumerate(paths)
+               for c in read_cutouts(path, hdu, pixel_scale)]
+    jobs = []
+    for cutout, rms_path in cutouts:
+        if psf_image is not None and any(p > c for p, c in zip(psf_image.shape, cutout.image.shape)):
+            raise InputError(f"{psf}: the PSF is {psf_image.shape[0]} x {psf_image.shape[1]} "
+                             f"pixels, larger than the cutout {cutout.name} "
+                             f"({cutout.image.shape[0]} x {cutout.image.shape[1]}); crop the PSF")
+        if psf_image is not None and psf_scale and abs(psf_scale / cutout.pixel_scale - 1) > 0.01:
+            raise InputError(f"{psf}: PSF pixels of {psf_scale:.4g}\", the cutout {cutout.name} "
+                             f"has {cutout.pixel_scale:.4g}\"; give the PSF at the cutout's scale")
+        fwhm = psf_fwhm
+        if psf_fwhm_key:
+            if psf_fwhm_key not in cutout.header:
+                raise InputError(f"{cutout.name}: no header keyword {psf_fwhm_key!r} (--psf-fwhm-key)")
+            fwhm = float(cutout.header[psf_fwhm_key])
+        noise = read_map(rms_path, cutout.image.shape) if rms_path else None
+        jobs.append((cutout, fwhm, noise))
+    results = []
+    for cutout, fwhm, noise in tqdm(jobs, desc="measure", disable=not progress or len(jobs) < 2):
+        result = measure_cutout(cutout, method, psf_image, psf_scale, fwhm, noise, sigma, gain,
+                                network, steps, background)
+        if result.sigma_source.startswith("border"):
+            log(f"{cutout.name}: noise sigma {result.sigma:.4g} estimated from the border "
+                f"(3-sigma clipped MAD); {result.sigma_stamp:.4g} on the simulation's stamp")
+        results.append(result)
+    write_table([r.row() for r in results], out, force=force)
+    return results

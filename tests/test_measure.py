@@ -1,0 +1,261 @@
+"""`galaxies measure`: FITS cutouts of any pixel scale and size, measured with the domain checked
+(`galaxies.fits_cutouts`, `galaxies.measure`, the generalized model, fit and bound)."""
+from pathlib import Path
+
+import galsim
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+from astropy.wcs import WCS
+from click.testing import CliRunner
+
+from galaxies import baseline, crb, likelihood, measure, simulate
+from galaxies.cli import main
+from galaxies.fits_cutouts import Cutout, read_cutouts
+
+HST = Path(__file__).resolve().parent / "data" / "hst"
+TRUTH = np.array([1e5, 2.0, 0.35, 0.12, -0.08])
+
+
+def header(scale: float, shape) -> fits.Header:
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-scale / 3600, scale / 3600]
+    wcs.wcs.crval = [3.59, -30.4]
+    wcs.wcs.crpix = [(shape[1] + 1) / 2, (shape[0] + 1) / 2]
+    return wcs.to_header()
+
+
+def simulated(scale: float, size: int, sigma: float, seed: int, fwhm: float = 0.7):
+    """A noisy Sérsic galaxy (TRUTH) through a Moffat, on ``size`` pixels of ``scale``, and the
+    PSF image (unit sum, pixel included)."""
+    galaxy = galsim.Sersic(TRUTH[1], half_light_radius=TRUTH[2], flux=TRUTH[0]).shear(
+        g1=TRUTH[3], g2=TRUTH[4])
+    psf = galsim.Moffat(beta=2.0, fwhm=fwhm)
+    clean = galsim.Convolve(galaxy, psf).drawImage(nx=size, ny=size, scale=scale).array
+    noisy = clean + np.random.default_rng(seed).normal(0.0, sigma, clean.shape)
+    # as large as the stamp: a Moffat (beta 2) cut at 1" loses a fifth of its light
+    psf_image = psf.drawImage(nx=size, ny=size, scale=scale).array
+    return noisy, psf_image / psf_image.sum()
+
+
+def write(path, data, scale=None, **extra):
+    hdr = header(scale, data.shape[-2:]) if scale else fits.Header()
+    for key, value in extra.items():
+        hdr[key] = value
+    fits.PrimaryHDU(np.asarray(data, np.float32), hdr).writeto(path)
+    return path
+
+
+def cli(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+def one_line_error(result, *words):
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert len(lines) == 1 and lines[0].startswith("galaxies: error:"), result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+# ------------------------------------------------------------------------ bad input
+
+def test_bad_inputs_are_one_line_and_status_2(tmp_path):
+    noisy, psf = simulated(0.3, 41, 150.0, 1)
+    good = write(tmp_path / "good.fits", noisy, 0.3)
+    psf_file = write(tmp_path / "psf.fits", psf)
+    out = tmp_path / "out.csv"
+    no_wcs = write(tmp_path / "nowcs.fits", noisy)
+    one_line_error(cli("measure", no_wcs, "--psf", psf_file, "--out", out),
+                   "nowcs.fits", "no pixel scale", "--pixel-scale")
+    big_psf = write(tmp_path / "bigpsf.fits", np.ones((45, 45)))
+    one_line_error(cli("measure", good, "--psf", big_psf, "--out", out),
+                   "bigpsf.fits", "45 x 45", "larger than the cutout", "41 x 41")
+    rms = write(tmp_path / "rms.fits", np.full((40, 41), 150.0))
+    one_line_error(cli("measure", good, "--psf", psf_file, "--rms", rms, "--out", out),
+                   "rms.fits", "40 x 41", "41 x 41")
+    holed = noisy.copy()
+    holed[3:5, 7] = np.nan
+    nan = write(tmp_path / "nan.fits", holed, 0.3)
+    one_line_error(cli("measure", nan, "--psf", psf_file, "--out", out), "nan.fits", "2 NaN")
+    empty = tmp_path / "empty.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((41, 41), np.float32),
+                                                   header(0.3, (41, 41)), name="SCI")]).writeto(empty)
+    one_line_error(cli("measure", empty, "--hdu", "0", "--psf", psf_file, "--out", out),
+                   "empty.fits", "HDU 0 holds no image data", "1 (SCI)")
+    nothing = tmp_path / "nothing.fits"
+    fits.PrimaryHDU().writeto(nothing)
+    one_line_error(cli("measure", nothing, "--psf-fwhm", "0.7", "--out", out), "nothing.fits",
+                   "no HDU holds image data")
+    one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", "--out", out),
+                   "--model DIR")
+    one_line_error(cli("measure", good, "--out", out), "--psf")
+    assert not out.exists()
+    # the empty primary is skipped by default: the SCI extension is measured
+    done = cli("measure", empty, "--psf", psf_file, "--sigma", "150", "--out", out)
+    assert done.exit_code == 0, done.output
+    assert Table.read(out, format="ascii.csv")["hdu"][0] == 1
+
+
+# ------------------------------------------------------------------ the generalized model
+
+def test_the_generalized_model_and_bound_at_the_simulation_stamp_are_the_existing_ones():
+    stamp = simulate.Stamp(psf=galsim.Moffat(beta=2.0, fwhm=0.6))  # a PSF object of its own
+    assert not stamp.is_default
+    old, new = likelihood.SersicModel(0.6), likelihood.SersicModel(None, stamp=stamp)
+    for theta in ((3.0, 0.3, -0.069, 0.15), (1.27, 0.45, 0.2, -0.1)):
+        assert np.array_equal(old.image(*theta), new.image(*theta))
+        for a, b in zip(old.image_and_dn(*theta), new.image_and_dn(*theta)):
+            assert np.array_equal(a, b)
+    params = (1e5, 3.0, 0.3, -0.069, 0.15)
+    assert np.array_equal(crb.cramer_rao_bound(*params, psf_fwhm=0.6, sigma=250.0),
+                          crb.cutout_bound(params, stamp, 250.0))
+    # a sigma map of one value is that value
+    assert np.allclose(crb.cutout_bound(params, stamp, np.full((64, 64), 250.0)),
+                       crb.cutout_bound(params, stamp, 250.0), rtol=1e-12)
+    image = simulate.simulate(*params, psf_fwhm=0.6, sigma=250.0, seed=4).noisy
+    assert np.array_equal(baseline.fit_image(image, 0.6, 250.0).params,
+                          baseline.fit_image(image, None, 250.0, stamp=stamp).params)
+
+
+def test_the_bound_follows_the_pixel_scale_and_the_masked_pixels():
+    params = (1e5, 2.0, 0.35, 0.1, -0.05)
+    psf = galsim.Moffat(beta=2.0, fwhm=0.7)
+    fine = crb.cutout_bound(params, simulate.Stamp(0.1, (121, 121), psf), 50.0, gain=None)
+    # the same noise per arcsec^2 on pixels 3x as large: sigma x 3, the same information
+    coarse = crb.cutout_bound(params, simulate.Stamp(0.3, (41, 41), psf), 150.0, gain=None)
+    assert np.allclose(fine[[0, 3, 4]], coarse[[0, 3, 4]], rtol=0.1)
+    half = np.full((41, 41), 150.0)
+    half[:, :20] = np.inf  # half the stamp masked: less information
+    assert np.all(crb.cutout_bound(params, simulate.Stamp(0.3, (41, 41), psf), half,
+                                   gain=None) > coarse)
+
+
+# -------------------------------------------------------------------- simulated cutouts
+
+@pytest.mark.parametrize("scale, size, sigma", [(0.1, 80, 50.0), (0.3, 41, 150.0)])
+def test_a_simulated_fits_cutout_is_measured_within_a_few_sigma(tmp_path, scale, size, sigma):
+    noisy, psf = simulated(scale, size, sigma, seed=11)
+    path = write(tmp_path / "gal.fits.gz", noisy, scale)
+    write(tmp_path / "psf.fits", psf)
+    (cutout,) = read_cutouts(path)
+    assert cutout.pixel_scale == pytest.approx(scale, rel=1e-6)
+    m = measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=sigma)
+    assert m.converged and m.params.shape == (5,) and np.all(m.std > 0)
+    z = (m.params - TRUTH) / m.std
+    assert np.all(np.abs(z) < 4), z
+    bound = crb.cutout_bound(TRUTH, simulate.Stamp(scale, (size, size), galsim.InterpolatedImage(
+        galsim.Image(psf, scale=scale)), pixel_included=True), sigma, gain=None)
+    assert np.allclose(m.std, bound, rtol=0.3)  # the bound at the estimate, near the truth's
+    assert np.abs(m.data - m.model).std() < 1.3 * sigma  # the residual is noise
+    assert "psf" not in m.flags and "second_source" not in m.flags and "edge" not in m.flags
+
+
+def test_resampled_noise_matches_the_interpolation_kernel():
+    """Upsampling 0.3" -> 0.23" samples GalSim's quintic interpolant: each new pixel is
+    (0.23/0.3)^2 sum_ij K(u - i) K(v - j) d_ij, so its variance is sigma^2 (0.23/0.3)^4
+    sum_i K(u - i)^2 sum_j K(v - j)^2; the Monte Carlo of `resampled_sigma` must agree."""
+    scale, size, sigma = 0.3, 41, 10.0
+    quintic = galsim.Quintic()
+    centre_in, centre_out = (size - 1) / 2, (simulate.IMAGE_SIZE - 1) / 2
+    u = centre_in + (np.arange(simulate.IMAGE_SIZE) - centre_out) * simulate.PIXEL_SCALE / scale
+    taps = np.arange(-4, 5)
+    k2 = np.array([np.sum(quintic.xval(x - np.round(x) - taps) ** 2) for x in u])
+    variance = sigma**2 * (simulate.PIXEL_SCALE / scale) ** 4 * np.outer(k2, k2)
+    expected = np.sqrt(variance.mean())
+    measured = measure.resampled_sigma((size, size), scale, sigma, realizations=12)
+    assert measured == pytest.approx(expected, rel=0.03)
+    # downsampling integrates: the noise of 0.23" pixels from 0.05" ones is near binning's
+    fine = measure.resampled_sigma((150, 150), 0.05, 1.0, realizations=4)
+    assert 0.7 * 4.6 < fine < 1.3 * 4.6  # (0.23 / 0.05) = 4.6 pixels a side added up
+
+
+def test_a_cube_of_stamps_gives_a_row_each_in_a_fits_table(tmp_path):
+    planes = [simulated(0.3, 41, 150.0, seed)[0] for seed in (1, 2)]
+    _, psf = simulated(0.3, 41, 150.0, 1)
+    cube = write(tmp_path / "cube.fits", np.stack(planes), 0.3)
+    out = tmp_path / "out.fits"
+    done = cli("measure", cube, "--psf", write(tmp_path / "psf.fits", psf), "--out", out)
+    assert done.exit_code == 0, (done.output, done.exception)
+    assert "estimated from the border" in done.output  # the noise estimate is printed
+    table = Table.read(out)
+    assert list(table["plane"]) == [0, 1] and len(table) == 2
+    assert {"flux", "sersic_n", "sersic_r", "g1", "g2", "flux_std", "g2_std", "snr", "method",
+            "flags", "converged"} <= set(table.colnames)
+    assert np.all(np.abs(table["sigma"] - 150.0) < 30)  # the border's noise estimate
+    # refusing to overwrite without --force, then replacing with it
+    again = cli("measure", cube, "--psf", tmp_path / "psf.fits", "--out", out)
+    one_line_error(again, "out.fits", "already exists", "--force")
+    assert cli("measure", cube, "--psf", tmp_path / "psf.fits", "--out", out, "--force",
+               "--sigma", "150").exit_code == 0
+
+
+# ------------------------------------------------------------------------ real cutouts
+
+def test_the_real_hst_cutouts_give_a_flagged_row_each(tmp_path):
+    names = ("dwarf", "neighbour", "compact")
+    out = tmp_path / "real.csv"
+    args = ["measure", *[HST / f"a2744_f105w_{n}.fits.gz" for n in names],
+            "--psf", HST / "a2744_f105w_psf.fits.gz", "--out", out]
+    for n in names:
+        args += ["--rms", HST / f"a2744_f105w_{n}_rms.fits.gz"]
+    done = cli(*args)
+    assert done.exit_code == 0, (done.output, done.exception)
+    table = Table.read(out, format="ascii.csv")
+    assert len(table) == 3 and [Path(f).name for f in table["file"]] == [
+        f"a2744_f105w_{n}.fits.gz" for n in names]
+    assert np.all(np.isfinite(table["flux"])) and np.all(table["flux"] > 0)
+    assert np.allclose(table["pixel_scale"], 0.06, rtol=1e-3)  # from the WCS
+    for flags in table["flags"]:
+        assert "psf" in flags and "noise" in flags  # a 0.15" PSF, noise in e-/s: outside
+    assert not any(table["in_domain"] == "True")
+    assert "edge" in table["flags"][1]  # the bright neighbour spills over its stamp
+
+
+class Network:
+    """A stand-in for a trained network: records what it is given, answers a fixed estimate."""
+
+    def __init__(self, answer):
+        self.answer, self.seen = np.asarray(answer, float), {}
+
+    def predict(self, images, psf_fwhm=None, sigma=None, psf_img=None):
+        self.seen = dict(images=images, psf_fwhm=psf_fwhm, sigma=sigma, psf_img=psf_img)
+        return self.answer[None], None
+
+
+def test_the_network_sees_the_resampled_stamp_and_refined_starts_from_it():
+    scale, size, sigma = 0.1, 80, 50.0
+    noisy, psf = simulated(scale, size, sigma, seed=5)
+    cutout = Cutout(noisy, "sim.fits", 0, None, scale)
+    start = TRUTH * [1.1, 1.2, 1.15, 0.8, 1.2]
+    network = Network(start)
+    nn = measure.measure_cutout(cutout, "nn", psf_image=psf, sigma=sigma, network=network)
+    seen = network.seen
+    assert seen["images"].shape == (1, 64, 64) and seen["psf_img"].shape == (1, 64, 64)
+    assert seen["psf_img"].sum() == pytest.approx(1.0, rel=1e-5)
+    # the flux is kept in counts: the stamp holds the galaxy's light (the stamp is wider)
+    assert seen["images"].sum() == pytest.approx(noisy.sum(), rel=0.05, abs=5 * sigma * size)
+    assert seen["sigma"][0] == pytest.approx(nn.sigma_stamp) and nn.sigma_stamp > sigma
+    assert seen["psf_fwhm"][0] == pytest.approx(0.7, rel=0.1)  # measured on the PSF image
+    assert np.array_equal(nn.params, start) and np.all(np.isfinite(nn.std))
+    refined = measure.measure_cutout(cutout, "refined", psf_image=psf, sigma=sigma,
+                                     network=network, steps=4)
+    before = np.abs(start - TRUTH) / refined.std
+    after = np.abs(refined.params - TRUTH) / refined.std
+    assert np.all(after < 4) and after.sum() < before.sum()
+
+
+def test_the_psf_from_a_header_keyword_and_a_moffat(tmp_path):
+    noisy, _ = simulated(0.3, 41, 150.0, seed=2)
+    path = write(tmp_path / "kw.fits", noisy, 0.3, SEEING=0.7)
+    out = tmp_path / "kw.csv"
+    done = cli("measure", path, "--psf-fwhm-key", "SEEING", "--sigma", "150", "--out", out)
+    assert done.exit_code == 0, (done.output, done.exception)
+    row = Table.read(out, format="ascii.csv")[0]
+    assert row["psf_fwhm"] == pytest.approx(0.7) and row["sigma"] == pytest.approx(150.0)
+    assert abs(row["sersic_r"] - TRUTH[2]) < 4 * row["sersic_r_std"]
+    one_line_error(cli("measure", path, "--psf-fwhm-key", "FWHM", "--out", out, "--force"),
+                   "kw.fits", "no header keyword 'FWHM'")
