@@ -5,7 +5,7 @@ import pytest
 from galaxies import files
 from galaxies.errors import InputError
 from galaxies.simulate import SNR_RANGE, add_noise, default_renderer
-from galaxies.training import TrainingConfig, fit
+from galaxies.training import TrainingConfig, fit, input_fields
 from galaxies.training.noise import FreshNoise
 
 
@@ -77,9 +77,14 @@ def test_training_on_fresh_noise_is_seeded(small_sets):
     again = fit(config, ds, verbose=0)
     np.testing.assert_array_equal(first.history()["loss"], again.history()["loss"])
     assert config.noise == first.info["config"]["noise"] == "fresh"
-    # the network reads the noise level it is given
+    # the network reads the noise level it is given, and predicts from the noisy images
+    # (trained on the noiseless ones plus fresh noise)
     pred, _ = first.predict(ds.img[:4], sigma=ds.sigma[:4])
     assert pred.shape == (4, 5) and np.isfinite(pred).all()
+    assert input_fields(first.config) == ("img",)
+    assert input_fields(first.config, training=True) == ("img_nonoise",)
+    from_set, _ = first.predict_dataset(ds.subset(slice(0, 4)))
+    np.testing.assert_allclose(from_set, pred, rtol=1e-5)
     fixed = fit(TrainingConfig(epochs=2, batch_size=8, patience=2, conditioning=("sigma",),
                                model_kwargs=config.model_kwargs), ds, verbose=0)
     assert not np.allclose(fixed.history()["loss"], first.history()["loss"])

@@ -125,19 +125,26 @@ def check_budget(config) -> None:
         raise InputError(f"limit = {config.limit} must be at least 2 (or None for all rows)")
 
 
-def input_fields(config: TrainingConfig, images: np.ndarray | None = None) -> tuple[str, ...]:
-    """The fields of a data set a model of ``config`` reads (no image field when ``images``
-    replace the set's own, e.g. denoised ones)."""
-    image = () if images is not None else ("img_nonoise",) if (
-        config.inputs == "noiseless" or config.noise == "fresh") else ("img",)
+def _reads_noisy(config: TrainingConfig, training: bool) -> bool:
+    """Whether the model reads a set's noisy images: a network trained on fresh noise is
+    trained on the noiseless ones (the noise is drawn on them) and predicts noisy ones."""
+    return config.inputs == "noisy" and not (training and config.noise == "fresh")
+
+
+def input_fields(config: TrainingConfig, images: np.ndarray | None = None,
+                 training: bool = False) -> tuple[str, ...]:
+    """The fields of a data set a model of ``config`` reads to predict (``training``: to be
+    trained); no image field when ``images`` replace the set's own, e.g. denoised ones."""
+    image = () if images is not None else ("img",) if _reads_noisy(config, training) else ("img_nonoise",)
     return image + (("psf_img",) if config.psf_channel else ())
 
 
-def dataset_arrays(ds: files.Dataset, config: TrainingConfig, images: np.ndarray | None = None):
-    """``(images, psf_img, conditioning)`` of a data set as a model of ``config`` reads them
-    (with fresh noise, the noiseless images the noise is drawn on)."""
+def dataset_arrays(ds: files.Dataset, config: TrainingConfig, images: np.ndarray | None = None,
+                   training: bool = False):
+    """``(images, psf_img, conditioning)`` of a data set as a model of ``config`` reads them to
+    predict (``training``: to be trained; with fresh noise, the noiseless images)."""
     if images is None:
-        noisy = config.inputs == "noisy" and config.noise == "fixed"
+        noisy = _reads_noisy(config, training)
         images = ds.img if noisy else ds.img_nonoise
         if images is None:
             raise InputError(f"{ds.path}: the {'noisy' if noisy else 'noiseless'} images were not loaded")

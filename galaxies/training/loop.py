@@ -137,12 +137,13 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     if isinstance(data, files.Dataset):
         ds = data if config.limit is None else data.subset(slice(0, config.limit))
     else:
-        ds = files.load_dataset(data, fields=input_fields(config, images), rows=config.limit)
+        ds = files.load_dataset(data, fields=input_fields(config, images, training=True),
+                                rows=config.limit)
     if images is not None and config.limit is not None:
         images = images[:config.limit]
     if config.psf_channel and ds.psf_img is None:
         ds = files.load_dataset(ds.path, rows=config.limit)
-    raw_images, psf, conditioning = dataset_arrays(ds, config, images)
+    raw_images, psf, conditioning = dataset_arrays(ds, config, images, training=True)
     train, val = split_rows(len(raw_images), config.validation_fraction, config.seed)
 
     def take(rows, scalers):
