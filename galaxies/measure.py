@@ -173,7 +173,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     t0 = time.process_time()
     image, scale = cutout.image, cutout.pixel_scale
     estimated, border_sigma = border_stats(image)
-    background = estimated if background is None else float(background)
+    from_border = background is None
+    background = estimated if from_border else float(background)
     if rms is not None:
         noise, source = np.asarray(rms, np.float64), "RMS map"
     elif sigma is not None:
@@ -196,7 +197,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
         if psf_fwhm is None or not (math.isfinite(psf_fwhm) and psf_fwhm > 0):
             raise InputError(f"{cutout.name}: no PSF: give --psf PSF.fits, --psf-fwhm ARCSEC or "
                              f"--psf-fwhm-key KEY (got {psf_fwhm})")
-        psf, pixel_included, fwhm = galsim.Moffat(beta=MOFFAT_BETA, fwhm=float(psf_fwhm)), False, float(psf_fwhm)
+        fwhm, pixel_included = float(psf_fwhm), False
+        psf = galsim.Moffat(beta=MOFFAT_BETA, fwhm=fwhm)
     offset = _centre(data, mask, scale, labels, main)
     stamp = Stamp(pixel_scale=scale, shape=data.shape, psf=psf, pixel_included=pixel_included,
                   offset=offset)
@@ -221,9 +223,10 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
         from .likelihood import SersicModel
         result = fit_image(weighted, None, noise_map, **common)
         ring = border(data.shape) & ~mask
-        residual = data - result.params[0] * SersicModel(None, stamp=stamp).image(*result.params[1:])
-        correction = float(np.median(residual[ring]))
-        if background is estimated and abs(correction) > 2 * 1.253 * float(np.median(noise)) / math.sqrt(ring.sum()):
+        fitted = result.params[0] * SersicModel(None, stamp=stamp).image(*result.params[1:])
+        correction = float(np.median((data - fitted)[ring]))
+        error = 1.253 * float(np.median(noise)) / math.sqrt(ring.sum())  # of a median
+        if from_border and abs(correction) > 2 * error:
             data, background = data - correction, background + correction
             weighted = np.where(mask, 0.0, data)
             result = fit_image(weighted, None, noise_map, start=result.params, **common)
@@ -249,7 +252,7 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
             std = cutout_bound(params, stamp, noise_map, gain=gain)
         except (np.linalg.LinAlgError, ValueError, RuntimeError):
             std = np.full(5, np.nan)
-    snr = float(np.sqrt(np.sum(np.where(mask, 0.0, model**2 / np.broadcast_to(noise, data.shape)**2))))
+    snr = float(np.sqrt(np.sum(np.where(mask, 0.0, (model / np.broadcast_to(noise, data.shape))**2))))
     model_stamp = resample(model, scale, offset)
     snr_stamp = float(np.sqrt(np.sum(model_stamp**2)) / sigma_stamp)
     flags = _domain(params, snr_stamp, fwhm, sigma_stamp)
