@@ -8,11 +8,12 @@ For each stamp (`galaxies.fits_cutouts.Cutout`, counts of the file, any pixel sc
    the galaxy's wings too, so after the fit the border of the residual (data - model) gives a
    correction, and the fit is repeated once from its estimate when the correction exceeds
    twice its standard error.
-2. **Sources** (`segment`): the image over its noise, smoothed by a Gaussian of ``SMOOTHING``
+2. **Sources** (`galaxies.segmentation.segment`): the image over its noise, smoothed by a Gaussian of ``SMOOTHING``
    pixels, thresholded at ``DETECT`` times the smoothed noise and labelled
    (`scipy.ndimage.label`). The galaxy is the source under the centre (else the brightest);
    other sources peaking above ``SECOND`` times the smoothed noise are masked (grown by
-   ``GROW`` pixels, zero weight) and flagged ``second_source``.
+   ``GROW`` pixels, zero weight) and flagged ``second_source``; so is the side of the galaxy's
+   segment nearer to a second peak rising ``PROMINENCE`` levels above the saddle between them.
 3. **Centre** from adaptive moments (`galsim.hsm`) of the masked image; the model is drawn at
    that offset (no resampling of the data for the fit).
 4. **Estimate.** ``fit`` (default): `galaxies.baseline.fit_image` on the cutout's own stamp
@@ -40,14 +41,14 @@ import numpy as np
 from .errors import InputError
 from .fits_cutouts import Cutout
 from .resampling import psf_profile, resample, resampled_sigma
+from .segmentation import GROW, border, border_stats, segment
 from .simulate import (IMAGE_SIZE, LABEL_COLUMNS, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
                        Stamp)
 
-__all__ = ["FLAGS", "METHODS", "Measurement", "border_stats", "segment", "measure_cutout",
-           "fit_box", "measure_files", "write_table"]
+__all__ = ["FLAGS", "METHODS", "Measurement", "measure_cutout", "fit_box", "measure_files",
+           "write_table", "border_stats", "segment"]
 
 METHODS = ("fit", "nn", "refined")
-SMOOTHING, DETECT, SECOND, GROW = 1.5, 3.0, 5.0, 2
 #: what each flag means
 FLAGS = {
     "snr": f"SNR on the simulation's stamp outside [{SNR_RANGE.low:g}, {SNR_RANGE.high:g}]",
@@ -100,41 +101,6 @@ class Measurement:
                    converged=bool(self.converged), in_domain=not self.flags,
                    flags=";".join(self.flags), seconds=self.seconds)
         return out
-
-
-def border(shape, width: int | None = None) -> np.ndarray:
-    """The pixels of a border annulus ``width`` wide (default a tenth of the short side, >= 3)."""
-    ny, nx = shape
-    width = width or max(3, min(ny, nx) // 10)
-    out = np.ones(shape, dtype=bool)
-    out[width:ny - width, width:nx - width] = False
-    return out
-
-
-def border_stats(image: np.ndarray, width: int | None = None) -> tuple[float, float]:
-    """Background (clipped median) and noise sigma (clipped MAD std) of the `border`."""
-    from astropy.stats import sigma_clipped_stats
-    _, median, std = sigma_clipped_stats(image[border(image.shape, width)], sigma=3.0,
-                                         stdfunc="mad_std")
-    return float(median), float(std)
-
-
-def segment(image: np.ndarray, noise) -> tuple[np.ndarray, int, list[int]]:
-    """Labels of the sources of a background-free image (see the module docstring), the
-    galaxy's label (0: none) and the labels of the other significant sources."""
-    from scipy import ndimage
-    significance = ndimage.gaussian_filter(image / noise, SMOOTHING)
-    level = 1.0 / (2 * math.sqrt(math.pi) * SMOOTHING)  # std of smoothed unit white noise
-    labels, count = ndimage.label(significance > DETECT * level)
-    if count == 0:
-        return labels, 0, []
-    peaks = ndimage.maximum(significance, labels, np.arange(1, count + 1))
-    cy, cx = (np.array(image.shape) - 1) // 2
-    window = labels[max(cy - 1, 0):cy + 2, max(cx - 1, 0):cx + 2]
-    central = [int(v) for v in np.unique(window) if v]
-    main = max(central, key=lambda v: peaks[v - 1]) if central else int(np.argmax(peaks)) + 1
-    others = [k for k in range(1, count + 1) if k != main and peaks[k - 1] > SECOND * level]
-    return labels, main, others
 
 
 def fit_box(stamp: Stamp) -> np.ndarray:
@@ -207,7 +173,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     t0 = time.process_time()
     image, scale = cutout.image, cutout.pixel_scale
     estimated, border_sigma = border_stats(image)
-    background = estimated if background is None else float(background)
+    from_border = background is None
+    background = estimated if from_border else float(background)
     if rms is not None:
         noise, source = np.asarray(rms, np.float64), "RMS map"
     elif sigma is not None:
@@ -230,7 +197,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
         if psf_fwhm is None or not (math.isfinite(psf_fwhm) and psf_fwhm > 0):
             raise InputError(f"{cutout.name}: no PSF: give --psf PSF.fits, --psf-fwhm ARCSEC or "
                              f"--psf-fwhm-key KEY (got {psf_fwhm})")
-        psf, pixel_included, fwhm = galsim.Moffat(beta=MOFFAT_BETA, fwhm=float(psf_fwhm)), False, float(psf_fwhm)
+        fwhm, pixel_included = float(psf_fwhm), False
+        psf = galsim.Moffat(beta=MOFFAT_BETA, fwhm=fwhm)
     offset = _centre(data, mask, scale, labels, main)
     stamp = Stamp(pixel_scale=scale, shape=data.shape, psf=psf, pixel_included=pixel_included,
                   offset=offset)
@@ -255,9 +223,10 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
         from .likelihood import SersicModel
         result = fit_image(weighted, None, noise_map, **common)
         ring = border(data.shape) & ~mask
-        residual = data - result.params[0] * SersicModel(None, stamp=stamp).image(*result.params[1:])
-        correction = float(np.median(residual[ring]))
-        if background is estimated and abs(correction) > 2 * 1.253 * float(np.median(noise)) / math.sqrt(ring.sum()):
+        fitted = result.params[0] * SersicModel(None, stamp=stamp).image(*result.params[1:])
+        correction = float(np.median((data - fitted)[ring]))
+        error = 1.253 * float(np.median(noise)) / math.sqrt(ring.sum())  # of a median
+        if from_border and abs(correction) > 2 * error:
             data, background = data - correction, background + correction
             weighted = np.where(mask, 0.0, data)
             result = fit_image(weighted, None, noise_map, start=result.params, **common)
@@ -283,7 +252,7 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
             std = cutout_bound(params, stamp, noise_map, gain=gain)
         except (np.linalg.LinAlgError, ValueError, RuntimeError):
             std = np.full(5, np.nan)
-    snr = float(np.sqrt(np.sum(np.where(mask, 0.0, model**2 / np.broadcast_to(noise, data.shape)**2))))
+    snr = float(np.sqrt(np.sum(np.where(mask, 0.0, (model / np.broadcast_to(noise, data.shape))**2))))
     model_stamp = resample(model, scale, offset)
     snr_stamp = float(np.sqrt(np.sum(model_stamp**2)) / sigma_stamp)
     flags = _domain(params, snr_stamp, fwhm, sigma_stamp)

@@ -102,7 +102,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      "parallel", "sources")),
     ("physics", ("generate", "recipes", "likelihood", "crb", "crb_sets", "baseline", "refine", "hsm",
                  "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
-                 "measure")),
+                 "segmentation", "measure")),
     ("networks", ("models", "training")),
     ("estimators", ("estimators", "testsets")),
     ("experiments", ("experiments",)),
