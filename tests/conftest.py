@@ -35,3 +35,9 @@ def without_field(tmp_path):
             dst.attrs.update(src.attrs)
         return out
     return copy
+
+
+def pytest_collection_modifyitems(config, items):
+    """The notebook chain first: it is the longest test by far, so under pytest-xdist (``-n 2
+    --dist loadfile``, pyproject.toml) it runs on one worker while the other takes the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("notebook") is None)
