@@ -7,7 +7,6 @@ all. Tables are pandas DataFrames indexed by the label columns.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,9 +100,7 @@ def against_crb(predictions, dataset, crb) -> pd.DataFrame:
         if not known.any():
             raise InputError(f"no galaxy of {predictions.path} has a Cramér–Rao bound")
         if not known.all():
-            predictions = replace(
-                predictions, pred=predictions.pred[known], index=predictions.index[known],
-                pred_std=None if predictions.pred_std is None else predictions.pred_std[known])
+            predictions = predictions.take(known)
         per_galaxy = crb[take[known]]
         crb = np.sqrt(np.mean(per_galaxy ** 2, axis=0))
     else:

@@ -282,6 +282,15 @@ class Predictions:
     def __len__(self) -> int:
         return len(self.pred)
 
+    def take(self, keep) -> "Predictions":
+        """The predictions of the rows ``keep`` selects (a boolean mask or positions), with
+        their standard deviations and per-row fields."""
+        from dataclasses import replace
+        return replace(self, pred=self.pred[keep], index=self.index[keep],
+                       pred_std=None if self.pred_std is None else self.pred_std[keep],
+                       extra={k: v[keep] for k, v in self.extra.items()
+                              if np.ndim(v) and len(v) == len(self.pred)})
+
     def frame(self):
         """Predictions (and their standard deviations) as a pandas DataFrame by row index."""
         import pandas as pd

@@ -9,8 +9,6 @@ r, g1 and g2, and marks the front: the points no other estimator beats on both.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import pandas as pd
 
@@ -30,29 +28,27 @@ def same_rows(profile, names, reference: str = report.BASELINE, testsets_=TESTSE
     (`galaxies.report.Entry` names) on the rows that ``reference``'s predictions cover; rows of
     a table indexed by (estimator label, parameter). Estimators without a file are left out."""
     profile = profiles.get(profile)
+    path = lambda name, testset: _path(profile, report.by_name(name, profile), testset)  # noqa: E731
     out = {}
     for testset in testsets_:
-        ref = report.by_name(reference, profile)
-        ref_path = profile.predictions(ref.key, ref.trainset, testset)
-        if not ref_path.is_file():
+        if not path(reference, testset).is_file():
             continue
-        rows = files.load_predictions(ref_path).index
+        rows = files.load_predictions(path(reference, testset)).index
         ds = files.load_dataset(profile.dataset(testset), fields=())
         bound = testsets.crb(profile, testset)
         tables = {}
         for name in names:
-            entry = report.by_name(name, profile)
-            path = profile.predictions(entry.key, entry.trainset, testset)
-            if not path.is_file():
-                continue
-            pred = files.load_predictions(path)
-            keep = np.isin(pred.index, rows)
-            pred = replace(pred, pred=pred.pred[keep], index=pred.index[keep],
-                           pred_std=None if pred.pred_std is None else pred.pred_std[keep])
-            tables[entry.label] = against_crb(pred, ds, bound)
+            if path(name, testset).is_file():
+                pred = files.load_predictions(path(name, testset))
+                tables[report.by_name(name, profile).label] = against_crb(
+                    pred.take(np.isin(pred.index, rows)), ds, bound)
         if tables:
             out[testset] = pd.concat(tables, names=["estimator", "parameter"])
     return out
+
+
+def _path(profile, entry, testset: str):
+    return profile.predictions(entry.key, entry.trainset, testset)
 
 
 def against_reference(table: pd.DataFrame, reference: str,
@@ -98,7 +94,7 @@ def accuracy_speed(profile, tables: dict | None = None, parameters=ACCURACY_PARA
         for entry in report.estimators(profile):
             if entry.noiseless or entry.label not in table.index.get_level_values("estimator"):
                 continue
-            path = profile.predictions(entry.key, entry.trainset, testset)
+            path = _path(profile, entry, testset)
             ratios = table.loc[entry.label, "norm rmse"].reindex(list(parameters)).dropna()
             if ratios.empty:
                 continue
