@@ -12,8 +12,9 @@ image and of the PSF image, the standard of weak-lensing pipelines:
 They measure the shear only: flux, n and r are NaN in their predictions files, so every table
 shows them for g1 and g2 alone. Neither is calibrated (no multiplicative correction ``m`` is
 applied): their bias on a Sérsic galaxy convolved with a Moffat PSF is part of what they are.
-A galaxy on which HSM fails (too faint, moments that do not converge) gets a NaN row and the
-``failed`` flag, counted in the file's attributes, never a silent zero.
+A galaxy on which HSM fails (too faint, moments that do not converge) gets a NaN row,
+``converged`` False and its message, counted in the file's ``failed`` attribute, never a
+silent zero.
 
 The PSF image is the data set's Moffat (beta = 2) of the row's FWHM drawn on the same 64 x 64,
 0.23" grid; ``sky_var`` is the read-noise variance. Time is CPU seconds per image on one core.
@@ -21,6 +22,7 @@ The PSF image is the data set's Moffat (beta = 2) of the row's FWHM drawn on the
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,13 @@ def distortion_to_shear(e1: float, e2: float) -> tuple[float, float]:
     return float(e1 * factor), float(e2 * factor)
 
 
+@lru_cache(maxsize=16)
+def _psf_image(psf_fwhm: float):
+    """The PSF image of a FWHM, drawn once per process."""
+    import galsim
+    return galsim.Image(default_renderer().draw_psf(psf_fwhm), scale=PIXEL_SCALE)
+
+
 def measure_shear(image, psf_fwhm: float, sigma: float, method: str = "KSB") -> tuple[float, float]:
     """``(g1, g2)`` of one image by `galsim.hsm.EstimateShear` with ``method`` (`METHODS`).
 
@@ -52,8 +61,8 @@ def measure_shear(image, psf_fwhm: float, sigma: float, method: str = "KSB") -> 
     if method not in METHODS:
         raise InputError(f"method = {method!r}; choose from {', '.join(METHODS)}")
     gal = galsim.Image(np.asarray(image, dtype=np.float64), scale=PIXEL_SCALE)
-    psf = galsim.Image(default_renderer().draw_psf(float(psf_fwhm)), scale=PIXEL_SCALE)
-    shape = galsim.hsm.EstimateShear(gal, psf, sky_var=float(sigma) ** 2, shear_est=method)
+    shape = galsim.hsm.EstimateShear(gal, _psf_image(float(psf_fwhm)), sky_var=float(sigma) ** 2,
+                                     shear_est=method)
     if shape.meas_type == "g":
         return float(shape.corrected_g1), float(shape.corrected_g2)
     return distortion_to_shear(shape.corrected_e1, shape.corrected_e2)
