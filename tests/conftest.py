@@ -39,5 +39,7 @@ def without_field(tmp_path):
 
 def pytest_collection_modifyitems(config, items):
     """The notebook chain first: it is the longest test by far, so under pytest-xdist (``-n 2
-    --dist loadfile``, pyproject.toml) it runs on one worker while the other takes the rest."""
+    --dist loadfile --no-loadscope-reorder``, pyproject.toml; without the last, xdist would
+    sort the files by their number of tests and start the one-test chain last) it runs on one
+    worker while the other takes the rest."""
     items.sort(key=lambda item: item.get_closest_marker("notebook") is None)
