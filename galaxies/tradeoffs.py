@@ -110,3 +110,45 @@ def accuracy_speed(profile, tables: dict | None = None, parameters=ACCURACY_PARA
     for testset, group in complete.groupby("testset"):
         frame.loc[group.index, "front"] = pareto_front(group["seconds per image"], group["worst norm rmse"])
     return frame.set_index(["testset", "estimator"])
+
+
+def run_staged(profile, testsets_=TESTSETS, progress: bool = False) -> dict:
+    """Write, on each test set, the estimators `Project/refinement.ipynb` compares: the
+    profile's network refined by each of ``refine_steps`` (on the fit's rows), the L-BFGS-B fit
+    started from it (on ``refine_fit_limit`` of them), and GalSim's HSM shear estimators (every
+    row). Returns ``{(estimator name, test set): path}``."""
+    from . import baseline, hsm, refine
+
+    profile = profiles.get(profile)
+    network, trainset = profile.refine_start.rsplit("_", 1)
+    paths = {}
+    for testset in testsets_:
+        limit = profile.fit_limit if testset != "test" else profile.fit_limit_random
+        start, data = profile.predictions(network, trainset, testset), profile.dataset(testset)
+        for k in profile.refine_steps:
+            name = f"{network}+newton{k}"
+            paths[(name, testset)] = refine.refine_dataset(
+                start, data, profile.predictions(name, trainset, testset), steps=k, limit=limit,
+                progress=progress, force=True)
+        name = f"{network}+lbfgsb"
+        paths[(name, testset)] = baseline.fit_dataset(
+            data, profile.predictions(name, trainset, testset), start=start, progress=progress,
+            limit=min(limit, profile.refine_fit_limit or limit), force=True)
+        for method in hsm.METHODS:
+            name = f"hsm-{method.lower()}"
+            paths[(name, testset)] = hsm.hsm_dataset(
+                data, profile.predictions(name, "galsim", testset), method=method,
+                progress=progress, force=True)
+    return paths
+
+
+def runs_table(paths: dict) -> pd.DataFrame:
+    """Rows, seconds per image and the share not converged (or failed) of each file of
+    `run_staged`, indexed by (test set, estimator)."""
+    rows = []
+    for (name, testset), path in paths.items():
+        pred = files.load_predictions(path)
+        rows.append({"testset": testset, "estimator": name, "rows": len(pred),
+                     "seconds per image": pred.seconds_per_image,
+                     "not converged or failed %": 100 * (1 - pred.attrs.get("converged_fraction", 1.0))})
+    return pd.DataFrame(rows).set_index(["testset", "estimator"])
