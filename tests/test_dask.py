@@ -60,9 +60,9 @@ class LocalhostCluster:
                 process.wait()
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    running = LocalhostCluster(tmp_path)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    running = LocalhostCluster(tmp_path_factory.mktemp("dask"))
     try:
         running.add_worker()
         running.add_worker()
@@ -100,7 +100,7 @@ def test_workers_give_the_local_bits_and_a_lost_worker_only_its_tasks(cluster, t
     from galaxies.cli import main
 
     local = generate_random(tmp_path / "local.h5", SPEC, 16, seed=7, jobs=1, progress=False)
-    local_fit = baseline.fit_dataset(local, tmp_path / "local_fit.h5", limit=8, jobs=1,
+    local_fit = baseline.fit_dataset(local, tmp_path / "local_fit.h5", limit=6, jobs=1,
                                      progress=False)
 
     # the command line joins the running scheduler; the rows come back the local pool's bits
@@ -123,14 +123,38 @@ def test_workers_give_the_local_bits_and_a_lost_worker_only_its_tasks(cluster, t
     monkeypatch.setattr(dask_cluster.DaskPool, "submit", submit_and_watch)
     with parallel.engine(cluster.address) as engine:
         assert len(engine.addresses()) == 2
-        fit = baseline.fit_dataset(local, tmp_path / "dask_fit.h5", limit=8, progress=False)
+        fit = baseline.fit_dataset(local, tmp_path / "dask_fit.h5", limit=6, progress=False)
         left = engine.addresses()
     assert killed and killed[0][0] >= 3, "the worker was killed with fits still to do"
     assert cluster.workers[1].poll() is not None and len(left) == 1
-    assert len(submitted) == 8  # one fit a task: 8 images over 2 slots
+    assert len(submitted) == 6  # one fit a task: 6 images over 2 slots
     same_file(local_fit, fit, skip=TIMING)
     with h5py.File(fit, "r") as f:
         assert f.attrs["jobs"] == 2 and f["converged"][()].all()
+
+
+@pytest.mark.slow
+def test_bounds_and_measured_cutouts_on_the_cluster_are_the_local_bits(cluster, tmp_path):
+    """The other loops through the cluster (one worker or two: the test before may have killed
+    one): the bounds of a set and `galaxies measure --method fit`."""
+    import shutil
+
+    from galaxies import crb_sets, measure
+
+    data = generate_random(tmp_path / "set.h5", SPEC, 4, seed=3, jobs=1, progress=False)
+    shutil.copy(data, tmp_path / "copy.h5")  # its own cache of bounds
+    hst = ROOT / "tests" / "data" / "hst"
+    cutout = dict(psf=hst / "a2744_f105w_psf.fits.gz", rms=hst / "a2744_f105w_compact_rms.fits.gz",
+                  force=True, progress=False, log=lambda message: None)
+    local_bounds = crb_sets.for_dataset(data, jobs=1, progress=False)
+    local = measure.measure_files([hst / "a2744_f105w_compact.fits.gz"], tmp_path / "a.csv", **cutout)
+    with parallel.engine(cluster.address):
+        bounds = crb_sets.for_dataset(tmp_path / "copy.h5", progress=False)
+        measured = measure.measure_files([hst / "a2744_f105w_compact.fits.gz"], tmp_path / "b.csv",
+                                         **cutout)
+    assert np.isfinite(bounds).all() and np.array_equal(bounds, local_bounds)
+    rows = [{k: v for k, v in m.row().items() if k != "seconds"} for m in (local[0], measured[0])]
+    assert repr(rows[0]) == repr(rows[1]) and rows[0]["converged"]  # repr: exact, NaN too
 
 
 def test_an_unreachable_scheduler_is_one_line_naming_it():
