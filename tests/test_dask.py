@@ -127,10 +127,10 @@ def test_workers_give_the_local_bits_and_a_lost_worker_only_its_tasks(cluster, t
         left = engine.addresses()
     assert killed and killed[0][0] >= 3, "the worker was killed with fits still to do"
     assert cluster.workers[1].poll() is not None and len(left) == 1
-    assert len(submitted) == 6  # one fit a task: 6 images over 2 slots
+    assert len(submitted) == 6  # one fit a task (map_rows: chunks of one row for 6 images)
     same_file(local_fit, fit, skip=TIMING)
     with h5py.File(fit, "r") as f:
-        assert f.attrs["jobs"] == 2 and f["converged"][()].all()
+        assert f["converged"][()].all()
 
 
 @pytest.mark.slow
