@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from . import __version__
-from .commandline import COUNT, SEED, Group, fail, user_errors
+from .commandline import COUNT, SCHEDULER, SEED, Group, fail, user_errors
 from .errors import InputError
 from .simulate import TEST_GALAXY
 
@@ -68,14 +68,17 @@ def main():
               help="Read-noise sigma, or 'random' (uniform in [200, 400]).")
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
+@SCHEDULER
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 @user_errors
-def generate(file, size, sersics, psf, sigma, seed, jobs, force):
+def generate(file, size, sersics, psf, sigma, seed, jobs, scheduler, force):
     """Write a training set of random galaxies with SNR in [10, 100] to FILE."""
     from .generate import RandomSpec, generate_random
+    from .parallel import engine
     spec = RandomSpec(sersics=sersics, psf_fwhm=_float_or_random(psf, "--psf"),
                       sigma=_float_or_random(sigma, "--sigma"))
-    path = generate_random(file, spec, size, seed, jobs=jobs, force=force)
+    with engine(scheduler, workers=jobs):
+        path = generate_random(file, spec, size, seed, jobs=jobs, force=force)
     click.echo(f"wrote {path}")
 
 
@@ -113,12 +116,15 @@ def generate_test(file, size, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma,
 @PROFILE_OPTION
 @click.option("--only", default=None, help="Comma-separated recipe names [default: all].")
 @click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
+@SCHEDULER
 @click.option("--force", is_flag=True, help="Rebuild sets that already exist.")
 @user_errors
-def datasets(profile, only, jobs, force):
+def datasets(profile, only, jobs, scheduler, force):
     """Build the profile's data sets (v1, v2, v3, v1a, test, snr60, snr30) under data/<profile>/."""
+    from .parallel import engine
     from .recipes import build_datasets
-    build_datasets(profile, names=only.split(",") if only else None, jobs=jobs, force=force)
+    with engine(scheduler, workers=jobs):
+        build_datasets(profile, names=only.split(",") if only else None, jobs=jobs, force=force)
 
 
 # ----------------------------------------------------------------------------- pipeline
@@ -228,9 +234,10 @@ def predict(model_dir, data, pred, limit, batch_size, force):
               help="Instead: the bounds of every galaxy of this data set (cached next to it).")
 @click.option("--limit", type=COUNT, default=None, help="With --dataset: only the first LIMIT rows.")
 @click.option("--jobs", type=COUNT, default=None, help="With --dataset: worker processes.")
+@SCHEDULER
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by label column.")
 @user_errors
-def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs, as_json):
+def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs, scheduler, as_json):
     """Cramér–Rao bounds (standard deviations) of flux, n, r, g1 and g2 for one galaxy image.
 
     With --dataset, the bounds of each galaxy of a data set are computed (and kept in
@@ -242,9 +249,11 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs,
 
     from . import crb as crb_module
     from . import crb_sets
+    from .parallel import engine
     from .simulate import LABEL_COLUMNS
     if dataset:
-        bounds = crb_sets.for_dataset(dataset, limit=limit, jobs=jobs)
+        with engine(scheduler, workers=jobs):
+            bounds = crb_sets.for_dataset(dataset, limit=limit, jobs=jobs)
         done = ~np.isnan(bounds).all(axis=1)
         values = np.sqrt(np.nanmean(bounds[done] ** 2, axis=0)) if done.any() else np.full(5, np.nan)
         title = (f"RMS Cramér–Rao bound over {int(done.sum())} galaxies of {dataset} "
@@ -268,13 +277,16 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs,
 @click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
 @click.option("--start", type=click.Path(dir_okay=False), default=None,
               help="Start from this estimator's predictions of DATA instead of adaptive moments.")
+@SCHEDULER
 @click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
 @user_errors
-def fit(data, pred, limit, jobs, start, force):
+def fit(data, pred, limit, jobs, start, scheduler, force):
     """Maximum-likelihood fit (L-BFGS-B) of every image of DATA; predictions written to PRED."""
     from .baseline import fit_dataset
     from .files import load_predictions
-    path = fit_dataset(data, pred, limit=limit, jobs=jobs, force=force, start=start)
+    from .parallel import engine
+    with engine(scheduler, workers=jobs):
+        path = fit_dataset(data, pred, limit=limit, jobs=jobs, force=force, start=start)
     result = load_predictions(path)
     converged = result.extra["converged"]
     click.echo(f"wrote {path}: {len(result)} fits, {int(converged.sum())} converged, "
@@ -289,14 +301,16 @@ def fit(data, pred, limit, jobs, start, force):
               help="Gauss-Newton steps per image (it stops earlier once converged).")
 @click.option("--limit", type=COUNT, default=None, help="Refine only the first rows.")
 @click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
+@SCHEDULER
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @user_errors
-def refine(paths, start, steps, limit, jobs, force):
+def refine(paths, start, steps, limit, jobs, scheduler, force):
     """Refine an estimator's estimates of DATA by a few steps of the likelihood: the network in
     MODEL_DIR predicts first (or --start gives its predictions); the refined estimates, their
     standard deviations from the Fisher matrix and per-row flags are written to OUT."""
     from . import atomic, estimators, refine as refinement
     from .files import load_predictions
+    from .parallel import engine
     if len(paths) != (2 if start else 3):
         raise InputError(f"expected {'DATA OUT with --start' if start else 'MODEL_DIR DATA OUT'}, "
                          f"got {len(paths)} path(s): {' '.join(paths) or 'none'}")
@@ -307,8 +321,9 @@ def refine(paths, start, steps, limit, jobs, force):
         if start is None:  # the network's predictions, under a temporary name beside OUT
             made = atomic.temporary_name(out)
             start = estimators.load(paths[0]).predict_file(data, made, limit=limit)
-        path = refinement.refine_dataset(start, data, out, steps=steps, jobs=jobs, limit=limit,
-                                         force=force)
+        with engine(scheduler, workers=jobs):
+            path = refinement.refine_dataset(start, data, out, steps=steps, jobs=jobs,
+                                             limit=limit, force=force)
     finally:
         if made is not None:
             made.unlink(missing_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from .commandline import COUNT, Command, user_errors
+from .commandline import COUNT, SCHEDULER, Command, user_errors
 
 
 @click.command("measure", cls=Command)
@@ -35,15 +35,17 @@ from .commandline import COUNT, Command, user_errors
 @click.option("--background", type=float, default=None,
               help="Sky level to subtract, counts [default: from the border, corrected after the fit].")
 @click.option("--steps", type=COUNT, default=2, show_default=True, help="Refinement steps.")
+@SCHEDULER
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @user_errors
 def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_fwhm_key, rms,
-            sigma, gain, background, steps, force):
+            sigma, gain, background, steps, scheduler, force):
     """Measure flux, Sérsic n, r, g1 and g2 of the galaxy in each FITS cutout FILE (one image
     or a cube of stamps a file); one row per stamp, with flags for what lies outside the
-    training domain."""
+    training domain. With --scheduler, the fits (--method fit) run on the Dask cluster."""
     from . import measure as measuring
     from .errors import InputError
+    from .parallel import engine
     for name, value in (("--sigma", sigma), ("--gain", gain), ("--psf-fwhm", psf_fwhm)):
         if value is not None and not value > 0:
             raise InputError(f"{name} = {value:g} must be positive")
@@ -54,11 +56,12 @@ def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_
                              f"(a directory under models/<profile>/)")
         from . import estimators
         network = estimators.load(model_dir)
-    results = measuring.measure_files(
-        list(files), out, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
-        psf_fwhm=psf_fwhm, psf_fwhm_key=psf_fwhm_key, rms=list(rms) or None, sigma=sigma, gain=gain,
-        network=network, force=force, steps=steps, background=background,
-        log=click.echo)
+    with engine(scheduler):
+        results = measuring.measure_files(
+            list(files), out, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
+            psf_fwhm=psf_fwhm, psf_fwhm_key=psf_fwhm_key, rms=list(rms) or None, sigma=sigma,
+            gain=gain, network=network, force=force, steps=steps, background=background,
+            log=click.echo)
     flagged = sum(bool(r.flags) for r in results)
     click.echo(f"wrote {out}: {len(results)} cutout(s), {flagged} flagged outside the training "
                f"domain or not converged")

@@ -13,11 +13,17 @@ import click
 
 from .errors import USER_ERRORS, Terminated
 
-__all__ = ["COUNT", "SEED", "Command", "Group", "user_errors", "fail"]
+__all__ = ["COUNT", "SEED", "SCHEDULER", "Command", "Group", "user_errors", "fail"]
 
 #: option types that name the option and the allowed values when a value is refused
 COUNT = click.IntRange(min=1)
 SEED = click.IntRange(min=0, max=2**63 - 1)
+#: where the workers run (`galaxies.parallel.engine`): the command's body runs inside
+#: ``with engine(scheduler, workers=jobs)``
+SCHEDULER = click.option(
+    "--scheduler", default=None, metavar="ADDRESS", envvar="GALAXIES_SCHEDULER", show_envvar=True,
+    help="Run the workers on Dask: 'local' (a LocalCluster of --jobs processes) or a scheduler's "
+         "tcp://host:port [default: this machine's process pool].")
 
 
 def fail(message: str, status: int) -> None:

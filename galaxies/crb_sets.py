@@ -114,7 +114,7 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     from tqdm.auto import tqdm
 
     from . import atomic, files
-    from .parallel import process_pool
+    from .parallel import process_pool, remote
     from .resources import resolve_jobs
 
     dataset = files.load_dataset(path, fields=())
@@ -139,14 +139,16 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
         unique, inverse = np.unique(params[todo_rows], axis=0, return_inverse=True)
         inverse = inverse.ravel()
         order = np.argsort(unique[:, 1], kind="stable")  # neighbouring n: warmer GalSim caches
-        # a worker costs seconds to start (it imports GalSim): only worth it for many galaxies
-        jobs = max(1, min(jobs, len(unique) // 16))
+        # a worker costs seconds to start (it imports GalSim): only worth it for many galaxies;
+        # a Dask cluster's workers are running already
+        cluster = remote()
+        jobs = cluster.slots() if cluster is not None else max(1, min(jobs, len(unique) // 16))
         chunks = [c for c in np.array_split(order, max(1, min(len(order), 8 * jobs))) if len(c)]
         values = np.empty((len(unique), 5))
         bar = tqdm(total=len(unique), unit="galaxy", desc=f"CRB {Path(path).stem}",
                    disable=not progress)
         try:
-            if jobs == 1 or len(chunks) == 1:
+            if cluster is None and (jobs == 1 or len(chunks) == 1):
                 for chunk in chunks:
                     values[chunk] = _bounds_of(unique[chunk])
                     bar.update(len(chunk))

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import atomic, files
 from .errors import InputError
-from .parallel import process_pool
+from .parallel import process_pool, remote, workers_for
 from .resources import check_disk, check_memory, resolve_jobs
 from .simulate import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
                        GalaxyRenderer, ParameterRangeError, add_noise, check_parameters,
@@ -178,9 +178,17 @@ def _workers(jobs: int):
 
     ``jobs`` single-process pools, so candidates with the same Sérsic index always go to the
     same process and reuse its table; ``jobs=1`` renders in this process (one thread, as a
-    worker would)."""
+    worker would). Under a Dask engine, ``worker`` names one of the cluster's workers (in the
+    order of their addresses): the task prefers it, and runs elsewhere if it is lost."""
     import galsim
-    if jobs == 1:
+    cluster = remote()
+    if cluster is not None:
+        addresses = cluster.addresses()
+        with process_pool(jobs) as pool:
+            yield lambda worker, *args: pool.submit(
+                render_candidates, *args,
+                worker=addresses[worker % len(addresses)] if addresses else None)
+    elif jobs == 1:
         threads = galsim.get_omp_threads()
         galsim.set_omp_threads(1)
 
@@ -230,7 +238,7 @@ def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | No
     """Write a random-parameter data set of ``size`` galaxies to ``path`` (HDF5, atomically)."""
     from tqdm.auto import tqdm
 
-    size, jobs = _check_size(size), resolve_jobs(jobs)
+    size, jobs = _check_size(size), workers_for(resolve_jobs(jobs))
     _check_room(path, size, shared_psf=spec.psf_fwhm is not None)
     with_psf = spec.psf_fwhm is None
     grid = spec.sersic_grid

@@ -32,12 +32,14 @@ adds the galaxy's Poisson variance ``mu / gain`` (None: the noise is the RMS alo
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import parallel
 from .errors import InputError
 from .fits_cutouts import Cutout
 from .resampling import psf_profile, resample, resampled_sigma
@@ -333,12 +335,19 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
         noise = read_map(rms_path, cutout.image.shape) if rms_path else None
         jobs.append((cutout, fwhm, noise))
     results = []
-    for cutout, fwhm, noise in tqdm(jobs, desc="measure", disable=not progress or len(jobs) < 2):
-        result = measure_cutout(cutout, method, psf_image, psf_scale, fwhm, noise, sigma, gain,
-                                network, steps, background)
-        if result.sigma_source.startswith("border"):
-            log(f"{cutout.name}: noise sigma {result.sigma:.4g} estimated from the border "
-                f"(3-sigma clipped MAD); {result.sigma_stamp:.4g} on the simulation's stamp")
-        results.append(result)
+    with contextlib.ExitStack() as stack:
+        args = [(cutout, method, psf_image, psf_scale, fwhm, noise, sigma, gain, network, steps,
+                 background) for cutout, fwhm, noise in jobs]
+        if network is None and parallel.remote() is not None:  # fits go to the Dask cluster
+            pool = stack.enter_context(parallel.process_pool(len(jobs)))
+            measured = pool.map(measure_cutout, *zip(*args))
+        else:  # a network predicts here, where it is loaded
+            measured = (measure_cutout(*a) for a in args)
+        for (cutout, _, _), result in tqdm(zip(jobs, measured), total=len(jobs), desc="measure",
+                                           disable=not progress or len(jobs) < 2):
+            if result.sigma_source.startswith("border"):
+                log(f"{cutout.name}: noise sigma {result.sigma:.4g} estimated from the border "
+                    f"(3-sigma clipped MAD); {result.sigma_stamp:.4g} on the simulation's stamp")
+            results.append(result)
     write_table([r.row() for r in results], out, force=force)
     return results

@@ -286,8 +286,10 @@ def run(profile=None, only=None, force: bool = False, jobs: int | None = None,
         _save_state(profile, state)
         try:
             if step.name == "data":
+                from .parallel import engine
                 from .recipes import build_datasets
-                build_datasets(profile, jobs=jobs, force=False, log=lambda m: log(f"    {m}"))
+                with engine(workers=jobs):  # GALAXIES_SCHEDULER's cluster, for this step only
+                    build_datasets(profile, jobs=jobs, force=False, log=lambda m: log(f"    {m}"))
             imported = set()
             for r in runs(step):
                 t1 = time.perf_counter()

@@ -99,7 +99,7 @@ def digest(paths) -> str:
 #: may import modules of its own layer and of lower ones, never of a higher one.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("__init__", "errors", "resources", "simulate", "atomic", "files", "profiles",
-                     "parallel", "sources")),
+                     "parallel", "cluster", "sources")),
     ("physics", ("generate", "recipes", "likelihood", "crb", "crb_sets", "baseline", "refine", "hsm",
                  "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
                  "segmentation", "measure")),
