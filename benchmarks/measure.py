@@ -17,7 +17,8 @@ image of the stamp's size misses ~7% of its light: the flux is biased low there.
 With ``--model DIR`` (a trained network of the quick profile), the network's RMSE on the same
 cutouts resampled to the 64 x 64 stamp at 0.23" is set against its RMSE on native stamps of the
 same galaxy (`galaxies.simulate.simulate`, sigma giving the same SNR there); target: within
-1.3 x. Without a model that part is skipped with a printed reason.
+1.3 x. The network is told the noise and PSF in its training's terms (`galaxies.resampling`:
+`equivalent_sigma`, `stamp_fwhm`); the values are printed. Without a model that part is skipped with a printed reason.
 
     python benchmarks/measure.py --realizations 200
     python benchmarks/measure.py --realizations 40 --configs 0.1:41 0.3:75
@@ -82,8 +83,9 @@ def run_config(scale: float, size: int, snr: float, realizations: int, work: Pat
         estimates.append(m.params)
         converged += m.converged
         if network is not None:
-            nn.append(measure.measure_cutout(cutout, "nn", psf_image=psf_image, sigma=sigma,
-                                             network=network).params)
+            told = measure.measure_cutout(cutout, "nn", psf_image=psf_image, sigma=sigma,
+                                          network=network)
+            nn.append(told.params)
     estimates = np.array(estimates)
     rmse = np.sqrt(np.mean((estimates - TRUTH) ** 2, axis=0))
     bias = estimates.mean(axis=0) - TRUTH
@@ -100,6 +102,9 @@ def run_config(scale: float, size: int, snr: float, realizations: int, work: Pat
         print(f"  {name:<9} {rmse[k]:>10.4g} {bound[k]:>10.4g} {ratio:>9.3f} "
               f"{bias[k] / bound[k]:>9.3f}  {verdict}")
     if network is not None:
+        print(f"  network given sigma {told.sigma_stamp:.4g} (white noise of the cutout's "
+              f"information; the resampled pixels' own: {told.pixel_sigma_stamp:.4g}) and PSF "
+              f"FWHM {told.psf_fwhm_stamp:.4f}\" (the Moffat matching the resampled PSF; true {FWHM})")
         ok &= network_part(np.array(nn), snr, network, realizations)
     return ok
 

@@ -321,6 +321,13 @@ def estimates_table(truth, estimates: dict):
 
 # ------------------------------------------------------------------- FITS cutouts (measure)
 
+def recommended_index(models: list, profile) -> int:
+    """Where the profile's recommended network (`galaxies.profiles.Profile.recommended`) is in
+    a list of model directories (the first when it is not there)."""
+    name = profiles.get(profile).recommended
+    return next((k for k, path in enumerate(models) if Path(path).name == name), 0)
+
+
 def measure_fits_upload(data: bytes, name: str, pixel_scale: float | None, psf_fwhm: float,
                         sigma: float | None, fit: bool = False):
     """A FITS cutout of any pixel scale and size as `galaxies.measure` sees it (the

@@ -208,17 +208,30 @@ def _keywords(pairs) -> dict:
 
 
 @main.command()
-@click.argument("model_dir", type=click.Path(file_okay=False))
-@click.argument("data", type=click.Path(dir_okay=False))
-@click.argument("pred", type=click.Path(dir_okay=False))
+@click.argument("paths", nargs=-1, metavar="[MODEL_DIR] DATA PRED")
+@click.option("--profile", default=None, help="Without MODEL_DIR: whose recommended network "
+              "[default: $GALAXIES_PROFILE, else quick].")
 @click.option("--limit", type=COUNT, default=None, help="Predict only the first rows.")
 @click.option("--batch-size", type=COUNT, default=256, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
 @user_errors
-def predict(model_dir, data, pred, limit, batch_size, force):
+def predict(paths, profile, limit, batch_size, force):
     """Predict every galaxy of DATA with the estimator in MODEL_DIR (a network, a two-stage
-    directory, which brings its denoiser, or 'lbfgsb' for the fit); write the predictions PRED."""
-    from . import estimators
+    directory, which brings its denoiser, or 'lbfgsb' for the fit; without it, the profile's
+    recommended network); write the predictions PRED."""
+    from . import estimators, profiles
+    if len(paths) not in (2, 3):
+        raise InputError(f"{len(paths)} path(s) given: name [MODEL_DIR] DATA PRED")
+    if len(paths) == 2:
+        chosen = profiles.get(profile)
+        model_dir = chosen.recommended_dir
+        if not model_dir.is_dir():
+            raise InputError(f"the recommended network of profile {chosen.name}, "
+                             f"{chosen.recommended}, is not trained ({model_dir} is missing): run "
+                             f"`make run PROFILE={chosen.name}` or name a MODEL_DIR")
+        data, pred = paths
+    else:
+        model_dir, data, pred = paths
     estimator = estimators.load(model_dir)
     estimator.batch_size = batch_size
     path = estimator.predict_file(data, pred, limit=limit, force=force)

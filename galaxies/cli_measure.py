@@ -49,19 +49,24 @@ def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_
     for name, value in (("--sigma", sigma), ("--gain", gain), ("--psf-fwhm", psf_fwhm)):
         if value is not None and not value > 0:
             raise InputError(f"{name} = {value:g} must be positive")
-    network = None
+    load_network = None
     if method != "fit":
+        from pathlib import Path
         if model_dir is None:
             raise InputError(f"--method {method} needs a trained network: give --model DIR "
                              f"(a directory under models/<profile>/)")
-        from . import estimators
-        network = estimators.load(model_dir)
+        if not Path(model_dir).is_dir():
+            raise InputError(f"--model {model_dir}: no such directory")
+
+        def load_network():  # after every input is checked: TensorFlow takes seconds to import
+            from . import estimators
+            return estimators.load(model_dir)
     with engine(scheduler):
         results = measuring.measure_files(
             list(files), out, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
             psf_fwhm=psf_fwhm, psf_fwhm_key=psf_fwhm_key, rms=list(rms) or None, sigma=sigma,
-            gain=gain, network=network, force=force, steps=steps, background=background,
-            log=click.echo)
+            gain=gain, load_network=load_network, force=force, steps=steps,
+            background=background, log=click.echo)
     flagged = sum(bool(r.flags) for r in results)
     click.echo(f"wrote {out}: {len(results)} cutout(s), {flagged} flagged outside the training "
                f"domain or not converged")

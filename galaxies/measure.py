@@ -24,7 +24,11 @@ For each stamp (`galaxies.fits_cutouts.Cutout`, counts of the file, any pixel sc
    Standard deviations: the inverse Fisher matrix at the estimate on the native stamp
    (`galaxies.crb.cutout_bound`; the refinement's own for ``refined``).
 5. **Resampling** to the simulation's stamp with GalSim (`galaxies.resampling`); the noise of
-   the result, correlated and of another level, by resampling pure-noise fields (Monte Carlo).
+   the result, correlated and of another level, by resampling pure-noise fields (Monte Carlo:
+   ``pixel_sigma_stamp``). A network is told the white noise of the same information
+   (``sigma_stamp``, `galaxies.resampling.equivalent_sigma`) and the Moffat FWHM matching the
+   resampled PSF (``psf_fwhm_stamp``, `galaxies.resampling.stamp_fwhm`): the conventions of
+   its training; the flags ``snr``, ``psf`` and ``noise`` use them too.
 6. **Flags** (`FLAGS`): what lies outside the training domain or went wrong.
 
 Fluxes are in the cutout's counts; radius in arcsec; ``gain`` (counts to photo-electrons)
@@ -42,9 +46,9 @@ import numpy as np
 from . import parallel
 from .errors import InputError
 from .fits_cutouts import Cutout
-from .resampling import psf_profile, resample, resampled_sigma
+from .resampling import equivalent_sigma, psf_profile, resample, resampled_sigma, stamp_fwhm
 from .segmentation import GROW, border, border_stats, segment
-from .simulate import (IMAGE_SIZE, LABEL_COLUMNS, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
+from .simulate import (LABEL_COLUMNS, MOFFAT_BETA, RANGES, SNR_RANGE,
                        Stamp)
 
 __all__ = ["FLAGS", "METHODS", "Measurement", "measure_cutout", "fit_box", "measure_files",
@@ -80,6 +84,8 @@ class Measurement:
     sigma_stamp: float
     sigma_source: str
     psf_fwhm: float
+    psf_fwhm_stamp: float
+    pixel_sigma_stamp: float
     background: float
     offset: tuple
     converged: bool
@@ -97,7 +103,8 @@ class Measurement:
         out.update(zip(LABEL_COLUMNS, map(float, self.params)))
         out.update({f"{c}_std": float(s) for c, s in zip(LABEL_COLUMNS, self.std)})
         out.update(snr=self.snr, snr_stamp=self.snr_stamp, sigma=self.sigma,
-                   sigma_stamp=self.sigma_stamp, psf_fwhm=self.psf_fwhm,
+                   sigma_stamp=self.sigma_stamp, pixel_sigma_stamp=self.pixel_sigma_stamp,
+                   psf_fwhm=self.psf_fwhm, psf_fwhm_stamp=self.psf_fwhm_stamp,
                    pixel_scale=self.cutout.pixel_scale, background=self.background,
                    offset_x=float(self.offset[0]), offset_y=float(self.offset[1]),
                    converged=bool(self.converged), in_domain=not self.flags,
@@ -209,15 +216,21 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     box, flux_range = fit_box(stamp), (1e-9 * (abs(float(data.sum())) + 1e-30), np.inf)
     pad = float(np.median(noise))
     resampled = resample(data, scale, offset, pad)
-    sigma_stamp = resampled_sigma(data.shape, scale, noise, offset)
+    pixel_sigma = resampled_sigma(data.shape, scale, noise, offset)
+    sigma_stamp = equivalent_sigma(noise, scale)
+    psf_cutout = psf_image if psf_image is not None else psf.drawImage(
+        nx=data.shape[1], ny=data.shape[0], scale=scale).array  # with the cutout's pixel
+    psf_stamp = resample(psf_cutout, psf_scale or scale, (0.0, 0.0))
+    psf_stamp = psf_stamp / psf_stamp.sum()
+    fwhm_stamp = stamp_fwhm(psf_stamp)
     common = dict(stamp=stamp, gain=gain, bounds=box, flux_range=flux_range)
     std = None
     if method is None:  # prepared only (the app's first look): no estimate
         nan = np.full(5, np.nan)
         return Measurement(cutout, "none", nan, nan, math.nan, math.nan, float(np.median(noise)),
-                           sigma_stamp, source, fwhm, background, offset, False,
-                           [f for f in _domain(nan, math.nan, fwhm, sigma_stamp) if f in (
-                               "psf", "noise")] + ["second_source"] * bool(others)
+                           sigma_stamp, source, fwhm, fwhm_stamp, pixel_sigma, background, offset,
+                           False, [f for f in _domain(nan, math.nan, fwhm_stamp, sigma_stamp)
+                                   if f in ("psf", "noise")] + ["second_source"] * bool(others)
                            + ["no_source"] * (not main), data, None, mask, resampled,
                            time.process_time() - t0)
     if method == "fit":
@@ -234,12 +247,9 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
             result = fit_image(weighted, None, noise_map, start=result.params, **common)
         params, converged = result.params, result.converged
     else:
-        psf_stamp = resample(psf_image, psf_scale or scale, (0.0, 0.0)) if psf_image is not None \
-            else galsim.Moffat(beta=MOFFAT_BETA, fwhm=fwhm).drawImage(
-                nx=IMAGE_SIZE, ny=IMAGE_SIZE, scale=PIXEL_SCALE).array
-        pred, _ = network.predict(resampled[None].astype(np.float32), psf_fwhm=np.array([fwhm]),
-                                  sigma=np.array([sigma_stamp]),
-                                  psf_img=(psf_stamp / psf_stamp.sum())[None].astype(np.float32))
+        pred, _ = network.predict(resampled[None].astype(np.float32),
+                                  psf_fwhm=np.array([fwhm_stamp]), sigma=np.array([sigma_stamp]),
+                                  psf_img=psf_stamp[None].astype(np.float32))
         params, converged = np.asarray(pred, np.float64)[0], True
         if method == "refined":
             from .refine import refine_image
@@ -257,7 +267,7 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     snr = float(np.sqrt(np.sum(np.where(mask, 0.0, (model / np.broadcast_to(noise, data.shape))**2))))
     model_stamp = resample(model, scale, offset)
     snr_stamp = float(np.sqrt(np.sum(model_stamp**2)) / sigma_stamp)
-    flags = _domain(params, snr_stamp, fwhm, sigma_stamp)
+    flags = _domain(params, snr_stamp, fwhm_stamp, sigma_stamp)
     if math.hypot(*offset) > 0.1 * min(data.shape):
         flags.append("off_centre")
     if main and (labels[[0, -1], :] == main).any() | (labels[:, [0, -1]] == main).any():
@@ -267,7 +277,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     return Measurement(cutout=cutout, method=method, params=np.asarray(params, float),
                        std=np.asarray(std, float), snr=snr, snr_stamp=snr_stamp,
                        sigma=float(np.median(noise)), sigma_stamp=sigma_stamp,
-                       sigma_source=source, psf_fwhm=fwhm, background=background, offset=offset,
+                       sigma_source=source, psf_fwhm=fwhm, psf_fwhm_stamp=fwhm_stamp,
+                       pixel_sigma_stamp=pixel_sigma, background=background, offset=offset,
                        converged=bool(converged), flags=flags, data=data, model=model, mask=mask,
                        stamp=resampled, seconds=time.process_time() - t0)
 
@@ -288,12 +299,15 @@ def write_table(rows: list[dict], out, force: bool = False):
 def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, psf=None,
                   psf_hdu=None, psf_fwhm=None, psf_fwhm_key=None, rms=None, sigma=None,
                   gain=None, network=None, force: bool = False, progress: bool = True,
-                  steps: int = 2, background=None, log=print) -> list[Measurement]:
+                  steps: int = 2, background=None, log=print, load_network=None
+                  ) -> list[Measurement]:
     """Measure every stamp of FITS files ``paths`` and write one row each to table ``out``
     (see `measure_cutout` and `write_table`); ``psf`` and ``rms`` are FITS files (``rms`` one
     for all, or a list of one per path), the PSF is refused when larger than a cutout and an
     RMS map when not of its shape. Every input is
-    read and checked before the first measurement; ``log`` gets each noise estimate."""
+    read and checked before the first measurement, and before ``load_network()`` (a network's
+    loader, called only then: TensorFlow takes seconds to import) when no ``network`` is given;
+    ``log`` gets each noise estimate."""
     from tqdm.auto import tqdm
 
     from .atomic import check_destination
@@ -309,7 +323,7 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
     check_destination(out, *paths, *rms, *([psf] if psf else []), force=force)
     if method not in METHODS:
         raise InputError(f"--method {method!r}: choose among {', '.join(METHODS)}")
-    if method != "fit" and network is None:
+    if method != "fit" and network is None and load_network is None:
         raise InputError(f"--method {method} needs a trained network: give --model DIR")
     if sum(x is not None for x in (psf, psf_fwhm, psf_fwhm_key)) != 1:
         raise InputError("give exactly one of --psf PSF.fits, --psf-fwhm ARCSEC, --psf-fwhm-key KEY")
@@ -334,6 +348,8 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
             fwhm = float(cutout.header[psf_fwhm_key])
         noise = read_map(rms_path, cutout.image.shape) if rms_path else None
         jobs.append((cutout, fwhm, noise))
+    if method != "fit" and network is None:
+        network = load_network()
     results = []
     with contextlib.ExitStack() as stack:
         args = [(cutout, method, psf_image, psf_scale, fwhm, noise, sigma, gain, network, steps,
@@ -347,7 +363,8 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
                                            disable=not progress or len(jobs) < 2):
             if result.sigma_source.startswith("border"):
                 log(f"{cutout.name}: noise sigma {result.sigma:.4g} estimated from the border "
-                    f"(3-sigma clipped MAD); {result.sigma_stamp:.4g} on the simulation's stamp")
+                    f"(3-sigma clipped MAD); on the simulation's stamp, white noise of "
+                    f"{result.sigma_stamp:.4g} carries the same information")
             results.append(result)
     write_table([r.row() for r in results], out, force=force)
     return results

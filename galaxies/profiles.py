@@ -96,10 +96,14 @@ class Profile:
     #: peak learning rate and the rows of each training set (None: all); epochs, batch size
     #: and patience are ``epochs``, ``batch_size`` and ``patience`` above
     xception_variants: tuple = ("xception_v1", "xception_v2", "xception_v3",
-                                "xception-noiseless_v1", "xception-nll_v1", "xception-fresh_v2")
+                                "xception-noiseless_v1", "xception-nll_v1", "xception-fresh_v3")
     xception_model: dict = field(default_factory=dict)
     xception_learning_rate: float = 3e-3
     xception_limit: int | None = None
+    #: the project's recommended estimator, ``<estimator>_<trainset>``: one network for every
+    #: PSF and noise level of the training recipes (fresh noise on v3); the README, the app's
+    #: pages and ``galaxies predict`` without a model use it. It must be one of the variants.
+    recommended: str = "xception-fresh_v3"
     #: the network the refinement starts from (`galaxies.refine`, Project/refinement.ipynb),
     #: as ``<estimator>_<trainset>``, and the numbers of Gauss-Newton steps run from it
     refine_start: str = "xception_v1"
@@ -107,6 +111,12 @@ class Profile:
     #: rows per test set of the network-started L-BFGS-B fit (None: the fit's); it reaches the
     #: fit's accuracy at the fit's cost, so a few rows show it
     refine_fit_limit: int | None = None
+
+    @property
+    def recommended_dir(self) -> Path:
+        """The recommended estimator's model directory."""
+        estimator, trainset = self.recommended.rsplit("_", 1)
+        return self.model_dir(estimator, trainset)
 
     @property
     def data_dir(self) -> Path:
@@ -152,7 +162,7 @@ PROFILES: dict[str, Profile] = {
         gridsearch_rows=128, gridsearch_epochs=1, gridsearch_batch_size=32,
         gridsearch_grid=dict(entry_filters=[4], block_filters=[4, 8], blocks=[1], exit_filters=[8]),
         xception_variants=("xception_v1", "xception_v2", "xception_v3", "xception-psfimg_v3",
-                           "xception-noiseless_v1", "xception-nll_v1", "xception-fresh_v2"),
+                           "xception-noiseless_v1", "xception-nll_v1", "xception-fresh_v3"),
     ),
     "quick": Profile(
         name="quick",

@@ -47,6 +47,7 @@ ESTIMATORS: tuple[Entry, ...] = (
     Entry("xception", "v3", "Xception (v3: varying PSF)"),
     Entry("xception-nll", "v1", "Xception + uncertainty (v1)"),
     Entry("xception-fresh", "v2", "Xception, fresh noise (v2)"),
+    Entry("xception-fresh", "v3", "Xception, fresh noise (v3): recommended"),
     Entry("autoencoder", "v1", "Autoencoder (v1)"),
     Entry("autokeras", "v1", "AutoKeras best (v1)"),
     Entry("edsr-xception", "v1", "EDSR + Xception (v1)"),

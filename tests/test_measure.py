@@ -92,6 +92,13 @@ def test_bad_inputs_are_one_line_and_status_2(tmp_path):
                    "no HDU holds image data")
     one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", "--out", out),
                    "--model DIR")
+    one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", "--model",
+                       tmp_path / "gone", "--out", out), "--model", "gone", "no such directory")
+    # the inputs are checked before the network is loaded (TensorFlow takes seconds): an empty
+    # model directory is not reached when a cutout is bad
+    (tmp_path / "models").mkdir()
+    one_line_error(cli("measure", nan, "--psf", psf_file, "--method", "nn", "--model",
+                       tmp_path / "models", "--out", out), "nan.fits", "2 NaN")
     one_line_error(cli("measure", good, "--out", out), "--psf")
     assert not out.exists()
     # the empty primary is skipped by default: the SCI extension is measured
@@ -173,6 +180,39 @@ def test_resampled_noise_matches_the_interpolation_kernel():
     assert 0.7 * 4.6 < fine < 1.3 * 4.6  # (0.23 / 0.05) = 4.6 pixels a side added up
 
 
+def test_the_equivalent_noise_keeps_the_variance_of_a_flux():
+    """The white noise a network is told of carries the cutout's information: the flux summed
+    over a wide aperture of a resampled pure-noise field has the variance that white noise of
+    `equivalent_sigma` per 0.23" pixel gives it (a Monte Carlo, upsampling and integrating),
+    while the correlated pixels' own standard deviation misses it by far when upsampling."""
+    from galaxies import resampling
+    rng = np.random.default_rng(3)
+    for scale, size in ((0.3, 60), (0.1, 160)):
+        sums = []
+        for k in range(150):
+            field = resampling.resample(rng.standard_normal((size, size)), scale, pad_sigma=1.0,
+                                        seed=k + 1)
+            sums.append(field[16:48, 16:48].sum())  # 32 x 32 pixels, inside the cutout
+        per_pixel = np.std(sums) / 32
+        assert per_pixel == pytest.approx(resampling.equivalent_sigma(1.0, scale), rel=0.15)
+    pixels = resampling.resampled_sigma((60, 60), 0.3, 1.0)
+    assert pixels < 0.8 * resampling.equivalent_sigma(1.0, 0.3)
+
+
+def test_the_stamp_fwhm_is_the_moffat_s_own_on_the_simulation_s_pixels():
+    """A PSF drawn as the simulations draw it (Moffat beta 2, 0.23" pixels) gives back its FWHM;
+    coarser cutout pixels widen the PSF, and the match grows with them."""
+    from galaxies import resampling
+    for fwhm in (0.5, 0.8):
+        drawn = galsim.Moffat(beta=2.0, fwhm=fwhm).drawImage(nx=64, ny=64, scale=0.23).array
+        assert resampling.stamp_fwhm(drawn / drawn.sum()) == pytest.approx(fwhm, abs=2e-3)
+    widths = []
+    for scale in (0.1, 0.3, 0.5):
+        cut = galsim.Moffat(beta=2.0, fwhm=0.7).drawImage(nx=75, ny=75, scale=scale).array
+        widths.append(resampling.stamp_fwhm(resampling.resample(cut / cut.sum(), scale)))
+    assert widths[0] == pytest.approx(0.7, abs=0.02) and widths[0] < widths[1] < widths[2]
+
+
 def test_a_cube_of_stamps_gives_a_row_each_in_a_fits_table(tmp_path):
     planes = [simulated(0.3, 41, 150.0, seed)[0] for seed in (1, 2)]
     _, psf = simulated(0.3, 41, 150.0, 1)
@@ -238,8 +278,12 @@ def test_the_network_sees_the_resampled_stamp_and_refined_starts_from_it():
     assert seen["psf_img"].sum() == pytest.approx(1.0, rel=1e-5)
     # the flux is kept in counts: the stamp holds the galaxy's light (the stamp is wider)
     assert seen["images"].sum() == pytest.approx(noisy.sum(), rel=0.05, abs=5 * sigma * size)
-    assert seen["sigma"][0] == pytest.approx(nn.sigma_stamp) and nn.sigma_stamp > sigma
-    assert seen["psf_fwhm"][0] == pytest.approx(0.7, rel=0.1)  # measured on the PSF image
+    # told the noise and PSF in its training's terms: white noise of the same information,
+    # the Moffat matching the resampled PSF (0.1" pixels add little to a 0.7" Moffat)
+    assert seen["sigma"][0] == pytest.approx(nn.sigma_stamp)
+    assert nn.sigma_stamp == pytest.approx(sigma * simulate.PIXEL_SCALE / scale)
+    assert seen["psf_fwhm"][0] == pytest.approx(nn.psf_fwhm_stamp)
+    assert nn.psf_fwhm_stamp == pytest.approx(0.7, abs=0.02)
     assert np.array_equal(nn.params, start) and np.all(np.isfinite(nn.std))
     refined = measure.measure_cutout(cutout, "refined", psf_image=psf, sigma=sigma,
                                      network=network, steps=4)

@@ -78,6 +78,18 @@ def test_fit_and_predict_keep_an_existing_output_without_force(small_sets, tmp_p
     assert out.read_bytes() == b"earlier results"
 
 
+def test_predict_without_a_model_names_the_profile_s_recommended_network(small_sets, tmp_path):
+    from galaxies import profiles
+    out = tmp_path / "pred.h5"
+    full = profiles.get("full")
+    assert full.recommended in full.xception_variants  # every profile trains its own
+    assert not full.recommended_dir.exists()  # no full-profile model on a CPU machine
+    one_line_error(galaxies("predict", small_sets["fixed"], out, "--profile", "full"),
+                   full.recommended, "not trained", "MODEL_DIR")
+    one_line_error(galaxies("predict", out), "1 path(s)", "[MODEL_DIR] DATA PRED")
+    assert not out.exists()
+
+
 def test_no_command_writes_over_its_own_input_even_with_force(small_sets, tmp_path):
     data = copy_set(small_sets["fixed"], tmp_path / "snr60.h5")
     before = digest(data)

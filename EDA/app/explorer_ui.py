@@ -189,8 +189,10 @@ def estimates(image: np.ndarray, psf_fwhm: float, sigma: float, truth=None,
     if not models:
         st.info(support.no_model_message(profile))
     else:
-        chosen = st.selectbox("saved model", models, format_func=lambda p: p.name,
-                              key=f"{key}_model")
+        best = profiles.get(profile).recommended
+        chosen = st.selectbox("saved model", models, index=support.recommended_index(models, profile),
+                              key=f"{key}_model", format_func=lambda p: p.name + (
+                                  " (recommended)" if p.name == best else ""))
         try:
             model = load_model(str(chosen), chosen.stat().st_mtime)
             found[chosen.name] = support.predict_one(model, image, psf_fwhm, sigma)

@@ -16,6 +16,11 @@ name                       train set  what it is
                                       sigma drawn in [200, 400] and known: one network for every
                                       noise level (`galaxies.training.noise`); ``xception_v2``
                                       is its fixed-noise ablation on the same set and budget
+``xception-fresh_v3``      v3         fresh noise on v3 (PSF FWHM in [0.5", 1"] and sigma known):
+                                      one network for every PSF and noise level of the recipes,
+                                      the profiles' recommended estimator
+                                      (`galaxies.profiles.Profile.recommended`); ``xception_v3``
+                                      is its fixed-noise ablation
 =========================  =========  ==========================================================
 
 Sigma and the PSF are known for real surveys (measured from the background and from stars), so
@@ -59,6 +64,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             {"uncertainty": True}),
     Variant("xception-fresh", "v2", "fresh noise at every showing, sigma drawn in [200, 400] and known",
             {"conditioning": ("sigma",), "noise": "fresh", "noise_sigma": (200.0, 400.0)}),
+    Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
+            "[200, 400] and known", {"conditioning": ("psf_fwhm", "sigma"), "noise": "fresh",
+                                     "noise_sigma": (200.0, 400.0)}),
 ]}
 
 

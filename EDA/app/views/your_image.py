@@ -54,6 +54,7 @@ try:
         noise = None if border_noise else float(sigma)
         measurement = measured(content, name, float(scale), float(psf_fwhm), noise, False)
         image, sigma = measurement.stamp.astype(np.float32), measurement.sigma_stamp
+        psf_fwhm = measurement.psf_fwhm_stamp  # the network's convention on the stamp
     else:
         image = cutouts.read_cutout(content, name)
 except GalaxiesError as err:
@@ -64,8 +65,10 @@ if measurement is not None:
     c = measurement.cutout
     st.caption(f"{c.image.shape[0]} × {c.image.shape[1]} pixels of {c.pixel_scale:.4g}″; "
                f"background {measurement.background:.4g} subtracted; noise σ "
-               f"{measurement.sigma:.4g} ({measurement.sigma_source}), {sigma:.4g} on the "
-               f"resampled 64 × 64 stamp at 0.23″ (correlated)")
+               f"{measurement.sigma:.4g} ({measurement.sigma_source}); on the resampled 64 × 64 "
+               f"stamp at 0.23″ the networks are given σ {sigma:.4g} (white noise of the same "
+               f"information; its correlated pixels have {measurement.pixel_sigma_stamp:.4g}) "
+               f"and a PSF FWHM of {psf_fwhm:.3g}″ (the Moffat matching the resampled PSF)")
     if measurement.flags:
         st.warning("Outside the training domain: " + "; ".join(FLAGS[f] for f in measurement.flags))
     if st.button("Fit at the cutout's own pixels (maximum likelihood)", key="up_native_fit"):
