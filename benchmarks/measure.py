@@ -84,7 +84,7 @@ def run_config(scale: float, size: int, snr: float, realizations: int, work: Pat
         converged += m.converged
         if network is not None:
             told = measure.measure_cutout(cutout, "nn", psf_image=psf_image, sigma=sigma,
-                                          network=network)
+                                          network=network, background=BACKGROUND[0])
             nn.append(told.params)
     estimates = np.array(estimates)
     rmse = np.sqrt(np.mean((estimates - TRUTH) ** 2, axis=0))
