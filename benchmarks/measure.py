@@ -65,7 +65,8 @@ def write_fits(path: Path, image: np.ndarray, scale: float) -> Path:
     return path
 
 
-def run_config(scale: float, size: int, snr: float, realizations: int, work: Path, network=None):
+def run_config(scale: float, size: int, snr: float, realizations: int, work: Path, network=None,
+               fit: bool = True):
     clean = clean_image(scale, size)
     sigma = float(np.sqrt(np.sum(clean**2)) / snr)
     psf = galsim.Moffat(beta=2.0, fwhm=FWHM)
@@ -76,16 +77,22 @@ def run_config(scale: float, size: int, snr: float, realizations: int, work: Pat
     for seed in range(1, realizations + 1):
         noisy = clean + np.random.default_rng(seed).normal(0.0, sigma, clean.shape)
         (cutout,) = read_cutouts(write_fits(work / f"cutout_{scale}_{size}.fits", noisy, scale))
-        t0 = time.process_time()
-        m = measure.measure_cutout(cutout, "fit", psf_image=psf_image, sigma=sigma,
-                                   background=BACKGROUND[0])
-        seconds.append(time.process_time() - t0)
-        estimates.append(m.params)
-        converged += m.converged
+        if fit:
+            t0 = time.process_time()
+            m = measure.measure_cutout(cutout, "fit", psf_image=psf_image, sigma=sigma,
+                                       background=BACKGROUND[0])
+            seconds.append(time.process_time() - t0)
+            estimates.append(m.params)
+            converged += m.converged
         if network is not None:
             told = measure.measure_cutout(cutout, "nn", psf_image=psf_image, sigma=sigma,
                                           network=network, background=BACKGROUND[0])
             nn.append(told.params)
+    ok = True
+    if not fit:
+        print(f"\n{scale}\"/px, {size} x {size} px, sigma {sigma:.4g}, SNR {snr:g}: {realizations} "
+              f"realizations, the network only")
+        return network_part(np.array(nn), snr, network, realizations, told)
     estimates = np.array(estimates)
     rmse = np.sqrt(np.mean((estimates - TRUTH) ** 2, axis=0))
     bias = estimates.mean(axis=0) - TRUTH
@@ -93,7 +100,6 @@ def run_config(scale: float, size: int, snr: float, realizations: int, work: Pat
           f"realizations, {converged} converged, {np.median(seconds):.2f} s CPU per cutout "
           f"(median)")
     print(f"  {'parameter':<9} {'RMSE':>10} {'CRB':>10} {'RMSE/CRB':>9} {'bias/CRB':>9}  target")
-    ok = True
     for k, name in enumerate(COLUMNS):
         ratio = rmse[k] / bound[k]
         target = TARGET.get(name)
@@ -102,15 +108,15 @@ def run_config(scale: float, size: int, snr: float, realizations: int, work: Pat
         print(f"  {name:<9} {rmse[k]:>10.4g} {bound[k]:>10.4g} {ratio:>9.3f} "
               f"{bias[k] / bound[k]:>9.3f}  {verdict}")
     if network is not None:
-        print(f"  network given sigma {told.sigma_stamp:.4g} (white noise of the cutout's "
-              f"information; the resampled pixels' own: {told.pixel_sigma_stamp:.4g}) and PSF "
-              f"FWHM {told.psf_fwhm_stamp:.4f}\" (the Moffat matching the resampled PSF; true {FWHM})")
-        ok &= network_part(np.array(nn), snr, network, realizations)
+        ok &= network_part(np.array(nn), snr, network, realizations, told)
     return ok
 
 
-def network_part(nn: np.ndarray, snr: float, network, realizations: int) -> bool:
+def network_part(nn: np.ndarray, snr: float, network, realizations: int, told) -> bool:
     """The network on the resampled cutouts against the network on native stamps."""
+    print(f"  network given sigma {told.sigma_stamp:.4g} (white noise of the cutout's "
+          f"information; the resampled pixels' own: {told.pixel_sigma_stamp:.4g}) and PSF "
+          f"FWHM {told.psf_fwhm_stamp:.4f}\" (the Moffat matching the resampled PSF; true {FWHM})")
     renderer = simulate.GalaxyRenderer()
     clean = renderer.draw(*TRUTH, FWHM)
     sigma = float(np.sqrt(np.sum(clean.astype(np.float64) ** 2)) / snr)
@@ -134,6 +140,8 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", nargs="+", default=["0.1:101", "0.1:151", "0.3:41", "0.3:75"],
                         help="SCALE:SIZE pairs (arcsec per pixel : pixels a side)")
     parser.add_argument("--model", default=None, help="a trained network's directory")
+    parser.add_argument("--network-only", action="store_true",
+                        help="with --model: skip the fit (the network part alone, faster)")
     parser.add_argument("--border-background", action="store_true",
                         help="estimate the background from the border (default: give it, 0)")
     args = parser.parse_args(argv)
@@ -152,7 +160,7 @@ def main(argv=None) -> int:
         for config in args.configs:
             scale, size = config.split(":")
             ok &= run_config(float(scale), int(size), args.snr, args.realizations, Path(work),
-                             network)
+                             network, fit=not (args.network_only and network is not None))
     print(f"\n{'all targets met' if ok else 'some targets MISSED'} "
           f"({time.perf_counter() - wall:.0f} s wall)")
     return 0 if ok else 1
