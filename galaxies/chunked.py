@@ -23,8 +23,9 @@ from .resources import check_memory
 
 __all__ = ["BLOCK_ROWS", "DatasetReader", "RowSource", "NonFinite"]
 
-#: rows of a block by default: 16 MB per image field
-BLOCK_ROWS = 1024
+#: rows of a block by default: 4 MB per image field, one batch of a network (1,024 rows cost
+#: ~75 MB more at the peak of a prediction: the network's copies of a block, and the allocator)
+BLOCK_ROWS = 256
 _SMALL = ("label", "psf_fwhm", "sigma", "snr")
 
 
@@ -38,14 +39,15 @@ class DatasetReader:
         rows:    what `galaxies.files.load_dataset` takes (a slice, increasing row indices, a
                  count of leading rows, default all), or distinct row indices in any order:
                  blocks then hold the rows in that order (each is read in increasing order).
-        block:   the most rows a block holds (the default of `blocks`).
+        block:   the most rows a block holds (the default of `blocks`; default `BLOCK_ROWS`).
 
     The file is checked when the reader is made, as `load_dataset` checks it, and the memory
     of one block against what is free; each block is read when it is asked for.
     """
 
     def __init__(self, path: str | os.PathLike, fields: tuple[str, ...] | None = None,
-                 rows=None, block: int = BLOCK_ROWS):
+                 rows=None, block: int | None = None):
+        block = BLOCK_ROWS if block is None else block
         if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
             raise InputError(f"block = {block!r}: the rows of a block must be a positive integer")
         self.block = int(block)
