@@ -278,27 +278,28 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     """
     from . import files
     from .atomic import check_destination
+    from .chunked import DatasetReader, RowSource
     from .parallel import map_rows
     from .resources import resolve_jobs
 
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise InputError(f"limit = {limit} must be a positive integer")
     check_destination(out_path, data_path, *([] if start is None else [start]), force=force)
-    if start is None:
-        ds = files.load_dataset(data_path, fields=("img",), rows=None if limit is None else int(limit))
+    if start is None:  # the images are read block by block as the fits go
+        ds = DatasetReader(data_path, fields=("img",), rows=None if limit is None else int(limit))
         starts = np.full((len(ds), 5), np.nan)
     else:
         start = files.load_predictions(start)
         rows = files.rows_of(start, data_path, limit)
         order = np.argsort(rows)
-        ds = files.load_dataset(data_path, fields=("img",), rows=rows[order])
+        ds = DatasetReader(data_path, fields=("img",), rows=rows[order])
         starts = start.pred[:len(rows)][order].astype(np.float64)
     if len(ds) == 0:
         raise InputError(f"{ds.path}: no rows to fit")
-    psf_fwhm, sigma = _checked_noise(ds.psf_fwhm, ds.sigma, ds.path)
+    psf_fwhm, sigma = _checked_noise(ds.table.psf_fwhm, ds.table.sigma, ds.path)
     wall = time.perf_counter()
-    results, jobs = map_rows(_fit_rows, (ds.img, psf_fwhm, sigma, starts), resolve_jobs(jobs),
-                             desc=f"fit {ds.name}", progress=progress)
+    results, jobs = map_rows(_fit_rows, RowSource(ds, "img", psf_fwhm, sigma, starts),
+                             resolve_jobs(jobs), desc=f"fit {ds.name}", progress=progress)
     wall = time.perf_counter() - wall
     params = np.array([r[0] for r in results], dtype=np.float64)
     converged = np.array([r[1] for r in results], dtype=bool)

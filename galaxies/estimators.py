@@ -23,6 +23,7 @@ A two-stage directory refers to its denoiser by a path relative to itself (``den
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ import numpy as np
 
 from . import files
 from .atomic import check_destination
+from .chunked import BLOCK_ROWS, DatasetReader, NonFinite
 from .errors import InputError
 from .training.config import input_fields
 from .training.saved import SavedModel, read_info
@@ -74,17 +76,34 @@ class Estimator:
         compiled functions) that is not counted.
         """
         check_destination(out, data, force=force)
-        ds = files.load_dataset(data, fields=self.fields, rows=limit)
-        if len(ds) == 0:
-            raise InputError(f"{ds.path}: no rows to predict")
-        ds.check_finite()
-        self.predict_dataset(ds.subset(slice(0, min(len(ds), self.batch_size))))  # warm-up
-        start = time.perf_counter()
-        pred, std = self.predict_dataset(ds)
-        seconds = (time.perf_counter() - start) / len(ds)
-        return files.write_predictions(out, pred, ds.rows, estimator=self.name, dataset=ds.name,
-                                       seconds_per_image=seconds, pred_std=std,
+        reader = DatasetReader(data, fields=self.fields, rows=limit)
+        if len(reader) == 0:
+            raise InputError(f"{reader.path}: no rows to predict")
+        # Blocks of whole batches, the last longer than a batch: every batch is then the
+        # batch the whole set would have had (same shape, same padding), so are the numbers.
+        batches = self.batch_sizes()
+        block = math.lcm(*batches) * max(1, BLOCK_ROWS // math.lcm(*batches))
+        bad, preds, stds, seconds = NonFinite(reader), [], [], 0.0
+        for ds in reader.blocks(block, last_at_least=max(batches) + 1):
+            if bad.add(ds):  # no more predictions: only the rows to name in the error
+                continue
+            if not preds:
+                self.predict_dataset(ds.subset(slice(0, min(len(ds), self.batch_size))))  # warm-up
+            start = time.perf_counter()
+            pred, std = self.predict_dataset(ds)
+            seconds += time.perf_counter() - start
+            preds.append(pred)
+            stds.append(std)
+        bad.check()
+        std = None if stds[0] is None else np.concatenate(stds)
+        return files.write_predictions(out, np.concatenate(preds), reader.rows,
+                                       estimator=self.name, dataset=reader.name,
+                                       seconds_per_image=seconds / len(reader), pred_std=std,
                                        attrs=self.file_attrs(), force=force)
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes of its stages (`predict_file` reads blocks of whole batches)."""
+        return (self.batch_size,)
 
 
 class Network(Estimator):
@@ -113,13 +132,19 @@ class TwoStage(Estimator):
         self.trainset, self.path = network.trainset, network.path
         self.fields = tuple(dict.fromkeys(("img",) + network.fields))
 
+    #: the denoiser's batch (`galaxies.training.denoiser.Denoiser.denoise`'s default)
+    denoise_batch = 64
+
     def predict(self, images, psf_fwhm=None, sigma=None, psf_img=None):
-        clean = self.denoiser.denoise(images, progress=False)
+        clean = self.denoiser.denoise(images, batch_size=self.denoise_batch, progress=False)
         return self.network.predict(clean, psf_fwhm, sigma, psf_img)
 
     def predict_dataset(self, ds: files.Dataset):
-        clean = self.denoiser.denoise(ds.img, progress=False)
+        clean = self.denoiser.denoise(ds.img, batch_size=self.denoise_batch, progress=False)
         return self.network.predict_dataset(ds, images=clean)
+
+    def batch_sizes(self) -> tuple[int, ...]:
+        return (self.denoise_batch, self.network.batch_size)
 
     def file_attrs(self) -> dict:
         return {**super().file_attrs(), "denoiser": str(self.denoiser.path)}

@@ -192,6 +192,22 @@ def dataset_info(path: str | os.PathLike) -> dict:
     return {"path": path, "size": n, "recipe": json.loads(attrs["recipe"]), "attrs": attrs}
 
 
+def _selection(rows, n: int, path: Path):
+    """``(h5py selection, index or None)`` of ``rows`` (see `load_dataset`), checked."""
+    if rows is None:
+        return slice(None), None
+    if isinstance(rows, (int, np.integer)) and not isinstance(rows, bool):
+        if rows < 0:
+            raise InputError(f"rows = {rows}: a count of leading rows must be at least 0")
+        return slice(0, int(rows)), None
+    if isinstance(rows, slice):
+        return rows, np.arange(n)[rows]
+    index = np.asarray(rows, dtype=np.int64)
+    if index.size and (np.any(np.diff(index) <= 0) or index[0] < 0 or index[-1] >= n):
+        raise InputError(f"{path}: rows must be increasing indices in [0, {n})")
+    return index, index
+
+
 def load_dataset(path: str | os.PathLike, fields: tuple[str, ...] | None = None,
                  rows: slice | np.ndarray | int | None = None) -> Dataset:
     """Read a data set, checking it against the contract.
@@ -212,19 +228,7 @@ def load_dataset(path: str | os.PathLike, fields: tuple[str, ...] | None = None,
     wanted |= {"label", "psf_fwhm", "sigma", "snr"}
     with f:
         n = _check_dataset_file(f, path)
-        if rows is None:
-            sel, index = slice(None), None
-        elif isinstance(rows, (int, np.integer)) and not isinstance(rows, bool):
-            if rows < 0:
-                raise InputError(f"rows = {rows}: a count of leading rows must be at least 0")
-            sel, index = slice(0, int(rows)), None
-        elif isinstance(rows, slice):
-            sel, index = rows, np.arange(n)[rows]
-        else:
-            index = np.asarray(rows, dtype=np.int64)
-            if index.size and (np.any(np.diff(index) <= 0) or index[0] < 0 or index[-1] >= n):
-                raise InputError(f"{path}: rows must be increasing indices in [0, {n})")
-            sel = index
+        sel, index = _selection(rows, n, path)
         selected = len(range(n)[sel]) if isinstance(sel, slice) else len(sel)
         check_memory(sum(f[name].dtype.itemsize * int(np.prod(f[name].shape[1:])) *
                          (1 if name == "psf_img" and f[name].shape[0] == 1 else selected)

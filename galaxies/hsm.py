@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .simulate import IMAGE_SIZE, PIXEL_SCALE, default_renderer
+from .simulate import PIXEL_SCALE, default_renderer
 
 __all__ = ["METHODS", "measure_shear", "hsm_dataset"]
 
@@ -95,6 +95,7 @@ def hsm_dataset(data_path, out_path, method: str = "KSB", limit: int | None = No
     start, so workers pay only for sets of tens of thousands of images (None: all cores)."""
     from . import files
     from .atomic import check_destination
+    from .chunked import DatasetReader, RowSource
     from .parallel import map_rows
     from .resources import resolve_jobs
 
@@ -103,13 +104,12 @@ def hsm_dataset(data_path, out_path, method: str = "KSB", limit: int | None = No
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise InputError(f"limit = {limit} must be a positive integer")
     check_destination(out_path, data_path, force=force)
-    ds = files.load_dataset(data_path, fields=("img",), rows=None if limit is None else int(limit))
-    if ds.img.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise InputError(f"{ds.path}: images are {ds.img.shape[1:]}, expected "
-                         f"({IMAGE_SIZE}, {IMAGE_SIZE})")
+    # the images are read block by block as the measurements go (the contract checks their shape)
+    ds = DatasetReader(data_path, fields=("img",), rows=None if limit is None else int(limit))
     wall = time.perf_counter()
-    results, jobs = map_rows(_measure_rows, (ds.img, ds.psf_fwhm, ds.sigma), resolve_jobs(jobs),
-                             method, desc=f"hsm {method} {ds.name}", progress=progress)
+    results, jobs = map_rows(_measure_rows, RowSource(ds, "img", ds.table.psf_fwhm, ds.table.sigma),
+                             resolve_jobs(jobs), method, desc=f"hsm {method} {ds.name}",
+                             progress=progress)
     wall = time.perf_counter() - wall
     pred = np.full((len(results), 5), np.nan)
     pred[:, 3] = [r[0] for r in results]

@@ -12,6 +12,7 @@ cluster and `map_rows` sends its chunks there. The local process pool stays the 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import types
@@ -149,7 +150,9 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 def map_rows(work, arrays: tuple, jobs: int, *constants, desc: str = "", progress: bool = True
              ) -> tuple[list, int]:
     """``work(*chunk_of_each_array, *constants) -> list`` (one result per row) over every row
-    of ``arrays``, in order; returns ``(results, workers used)``.
+    of ``arrays``, in order; returns ``(results, workers used)``. ``arrays`` may also be a row
+    source read as the work goes (`galaxies.chunked.RowSource`): ``len()`` rows and
+    ``chunks(size)``, tuples of ``size`` rows of each array (the last fewer), in order.
 
     The image-by-image loops of the package (fits, refinements) go through here: chunks of at
     most 8 rows, a tqdm bar, and at most one worker per 4 rows (a worker costs seconds to start:
@@ -161,10 +164,13 @@ def map_rows(work, arrays: tuple, jobs: int, *constants, desc: str = "", progres
 
     from tqdm.auto import tqdm
 
-    size = len(arrays[0])
+    lazy = not isinstance(arrays, (tuple, list))
+    size = len(arrays) if lazy else len(arrays[0])
     cluster = remote()
     jobs = min(workers_for(jobs), max(1, size // 4))
     chunk = max(1, min(8, size // (4 * jobs)))
+    parts = enumerate(arrays.chunks(chunk) if lazy else
+                      (tuple(a[s:s + chunk] for a in arrays) for s in range(0, size, chunk)))
     results: list = [None] * size
     bar = tqdm(total=size, unit="img", desc=desc, disable=not progress)
     try:
@@ -173,16 +179,19 @@ def map_rows(work, arrays: tuple, jobs: int, *constants, desc: str = "", progres
             threads = galsim.get_omp_threads()
             galsim.set_omp_threads(1)
             try:
-                for s in range(0, size, chunk):
-                    results[s:s + chunk] = work(*(a[s:s + chunk] for a in arrays), *constants)
-                    bar.update(min(chunk, size - s))
+                for i, part in parts:
+                    results[i * chunk:(i + 1) * chunk] = work(*part, *constants)
+                    bar.update(len(part[0]))
             finally:
                 galsim.set_omp_threads(threads)
         else:
             with process_pool(jobs) as pool:
-                futures = {pool.submit(work, *(a[s:s + chunk] for a in arrays), *constants): s
-                           for s in range(0, size, chunk)}
-                while futures:
+                futures: dict = {}
+                while True:  # a few chunks in flight: a row source is read as they finish
+                    for i, part in itertools.islice(parts, 4 * jobs - len(futures)):
+                        futures[pool.submit(work, *part, *constants)] = i * chunk
+                    if not futures:
+                        break
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in done:
                         s = futures.pop(future)

@@ -277,6 +277,7 @@ def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
     """
     from . import files
     from .atomic import check_destination
+    from .chunked import DatasetReader, RowSource
     from .parallel import map_rows
     from .resources import resolve_jobs
 
@@ -284,18 +285,17 @@ def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
     check_destination(out_path, data_path, start_predictions_path, force=force)
     start = files.load_predictions(start_predictions_path)
     rows = files.rows_of(start, data_path, limit)
-    order = np.argsort(rows)
-    ds = files.load_dataset(data_path, fields=("img",), rows=rows[order])
-    back = np.empty_like(order)
-    back[order] = np.arange(len(order))
-    images, psf_fwhm, sigma = ds.img[back], ds.psf_fwhm[back], ds.sigma[back]
+    # the start's rows in its order, the images read block by block as the refinements go
+    ds = DatasetReader(data_path, fields=("img",), rows=rows)
+    psf_fwhm, sigma = ds.table.psf_fwhm, ds.table.sigma
     for name, values in (("psf_fwhm", psf_fwhm), ("sigma", sigma)):
         for value in np.unique(values):
             check_range(name, value)
     starts = start.pred[:len(rows)].astype(np.float64)
     wall = time.perf_counter()
-    results, jobs = map_rows(_refine_rows, (images, psf_fwhm, sigma, starts), resolve_jobs(jobs),
-                             steps, stop, desc=f"refine {ds.name}", progress=progress)
+    results, jobs = map_rows(_refine_rows, RowSource(ds, "img", psf_fwhm, sigma, starts),
+                             resolve_jobs(jobs), steps, stop, desc=f"refine {ds.name}",
+                             progress=progress)
     wall = time.perf_counter() - wall
     flags = np.array([r[2] for r in results], dtype=np.uint8)
     seconds = np.array([r[5] for r in results])

@@ -83,6 +83,39 @@ def test_parallel_fits_equal_serial_ones(small_sets, tmp_path):
     np.testing.assert_array_equal(a.pred, b.pred[:2])
 
 
+@pytest.mark.parametrize("with_start", [False, True])
+def test_fits_read_the_images_in_blocks_each_with_its_row(small_sets, tmp_path, monkeypatch,
+                                                          with_start):
+    """Blocks of 3 rows: every fit gets its own image, PSF, noise and start, in the order of
+    the whole-array path (the rows of a start sorted)."""
+    from galaxies import chunked
+    monkeypatch.setattr(chunked, "BLOCK_ROWS", 3)
+    seen = []
+
+    def fake(image, psf, sigma, start=None):
+        seen.append((image.copy(), psf, sigma, None if start is None else start.copy()))
+        return baseline.FitResult(params=np.array([image.sum(), 1, 0.3, 0, 0]), converged=True,
+                                  nfev=1, nit=1, seconds=0.0, message="ok", nll=0.0)
+    monkeypatch.setattr(baseline, "fit_image", fake)
+    whole = files.load_dataset(small_sets["random"], fields=("img",))
+    rows, start = np.arange(11), None
+    if with_start:
+        rows = np.random.default_rng(1).permutation(40)[:11]
+        starts = np.random.default_rng(2).uniform(1, 2, (11, 5))
+        start = files.write_predictions(tmp_path / "start.h5", starts, rows, estimator="x",
+                                        dataset="v1", seconds_per_image=0.0)
+    out = files.load_predictions(baseline.fit_dataset(small_sets["random"], tmp_path / "f.h5",
+                                                      limit=11, jobs=1, start=start, progress=False))
+    order = np.argsort(rows)
+    np.testing.assert_array_equal(out.index, rows[order])
+    np.testing.assert_array_equal(np.array([s[0] for s in seen]), whole.img[rows[order]])
+    np.testing.assert_array_equal([s[2] for s in seen], whole.sigma[rows[order]])
+    np.testing.assert_array_equal(out.pred[:, 0], whole.img[rows[order]].sum(axis=(1, 2)).astype(np.float32))
+    if with_start:
+        np.testing.assert_array_equal(np.array([s[3] for s in seen]),
+                                      starts.astype(np.float32)[order])
+
+
 def test_a_failed_fit_is_reported_not_dropped(monkeypatch):
     calls = []
 

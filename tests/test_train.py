@@ -148,6 +148,35 @@ def test_predictions_file_contract(trained, small_sets, tmp_path):
     assert np.all(np.isfinite(pred.pred)) and np.all(pred.pred[:, 0] > 0)  # flux in e-, not scaled
 
 
+@pytest.mark.parametrize("limit", [33, 36, 40])
+def test_predictions_in_blocks_are_bitwise_those_of_one_pass(trained, small_sets, tmp_path,
+                                                              monkeypatch, limit):
+    """Blocks of 8 rows, batches of 4 (a short last block joined to the one before, so the last
+    batch is padded as in one pass) and a two-stage estimator (batches of 2 and 4): the same
+    bits as the whole set predicted at once."""
+    monkeypatch.setattr(estimators, "BLOCK_ROWS", 8)
+    network = estimators.Network(trained["plain"])
+    network.batch_size = 4
+    whole = files.load_dataset(small_sets["random"], rows=limit)
+    expected, _ = trained["plain"].predict_dataset(whole, batch_size=4)
+    out = files.load_predictions(network.predict_file(small_sets["random"], tmp_path / "p.h5", limit=limit))
+    np.testing.assert_array_equal(out.pred, expected.astype(np.float32))
+    np.testing.assert_array_equal(out.index, np.arange(limit))
+
+    class Halve:  # a denoiser whose numbers depend on its batches (as a network's may)
+        path = "halve"
+
+        def denoise(self, images, batch_size=64, progress=True):
+            return np.concatenate([im / (2 + len(im)) for im in
+                                   np.array_split(images, range(batch_size, len(images), batch_size))])
+    two = estimators.TwoStage(Halve(), network)
+    two.denoise_batch = 2
+    clean = Halve().denoise(whole.img, batch_size=2)
+    expected, _ = trained["plain"].predict_dataset(whole, images=clean, batch_size=4)
+    out = files.load_predictions(two.predict_file(small_sets["random"], tmp_path / "t.h5", limit=limit))
+    np.testing.assert_array_equal(out.pred, expected.astype(np.float32))
+
+
 def test_predicting_a_file_that_breaks_the_contract(trained, small_sets, tmp_path, without_field):
     from click.testing import CliRunner
 
