@@ -387,10 +387,9 @@ def generate_fixed(path, spec: FixedSpec, size: int, seed: int, force: bool = Fa
 
 def generate(path, spec: RandomSpec | FixedSpec, size: int, seed: int, jobs: int | None = None,
              force: bool = False, progress: bool = True, name: str | None = None,
-             resume: bool = False) -> Path:
+             resume: bool = False, chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write a data set of either kind (see `generate_random` and `generate_fixed`)."""
+    options = dict(force=force, progress=progress, name=name, resume=resume, chunk_rows=chunk_rows)
     if isinstance(spec, FixedSpec):
-        return generate_fixed(path, spec, size, seed, force=force, progress=progress, name=name,
-                              resume=resume)
-    return generate_random(path, spec, size, seed, jobs=jobs, force=force, progress=progress,
-                           name=name, resume=resume)
+        return generate_fixed(path, spec, size, seed, **options)
+    return generate_random(path, spec, size, seed, jobs=jobs, **options)

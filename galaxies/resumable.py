@@ -24,7 +24,7 @@ import numpy as np
 from .atomic import TMP_PREFIX, _claim, check_writable, terminate_as_interrupt
 from .errors import InputError, OutputExistsError
 
-__all__ = ["partial_name", "Progress", "resumable_h5"]
+__all__ = ["partial_name", "partial_recipe", "Progress", "resumable_h5"]
 
 DONE, STATS, CHUNK_ROWS = "chunks_done", "chunk_stats", "chunk_rows"
 
@@ -33,6 +33,16 @@ def partial_name(path: str | os.PathLike) -> Path:
     """Where the unfinished file of ``path`` lives (one per final name, so a rerun finds it)."""
     path = Path(path)
     return path.with_name(f"{TMP_PREFIX}partial-{path.name}")
+
+
+def partial_recipe(path: str | os.PathLike) -> dict | None:
+    """The recipe of the partial file of ``path``, or None if there is none (or none readable)."""
+    import h5py
+    try:
+        with h5py.File(partial_name(path), "r") as f:
+            return json.loads(f.attrs["recipe"]) if DONE in f.attrs else None
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 class Progress:
@@ -117,12 +127,14 @@ def resumable_h5(path, recipe: dict, size: int, chunk_rows: int, stats: int, cre
             progress.finish()
             f.close()
             _claim(partial, path, force)
-    except BaseException:
+    except BaseException as err:
         if f is not None and f.id.valid:
-            keep = not created or (DONE in f.attrs and bool(np.any(f.attrs[DONE])))
+            done = int(np.sum(f.attrs[DONE])) if DONE in f.attrs else 0
             f.close()
-            if not keep:
+            if created and not done:
                 partial.unlink(missing_ok=True)
+            elif done:  # the command line says so instead of "no partial output was kept"
+                err.kept_partial = f"{done} complete chunk(s) kept in {partial}; --resume continues"
         raise
     finally:
         if f is not None and f.id.valid:
