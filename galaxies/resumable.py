@@ -88,6 +88,17 @@ def _mismatch(have: dict, want: dict) -> str:
     return "; ".join(diff)
 
 
+def _open_unlocked(partial: Path, mode: str):
+    """``h5py.File(partial, mode)``; another process writing it (HDF5 locks files it has open)
+    or creating it meanwhile is an `OutputExistsError`."""
+    import h5py
+    try:
+        return h5py.File(partial, mode)
+    except (BlockingIOError, FileExistsError):
+        raise OutputExistsError(f"{partial} is being written by another process; wait for it "
+                                f"to finish or stop it") from None
+
+
 @contextlib.contextmanager
 def resumable_h5(path, recipe: dict, size: int, chunk_rows: int, stats: int, create,
                  force: bool = False, resume: bool = False):
@@ -99,7 +110,6 @@ def resumable_h5(path, recipe: dict, size: int, chunk_rows: int, stats: int, cre
     ``stats`` counts are kept per chunk. The block writes the chunks `Progress.todo` lists
     and marks each done; when it ends the file is finished and named ``path``.
     """
-    import h5py
     path = check_writable(path, force)
     partial = partial_name(path)
     if partial.exists() and not resume:
@@ -107,20 +117,21 @@ def resumable_h5(path, recipe: dict, size: int, chunk_rows: int, stats: int, cre
             raise OutputExistsError(
                 f"{partial} holds an interrupted generation of {path.name}; continue it with "
                 f"--resume (resume=True) or start over with --force")
+        _open_unlocked(partial, "r").close()  # not while another process writes it
         partial.unlink()
     f, created = None, False
     recipe = json.loads(json.dumps(recipe, sort_keys=True))
     try:
         with terminate_as_interrupt():
             if partial.exists():
-                f = h5py.File(partial, "r+")
+                f = _open_unlocked(partial, "r+")
                 have = json.loads(f.attrs.get("recipe", "{}"))
                 if have != recipe or DONE not in f.attrs:
                     raise InputError(f"cannot resume {partial}: "
                                      + (_mismatch(have, recipe) or "it holds no progress record"))
                 progress = Progress(f, 0, int(f.attrs[CHUNK_ROWS]), stats)
             else:
-                f, created = h5py.File(partial, "w"), True
+                f, created = _open_unlocked(partial, "w-"), True
                 create(f)  # writes the ``recipe`` attribute (files.write_attrs)
                 progress = Progress(f, -(-size // chunk_rows), chunk_rows, stats)
             yield f, progress

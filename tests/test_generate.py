@@ -208,3 +208,24 @@ def test_fixed_sets_resume_too_and_force_starts_over(tmp_path, monkeypatch):
     generate(tmp_path / "again.h5", spec, size=20, seed=12, progress=False, force=True)
     assert not resumable.partial_name(tmp_path / "again.h5").exists()
     assert_same_file(reference, tmp_path / "again.h5")
+
+
+def test_a_partial_another_process_writes_is_left_alone(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "set.h5"
+    partial = resumable.partial_name(path)
+    with h5py.File(partial, "w") as f:
+        f.attrs["recipe"] = "{}"
+    holder = subprocess.Popen([sys.executable, "-c", f"import h5py, sys, time; f = h5py.File("
+                               f"{str(partial)!r}, 'r+'); print('open', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        for options in (dict(force=True), dict(resume=True)):
+            with pytest.raises(OutputExistsError, match="being written by another process"):
+                generate(path, RandomSpec(sersics=3), size=8, seed=1, jobs=1, progress=False, **options)
+            assert partial.exists()
+    finally:
+        holder.kill()
+        holder.wait()
