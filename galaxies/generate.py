@@ -348,14 +348,18 @@ def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | No
 
     size, jobs = _check_size(size), resolve_jobs(jobs)
     _check_room(path, size, shared_psf=spec.psf_fwhm is not None)
-    with _open(path, spec, size, seed, name, force, resume, chunk_rows) as (f, chunks):
-        left = sum(len(chunks.rows(k, size)) for k in chunks.todo())
-        with tqdm(total=size, initial=size - left, unit="img", disable=not progress,
-                  desc=f"generate {name or Path(path).stem}", smoothing=0.05) as bar:
-            _generate_rows(f, chunks, spec, seed, size, jobs, bar)
-        drawn, rendered = chunks.stats.sum(axis=0)
-        f.attrs["acceptance_rate"] = size / drawn
-        f.attrs["renders_kept"] = size / (rendered + f.attrs["envelope_renders"])
+    try:
+        with _open(path, spec, size, seed, name, force, resume, chunk_rows) as (f, chunks):
+            left = sum(len(chunks.rows(k, size)) for k in chunks.todo())
+            with tqdm(total=size, initial=size - left, unit="img", disable=not progress,
+                      desc=f"generate {name or Path(path).stem}", smoothing=0.05) as bar:
+                _generate_rows(f, chunks, spec, seed, size, jobs, bar)
+            drawn, rendered = chunks.stats.sum(axis=0)
+            f.attrs["acceptance_rate"] = size / drawn
+            f.attrs["renders_kept"] = size / (rendered + f.attrs["envelope_renders"])
+    except sampler.EnvelopeError:  # the chunks done may have skipped what they should keep
+        resumable.partial_name(path).unlink(missing_ok=True)
+        raise
     return Path(path)
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from galaxies import files, sampler
+from galaxies import files, resumable, sampler
+from galaxies import generate as generate_module
 from galaxies.generate import RandomSpec, generate, render_candidates
 from galaxies.simulate import RANGES, SNR_RANGE
 
@@ -56,6 +57,36 @@ def test_envelope_never_skips_a_candidate_the_cut_keeps():
     kept = (snrs >= SNR_RANGE.low) & (snrs <= SNR_RANGE.high)
     may = envelope.may_pass(candidates)
     assert may[kept].all() and kept.mean() < 0.7 and may.mean() < kept.mean() + 0.05
+
+
+def test_a_wrong_envelope_stops_the_generation_and_keeps_nothing(tmp_path, monkeypatch):
+    right = sampler.envelope_from_table
+    monkeypatch.setattr(sampler, "envelope_from_table", lambda spec, snrs: dataclasses.replace(
+        right(spec, snrs), log_a=right(spec, snrs).log_a - 0.05))  # 5% too faint
+    path = tmp_path / "wrong.h5"
+    with pytest.raises(sampler.EnvelopeError, match="beyond its margin"):
+        generate(path, dataclasses.replace(SPEC, sersics=2), 300, seed=1, jobs=1, progress=False,
+                 chunk_rows=8)
+    assert list(tmp_path.iterdir()) == []
+    # found late, after chunks were written: those go too (they may lack rows they should have)
+    monkeypatch.undo()
+    calls = []
+
+    def check(self, candidates, snrs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise sampler.EnvelopeError("found late")
+        return 1.0
+    monkeypatch.setattr(sampler.Envelope, "check", check)
+    monkeypatch.setattr(generate_module, "TASK_SIZE", 8)
+    kept = []
+    original = resumable.Progress.mark_done
+    monkeypatch.setattr(resumable.Progress, "mark_done",
+                        lambda self, *a: (kept.append(1), original(self, *a)))
+    with pytest.raises(sampler.EnvelopeError, match="found late"):
+        generate(path, dataclasses.replace(SPEC, sersics=2), 300, seed=1, jobs=1, progress=False,
+                 chunk_rows=8)
+    assert kept and list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
