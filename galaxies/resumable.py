@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import TMP_PREFIX, _claim, check_writable, terminate_as_interrupt
+from . import atomic
 from .errors import InputError, OutputExistsError
 
 __all__ = ["partial_name", "partial_recipe", "Progress", "resumable_h5"]
@@ -32,7 +32,7 @@ DONE, STATS, CHUNK_ROWS = "chunks_done", "chunk_stats", "chunk_rows"
 def partial_name(path: str | os.PathLike) -> Path:
     """Where the unfinished file of ``path`` lives (one per final name, so a rerun finds it)."""
     path = Path(path)
-    return path.with_name(f"{TMP_PREFIX}partial-{path.name}")
+    return path.with_name(f"{atomic.TMP_PREFIX}partial-{path.name}")
 
 
 def partial_recipe(path: str | os.PathLike) -> dict | None:
@@ -110,7 +110,7 @@ def resumable_h5(path, recipe: dict, size: int, chunk_rows: int, stats: int, cre
     ``stats`` counts are kept per chunk. The block writes the chunks `Progress.todo` lists
     and marks each done; when it ends the file is finished and named ``path``.
     """
-    path = check_writable(path, force)
+    path = atomic.check_writable(path, force)
     partial = partial_name(path)
     if partial.exists() and not resume:
         if not force:
@@ -122,7 +122,7 @@ def resumable_h5(path, recipe: dict, size: int, chunk_rows: int, stats: int, cre
     f, created = None, False
     recipe = json.loads(json.dumps(recipe, sort_keys=True))
     try:
-        with terminate_as_interrupt():
+        with atomic.terminate_as_interrupt():
             if partial.exists():
                 f = _open_unlocked(partial, "r+")
                 have = json.loads(f.attrs.get("recipe", "{}"))
@@ -137,7 +137,7 @@ def resumable_h5(path, recipe: dict, size: int, chunk_rows: int, stats: int, cre
             yield f, progress
             progress.finish()
             f.close()
-            _claim(partial, path, force)
+            atomic._claim(partial, path, force)  # atomic's one way to claim a name
     except BaseException as err:
         if f is not None and f.id.valid:
             done = int(np.sum(f.attrs[DONE])) if DONE in f.attrs else 0
