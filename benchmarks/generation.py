@@ -123,6 +123,7 @@ def main():
     print(f"GalSim {galsim.__version__}; {args.jobs} worker process(es); load average "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(dir=".") as tmp:
+        tmp = Path(tmp).resolve()
         big = fresh(args.size, args.sersics, args.jobs, Path(tmp), keep=True)
         small = fresh(args.size // 4, args.sersics, args.jobs, Path(tmp))
         rejection = fresh(args.compare_size, args.sersics, args.jobs, Path(tmp), "rejection",
