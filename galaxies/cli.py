@@ -69,16 +69,19 @@ def main():
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
 @SCHEDULER
+@click.option("--sampler", type=click.Choice(["envelope", "rejection"]), default="envelope",
+              show_default=True, help="'rejection' renders every candidate (same rows, slower).")
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--resume", is_flag=True, help="Continue the partial file an interrupted run left.")
 @user_errors
-def generate(file, size, sersics, psf, sigma, seed, jobs, scheduler, force):
+def generate(file, size, sersics, psf, sigma, seed, jobs, scheduler, sampler, force, resume):
     """Write a training set of random galaxies with SNR in [10, 100] to FILE."""
     from .generate import RandomSpec, generate_random
     from .parallel import engine
     spec = RandomSpec(sersics=sersics, psf_fwhm=_float_or_random(psf, "--psf"),
-                      sigma=_float_or_random(sigma, "--sigma"))
+                      sigma=_float_or_random(sigma, "--sigma"), sampler=sampler)
     with engine(scheduler, workers=jobs):
-        path = generate_random(file, spec, size, seed, jobs=jobs, force=force)
+        path = generate_random(file, spec, size, seed, jobs=jobs, force=force, resume=resume)
     click.echo(f"wrote {path}")
 
 
@@ -102,13 +105,15 @@ def _galaxy_options(func):
 @_galaxy_options
 @click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+@click.option("--resume", is_flag=True, help="Continue the partial file an interrupted run left.")
 @user_errors
-def generate_test(file, size, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, seed, force):
+def generate_test(file, size, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, seed, force,
+                  resume):
     """Write a test set to FILE: SIZE noise realizations of one fixed galaxy."""
     from .generate import FixedSpec, generate_fixed
     spec = FixedSpec(flux=flux, sersic_n=sersic_n, sersic_r=sersic_r, g1=g1, g2=g2,
                      psf_fwhm=psf_fwhm, sigma=sigma)
-    path = generate_fixed(file, spec, size, seed, force=force)
+    path = generate_fixed(file, spec, size, seed, force=force, resume=resume)
     click.echo(f"wrote {path}")
 
 

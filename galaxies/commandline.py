@@ -65,8 +65,9 @@ def user_errors(func):
                 return func(*args, **kwargs)
         except USER_ERRORS as err:
             fail(f"error: {err}", 2)
-        except Terminated:
-            fail("terminated (SIGTERM); workers stopped, no partial output was kept", 143)
-        except KeyboardInterrupt:
-            fail("interrupted; no partial output was kept", 130)
+        except Terminated as err:
+            kept = getattr(err, "kept_partial", "no partial output was kept")
+            fail(f"terminated (SIGTERM); workers stopped, {kept}", 143)
+        except KeyboardInterrupt as err:
+            fail(f"interrupted; {getattr(err, 'kept_partial', 'no partial output was kept')}", 130)
     return wrapper

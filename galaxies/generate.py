@@ -6,12 +6,20 @@ Two kinds of set:
   continuous or from ``sersics`` equally spaced values, radius and flux uniform, shear by
   ``|g| ~ U(0, 0.67)`` and ``beta ~ U(0, pi)``, PSF and noise fixed or uniform in their
   ranges), and a galaxy is kept only if its SNR lies in [10, 100]; otherwise all of its
-  parameters are drawn again (the seed's rejection sampling).
+  parameters are drawn again (the seed's rejection sampling). The default sampler
+  (``"envelope"``, `galaxies.sampler`) skips the renders of candidates whose flux cannot pass
+  the cut given their shape (~1 render per kept galaxy), keeping exactly the rows of
+  ``sampler="rejection"``.
 * **fixed** (test sets): one set of parameters; rows differ only by noise realization.
 
 Determinism: candidate ``k`` of row ``i`` takes its parameters and its noise seed from
 ``SeedSequence(seed, spawn_key=(i, k))``, so a row depends only on the seed and its index,
-never on which process drew it: any ``jobs`` gives bitwise-identical files.
+never on which process drew it nor on the order results come back: any ``jobs`` gives
+bitwise-identical files.
+
+Streaming: rows are made ``CHUNK_ROWS`` at a time, each chunk written and recorded done in the
+partial file once all its rows are kept (memory: a few chunks' images); ``resume=True``
+continues a killed run from its complete chunks (`galaxies.resumable`), bit for bit.
 
 Speed: GalSim's costly per-index Hankel table is built once per Sérsic index: candidates are
 routed to worker processes by their index, and each worker keeps its tables (see
@@ -27,22 +35,20 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, files
+from . import files, resumable, sampler
 from .errors import InputError
 from .parallel import process_pool, remote, workers_for
 from .resources import check_disk, check_memory, resolve_jobs
+from .sampler import _FLUX, _G1, _G2, _N, _PSF, _R, _SIGMA, _uniforms, draw_candidates
 from .simulate import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
                        GalaxyRenderer, ParameterRangeError, add_noise, check_parameters,
-                       check_range, shear_components, snr)
+                       check_range, snr)
 
 #: Give up on a row after this many rejected candidates (only reachable with settings whose
 #: SNR can hardly fall in the window).
 MAX_ATTEMPTS = 10_000
 #: Candidates per task sent to a worker: small enough for a smooth progress bar.
 TASK_SIZE = 64
-
-# Columns of a candidate row.
-_FLUX, _N, _R, _G1, _G2, _PSF, _SIGMA, _SEED = range(8)
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,14 @@ class RandomSpec:
         sersics:   number of equally spaced Sérsic indices in [0.5, 6]; ``None``: continuous.
         psf_fwhm:  fixed PSF FWHM in arcsec; ``None``: uniform in [0.5, 1.0] per galaxy.
         sigma:     fixed read noise; ``None``: uniform in [200, 400] per galaxy.
+        sampler:   ``"envelope"`` skips the renders of sure rejections (`galaxies.sampler`);
+                   ``"rejection"`` renders every candidate. Both write the same rows.
     """
 
     sersics: int | None = None
     psf_fwhm: float | None = 0.5
     sigma: float | None = 200.0
+    sampler: str = "envelope"
 
     kind = "random"
 
@@ -69,6 +78,9 @@ class RandomSpec:
             check_range("psf_fwhm", self.psf_fwhm)
         if self.sigma is not None:
             check_range("sigma", self.sigma)
+        if self.sampler not in sampler.SAMPLERS:
+            raise InputError(f"sampler = {self.sampler!r} is not one of "
+                             f"{', '.join(map(repr, sampler.SAMPLERS))}")
 
     @property
     def sersic_grid(self) -> np.ndarray | None:
@@ -100,38 +112,6 @@ class FixedSpec:
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, **asdict(self)}
-
-
-# ------------------------------------------------------------------------ random draws
-
-def _uniforms(seed: int, index: int, attempt: int) -> np.ndarray:
-    """Eight independent 64-bit draws for candidate ``attempt`` of row ``index``."""
-    return np.random.SeedSequence(seed, spawn_key=(index, attempt)).generate_state(8, np.uint64)
-
-
-def draw_candidates(spec: RandomSpec, seed: int, index: np.ndarray, attempt: np.ndarray) -> np.ndarray:
-    """Candidate parameters for rows ``index`` at attempts ``attempt``: an (m, 8) array of
-    flux, n, r, g1, g2, psf_fwhm, sigma and the noise seed."""
-    state = np.array([_uniforms(seed, int(i), int(k)) for i, k in zip(index, attempt)],
-                     dtype=np.uint64).reshape(-1, 8)
-    u = (state[:, :7] >> np.uint64(11)).astype(np.float64) * 2.0**-53  # in [0, 1)
-    lo = {k: r.low for k, r in RANGES.items()}
-    hi = {k: r.high for k, r in RANGES.items()}
-    out = np.empty((len(state), 8))
-    grid = spec.sersic_grid
-    if grid is None:
-        out[:, _N] = lo["sersic_n"] + (hi["sersic_n"] - lo["sersic_n"]) * u[:, 0]
-    else:
-        out[:, _N] = grid[np.minimum((u[:, 0] * len(grid)).astype(int), len(grid) - 1)]
-    out[:, _R] = lo["sersic_r"] + (hi["sersic_r"] - lo["sersic_r"]) * u[:, 1]
-    out[:, _FLUX] = lo["flux"] + (hi["flux"] - lo["flux"]) * u[:, 2]
-    out[:, _G1], out[:, _G2] = shear_components(hi["shear"] * u[:, 3], np.pi * u[:, 4])
-    out[:, _PSF] = (spec.psf_fwhm if spec.psf_fwhm is not None
-                    else lo["psf_fwhm"] + (hi["psf_fwhm"] - lo["psf_fwhm"]) * u[:, 5])
-    out[:, _SIGMA] = (spec.sigma if spec.sigma is not None
-                      else lo["sigma"] + (hi["sigma"] - lo["sigma"]) * u[:, 6])
-    out[:, _SEED] = (state[:, 7] % np.uint64(2**31 - 1)).astype(np.float64) + 1
-    return out
 
 
 # ----------------------------------------------------------------------------- workers
@@ -176,10 +156,9 @@ def render_candidates(candidates: np.ndarray, with_psf: bool, snr_range=(SNR_RAN
 def _workers(jobs: int):
     """Yield ``submit(worker, *args) -> Future`` running `render_candidates`.
 
-    ``jobs`` single-process pools, so candidates with the same Sérsic index always go to the
-    same process and reuse its table; ``jobs=1`` renders in this process (one thread, as a
-    worker would). Under a Dask engine, ``worker`` names one of the cluster's workers (in the
-    order of their addresses): the task prefers it, and runs elsewhere if it is lost."""
+    ``jobs`` single-process pools, so candidates of one Sérsic index always go to the same
+    process and reuse its table; ``jobs=1`` renders here, single-threaded. Under a Dask engine
+    ``worker`` names a cluster worker the task prefers (it runs elsewhere if that is lost)."""
     import galsim
     cluster = remote()
     if cluster is not None:
@@ -208,6 +187,12 @@ def _workers(jobs: int):
 
 # ----------------------------------------------------------------------------- writers
 
+#: Rows a chunk: generated, written, flushed and marked done together (a resumed run continues
+#: at the first chunk not done); the images of a few chunks are all a run holds in memory.
+CHUNK_ROWS = 256
+_STATS = 2  # counts kept per chunk: candidates drawn, candidates rendered
+
+
 def recipe_attribute(spec, size: int, seed: int, name: str | None) -> dict:
     record = {**spec.as_dict(), "size": int(size), "seed": int(seed), "image_size": IMAGE_SIZE,
               "pixel_scale": PIXEL_SCALE, "moffat_beta": MOFFAT_BETA}
@@ -226,110 +211,190 @@ def _check_size(size: int) -> int:
 
 def _check_room(path, size: int, shared_psf: bool) -> None:
     """Refuse a data set the disk cannot hold (the two images of a row and a PSF image unless
-    it is shared), or whose per-row labels and bookkeeping (~40 bytes a row) memory cannot."""
+    it is shared), or whose per-row bookkeeping (~40 bytes a row) memory cannot."""
     images = 2 + (0 if shared_psf else 1)
     check_disk(path, size * (images * IMAGE_SIZE * IMAGE_SIZE * 4 + 4 * (5 + 3)),
                f"a data set of {size:,} images")
     check_memory(size * 40, f"generating {size:,} images")
 
 
-def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | None = None,
-                    force: bool = False, progress: bool = True, name: str | None = None) -> Path:
-    """Write a random-parameter data set of ``size`` galaxies to ``path`` (HDF5, atomically)."""
-    from tqdm.auto import tqdm
+def _open(path, spec, size, seed, name, force, resume, chunk_rows):
+    """The partial file of ``path`` (new, or resumed), with the PSF image of a fixed PSF."""
+    shared = spec.kind == "fixed" or spec.psf_fwhm is not None
+    recipe = recipe_attribute(spec, size, seed, name)
 
+    def create(f):
+        fields = files.create_dataset_fields(f, size, shared_psf=shared)
+        if shared:
+            fields["psf_img"][0] = _worker_renderer().draw_psf(spec.psf_fwhm)
+        files.write_attrs(f, seed, recipe)
+    return resumable.resumable_h5(path, recipe, size, chunk_rows, _STATS, create,
+                                  force=force, resume=resume)
+
+
+class _Chunk:
+    """The rows of one chunk, held in memory until every one has its galaxy."""
+
+    def __init__(self, rows: range, with_psf: bool):
+        n, shape = len(rows), (len(rows), IMAGE_SIZE, IMAGE_SIZE)
+        self.start, self.left, self.counts = rows.start, n, np.zeros(_STATS, np.int64)
+        self.img, self.img_nonoise = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
+        self.psf_img = np.zeros(shape, np.float32) if with_psf else None
+        self.label = np.zeros((n, 5), np.float32)
+        self.psf_fwhm, self.sigma, self.snr = (np.zeros(n, np.float32) for _ in range(3))
+
+    def write(self, f) -> None:
+        rows = slice(self.start, self.start + len(self.label))
+        for key in ("img", "img_nonoise", "psf_img", "label", "psf_fwhm", "sigma", "snr"):
+            if getattr(self, key) is not None:
+                f[key][rows] = getattr(self, key)
+
+
+def _envelope(spec, size: int, jobs: int, submit) -> sampler.Envelope:
+    """The envelope of ``spec``'s SNR per unit flux (rendered by the workers, each table index
+    by the worker that owns it), or none for the rejection sampler or a set too small to
+    repay the table's renders."""
+    if spec.sampler == "rejection" or not sampler.worth_a_table(spec, size):
+        return sampler.Envelope()
+    nodes = sampler.table_nodes(spec)
+    owner = np.searchsorted(np.unique(nodes[:, _N]), nodes[:, _N]) % jobs
+    futures = {submit(w, nodes[owner == w], False, (np.inf, np.inf)): w for w in range(jobs)
+               if (owner == w).any()}
+    snrs = np.zeros(len(nodes))
+    for future, w in futures.items():
+        snrs[owner == w] = future.result()[1]
+    return sampler.envelope_from_table(spec, snrs)
+
+
+def _generate_rows(f, progress, spec, seed: int, size: int, jobs: int, bar) -> None:
+    """Fill the chunks ``progress`` lists as not done, writing each when its rows are kept."""
+    with_psf, grid, chunk_rows = spec.psf_fwhm is None, spec.sersic_grid, progress.chunk_rows
+    todo, active, pending, in_flight = iter(progress.todo()), {}, [], {}
+    attempts = np.zeros(size, np.int64)
+    target = max(chunk_rows, 8 * jobs * TASK_SIZE)
+
+    def count(rows, column):
+        for k, m in zip(*np.unique(rows // chunk_rows, return_counts=True)):
+            active[k].counts[column] += m
+
+    def redraw(rows):
+        attempts[rows] += 1
+        if len(rows) and attempts[rows].max() >= MAX_ATTEMPTS:
+            raise RuntimeError(f"row {int(rows[np.argmax(attempts[rows])])} found no galaxy with "
+                               f"SNR in [{SNR_RANGE.low:g}, {SNR_RANGE.high:g}] after {MAX_ATTEMPTS} "
+                               f"draws; check the PSF and noise settings ({spec})")
+
+    def submit_rows(rows, submit):
+        """Draw until each row's candidate may pass the cut, then send those to render."""
+        kept_rows, kept = [rows[:0]], [np.empty((0, 8))]
+        while len(rows):
+            candidates = draw_candidates(spec, seed, rows, attempts[rows])
+            count(rows, 0)
+            ok = envelope.may_pass(candidates)
+            kept_rows.append(rows[ok]), kept.append(candidates[ok])
+            rows = rows[~ok]
+            redraw(rows)
+        rows, candidates = np.concatenate(kept_rows), np.concatenate(kept)
+        owner = (rows if grid is None else np.searchsorted(grid, candidates[:, _N])) % jobs
+        for w in range(jobs):
+            mine = np.flatnonzero(owner == w)
+            mine = mine[np.argsort(candidates[mine, _N], kind="stable")]
+            for task in np.array_split(mine, math.ceil(len(mine) / TASK_SIZE) or 1):
+                if len(task):
+                    in_flight[submit(w, candidates[task], with_psf)] = rows[task], candidates[task]
+
+    with _workers(jobs) as submit:
+        envelope = _envelope(spec, size, jobs, submit)
+        f.attrs["envelope_renders"] = 0 if envelope.log_a is None else envelope.log_a.size
+        while True:
+            if sum(len(r) for r, _ in in_flight.values()) <= target // 2:
+                rows = list(pending)
+                pending.clear()
+                while sum(map(len, rows)) < target and (k := next(todo, None)) is not None:
+                    active[k] = _Chunk(progress.rows(k, size), with_psf)
+                    rows.append(np.arange(active[k].start, active[k].start + active[k].left))
+                if rows:
+                    submit_rows(np.sort(np.concatenate(rows)), submit)
+            if not in_flight:
+                return
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                rows, candidates = in_flight.pop(future)
+                keep, snrs, clean, noisy, psf = future.result()
+                envelope.check(candidates, snrs)
+                count(rows, 1)
+                pending.append(rows[~keep])
+                redraw(rows[~keep])
+                for j, m in enumerate(np.flatnonzero(keep)):
+                    i, c = rows[m], candidates[m]
+                    chunk = active[i // chunk_rows]
+                    r = i - chunk.start
+                    chunk.img[r], chunk.img_nonoise[r] = noisy[j], clean[j]
+                    if with_psf:
+                        chunk.psf_img[r] = psf[j]
+                    chunk.label[r] = c[[_FLUX, _N, _R, _G1, _G2]]
+                    chunk.psf_fwhm[r], chunk.sigma[r], chunk.snr[r] = c[_PSF], c[_SIGMA], snrs[m]
+                    chunk.left -= 1
+                for k in sorted({int(i) // chunk_rows for i in rows[keep]}):
+                    if active[k].left == 0:
+                        active[k].write(f)
+                        progress.mark_done(k, active.pop(k).counts)
+                        bar.update(len(progress.rows(k, size)))
+
+
+def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | None = None,
+                    force: bool = False, progress: bool = True, name: str | None = None,
+                    resume: bool = False, chunk_rows: int = CHUNK_ROWS) -> Path:
+    """Write a random-parameter data set of ``size`` galaxies to ``path`` (HDF5), chunk by
+    chunk; ``resume`` continues the partial file an interrupted run left (`galaxies.resumable`)."""
+    from tqdm.auto import tqdm
     size, jobs = _check_size(size), workers_for(resolve_jobs(jobs))
     _check_room(path, size, shared_psf=spec.psf_fwhm is not None)
-    with_psf = spec.psf_fwhm is None
-    grid = spec.sersic_grid
-    labels = np.zeros((size, 5), np.float32)
-    psf_fwhm, sigma, snrs = (np.zeros(size, np.float32) for _ in range(3))
-    attempts = np.zeros(size, np.int64)
-    bar = tqdm(total=size, unit="img", desc=f"generate {name or Path(path).stem}",
-               disable=not progress, smoothing=0.05)
-    with bar, atomic.atomic_h5(path, force) as f, _workers(jobs) as submit:
-        fields = files.create_dataset_fields(f, size, shared_psf=not with_psf)
-        if not with_psf:
-            fields["psf_img"][0] = _worker_renderer().draw_psf(spec.psf_fwhm)
-        pending = np.arange(size)
-        while len(pending):
-            candidates = draw_candidates(spec, seed, pending, attempts[pending])
-            if grid is None:
-                owner = pending % jobs
-            else:
-                owner = np.searchsorted(grid, candidates[:, _N]) % jobs
-            futures = {}
-            for w in range(jobs):
-                mine = np.flatnonzero(owner == w)
-                mine = mine[np.argsort(candidates[mine, _N], kind="stable")]
-                for chunk in np.array_split(mine, math.ceil(len(mine) / TASK_SIZE) or 1):
-                    if len(chunk):
-                        futures[submit(w, candidates[chunk], with_psf)] = chunk
-            rejected = []
-            while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in done:
-                    chunk = futures.pop(future)
-                    keep, snr_c, clean, noisy, psf = future.result()
-                    rows = pending[chunk]
-                    rejected.append(rows[~keep])
-                    for k, j in enumerate(np.flatnonzero(keep)):
-                        i, c = rows[j], candidates[chunk[j]]
-                        fields["img"][i] = noisy[k]
-                        fields["img_nonoise"][i] = clean[k]
-                        if with_psf:
-                            fields["psf_img"][i] = psf[k]
-                        labels[i] = c[[_FLUX, _N, _R, _G1, _G2]]
-                        psf_fwhm[i], sigma[i], snrs[i] = c[_PSF], c[_SIGMA], snr_c[j]
-                    bar.update(int(keep.sum()))
-            pending = np.sort(np.concatenate(rejected)) if rejected else pending[:0]
-            attempts[pending] += 1
-            if len(pending) and attempts.max() >= MAX_ATTEMPTS:
-                raise RuntimeError(
-                    f"row {int(pending[np.argmax(attempts[pending])])} found no galaxy with SNR in "
-                    f"[{SNR_RANGE.low:g}, {SNR_RANGE.high:g}] after {MAX_ATTEMPTS} draws; "
-                    f"check the PSF and noise settings ({spec})")
-            bar.set_postfix(acceptance=f"{size / (size + attempts.sum()):.2f}")
-        fields["label"][...] = labels
-        fields["psf_fwhm"][...] = psf_fwhm
-        fields["sigma"][...] = sigma
-        fields["snr"][...] = snrs
-        files.write_attrs(f, seed, recipe_attribute(spec, size, seed, name))
-        f.attrs["acceptance_rate"] = size / (size + attempts.sum())
+    try:
+        with _open(path, spec, size, seed, name, force, resume, chunk_rows) as (f, chunks):
+            left = sum(len(chunks.rows(k, size)) for k in chunks.todo())
+            with tqdm(total=size, initial=size - left, unit="img", disable=not progress,
+                      desc=f"generate {name or Path(path).stem}", smoothing=0.05) as bar:
+                _generate_rows(f, chunks, spec, seed, size, jobs, bar)
+            drawn, rendered = chunks.stats.sum(axis=0)
+            f.attrs["acceptance_rate"] = size / drawn
+            f.attrs["renders_kept"] = size / (rendered + f.attrs["envelope_renders"])
+    except sampler.EnvelopeError:  # the chunks done may have skipped what they should keep
+        resumable.partial_name(path).unlink(missing_ok=True)
+        raise
     return Path(path)
 
 
 def generate_fixed(path, spec: FixedSpec, size: int, seed: int, force: bool = False,
-                   progress: bool = True, name: str | None = None) -> Path:
+                   progress: bool = True, name: str | None = None, resume: bool = False,
+                   chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write a fixed-parameter test set: ``size`` noise realizations of one galaxy."""
     from tqdm.auto import tqdm
-
     size = _check_size(size)
     _check_room(path, size, shared_psf=True)
     renderer = _worker_renderer()
     clean = renderer.draw(spec.flux, spec.sersic_n, spec.sersic_r, spec.g1, spec.g2, spec.psf_fwhm)
     label = np.array([spec.flux, spec.sersic_n, spec.sersic_r, spec.g1, spec.g2], np.float32)
-    with atomic.atomic_h5(path, force) as f:
-        fields = files.create_dataset_fields(f, size, shared_psf=True)
-        fields["psf_img"][0] = renderer.draw_psf(spec.psf_fwhm)
-        block = 1024
-        for start in tqdm(range(0, size, block), disable=not progress, unit="block",
-                          desc=f"generate {name or Path(path).stem}"):
-            rows = range(start, min(start + block, size))
+    with _open(path, spec, size, seed, name, force, resume, chunk_rows) as (f, chunks):
+        for k in tqdm(chunks.todo(), disable=not progress, unit="chunk",
+                      desc=f"generate {name or Path(path).stem}"):
+            rows = chunks.rows(k, size)
+            sl, n = slice(rows.start, rows.stop), len(rows)
             seeds = [int(_uniforms(seed, i, 0)[7] % np.uint64(2**31 - 1)) + 1 for i in rows]
-            fields["img"][rows.start:rows.stop] = np.stack([add_noise(clean, spec.sigma, s) for s in seeds])
-        fields["img_nonoise"][...] = np.broadcast_to(clean, (size,) + clean.shape)
-        fields["label"][...] = np.broadcast_to(label, (size, 5))
-        fields["psf_fwhm"][...] = spec.psf_fwhm
-        fields["sigma"][...] = spec.sigma
-        fields["snr"][...] = snr(clean, spec.sigma)
-        files.write_attrs(f, seed, recipe_attribute(spec, size, seed, name))
+            f["img"][sl] = np.stack([add_noise(clean, spec.sigma, s) for s in seeds])
+            f["img_nonoise"][sl] = np.broadcast_to(clean, (n,) + clean.shape)
+            f["label"][sl] = np.broadcast_to(label, (n, 5))
+            f["psf_fwhm"][sl], f["sigma"][sl] = spec.psf_fwhm, spec.sigma
+            f["snr"][sl] = snr(clean, spec.sigma)
+            chunks.mark_done(k, (n, 0))
     return Path(path)
 
 
 def generate(path, spec: RandomSpec | FixedSpec, size: int, seed: int, jobs: int | None = None,
-             force: bool = False, progress: bool = True, name: str | None = None) -> Path:
+             force: bool = False, progress: bool = True, name: str | None = None,
+             resume: bool = False, chunk_rows: int = CHUNK_ROWS) -> Path:
     """Write a data set of either kind (see `generate_random` and `generate_fixed`)."""
+    options = dict(force=force, progress=progress, name=name, resume=resume, chunk_rows=chunk_rows)
     if isinstance(spec, FixedSpec):
-        return generate_fixed(path, spec, size, seed, force=force, progress=progress, name=name)
-    return generate_random(path, spec, size, seed, jobs=jobs, force=force, progress=progress, name=name)
+        return generate_fixed(path, spec, size, seed, **options)
+    return generate_random(path, spec, size, seed, jobs=jobs, **options)

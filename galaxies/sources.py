@@ -100,7 +100,8 @@ def digest(paths) -> str:
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("__init__", "errors", "resources", "simulate", "atomic", "files", "chunked",
                      "profiles", "parallel", "cluster", "sources")),
-    ("physics", ("generate", "recipes", "likelihood", "crb", "crb_sets", "baseline", "refine", "hsm",
+    ("physics", ("sampler", "resumable", "generate", "recipes", "likelihood", "crb", "crb_sets",
+                 "baseline", "refine", "hsm",
                  "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
                  "segmentation", "measure")),
     ("networks", ("models", "training")),

@@ -72,7 +72,7 @@ def test_existing_output_needs_force(tmp_path):
 
 
 @pytest.mark.parametrize("sig, jobs", [(signal.SIGINT, 1), (signal.SIGTERM, 1), (signal.SIGTERM, 2)])
-def test_interrupted_generation_leaves_no_file(tmp_path, sig, jobs):
+def test_interrupted_generation_leaves_no_file_but_a_resumable_partial(tmp_path, sig, jobs):
     folder = tmp_path / "out"
     folder.mkdir()
     log = tmp_path / "stderr.txt"
@@ -99,4 +99,36 @@ def test_interrupted_generation_leaves_no_file(tmp_path, sig, jobs):
         pytest.fail(f"generation did not stop within 120 s of signal {sig!r}; its stderr:\n"
                     f"{log.read_text()[-5000:]}")
     assert proc.returncode != 0
-    assert list(folder.iterdir()) == [], "an interrupted run left a file behind"
+    left = [p.name for p in folder.iterdir()]
+    # Only the partial file, and only once a chunk is complete (resumable with --resume).
+    assert left in ([], [".tmp-partial-big.h5"]), f"an interrupted run left {left}"
+    if left:
+        assert "--resume continues" in log.read_text().splitlines()[-1]
+
+
+def test_generate_resume(tmp_path):
+    """A partial file is refused without --resume, resumed with the same settings only."""
+    out = tmp_path / "set.h5"
+    reference = tmp_path / "ref.h5"
+    args = ["--size", "30", "--sersics", "3", "--seed", "2", "--jobs", "1"]
+    assert galaxies("generate", reference, *args).returncode == 0
+    # an interrupted run's partial file: the reference, its one chunk not done and blanked
+    import h5py
+    from galaxies import resumable
+    with h5py.File(reference) as src, h5py.File(resumable.partial_name(out), "w") as dst:
+        for key in src:
+            src.copy(key, dst)
+        dst.attrs.update(src.attrs)
+        dst.attrs["chunks_done"] = np.array([0], np.uint8)
+        dst.attrs["chunk_stats"] = np.zeros((1, 2), np.int64)
+        dst.attrs["chunk_rows"] = 256
+        dst["img"][...] = 0
+    done = galaxies("generate", out, *args)
+    assert done.returncode == 2 and "continue it with --resume" in done.stderr
+    done = galaxies("generate", out, *args[:-3], "3", "--jobs", "1", "--resume")
+    assert done.returncode == 2 and "cannot resume" in done.stderr and "seed 2 in the file, 3 asked" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    done = galaxies("generate", out, *args, "--resume")
+    assert done.returncode == 0, done.stderr
+    assert not resumable.partial_name(out).exists()
+    np.testing.assert_array_equal(files.load_dataset(out).img, files.load_dataset(reference).img)

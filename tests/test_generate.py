@@ -3,9 +3,9 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import files, profiles
-from galaxies.errors import InputError
-from galaxies.generate import FixedSpec, RandomSpec, draw_candidates, generate
+from galaxies import files, profiles, resumable
+from galaxies.errors import InputError, OutputExistsError
+from galaxies.generate import FixedSpec, RandomSpec, draw_candidates, generate, generate_fixed
 from galaxies.recipes import RECIPES, build_datasets, recipe_record
 from galaxies.simulate import GalaxyRenderer, ParameterRangeError, snr
 
@@ -103,3 +103,129 @@ def test_build_datasets_skips_up_to_date_and_refuses_changed(tmp_path, monkeypat
         build_datasets(bigger, ["snr60"], progress=False, log=lambda m: None)
     assert build_datasets(bigger, ["snr60"], force=True, progress=False, log=lambda m: None) == {"snr60": "built"}
     assert len(files.load_dataset(tmp_path / "data" / "smoke" / "snr60.h5")) == 9
+
+
+# ------------------------------------------------------------------- streaming and resuming
+
+RESUME_SPEC = RandomSpec(sersics=3, psf_fwhm=None, sigma=None)
+
+
+def contents(path) -> dict:
+    with h5py.File(path) as f:
+        return {**{k: f[k][()] for k in f}, **{f"attr:{k}": v for k, v in f.attrs.items()}}
+
+
+def assert_same_file(a, b):
+    a, b = contents(a), contents(b)
+    assert sorted(a) == sorted(b)
+    for key, value in a.items():
+        np.testing.assert_array_equal(b[key], value, err_msg=key)
+
+
+def stop_after(monkeypatch, chunks: int, action):
+    """Make the generator call ``action`` once ``chunks`` chunks are recorded done."""
+    original, calls = resumable.Progress.mark_done, []
+
+    def mark_done(self, chunk, stats=()):
+        original(self, chunk, stats)
+        calls.append(chunk)
+        if len(calls) == chunks:
+            action()
+    monkeypatch.setattr(resumable.Progress, "mark_done", mark_done)
+
+
+def test_an_interrupted_run_resumes_to_the_same_file(tmp_path, monkeypatch):
+    reference = generate(tmp_path / "ref.h5", RESUME_SPEC, size=40, seed=3, jobs=1,
+                         progress=False, chunk_rows=8)
+    path = tmp_path / "set.h5"
+
+    def interrupt():
+        raise KeyboardInterrupt
+    stop_after(monkeypatch, 2, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        generate(path, RESUME_SPEC, size=40, seed=3, jobs=1, progress=False, chunk_rows=8)
+    monkeypatch.undo()
+    partial = resumable.partial_name(path)
+    assert not path.exists() and partial.exists()
+    with h5py.File(partial) as f:
+        assert f.attrs["chunks_done"].sum() == 2 and len(f.attrs["chunks_done"]) == 5
+    with pytest.raises(OutputExistsError, match="interrupted generation of set.h5; continue it with --resume"):
+        generate(path, RESUME_SPEC, size=40, seed=3, jobs=1, progress=False)
+    with pytest.raises(InputError, match=r"cannot resume .*partial-set.h5: seed 3 in the file, 4 asked"):
+        generate(path, RESUME_SPEC, size=40, seed=4, jobs=1, progress=False, resume=True)
+    assert partial.exists()
+    generate(path, RESUME_SPEC, size=40, seed=3, jobs=2, progress=False, resume=True)
+    assert not partial.exists()
+    assert_same_file(reference, path)
+
+
+def test_a_killed_run_resumes_to_the_same_file(tmp_path):
+    """SIGKILL after two chunks are flushed: no cleanup runs, the partial file must still hold them."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    path = tmp_path / "set.h5"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from galaxies import resumable
+        from galaxies.generate import RandomSpec, generate
+        original, calls = resumable.Progress.mark_done, []
+        def mark_done(self, chunk, stats=()):
+            original(self, chunk, stats)
+            calls.append(chunk)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        resumable.Progress.mark_done = mark_done
+        generate({str(path)!r}, RandomSpec(sersics=3, psf_fwhm=None, sigma=None), size=40,
+                 seed=3, jobs=1, progress=False, chunk_rows=8)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert run.returncode == -signal.SIGKILL, run.stderr.decode()
+    assert not path.exists() and resumable.partial_name(path).exists()
+    generate(path, RESUME_SPEC, size=40, seed=3, jobs=1, progress=False, resume=True)
+    reference = generate(tmp_path / "ref.h5", RESUME_SPEC, size=40, seed=3, jobs=1, progress=False)
+    assert_same_file(reference, path)
+
+
+def test_fixed_sets_resume_too_and_force_starts_over(tmp_path, monkeypatch):
+    spec = FixedSpec(1e5, 3.0, 0.3, -0.069, 0.15, 0.5, 200.0)
+    reference = generate(tmp_path / "ref.h5", spec, size=20, seed=12, progress=False)
+    path = tmp_path / "fixed.h5"
+
+    def fail():
+        raise RuntimeError("disk gone")
+    stop_after(monkeypatch, 1, fail)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        generate_fixed(path, spec, size=20, seed=12, progress=False, chunk_rows=8)
+    monkeypatch.undo()
+    generate(path, spec, size=20, seed=12, progress=False, resume=True)
+    assert_same_file(reference, path)
+    stop_after(monkeypatch, 1, fail)
+    with pytest.raises(RuntimeError):
+        generate_fixed(tmp_path / "again.h5", spec, size=20, seed=12, progress=False, chunk_rows=8)
+    monkeypatch.undo()
+    generate(tmp_path / "again.h5", spec, size=20, seed=12, progress=False, force=True)
+    assert not resumable.partial_name(tmp_path / "again.h5").exists()
+    assert_same_file(reference, tmp_path / "again.h5")
+
+
+def test_a_partial_another_process_writes_is_left_alone(tmp_path):
+    import subprocess
+    import sys
+    path = tmp_path / "set.h5"
+    partial = resumable.partial_name(path)
+    with h5py.File(partial, "w") as f:
+        f.attrs["recipe"] = "{}"
+    holder = subprocess.Popen([sys.executable, "-c", f"import h5py, sys, time; f = h5py.File("
+                               f"{str(partial)!r}, 'r+'); print('open', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        for options in (dict(force=True), dict(resume=True)):
+            with pytest.raises(OutputExistsError, match="being written by another process"):
+                generate(path, RandomSpec(sersics=3), size=8, seed=1, jobs=1, progress=False, **options)
+            assert partial.exists()
+    finally:
+        holder.kill()
+        holder.wait()
