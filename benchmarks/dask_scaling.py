@@ -19,10 +19,7 @@ each count, joined with ``galaxies.parallel.engine("tcp://...")``), measures:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import wait
@@ -32,44 +29,11 @@ import h5py
 import numpy as np
 
 from galaxies import parallel
+from galaxies.cluster import LocalhostCluster
 from galaxies.baseline import fit_dataset
 from galaxies.generate import RandomSpec, generate_random
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMING = {"seconds", "seconds_per_image", "median_seconds_per_image", "wall_seconds", "jobs"}
-
-
-def start_cluster(workers: int, folder: Path) -> tuple[str, list]:
-    """A scheduler and ``workers`` single-threaded workers, each its own process."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    file = folder / f"scheduler-{workers}.json"
-    file.unlink(missing_ok=True)
-
-    def start(module, *args):
-        return subprocess.Popen([sys.executable, "-m", f"distributed.cli.{module}", *args],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    processes = [start("dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                       "--scheduler-file", str(file))]
-    while not file.exists():
-        time.sleep(0.1)
-    processes += [start("dask_worker", "--scheduler-file", str(file), "--nthreads", "1",
-                        "--no-dashboard", "--host", "127.0.0.1") for _ in range(workers)]
-    from distributed import Client
-    address = json.loads(file.read_text())["address"]
-    with Client(address, timeout=30) as client:
-        client.wait_for_workers(workers, timeout=120)
-    return address, processes
-
-
-def stop(processes) -> None:
-    for process in processes[::-1]:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def same(a, b, skip=()) -> bool:
@@ -135,13 +99,10 @@ def main():
             rows.append(row)
         for workers in args.workers:
             start = time.perf_counter()
-            address, processes = start_cluster(workers, folder)
-            started = time.perf_counter() - start
-            try:
-                with parallel.engine(address):
+            with LocalhostCluster(folder / f"dask-{workers}", workers=workers) as running:
+                started = time.perf_counter() - start
+                with parallel.engine(running.address):
                     row, _ = measure("dask", workers, args, folder, reference)
-            finally:
-                stop(processes)
             row["start s"] = started
             rows.append(row)
     table = pd.DataFrame(rows).set_index(["engine", "workers"])

@@ -129,3 +129,73 @@ class Cluster:
         self.client.close()
         if self._local is not None:
             self._local.close()
+
+
+class LocalhostCluster:
+    """A ``dask scheduler`` and ``dask worker`` processes on this machine (one thread each), as
+    a cluster of separate machines would run them: for tests, benchmarks and trying the engine
+    without a cluster. ``nanny=False`` lets a killed worker stay dead. Use as a context manager,
+    or call `stop`, which ends every process whatever happened."""
+
+    def __init__(self, folder, workers: int = 0, nanny: bool = True, timeout: float = 120):
+        import json
+        import os
+        import sys
+        import time
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parents[1]
+        self.file, self.nanny, self.processes, self.workers = Path(folder) / "scheduler.json", nanny, [], []
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        self.file.unlink(missing_ok=True)
+        self._command = lambda module, *args: [sys.executable, "-m", f"distributed.cli.{module}", *args]
+        self._env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        self._start("dask_scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                    "--scheduler-file", str(self.file))
+        deadline = time.monotonic() + timeout
+        while not self.file.exists():
+            if time.monotonic() > deadline or self.processes[0].poll() is not None:
+                self.stop()
+                raise RuntimeError(f"no Dask scheduler came up within {timeout:g} s")
+            time.sleep(0.1)
+        self.address = json.loads(self.file.read_text())["address"]
+        for _ in range(workers):
+            self.add_worker()
+        if workers:
+            from distributed import Client
+            with Client(self.address, timeout=30) as client:
+                client.wait_for_workers(workers, timeout=timeout)
+
+    def _start(self, module, *args):
+        import subprocess
+        process = subprocess.Popen(self._command(module, *args), env=self._env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        return process
+
+    def add_worker(self):
+        """Start one more single-threaded worker process; returns its `subprocess.Popen`."""
+        worker = self._start("dask_worker", "--scheduler-file", str(self.file), "--nthreads", "1",
+                             "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60",
+                             *([] if self.nanny else ["--no-nanny"]))
+        self.workers.append(worker)
+        return worker
+
+    def stop(self) -> None:
+        """Workers first (one that ran GalSim can take over 10 s to honour SIGTERM, and holds
+        nothing to keep: killed after 3 s), then the scheduler."""
+        import subprocess
+        for process in self.processes[::-1]:
+            process.terminate()
+            try:
+                process.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -1,9 +1,6 @@
 """Dask as the engine past one machine: a real scheduler and two workers, each its own process
 on localhost, give the local pool's bits, and a worker killed mid-run costs only its tasks."""
-import json
-import os
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,6 +10,7 @@ import numpy as np
 import pytest
 
 from galaxies import baseline, parallel
+from galaxies.cluster import LocalhostCluster
 from galaxies.errors import InputError
 from galaxies.generate import RandomSpec, generate_random
 
@@ -22,56 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SPEC = RandomSpec(sersics=3, psf_fwhm=None, sigma=None)  # a PSF image per row: every field varies
 
 
-class LocalhostCluster:
-    """``dask scheduler`` and ``dask worker`` processes (one thread each, no nanny, so a killed
-    worker stays dead), stopped by `stop` whatever happened."""
-
-    def __init__(self, folder: Path):
-        self.file, self.processes, self.workers = folder / "scheduler.json", [], []
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-        self._start("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                    "--no-dashboard", "--scheduler-file", str(self.file))
-        deadline = time.monotonic() + 60
-        while not self.file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.address = json.loads(self.file.read_text())["address"]
-
-    def _start(self, module, *args):
-        process = subprocess.Popen([sys.executable, "-m", module, *args], env=self.env, cwd=ROOT,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.processes.append(process)
-        return process
-
-    def add_worker(self):
-        self.workers.append(self._start(
-            "distributed.cli.dask_worker", "--scheduler-file", str(self.file), "--nthreads", "1",
-            "--no-nanny", "--no-dashboard", "--host", "127.0.0.1", "--death-timeout", "60"))
-
-    def stop(self):
-        """Workers first (a worker that ran GalSim can take more than 10 s to honour SIGTERM;
-        it holds nothing to keep), then the scheduler."""
-        for process in self.processes[::-1]:
-            process.terminate()
-            try:
-                process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    running = LocalhostCluster(tmp_path_factory.mktemp("dask"))
-    try:
-        running.add_worker()
-        running.add_worker()
-        from distributed import Client
-        with Client(running.address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+    with LocalhostCluster(tmp_path_factory.mktemp("dask"), workers=2, nanny=False) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def same_file(a, b, skip=()):
