@@ -51,10 +51,7 @@ class DatasetReader:
         if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
             raise InputError(f"block = {block!r}: the rows of a block must be a positive integer")
         self.block = int(block)
-        wanted = set(files.DATASET_FIELDS if fields is None else fields)
-        unknown = wanted - set(files.DATASET_FIELDS)
-        if unknown:
-            raise InputError(f"unknown field(s) {sorted(unknown)}; choose from {list(files.DATASET_FIELDS)}")
+        wanted = files.wanted_fields(fields)
         self.fields = tuple(name for name in files.DATASET_FIELDS if name in wanted | set(_SMALL))
         self.path, f = files._open(path)
         with f:

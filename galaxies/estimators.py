@@ -35,6 +35,7 @@ from .atomic import check_destination
 from .chunked import BLOCK_ROWS, DatasetReader, NonFinite
 from .errors import InputError
 from .training.config import input_fields
+from .training.denoiser import DENOISE_BATCH
 from .training.saved import SavedModel, read_info
 
 __all__ = ["Estimator", "Network", "TwoStage", "MaximumLikelihood", "load", "FIT"]
@@ -132,8 +133,7 @@ class TwoStage(Estimator):
         self.trainset, self.path = network.trainset, network.path
         self.fields = tuple(dict.fromkeys(("img",) + network.fields))
 
-    #: the denoiser's batch (`galaxies.training.denoiser.Denoiser.denoise`'s default)
-    denoise_batch = 64
+    denoise_batch = DENOISE_BATCH  # the denoiser's own default batch
 
     def predict(self, images, psf_fwhm=None, sigma=None, psf_img=None):
         clean = self.denoiser.denoise(images, batch_size=self.denoise_batch, progress=False)

@@ -1,9 +1,7 @@
 """The project's HDF5 files: data sets and predictions (docs/architecture.md, "File contracts").
 
-Every writer goes through `galaxies.atomic.atomic_h5`: a file at its final name is always
-whole, and an interrupted or failed write leaves nothing behind. Readers check every field and shape and
-name the file and the field when something is wrong.
-"""
+Every writer goes through `galaxies.atomic.atomic_h5` (a file at its final name is whole); readers
+check every field and shape and name the file and the field when something is wrong."""
 from __future__ import annotations
 
 import json
@@ -208,6 +206,13 @@ def _selection(rows, n: int, path: Path):
     return index, index
 
 
+def wanted_fields(fields: tuple[str, ...] | None) -> set[str]:
+    """The array fields asked for (None: all), checked against the contract."""
+    if unknown := set(fields or ()) - set(DATASET_FIELDS):
+        raise InputError(f"unknown field(s) {sorted(unknown)}; choose from {list(DATASET_FIELDS)}")
+    return set(DATASET_FIELDS if fields is None else fields)
+
+
 def load_dataset(path: str | os.PathLike, fields: tuple[str, ...] | None = None,
                  rows: slice | np.ndarray | int | None = None) -> Dataset:
     """Read a data set, checking it against the contract.
@@ -221,11 +226,7 @@ def load_dataset(path: str | os.PathLike, fields: tuple[str, ...] | None = None,
     the memory available before anything is read.
     """
     path, f = _open(path)
-    wanted = set(DATASET_FIELDS if fields is None else fields)
-    unknown = wanted - set(DATASET_FIELDS)
-    if unknown:
-        raise InputError(f"unknown field(s) {sorted(unknown)}; choose from {list(DATASET_FIELDS)}")
-    wanted |= {"label", "psf_fwhm", "sigma", "snr"}
+    wanted = wanted_fields(fields) | {"label", "psf_fwhm", "sigma", "snr"}
     with f:
         n = _check_dataset_file(f, path)
         sel, index = _selection(rows, n, path)

@@ -30,6 +30,8 @@ __all__ = ["DenoiserConfig", "Denoiser", "fit", "EVALUATION_SETS"]
 
 #: sets the estimators are evaluated on: a denoiser never trains on them
 EVALUATION_SETS = TESTSETS
+#: images a batch when denoising (`Denoiser.denoise`; `galaxies.estimators.TwoStage` reads blocks of it)
+DENOISE_BATCH = 64
 
 
 @dataclass
@@ -120,7 +122,7 @@ class Denoiser:
         """The loss per epoch (``history.csv``) as a DataFrame."""
         return self.saved.history()
 
-    def denoise(self, images, batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    def denoise(self, images, batch_size: int = DENOISE_BATCH, progress: bool = True) -> np.ndarray:
         """Denoise (N, 64, 64) images in photo-electrons; returns (N, 64, 64) float32.
 
         Runs in batches of ``batch_size`` (the last one padded, so the compiled function is
