@@ -19,10 +19,14 @@ ROOT = Path(os.environ.get("GALAXIES_ROOT", Path(__file__).resolve().parents[1])
 DEFAULT_PROFILE = "quick"
 
 
-#: The seed's denoisers: EDSR 16 blocks x 256 filters (19.5 M parameters), RDN 20 blocks of
-#: 6 layers, growth 32 (5.5 M), both at full resolution.
 #: the test sets every estimator is evaluated on (fixed galaxies first, then the random set)
 TESTSETS = ("snr60", "snr30", "test")
+#: the random-parameter test set, and the fixed-galaxy ones (many noise realizations of one galaxy)
+RANDOM_TESTSET = "test"
+FIXED_TESTSETS = tuple(t for t in TESTSETS if t != RANDOM_TESTSET)
+
+#: The seed's denoisers: EDSR 16 blocks x 256 filters (19.5 M parameters), RDN 20 blocks of
+#: 6 layers, growth 32 (5.5 M), both at full resolution.
 
 SEED_DENOISERS = {
     "edsr": dict(blocks=16, filters=256, res_scale=0.1, downscale=1),
@@ -171,17 +175,21 @@ PROFILES: dict[str, Profile] = {
         fit_limit_random=100, crb_limit=300, refine_fit_limit=50,
         denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
-        denoiser_epochs=3, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=3000,
-        denoised_limit=3000, denoised_epochs=4,
-        autoencoder_limit=4000, autoencoder_epochs=10, autoencoder_batch_size=64,
+        denoiser_epochs=3, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=1800,
+        denoised_limit=1800, denoised_epochs=4,
+        autoencoder_limit=2700, autoencoder_epochs=10, autoencoder_batch_size=64,
         autoencoder_decoder_filters=8,
         autoencoder_encoder=dict(entry_filters=8, block_filters=32, blocks=4, exit_filters=64),
-        autokeras_rows=600, autokeras_trials=5, autokeras_epochs=3, autokeras_blocks=("vanilla",),
+        autokeras_rows=600, autokeras_trials=4, autokeras_epochs=3, autokeras_blocks=("vanilla",),
         autokeras_conv=dict(filters=[16, 32], kernel_size=[3, 5], max_pooling=True),
-        autokeras_retrain_epochs=3, autokeras_batch_size=32,
-        gridsearch_rows=2000, gridsearch_epochs=10, gridsearch_batch_size=32,
+        autokeras_retrain_limit=4000, autokeras_retrain_epochs=3, autokeras_batch_size=32,
+        gridsearch_rows=2000, gridsearch_epochs=8, gridsearch_batch_size=32,
         gridsearch_grid=dict(entry_filters=[16], block_filters=[16, 32], blocks=[2, 4],
                              exit_filters=[64]),
+        # one network a training set and noise model: v2's fixed-PSF network is left to the
+        # full profile (the recommended v3 network serves every noise level), for time
+        xception_variants=("xception_v1", "xception_v3", "xception-noiseless_v1",
+                           "xception-nll_v1", "xception-fresh_v3"),
     ),
     "full": Profile(
         name="full",

@@ -44,9 +44,8 @@ class Entry:
 ESTIMATORS: tuple[Entry, ...] = (
     Entry("xception", "v1", "Xception (v1)"),
     Entry("xception", "v2", "Xception (v2: varying noise)"),
-    Entry("xception", "v3", "Xception (v3: varying PSF)"),
+    Entry("xception", "v3", "Xception (v3: varying PSF), fixed noise"),
     Entry("xception-nll", "v1", "Xception + uncertainty (v1)"),
-    Entry("xception-fresh", "v2", "Xception, fresh noise (v2)"),
     Entry("xception-fresh", "v3", "Xception, fresh noise (v3): recommended"),
     Entry("autoencoder", "v1", "Autoencoder (v1)"),
     Entry("autokeras", "v1", "AutoKeras best (v1)"),

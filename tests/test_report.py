@@ -51,7 +51,7 @@ def test_the_profiles_refinements_are_listed_with_their_network(profile):
     assert names[at + 1:at + 4] == ["xception+newton1_v1", "xception+newton2_v1", "xception+lbfgsb_v1"]
     other = profiles.get("smoke", refine_start="xception_v3", refine_steps=(3,))
     entry = report.by_name("xception+newton3_v3", other)
-    assert entry.label == "Xception (v3: varying PSF) + 3 Gauss-Newton steps"
+    assert entry.label == "Xception (v3: varying PSF), fixed noise + 3 Gauss-Newton steps"
     with pytest.raises(Exception, match="unknown estimator"):
         report.by_name("xception+newton1_v1", other)
     # a refinement's training time is its network's; HSM has none

@@ -3,24 +3,27 @@
 Each variant is a model directory ``models/<profile>/<estimator>_<trainset>/`` and, for every
 test set, a predictions file ``results/<profile>/predictions/<estimator>_<trainset>__<testset>.h5``:
 
+Every variant but one is trained on the fresh-noise stream (`galaxies.training.noise`): new
+noise on the training set's noiseless images at every showing, the read noise either the
+set's own (v1: sigma 200) or drawn per image in [200, 400] and given to the network.
+``xception_v3`` is the seed's way, fixed noisy images, kept as the named ablation of the
+recommended ``xception-fresh_v3`` on the same set and budget.
+
 =========================  =========  ==========================================================
 name                       train set  what it is
 =========================  =========  ==========================================================
 ``xception_v1``            v1         fixed PSF (0.5") and noise (sigma 200): the main estimator
-``xception_v2``            v2         noise sigma varies in [200, 400]; sigma is a known input
-``xception_v3``            v3         PSF FWHM varies in [0.5", 1"] too; FWHM and sigma known
-``xception-psfimg_v3``     v3         as v3, but the PSF image is a second image channel
+``xception_v2``            v2         noise sigma drawn in [200, 400] per showing; sigma known
+``xception_v3``            v3         PSF FWHM and sigma vary, both known; **fixed** noisy
+                                      images (the seed's way): the ablation of
+                                      ``xception-fresh_v3``
+``xception-psfimg_v3``     v3         PSF image as a second image channel, sigma drawn and known
 ``xception-noiseless_v1``  v1         trained and evaluated on the noiseless images (the floor)
 ``xception-nll_v1``        v1         also predicts a standard deviation per label (pred_std)
-``xception-fresh_v2``      v2         fresh noise at every showing of v2's noiseless images,
-                                      sigma drawn in [200, 400] and known: one network for every
-                                      noise level (`galaxies.training.noise`); ``xception_v2``
-                                      is its fixed-noise ablation on the same set and budget
-``xception-fresh_v3``      v3         fresh noise on v3 (PSF FWHM in [0.5", 1"] and sigma known):
-                                      one network for every PSF and noise level of the recipes,
-                                      the profiles' recommended estimator
-                                      (`galaxies.profiles.Profile.recommended`); ``xception_v3``
-                                      is its fixed-noise ablation
+``xception-fresh_v3``      v3         fresh noise on v3 (PSF FWHM in [0.5", 1"] and sigma drawn
+                                      in [200, 400], both known): one network for every PSF
+                                      and noise level of the recipes, the profiles'
+                                      recommended estimator (`galaxies.profiles.Profile.recommended`)
 =========================  =========  ==========================================================
 
 Sigma and the PSF are known for real surveys (measured from the background and from stars), so
@@ -52,21 +55,24 @@ class Variant:
         return f"{self.estimator}_{self.trainset}"
 
 
+#: fresh noise with each row's own read noise, or with sigma drawn per image and known
+_FRESH = {"noise": "fresh"}
+_FRESH_SIGMA = {"noise": "fresh", "noise_sigma": (200.0, 400.0)}
+
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
-    Variant("xception", "v1", "fixed PSF and noise"),
-    Variant("xception", "v2", "noise varies; sigma known", {"conditioning": ("sigma",)}),
-    Variant("xception", "v3", "PSF and noise vary; PSF FWHM and sigma known",
+    Variant("xception", "v1", "fixed PSF and noise level; fresh noise", _FRESH),
+    Variant("xception", "v2", "noise level drawn in [200, 400] and known; fresh noise",
+            {"conditioning": ("sigma",), **_FRESH_SIGMA}),
+    Variant("xception", "v3", "PSF and noise vary, PSF FWHM and sigma known; fixed noisy images "
+            "(the seed's way, the ablation of xception-fresh_v3)",
             {"conditioning": ("psf_fwhm", "sigma")}),
-    Variant("xception-psfimg", "v3", "PSF and noise vary; PSF image as a channel, sigma known",
-            {"psf_channel": True, "conditioning": ("sigma",)}),
+    Variant("xception-psfimg", "v3", "PSF and noise vary; PSF image as a channel, sigma known; "
+            "fresh noise", {"psf_channel": True, "conditioning": ("sigma",), **_FRESH_SIGMA}),
     Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
-    Variant("xception-nll", "v1", "fixed PSF and noise; predicts a standard deviation too",
-            {"uncertainty": True}),
-    Variant("xception-fresh", "v2", "fresh noise at every showing, sigma drawn in [200, 400] and known",
-            {"conditioning": ("sigma",), "noise": "fresh", "noise_sigma": (200.0, 400.0)}),
+    Variant("xception-nll", "v1", "fixed PSF and noise level; predicts a standard deviation too; "
+            "fresh noise", {"uncertainty": True, **_FRESH}),
     Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
-            "[200, 400] and known", {"conditioning": ("psf_fwhm", "sigma"), "noise": "fresh",
-                                     "noise_sigma": (200.0, 400.0)}),
+            "[200, 400] and known", {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA}),
 ]}
 
 
