@@ -28,6 +28,7 @@ from .simulate import (LABEL_COLUMNS, LABEL_WIDTHS, SNR_RANGE, Galaxy, check_par
 __all__ = [
     "GalaxyParameters", "render", "snr_verdict", "Unavailable", "load_estimator",
     "default_profile", "list_datasets", "list_saved_models", "list_prediction_files",
+    "outside_training",
     "filter_rows", "bounds_table", "bounds_versus_snr", "visibility", "renderer_lock",
     "estimates_table", "approximate_snr", "predict_one", "psf_image", "maximum_likelihood",
     "measure_fits_upload",
@@ -191,6 +192,14 @@ def list_prediction_files(profile):
     when there are none)."""
     from .evaluate import list_predictions
     return list_predictions(profiles.get(profile).predictions_dir)
+
+
+def outside_training(trainset: str, testset: str) -> bool:
+    """Whether a network trained on ``trainset`` predicted ``testset`` outside its training
+    set's PSF or noise (`galaxies.recipes.covers`); False where either is not one of the
+    project's recipes (the fit, HSM, a set of one's own)."""
+    from .recipes import RECIPES, covers
+    return trainset in RECIPES and testset in RECIPES and not covers(trainset, testset)
 
 
 def no_model_message(profile) -> str:

@@ -125,7 +125,8 @@ def generate_test(file, size, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma,
 @click.option("--force", is_flag=True, help="Rebuild sets that already exist.")
 @user_errors
 def datasets(profile, only, jobs, scheduler, force):
-    """Build the profile's data sets (v1, v2, v3, v1a, test, snr60, snr30) under data/<profile>/."""
+    """Build the profile's data sets (v1, v2, v3, v1a, test and the fixed sets snr60, snr30,
+    compact, extended) under data/<profile>/."""
     from .parallel import engine
     from .recipes import build_datasets
     with engine(scheduler, workers=jobs):

@@ -19,8 +19,10 @@ ROOT = Path(os.environ.get("GALAXIES_ROOT", Path(__file__).resolve().parents[1])
 DEFAULT_PROFILE = "quick"
 
 
-#: the test sets every estimator is evaluated on (fixed galaxies first, then the random set)
-TESTSETS = ("snr60", "snr30", "test")
+#: the test sets every estimator is evaluated on (fixed galaxies first, then the random set):
+#: the seed's galaxy at two noise levels, a compact and an extended galaxy under other PSFs and
+#: noise levels (`galaxies.recipes.RECIPES` says why each), and random galaxies like v1
+TESTSETS = ("snr60", "snr30", "compact", "extended", "test")
 #: the random-parameter test set, and the fixed-galaxy ones (many noise realizations of one galaxy)
 RANDOM_TESTSET = "test"
 FIXED_TESTSETS = tuple(t for t in TESTSETS if t != RANDOM_TESTSET)
@@ -47,7 +49,8 @@ class Profile:
     epochs: int
     batch_size: int = 128
     patience: int = 5
-    #: maximum-likelihood fits per fixed-galaxy test set, snr60 and snr30 (~0.2-0.5 s an image)
+    #: maximum-likelihood fits per fixed-galaxy test set (`FIXED_TESTSETS`, ~0.2-0.5 s an
+    #: image); the refinements run on the same rows
     fit_limit: int = 200
     #: maximum-likelihood fits of the random `test` set (its large galaxies cost about twice)
     fit_limit_random: int = 100
@@ -116,6 +119,13 @@ class Profile:
     #: fit's accuracy at the fit's cost, so a few rows show it
     refine_fit_limit: int | None = None
 
+    def fit_rows(self, testset: str) -> int:
+        """Rows of ``testset`` the maximum-likelihood fit and the refinements cover: the first
+        ``fit_limit`` of a fixed-galaxy set, ``fit_limit_random`` of the random one."""
+        if testset not in TESTSETS:
+            raise InputError(f"unknown test set {testset!r}; choose from {', '.join(TESTSETS)}")
+        return self.fit_limit_random if testset == RANDOM_TESTSET else self.fit_limit
+
     @property
     def recommended_dir(self) -> Path:
         """The recommended estimator's model directory."""
@@ -152,7 +162,8 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
-        sizes=dict(v1=256, v2=256, v3=256, v1a=128, test=128, snr60=64, snr30=64),
+        sizes=dict(v1=256, v2=256, v3=256, v1a=128, test=128, snr60=64, snr30=64,
+                   compact=64, extended=64),
         sersics=16, epochs=1, batch_size=64, patience=1, fit_limit=4,
         fit_limit_random=4, crb_limit=8,
         denoiser_sizes={"edsr": dict(blocks=2, filters=8, downscale=2),
@@ -170,8 +181,9 @@ PROFILES: dict[str, Profile] = {
     ),
     "quick": Profile(
         name="quick",
-        sizes=dict(v1=8000, v2=8000, v3=8000, v1a=4000, test=2000, snr60=1000, snr30=1000),
-        sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=200,
+        sizes=dict(v1=8000, v2=8000, v3=8000, v1a=4000, test=2000, snr60=1000, snr30=1000,
+                   compact=1000, extended=1000),
+        sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=120,
         fit_limit_random=100, crb_limit=300, refine_fit_limit=50,
         denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
@@ -194,7 +206,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full",
         sizes=dict(v1=200_000, v2=200_000, v3=200_000, v1a=200_000, test=10_000,
-                   snr60=10_000, snr30=10_000),
+                   snr60=10_000, snr30=10_000, compact=10_000, extended=10_000),
         sersics=1000, epochs=100, batch_size=256, patience=10, fit_limit=1000,
         fit_limit_random=1000, crb_limit=2000,
         denoiser_sizes=SEED_DENOISERS, denoiser_epochs=20, denoiser_batch_size=32,

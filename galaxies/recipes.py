@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from . import files, profiles, resumable
 from .errors import InputError, OutputExistsError
 from .generate import FixedSpec, RandomSpec, generate, recipe_attribute
-from .simulate import TEST_GALAXY
+from .simulate import RANGES, TEST_GALAXY
 
-__all__ = ["Recipe", "RECIPES", "recipe_record", "build_datasets", "describe_recipes"]
+__all__ = ["Recipe", "RECIPES", "recipe_record", "build_datasets", "describe_recipes",
+           "observing_range", "covers"]
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,42 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("test", RandomSpec(psf_fwhm=0.5, sigma=200.0), 5, "random test set (like v1)"),
     Recipe("snr60", FixedSpec(**TEST_GALAXY, sigma=200.0), 6, "fixed galaxy, sigma 200 (SNR ~ 60)"),
     Recipe("snr30", FixedSpec(**TEST_GALAXY, sigma=400.0), 7, "fixed galaxy, sigma 400 (SNR ~ 30)"),
+    # The seed's galaxy (n 3, r 0.3", PSF 0.5") sits in the middle of the prior and under the
+    # sharpest PSF. These two take other corners, with a PSF and a noise level of their own
+    # (inside v3's ranges, outside v1's) and SNR ~ 50, well inside the training cut [10, 100]:
+    # a galaxy smaller than its PSF, whose size, index and shape hide in the PSF's core (its
+    # bound on n is ~0.55 of n), and a large, disc-like one spread over many pixels.
+    Recipe("compact", FixedSpec(flux=1.6e5, sersic_n=4.0, sersic_r=0.2, g1=0.12, g2=-0.20,
+                                psf_fwhm=0.8, sigma=300.0), 8,
+           'fixed galaxy, compact: n 4, r 0.2" under a broad PSF 0.8", sigma 300 (SNR ~ 50); '
+           "barely resolved: size, index and shape are hard to measure"),
+    Recipe("extended", FixedSpec(flux=1.3e5, sersic_n=0.9, sersic_r=0.5, g1=-0.25, g2=0.10,
+                                 psf_fwhm=0.65, sigma=250.0), 9,
+           'fixed galaxy, extended: n 0.9, r 0.5" (disc-like), PSF 0.65", sigma 250 (SNR ~ 47); '
+           "well resolved, its light spread thin over many pixels"),
 ]}
+
+
+def observing_range(name: str) -> dict[str, tuple[float, float]]:
+    """The PSF FWHM (arcsec) and read-noise sigma (photo-electrons) the galaxies of recipe
+    ``name`` are seen with: ``{"psf_fwhm": (low, high), "sigma": (low, high)}``, a fixed value
+    an interval of zero width."""
+    if name not in RECIPES:
+        raise InputError(f"unknown data set {name!r}; choose from {', '.join(RECIPES)}")
+    spec = RECIPES[name].spec
+    out = {}
+    for key in ("psf_fwhm", "sigma"):
+        value = getattr(spec, key)
+        out[key] = (RANGES[key].low, RANGES[key].high) if value is None else (float(value),) * 2
+    return out
+
+
+def covers(trainset: str, testset: str) -> bool:
+    """Whether a network trained on recipe ``trainset`` has seen the PSF FWHM and the noise
+    sigma of every galaxy of ``testset`` (both inside its training ranges). A network shown
+    another PSF or noise level extrapolates: its errors there say little of the method."""
+    train, test = observing_range(trainset), observing_range(testset)
+    return all(train[k][0] <= test[k][0] and test[k][1] <= train[k][1] for k in train)
 
 
 def recipe_record(recipe: Recipe, profile) -> dict:

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import evaluate, files, profiles, testsets
+from . import evaluate, files, profiles, recipes, testsets
 from .errors import InputError
-from .profiles import TESTSETS
+from .profiles import FIXED_TESTSETS, TESTSETS
 from .simulate import LABEL_COLUMNS
 from .training.saved import read_info
 
@@ -57,6 +57,11 @@ ESTIMATORS: tuple[Entry, ...] = (
     Entry("xception-noiseless", "v1", "Xception on noiseless images", noiseless=True),
 )
 BASELINE = "lbfgsb_fit"
+#: The mark of an estimator on a test set whose PSF or noise its training set never had, and
+#: the footnote that explains it (`in_domain`).
+OUT_OF_DOMAIN = "†"
+OUT_OF_DOMAIN_NOTE = (f"{OUT_OF_DOMAIN} outside its training set's PSF / noise (a two-stage or "
+                      "refined estimator: its network's); shown, but an extrapolation")
 
 
 def estimators(profile=None) -> tuple[Entry, ...]:
@@ -79,6 +84,39 @@ def by_name(name: str, profile=None) -> Entry:
         if estimator.name == name:
             return estimator
     raise InputError(f"unknown estimator {name!r}; choose from {[e.name for e in choices]}")
+
+
+def in_domain(entry: Entry, testset: str) -> bool:
+    """Whether ``entry``'s training set covers ``testset``'s PSF FWHM and noise sigma
+    (`galaxies.recipes.covers`). The fit and HSM, trained on nothing, are never outside."""
+    return entry.trainset not in recipes.RECIPES or recipes.covers(entry.trainset, testset)
+
+
+def marked(table: pd.DataFrame, profile=None, testset: str | None = None) -> pd.DataFrame:
+    """``table`` (indexed by estimator label, alone or with other levels) with `OUT_OF_DOMAIN`
+    after the label of each estimator outside its training domain on the test set: ``testset``,
+    or the table's own ``testset`` level."""
+    if table.empty:
+        return table
+    index = table.index
+    sets = index.get_level_values("testset") if "testset" in index.names else [testset] * len(index)
+    shown = {t: _shown(profile, t) for t in set(sets)}
+    labels = [shown[t](label) for label, t in zip(index.get_level_values("estimator"), sets)]
+    table = table.copy()
+    if isinstance(index, pd.MultiIndex):
+        levels = index.to_frame(index=False).assign(estimator=labels)
+        table.index = pd.MultiIndex.from_frame(levels)
+    else:
+        table.index = pd.Index(labels, name="estimator")
+    return table
+
+
+def note(table: pd.DataFrame) -> str:
+    """`OUT_OF_DOMAIN_NOTE` when a label of ``table`` (a `marked` one) carries the mark."""
+    if table.empty:
+        return ""
+    shown = table.index.get_level_values("estimator")
+    return OUT_OF_DOMAIN_NOTE if any(label.endswith(OUT_OF_DOMAIN) for label in shown) else ""
 
 
 def availability(profile) -> pd.DataFrame:
@@ -178,16 +216,20 @@ def run_info(profile) -> dict:
 
 def save_tables(profile, folder: Path | None = None, tables: dict | None = None) -> dict[str, Path]:
     """Write the comparison tables (``tables``: `comparison` by test set, computed when not
-    given) and the timing table as CSV under ``results/<profile>/``; return their paths."""
+    given), each row with ``in training domain`` (`in_domain`), and the timing table as CSV
+    under ``results/<profile>/``; return their paths."""
     profile = profiles.get(profile)
     folder = Path(folder or profile.results_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    entries = {e.label: e for e in estimators(profile)}
     written = {}
     for testset in TESTSETS:
         table = tables[testset] if tables and testset in tables else comparison(profile, testset)
         if not table.empty:
             written[testset] = folder / f"comparison_{testset}.csv"
-            table.to_csv(written[testset])
+            table.assign(**{"in training domain": [
+                label not in entries or in_domain(entries[label], testset)
+                for label in table.index.get_level_values("estimator")]}).to_csv(written[testset])
     written["timing"] = folder / "timing.csv"
     timing(profile).to_csv(written["timing"])
     return written
@@ -215,6 +257,13 @@ def error_vs_snr(profile, testset: str = "test", bins=evaluate.SNR_BINS) -> pd.D
     return pd.concat(tables, names=["estimator", "snr"]) if tables else pd.DataFrame()
 
 
+def _shown(profile, testset: str):
+    """A function that writes an estimator's label as `marked` would on ``testset``."""
+    entries = {e.label: e for e in estimators(profile)}
+    return lambda label: (f"{label} {OUT_OF_DOMAIN}" if label in entries
+                          and not in_domain(entries[label], testset) else label)
+
+
 def _mean_ratio(table: pd.DataFrame, label: str, parameters=LABEL_COLUMNS) -> float:
     return float(table.loc[label, "rmse/crb"].reindex(list(parameters)).mean())
 
@@ -228,15 +277,16 @@ def conclusions(profile, tables: dict | None = None) -> list[str]:
     absent = [label for label, row in missing.iterrows() if row["snr60"] == "missing"]
     if absent:
         lines.append(f"Not trained in this run (no predictions on snr60): {', '.join(absent)}.")
-    for testset in ("snr60", "snr30"):
+    for testset in FIXED_TESTSETS:
         table = tables[testset] if tables and testset in tables else comparison(profile, testset)
         if table.empty:
             continue
+        shown = _shown(profile, testset)
         ratios = ratio_table(table)
         best = ratios.idxmin()
-        parts = [f"{p}: {best[p]} ({ratios.loc[best[p], p]:.2f})" for p in LABEL_COLUMNS]
+        parts = [f"{p}: {shown(best[p])} ({ratios.loc[best[p], p]:.2f})" for p in LABEL_COLUMNS]
         lines.append(f"On {testset}, the lowest RMSE/CRB per parameter: " + "; ".join(parts) + ".")
-        near = [label for label in ratios.index
+        near = [shown(label) for label in ratios.index
                 if (ratios.loc[label, ["flux", "sersic_r", "g1", "g2"]] <= 1.1).all()]
         lines.append(f"On {testset}, estimators within 1.1 x CRB for flux, r, g1 and g2: "
                      f"{', '.join(near) if near else 'none'}.")
@@ -245,15 +295,17 @@ def conclusions(profile, tables: dict | None = None) -> list[str]:
         if base in ratios.index and plain in ratios.index:
             lines.append(
                 f"On {testset}, the mean RMSE/CRB over the five parameters is "
-                f"{_mean_ratio(table, plain):.2f} for {plain} and {_mean_ratio(table, base):.2f} "
-                f"for the {base}.")
+                f"{_mean_ratio(table, plain):.2f} for {shown(plain)} and "
+                f"{_mean_ratio(table, base):.2f} for the {base}.")
         for other in ("edsr-xception_v1", "rdn-xception_v1", "autoencoder_v1"):
             label = by_name(other).label
             if label in ratios.index and plain in ratios.index:
                 change = _mean_ratio(table, label) / _mean_ratio(table, plain) - 1
-                lines.append(f"On {testset}, {label} has a mean RMSE/CRB {abs(change):.0%} "
-                             f"{'lower' if change < 0 else 'higher'} than {plain}.")
+                lines.append(f"On {testset}, {shown(label)} has a mean RMSE/CRB {abs(change):.0%} "
+                             f"{'lower' if change < 0 else 'higher'} than {shown(plain)}.")
     lines += _refinement_conclusions(profile, tables)
+    if any(OUT_OF_DOMAIN in line for line in lines):
+        lines.append(OUT_OF_DOMAIN_NOTE + ".")
     times = timing(profile)
     plain = by_name("xception_v1").label
     speedup = times.loc[plain, "speed-up over L-BFGS-B"]
@@ -293,7 +345,7 @@ def _refinement_conclusions(profile, tables: dict | None) -> list[str]:
             bias = (own["norm bias"].abs() - fit["norm bias"].abs()).abs().max()
             seconds = files.load_predictions(
                 profile.predictions(entry.key, entry.trainset, testset)).seconds_per_image
-            lines.append(f"On {testset}, {entry.label} is within {rmse:.3f} of the fit's RMSE / CRB "
+            lines.append(f"On {testset}, {_shown(profile, testset)(entry.label)} is within {rmse:.3f} of the fit's RMSE / CRB "
                          f"and {bias:.3f} of its |bias| / CRB on every parameter, at "
                          f"{seconds:.3f} s per image ({fit_seconds / seconds:.1f} x faster than the fit).")
     return lines

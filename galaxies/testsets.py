@@ -1,7 +1,8 @@
 """Predict the profile's test sets with a saved model and judge the predictions against the CRB.
 
-The test sets (`galaxies.profiles.TESTSETS`, docs/architecture.md): ``snr60`` and ``snr30`` (one galaxy, many noise realizations) and
-``test`` (random galaxies). Predictions go to ``profile.predictions(estimator, trainset,
+The test sets (`galaxies.profiles.TESTSETS`, docs/architecture.md): the fixed galaxies ``snr60``,
+``snr30``, ``compact`` and ``extended`` (one galaxy each, many noise realizations) and ``test``
+(random galaxies). Predictions go to ``profile.predictions(estimator, trainset,
 testset)``; the Cramér–Rao bound comes from `galaxies.crb_sets.for_dataset` (cached next to each
 set), computed for at most ``profile.crb_limit`` galaxies of a random-parameter set.
 """

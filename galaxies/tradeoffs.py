@@ -1,7 +1,8 @@
 """Accuracy against cost: estimators compared on the same galaxies, and the accuracy-speed front.
 
 The fit, the refinements and the network-started fit run on the first rows of each test set
-(``profile.fit_limit``); a network predicts them all. `same_rows` judges every estimator on the
+(``profile.fit_rows``: ``fit_limit`` of each fixed-galaxy set, ``fit_limit_random`` of the random
+one); a network predicts them all. `same_rows` judges every estimator on the
 rows a reference covered, so differences are of estimators, not of galaxies. `accuracy_speed`
 places each estimator and test set by CPU seconds per image and by its worst normalized RMSE
 (each galaxy's error over its own Cramér–Rao bound, `galaxies.evaluate.against_crb`) over flux,
@@ -123,7 +124,7 @@ def run_staged(profile, testsets_=TESTSETS, progress: bool = False) -> dict:
     network, trainset = profile.refine_start.rsplit("_", 1)
     paths = {}
     for testset in testsets_:
-        limit = profile.fit_limit if testset != "test" else profile.fit_limit_random
+        limit = profile.fit_rows(testset)
         start, data = profile.predictions(network, trainset, testset), profile.dataset(testset)
         for k in profile.refine_steps:
             name = f"{network}+newton{k}"

@@ -81,7 +81,7 @@ def test_bad_fixed_spec_and_size(tmp_path):
 
 
 def test_recipes_and_profiles():
-    assert set(RECIPES) == {"v1", "v2", "v3", "v1a", "test", "snr60", "snr30"}
+    assert set(RECIPES) == {"v1", "v2", "v3", "v1a", "test", "snr60", "snr30", "compact", "extended"}
     full = profiles.get("full")
     assert full.sizes["v1"] == 200_000 and full.sizes["snr60"] == 10_000
     v3 = recipe_record(RECIPES["v3"], full)

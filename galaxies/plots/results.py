@@ -243,16 +243,19 @@ def true_vs_predicted_grid(results: dict, max_points: int = 2000, size: float = 
 
 def accuracy_speed(frame, title: str = "accuracy against speed"):
     """Seconds per image (log axis) against the worst normalized RMSE, one panel per test set
-    (`galaxies.tradeoffs.accuracy_speed`): filled markers on the front (joined by a line),
-    hollow ones beaten by another, crosses for shear-only estimators; 1 is the bound."""
+    (`galaxies.tradeoffs.accuracy_speed`), three to a row: filled markers on the front (joined
+    by a line), hollow ones beaten by another, crosses for shear-only estimators; 1 is the bound."""
     plt = _plt()
     testsets = list(dict.fromkeys(frame.index.get_level_values("testset")))
-    fig, axes = plt.subplots(1, max(len(testsets), 1), figsize=(5.2 * max(len(testsets), 1), 4.4),
-                             squeeze=False)
+    ncols = min(max(len(testsets), 1), 3)
+    nrows = -(-max(len(testsets), 1) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.2 * ncols, 4.4 * nrows + 0.8), squeeze=False)
+    for ax in axes.flat[len(testsets):]:
+        ax.set_axis_off()
     labels = list(dict.fromkeys(frame.index.get_level_values("estimator")))
     palette = plt.get_cmap("tab20")
     color = {label: palette(k % 20) for k, label in enumerate(labels)}
-    for ax, testset in zip(axes[0], testsets):
+    for ax, testset in zip(axes.flat, testsets):
         rows = frame.loc[testset]
         full = rows["measures"].str.len() == rows["measures"].str.len().max()
         for label, row in rows.iterrows():
@@ -270,11 +273,11 @@ def accuracy_speed(frame, title: str = "accuracy against speed"):
         ax.set_xlabel("CPU seconds per image (one core)", fontsize=8)
         ax.set_ylabel("worst RMSE / CRB of flux, r, g1, g2", fontsize=8)
         ax.set_title(testset, fontsize=9)
-    handles = {h.get_label(): h for ax in axes[0] for h in ax.collections}
+    handles = {h.get_label(): h for ax in axes.flat for h in ax.collections}
     fig.legend(list(handles.values()), list(handles), fontsize=6, loc="lower center",
-               ncol=min(4, len(handles)), bbox_to_anchor=(0.5, -0.02))
+               ncol=min(4, max(len(handles), 1)), bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.tight_layout(rect=(0, 0.12 / nrows, 1, 1))
     return fig
 
 

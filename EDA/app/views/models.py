@@ -29,11 +29,16 @@ if table.empty:
             f"(they are written to results/{profile}/predictions/).")
     st.stop()
 
+outside = [support.outside_training(t, s) for t, s in zip(table.trainset, table.testset)]
 choice = st.selectbox(
     "predictions", range(len(table)), key="models_predictions",
     format_func=lambda k: (f"{table.estimator[k]} trained on {table.trainset[k]}, "
-                           f"tested on {table.testset[k]} ({table.n[k]} images)"))
+                           f"tested on {table.testset[k]} ({table.n[k]} images)"
+                           + (" †" if outside[k] else "")))
 row = table.iloc[choice]
+if outside[choice]:
+    st.warning(f"† {row.testset} lies outside {row.trainset}'s PSF / noise: the network never "
+               f"saw them in training, so these estimates are an extrapolation.")
 testset = profiles.get(profile).dataset(row.testset)
 if not testset.is_file():
     st.warning(f"The test set {testset} is missing, so the truth is unknown: run "
