@@ -216,6 +216,31 @@ def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monk
     assert bias["sersic_n"] == pytest.approx(0.01, abs=1e-5)
 
 
+def test_models_page_marks_predictions_outside_the_training_psf_and_noise(project, with_sets):
+    from galaxies.generate import generate
+    from galaxies.recipes import RECIPES
+
+    recipe = RECIPES["compact"]
+    data = generate(with_sets / "compact.h5", recipe.spec, size=8, seed=recipe.seed,
+                    progress=False, name="compact")
+    truth = files.load_dataset(data, fields=()).label
+    for trainset in ("v1", "v3"):
+        files.write_predictions(profiles.get("smoke").predictions("tiny", trainset, "compact"),
+                                truth, np.arange(len(truth)), estimator="tiny",
+                                dataset="compact", seconds_per_image=1e-3)
+    at = open_app("models")
+    box = at.selectbox(key="models_predictions")
+    assert box.options == [
+        "tiny trained on v1, tested on compact (8 images) †",
+        "tiny trained on v3, tested on compact (8 images)"]
+    assert "outside v1's PSF / noise" in texts(at.warning)
+    box.select_index(1).run()
+    assert not at.exception and "outside" not in texts(at.warning)
+    assert support.outside_training("v1", "compact") and not support.outside_training("v3", "compact")
+    assert not support.outside_training("fit", "compact")  # the fit has no training set
+    assert not support.outside_training("v1", "mine")  # nor is a set of one's own a recipe
+
+
 def test_models_page_reports_a_broken_model(project):
     broken = profiles.get("smoke").model_dir("xception", "v1")
     broken.mkdir(parents=True)
@@ -354,9 +379,11 @@ def test_filter_rows_and_listing(small_sets, project):
         support.filter_rows(frame, {"size": (0, 1)})
     folder = project / "data" / "smoke"
     folder.mkdir(parents=True)
-    for name in ("snr60.h5", "v1.h5", "mine.h5", "snr60.crb.h5", ".tmp-1-v2.h5"):
+    for name in ("extended.h5", "snr60.h5", "v1.h5", "mine.h5", "snr60.crb.h5", ".tmp-1-v2.h5",
+                 "compact.h5"):
         (folder / name).touch()
-    assert [p.name for p in support.list_datasets("smoke")] == ["v1.h5", "snr60.h5", "mine.h5"]
+    assert [p.name for p in support.list_datasets("smoke")] == [
+        "v1.h5", "snr60.h5", "compact.h5", "extended.h5", "mine.h5"]
     assert support.list_saved_models("smoke") == []
 
 
