@@ -92,6 +92,13 @@ def in_domain(entry: Entry, testset: str) -> bool:
     return entry.trainset not in recipes.RECIPES or recipes.covers(entry.trainset, testset)
 
 
+def _shown(profile, testset: str):
+    """A function that writes an estimator's label as `marked` would on ``testset``."""
+    entries = {e.label: e for e in estimators(profile)}
+    return lambda label: (f"{label} {OUT_OF_DOMAIN}" if label in entries
+                          and not in_domain(entries[label], testset) else label)
+
+
 def marked(table: pd.DataFrame, profile=None, testset: str | None = None) -> pd.DataFrame:
     """``table`` (indexed by estimator label, alone or with other levels) with `OUT_OF_DOMAIN`
     after the label of each estimator outside its training domain on the test set: ``testset``,
@@ -255,13 +262,6 @@ def error_vs_snr(profile, testset: str = "test", bins=evaluate.SNR_BINS) -> pd.D
     ds = files.load_dataset(profile.dataset(testset), fields=())
     tables = {est.label: evaluate.by_snr(pred, ds, bins) for est, pred in _predictions(profile, testset)}
     return pd.concat(tables, names=["estimator", "snr"]) if tables else pd.DataFrame()
-
-
-def _shown(profile, testset: str):
-    """A function that writes an estimator's label as `marked` would on ``testset``."""
-    entries = {e.label: e for e in estimators(profile)}
-    return lambda label: (f"{label} {OUT_OF_DOMAIN}" if label in entries
-                          and not in_domain(entries[label], testset) else label)
 
 
 def _mean_ratio(table: pd.DataFrame, label: str, parameters=LABEL_COLUMNS) -> float:
