@@ -187,7 +187,7 @@ PROFILES: dict[str, Profile] = {
         sizes=dict(v1=8000, v2=8000, v3=8000, v1a=4000, test=2000, snr60=1000, snr30=1000,
                    compact=1000, extended=1000),
         sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=120,
-        fit_limit_random=100, crb_limit=300, refine_fit_limit=50,
+        fit_limit_random=100, crb_limit=300, refine_fit_limit=30,
         denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
         denoiser_epochs=3, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=1800,
