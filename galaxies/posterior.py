@@ -26,7 +26,8 @@ import numpy as np
 from .errors import InputError
 from .simulate import IMAGE_SIZE, RANGES, SNR_RANGE, GalaxyRenderer
 
-__all__ = ["log_prior", "Proposal", "Draws", "PosteriorMeans", "render_proposal", "posterior_means"]
+__all__ = ["log_prior", "Proposal", "Draws", "PosteriorMeans", "draw_proposal", "render_proposal",
+           "posterior_means"]
 
 
 def log_prior(theta: np.ndarray, snr: np.ndarray, shear_density: bool = True) -> np.ndarray:
@@ -97,6 +98,27 @@ def _snap(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return grid[np.where(left, k - 1, k)]
 
 
+def draw_proposal(proposal: Proposal, samples: int, seed: int = 0,
+                  sersic_grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The draws `render_proposal` renders, ``(theta, log_q)``: its index snapping and its
+    box, without the renders."""
+    if samples < 10:
+        raise InputError(f"samples = {samples}: use at least 10 draws")
+    rng = np.random.default_rng(seed)
+    theta = proposal.draw(int(samples), rng)
+    if sersic_grid is not None:
+        # each node takes the draws of its own cell only: a draw beyond the grid's last cell
+        # is dropped, not snapped onto the end node (which would weigh the tail as one cell)
+        grid = np.asarray(sersic_grid, float)
+        half = 0.5 * (grid[1] - grid[0]) if len(grid) > 1 else 0.0
+        theta = theta[(theta[:, 1] >= grid[0] - half) & (theta[:, 1] <= grid[-1] + half)]
+        theta[:, 1] = _snap(theta[:, 1], grid)
+    log_q = proposal.log_density(theta)
+    box = np.isfinite(log_prior(theta, np.full(len(theta), SNR_RANGE.low), False))
+    theta, log_q = theta[box], log_q[box]
+    return theta, log_q
+
+
 def render_proposal(proposal: Proposal, psf_fwhm: float, samples: int = 4000, seed: int = 0,
                     sersic_grid: np.ndarray | None = None,
                     renderer: GalaxyRenderer | None = None) -> Draws:
@@ -106,17 +128,10 @@ def render_proposal(proposal: Proposal, psf_fwhm: float, samples: int = 4000, se
     The Sérsic index of each draw is snapped to ``sersic_grid`` (the recipe's,
     ``RandomSpec.sersic_grid``) when given, whose nodes all weigh alike (the snap moves the
     proposal's density by under a node's spacing, negligible against a bound much wider than
-    it). Draws outside the prior's box weigh nothing and are not rendered.
+    it); a draw beyond the grid's end cells is dropped. Draws outside the prior's box weigh
+    nothing and are not rendered.
     """
-    if samples < 10:
-        raise InputError(f"samples = {samples}: use at least 10 draws")
-    rng = np.random.default_rng(seed)
-    theta = proposal.draw(int(samples), rng)
-    if sersic_grid is not None:
-        theta[:, 1] = _snap(theta[:, 1], np.asarray(sersic_grid, float))
-    log_q = proposal.log_density(theta)
-    box = np.isfinite(log_prior(theta, np.full(len(theta), SNR_RANGE.low), False))
-    theta, log_q = theta[box], log_q[box]
+    theta, log_q = draw_proposal(proposal, samples, seed, sersic_grid)
     renderer = renderer or GalaxyRenderer()
     units = np.empty((len(theta), IMAGE_SIZE * IMAGE_SIZE))
     for i in np.argsort(theta[:, 1], kind="stable"):  # one Hankel table per index

@@ -52,3 +52,13 @@ def test_posterior_mean_and_width_of_a_simple_galaxy():
     assert np.abs(z).max() < 4.0
     with pytest.raises(InputError):
         posterior.posterior_means(draws, images[0], sigma)
+
+
+def test_the_end_nodes_of_the_index_grid_take_their_own_cell_only():
+    grid = np.linspace(0.5, 6.0, 200)
+    cov = np.diag([1e6, 4.0, 1e-4, 1e-4, 1e-4])  # wide in n: much of it beyond 6
+    proposal = posterior.Proposal(np.array([1e5, 5.5, 0.3, 0.0, 0.1]), cov, inflate=(1.0,))
+    theta, log_q = posterior.draw_proposal(proposal, 200_000, seed=3, sersic_grid=grid)
+    counts = np.array([np.sum(theta[:, 1] == node) for node in grid[-4:]])
+    assert counts[-1] < 1.5 * counts[-2]  # not the whole tail piled on n = 6
+    assert np.isin(theta[:, 1], grid).all() and len(theta) == len(log_q)
