@@ -84,12 +84,14 @@ class Draws:
 
 @dataclass
 class PosteriorMeans:
-    """Per image: the posterior ``mean`` and ``std`` (R, 5) and the effective sample size
-    ``ess`` (R,) of its importance weights."""
+    """Per image: the posterior ``mean`` and ``std`` (R, 5), the effective sample size ``ess``
+    (R,) of its importance weights, and the posterior probability (R,) of each event asked for
+    (``events``: name -> a test on the draws' labels)."""
 
     mean: np.ndarray
     std: np.ndarray
     ess: np.ndarray
+    probability: dict
 
 
 def _snap(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -140,10 +142,12 @@ def render_proposal(proposal: Proposal, psf_fwhm: float, samples: int = 4000, se
 
 
 def posterior_means(draws: Draws, images: np.ndarray, sigma: float, shear_density: bool = True,
-                    block: int = 64) -> PosteriorMeans:
+                    events: dict | None = None, block: int = 64) -> PosteriorMeans:
     """The posterior mean of the labels of each of ``images`` (R, 64, 64), noisy images of
     one galaxy at read noise ``sigma`` (photo-electrons), under the training prior
     (`log_prior`), from the rendered proposal ``draws`` (`render_proposal`, at the images' PSF).
+    ``events`` (name -> function of the labels (M, 5) returning a boolean (M,)) adds each
+    event's posterior probability, e.g. of an index near the prior's edge.
     """
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3 or images.shape[1] * images.shape[2] != draws.units.shape[1]:
@@ -159,6 +163,8 @@ def posterior_means(draws: Draws, images: np.ndarray, sigma: float, shear_densit
     flat = images.reshape(len(images), -1)
     mean, std = np.empty((len(images), 5)), np.empty((len(images), 5))
     ess = np.empty(len(images))
+    tests = {name: np.asarray(test(theta), dtype=np.float64) for name, test in (events or {}).items()}
+    probability = {name: np.empty(len(images)) for name in tests}
     for start in range(0, len(images), block):
         d = flat[start:start + block]
         log_w = log_w0 - 0.5 * ((d**2) @ weight.T - 2.0 * d @ (mu * weight).T + const)
@@ -169,4 +175,6 @@ def posterior_means(draws: Draws, images: np.ndarray, sigma: float, shear_densit
         mean[start:start + block] = m
         std[start:start + block] = np.sqrt(np.maximum(w @ theta**2 - m**2, 0.0))
         ess[start:start + block] = 1.0 / np.sum(w**2, axis=1)
-    return PosteriorMeans(mean, std, ess)
+        for name, hit in tests.items():
+            probability[name][start:start + block] = w @ hit
+    return PosteriorMeans(mean, std, ess, probability)

@@ -45,9 +45,16 @@ def test_posterior_mean_and_width_of_a_simple_galaxy():
     draws = posterior.render_proposal(posterior.Proposal(truth, np.linalg.inv(fisher)), psf,
                                       samples=1500, seed=2, renderer=renderer,
                                       sersic_grid=np.linspace(0.5, 6.0, 200))
-    result = posterior.posterior_means(draws, images, sigma, shear_density=False)
+    result = posterior.posterior_means(draws, images, sigma, shear_density=False,
+                                       events={"above": lambda t: t[:, 0] > truth[0],
+                                               "below": lambda t: t[:, 0] <= truth[0],
+                                               "all": lambda t: np.ones(len(t), bool)})
     assert (result.ess > 5).all()
     assert np.allclose(result.std.mean(axis=0) / bound, 1.0, atol=0.2)
+    assert np.allclose(result.probability["all"], 1.0)
+    assert np.allclose(result.probability["above"] + result.probability["below"], 1.0)
+    # the truth's flux lies above the posterior median for some realizations, below for others
+    assert 0 < np.sum(result.probability["above"] > 0.5) < 6
     z = (result.mean - truth) / bound
     assert np.abs(z).max() < 4.0
     with pytest.raises(InputError):
