@@ -18,7 +18,8 @@ from .errors import InputError
 from .simulate import LABEL_COLUMNS
 
 __all__ = ["aligned", "summary", "against_crb", "by_snr", "calibration", "list_predictions",
-           "dataset_crb", "against_dataset_crb", "crb_by_snr", "shear_calibration"]
+           "dataset_crb", "against_dataset_crb", "crb_by_snr", "shear_calibration",
+           "bias_variance", "normalized_by"]
 
 
 #: edges of the SNR bins of every table by SNR (the training sets' SNR range, finer where
@@ -256,3 +257,54 @@ def shear_calibration(predictions, dataset, bins=SNR_BINS, min_snr: float | None
     table = pd.DataFrame(rows).T
     table.index.names = ["parameter", "snr"]
     return table.astype({"n": int})
+
+
+# ----------------------------------------------------- where the errors come from
+
+def bias_variance(pred: np.ndarray, truth: np.ndarray, crb: np.ndarray) -> pd.DataFrame:
+    """Each galaxy's bias and variance in units of its own bound, from repeated estimates.
+
+    ``pred`` is (G, K, 5): K estimates of each of G galaxies (K noise realizations), ``truth``
+    and ``crb`` (G, 5). Rows: the label columns; columns ``rms bias`` (the RMS over galaxies of
+    ``(mean_k pred - truth) / crb``), ``rms std`` (of ``std_k pred / crb``), ``norm mse`` (their
+    squares summed: the mean normalized MSE) and ``bias share`` (the part of it that is bias).
+    """
+    pred, truth, crb = (np.asarray(a, dtype=np.float64) for a in (pred, truth, crb))
+    if pred.ndim != 3 or pred.shape[1] < 2 or truth.shape != (pred.shape[0], pred.shape[2]) \
+            or crb.shape != truth.shape:
+        raise InputError(f"pred {pred.shape}, truth {truth.shape} and crb {crb.shape}: expected "
+                         "(G, K >= 2, 5), (G, 5) and (G, 5)")
+    bias = (pred.mean(axis=1) - truth) / crb
+    variance = pred.var(axis=1, ddof=1) / crb**2
+    square_bias = np.mean(bias**2, axis=0) - np.mean(variance, axis=0) / pred.shape[1]
+    table = pd.DataFrame(index=pd.Index(LABEL_COLUMNS[:pred.shape[2]], name="parameter"))
+    table["rms bias"] = np.sqrt(np.maximum(square_bias, 0.0))
+    table["rms std"] = np.sqrt(np.mean(variance, axis=0))
+    table["norm mse"] = np.maximum(square_bias, 0.0) + np.mean(variance, axis=0)
+    table["bias share"] = np.maximum(square_bias, 0.0) / table["norm mse"]
+    return table
+
+
+def normalized_by(pred: np.ndarray, truth: np.ndarray, crb: np.ndarray, values: np.ndarray,
+                  bins) -> pd.DataFrame:
+    """Mean and RMS of each galaxy's error over its own bound, ``(pred - truth) / crb``, in
+    bins of ``values`` (N,): e.g. the truth of one parameter, or the SNR. Rows: the bins
+    (``bins`` edges, the last closed); columns (parameter, ``bias`` | ``rms``) and ``n``.
+    Rows with a NaN bound or estimate are left out."""
+    pred, truth, crb = (np.asarray(a, dtype=np.float64) for a in (pred, truth, crb))
+    values = np.asarray(values, dtype=np.float64)
+    if pred.shape != truth.shape or crb.shape != truth.shape or values.shape != truth.shape[:1]:
+        raise InputError(f"pred {pred.shape}, truth {truth.shape}, crb {crb.shape} and values "
+                         f"{values.shape} must describe the same rows")
+    z = (pred - truth) / crb
+    keep = np.isfinite(z).all(axis=1) & np.isfinite(values)
+    which = pd.cut(values[keep], bins=list(bins), include_lowest=True)
+    frame = pd.DataFrame(z[keep], columns=list(LABEL_COLUMNS))
+    grouped = frame.groupby(which, observed=False)
+    table = pd.DataFrame({("n", ""): grouped.size()})
+    means, squares = grouped.mean(), (frame**2).groupby(which, observed=False).mean()
+    for column in LABEL_COLUMNS:
+        table[(column, "bias")] = means[column]
+        table[(column, "rms")] = np.sqrt(squares[column])
+    table.columns = pd.MultiIndex.from_tuples(table.columns, names=["parameter", "quantity"])
+    return table

@@ -100,7 +100,7 @@ def digest(paths) -> str:
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("__init__", "errors", "resources", "simulate", "atomic", "files", "chunked",
                      "profiles", "parallel", "cluster", "sources")),
-    ("physics", ("sampler", "resumable", "generate", "recipes", "likelihood", "crb", "crb_sets",
+    ("physics", ("sampler", "resumable", "generate", "recipes", "likelihood", "crb", "crb_sets", "posterior",
                  "baseline", "refine", "hsm",
                  "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
                  "segmentation", "measure")),

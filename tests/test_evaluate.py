@@ -88,3 +88,28 @@ def test_shear_calibration_recovers_m_and_c(small_sets, tmp_path):
     assert overall.loc["g1", "n"] == len(ds)
     bins = table.xs("g1", level="parameter").drop(["all", "> 20"])
     assert bins["n"].sum() == len(ds)  # every galaxy in one bin (the set's SNR is 10..100)
+
+
+def test_bias_variance_splits_a_known_bias_from_the_noise():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(1.0, 2.0, size=(40, 5))
+    crb = rng.uniform(0.5, 1.5, size=(40, 5))
+    bias = np.array([0.0, 1.0, 2.0, 0.0, 0.5])  # in bound units, every galaxy alike
+    pred = truth[:, None] + crb[:, None] * (bias + rng.standard_normal((40, 400, 5)))
+    table = evaluate.bias_variance(pred, truth, crb)
+    assert np.allclose(table["rms bias"], bias, atol=0.06)
+    assert np.allclose(table["rms std"], 1.0, atol=0.03)
+    assert np.allclose(table["bias share"], bias**2 / (bias**2 + 1), atol=0.03)
+    with pytest.raises(evaluate.InputError):
+        evaluate.bias_variance(pred[:, :1], truth, crb)
+
+
+def test_normalized_by_bins_the_errors_over_their_bounds():
+    truth = np.zeros((6, 5))
+    crb = np.full((6, 5), 2.0)
+    pred = np.repeat([[2.0], [2.0], [-4.0], [4.0], [0.0], [np.nan]], 5, axis=1)
+    values = np.array([0.1, 0.2, 0.6, 0.7, 0.9, 0.5])
+    table = evaluate.normalized_by(pred, truth, crb, values, bins=(0.0, 0.5, 1.0))
+    assert list(table["n"]) == [2, 3]  # the NaN row is left out
+    assert np.allclose(table[("flux", "bias")], [1.0, 0.0])
+    assert np.allclose(table[("g2", "rms")], [1.0, np.sqrt(8 / 3)])
