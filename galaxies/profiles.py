@@ -184,7 +184,7 @@ PROFILES: dict[str, Profile] = {
         # 120 fits (and refinements) on each of the four fixed sets: 480, against 400 when two
         # sets had 200; the new galaxies fit faster than snr60's (0.31-0.48 s against 0.73 s an
         # image on one shared core)
-        sizes=dict(v1=8000, v2=8000, v3=8000, v1a=4000, test=2000, snr60=1000, snr30=1000,
+        sizes=dict(v1=8000, v2=2000, v3=8000, v1a=2000, test=2000, snr60=1000, snr30=1000,
                    compact=1000, extended=1000),
         sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=120,
         fit_limit_random=100, crb_limit=300, refine_fit_limit=30,
@@ -192,19 +192,19 @@ PROFILES: dict[str, Profile] = {
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
         denoiser_epochs=3, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=1800,
         denoised_limit=1800, denoised_epochs=4,
-        autoencoder_limit=2700, autoencoder_epochs=10, autoencoder_batch_size=64,
+        autoencoder_limit=2700, autoencoder_epochs=8, autoencoder_batch_size=64,
         autoencoder_decoder_filters=8,
         autoencoder_encoder=dict(entry_filters=8, block_filters=32, blocks=4, exit_filters=64),
-        autokeras_rows=600, autokeras_trials=4, autokeras_epochs=3, autokeras_blocks=("vanilla",),
+        autokeras_rows=600, autokeras_trials=3, autokeras_epochs=3, autokeras_blocks=("vanilla",),
         autokeras_conv=dict(filters=[16, 32], kernel_size=[3, 5], max_pooling=True),
         autokeras_retrain_limit=4000, autokeras_retrain_epochs=3, autokeras_batch_size=32,
         gridsearch_rows=2000, gridsearch_epochs=8, gridsearch_batch_size=32,
         gridsearch_grid=dict(entry_filters=[16], block_filters=[16, 32], blocks=[2, 4],
                              exit_filters=[64]),
-        # one network a training set and noise model: v2's fixed-PSF network is left to the
-        # full profile (the recommended v3 network serves every noise level), for time
-        xception_variants=("xception_v1", "xception_v3", "xception-noiseless_v1",
-                           "xception-nll_v1", "xception-fresh_v3"),
+        # for the 40-minute budget, v2's network (the recommended v3 network serves every noise
+        # level) and the noiseless floor are left to the smoke and full profiles; v2 and v1a
+        # are smaller (v2 only feeds the EDA, v1a the denoisers' 1,800 rows)
+        xception_variants=("xception_v1", "xception_v3", "xception-nll_v1", "xception-fresh_v3"),
     ),
     "full": Profile(
         name="full",
