@@ -6,7 +6,8 @@ images. This module
 
 * trains a denoiser on the separate set ``v1a`` (noisy -> noiseless; never on a set the
   estimators are evaluated on) with the profile's sizes (`train_denoiser`, `load_denoiser`;
-  the denoiser itself is `galaxies.training.denoiser`);
+  the denoiser itself is `galaxies.training.denoiser`), on the fresh-noise stream: a new
+  noisy draw of each noiseless v1a image at every showing, the noiseless image the target;
 * measures it: PSNR and SSIM of noisy and of denoised images against the noiseless ones
   (`quality_table`, from `galaxies.image_quality`) and its throughput;
 * runs the two-stage estimator: the Xception trained on the denoised v1 set
@@ -14,6 +15,10 @@ images. This module
   its denoiser), its predictions on the test sets (`predict_two_stage`, through
   `galaxies.estimators`), a same-budget control (`train_control`) and the comparison with the
   plain Xception against the Cramér–Rao bound (`compare`, `rmse_change`).
+
+The two-stage Xception and its control train on **fixed** images (the denoised, respectively
+the noisy, v1 images), not on the fresh-noise stream: the stream would need a denoiser pass
+over every batch at every step, far more than the training step itself.
 
 One notebook per experiment, parameterized by ``denoiser``: ``denoiser.ipynb`` (train and
 measure one denoiser) and ``two_stage.ipynb`` (the denoiser, then the CNN).
@@ -48,7 +53,8 @@ TRAINED_ON = "v1a"  # the denoisers' own training set
 
 def train_denoiser(name: str, profile=None, verbose="auto", **overrides) -> Denoiser:
     """Train denoiser ``name`` (``edsr`` or ``rdn``) on the profile's v1a set with the
-    profile's sizes, and save it to ``models/<profile>/<name>_v1a``."""
+    profile's sizes, on the fresh-noise stream (``noise="fixed"``: the set's noisy images),
+    and save it to ``models/<profile>/<name>_v1a``."""
     profile = profiles.get(profile)
     config = DenoiserConfig.from_profile(profile, name, **overrides)
     from ..training.denoiser import fit
@@ -100,9 +106,10 @@ def two_stage_name(denoiser: str) -> str:
 
 def estimator_config(profile=None, **overrides):
     """The Xception `TrainingConfig` for denoised images: the profile's Xception settings with
-    ``denoised_limit`` rows and ``denoised_epochs`` epochs when the profile sets them."""
+    ``denoised_limit`` rows and ``denoised_epochs`` epochs when the profile sets them, on fixed
+    images (the module's docstring says why)."""
     profile = profiles.get(profile)
-    base = {"model": "xception"}
+    base = {"model": "xception", "noise": "fixed"}
     if profile.denoised_limit is not None:
         base["limit"] = profile.denoised_limit
     if profile.denoised_epochs is not None:
