@@ -245,6 +245,9 @@ def test_profiles_size_the_denoisers():
         for model in denoise.DENOISERS:
             config = denoise.DenoiserConfig.from_profile(name, model)
             assert config.model_kwargs == profiles.get(name).denoiser_sizes[model]
+            assert config.noise == "fresh"
+        # the two-stage estimator and its control: fixed images (a denoiser pass per step else)
+        assert denoise.estimator_config(name).noise == "fixed"
     assert profiles.get("full").denoiser_sizes == profiles.SEED_DENOISERS
     with pytest.raises(ValueError, match="loss"):
         denoise.DenoiserConfig(loss="huber")
