@@ -279,3 +279,17 @@ def test_compare_and_rmse_change_read_the_predictions_files(small_sets, tmp_path
     np.testing.assert_allclose(change.loc[("snr60", "edsr-xception")], -10.0, rtol=1e-3)
     np.testing.assert_allclose(denoise.rmse_change(table, "xception").loc[("snr60", "edsr-xception")],
                                -55.0, rtol=1e-3)
+
+
+def test_a_control_is_trained_where_the_plain_xception_trains_otherwise(monkeypatch):
+    import dataclasses
+
+    from galaxies.experiments import xception
+    # the plain Xception trains on the stream, the two-stage one on fixed images: every
+    # profile needs the control, whatever its budgets
+    for name in profiles.PROFILES:
+        assert denoise.needs_control(name)
+    # were the plain one on fixed images too, only a profile with other budgets (quick) would
+    fixed = dataclasses.replace(xception.VARIANTS["xception_v1"], options={})
+    monkeypatch.setitem(xception.VARIANTS, "xception_v1", fixed)
+    assert not denoise.needs_control("smoke") and denoise.needs_control("quick")

@@ -13,12 +13,13 @@ images. This module
 * runs the two-stage estimator: the Xception trained on the denoised v1 set
   (``models/<profile>/<denoiser>-xception_v1/``, `train_two_stage`, whose directory refers to
   its denoiser), its predictions on the test sets (`predict_two_stage`, through
-  `galaxies.estimators`), a same-budget control (`train_control`) and the comparison with the
+  `galaxies.estimators`), a control trained like it (`train_control`) and the comparison with the
   plain Xception against the Cramér–Rao bound (`compare`, `rmse_change`).
 
 The two-stage Xception and its control train on **fixed** images (the denoised, respectively
-the noisy, v1 images), not on the fresh-noise stream: the stream would need a denoiser pass
-over every batch at every step, far more than the training step itself.
+the noisy, v1 images), not on the fresh-noise stream: fixed images are denoised once, fresh
+ones would need a denoiser pass over every batch at every step. The plain Xception trains on
+the stream, so the control (`needs_control`) is what the two-stage estimators are compared with.
 
 One notebook per experiment, parameterized by ``denoiser``: ``denoiser.ipynb`` (train and
 measure one denoiser) and ``two_stage.ipynb`` (the denoiser, then the CNN).
@@ -121,18 +122,22 @@ CONTROL = "xception-control"
 
 
 def needs_control(profile=None) -> bool:
-    """Whether the profile trains the two-stage estimator on another budget (rows, epochs)
-    than the plain Xception, so that a same-budget control is needed for a fair comparison."""
+    """Whether the profile trains the two-stage estimator otherwise than the plain Xception
+    (``xception_v1``): on another budget (rows, epochs) or another noise (the plain one on the
+    fresh-noise stream, the two-stage one on fixed images), so that a control trained like the
+    two-stage estimator is needed for a fair comparison."""
+    from .xception import config as xception_config
     profile = profiles.get(profile)
-    return profile.denoised_limit is not None or profile.denoised_epochs is not None
+    return (profile.denoised_limit is not None or profile.denoised_epochs is not None
+            or xception_config("xception_v1", profile).noise != estimator_config(profile).noise)
 
 
 def train_control(profile=None, verbose="auto", force: bool = False,
                   when_needed: bool = True) -> SavedModel | None:
     """The plain Xception trained exactly like the two-stage estimators (same rows, epochs,
-    seed, split and augmentation) but on the noisy images, with its predictions on the test
-    sets: estimator ``xception-control``. Its difference from a two-stage estimator is the
-    denoiser's doing alone.
+    seed, split and augmentation, fixed images) but on the noisy images, with its predictions
+    on the test sets: estimator ``xception-control``. Its difference from a two-stage
+    estimator is the denoiser's doing alone.
 
     An existing control is reused when its configuration and training-set recipe match and
     its predictions exist (both pipeline notebooks call this; the first one trains it).
