@@ -54,7 +54,7 @@ class DenoiserConfig:
     validation_fraction: float = 0.1
     seed: int = 0
     limit: int | None = None  # use only the first rows of the training set
-    noise: str = "fresh"  # "fresh": a new noisy input at every showing; "fixed": the set's
+    noise: str = "fresh"  # "fresh": new noise at every showing; "fixed": the set's noisy images
     augment: bool = True  # show each pair in one of the eight orientations of the pixel grid
 
     def __post_init__(self):
