@@ -1,4 +1,5 @@
-"""Every network of the project built, trained a few steps and used under the JAX backend.
+"""Every network of the project built, trained a few steps on the fresh-noise stream and used
+under the JAX backend.
 
 Run by `tests/test_jax_backend.py` in a fresh interpreter with ``KERAS_BACKEND=jax`` (the
 backend is fixed when Keras is first imported), so that the full profile can train on a GPU
@@ -26,12 +27,19 @@ def main(folder: Path) -> None:
     ds = files.load_dataset(data)
     tiny = dict(entry_filters=4, block_filters=8, blocks=1, exit_filters=8)
 
-    # the Xception estimator with the noise level as a known input and a standard deviation
+    def on_the_stream(info):  # every network below trains on fresh noise (numpy draws)
+        assert info["config"]["noise"] == "fresh" and info["backend"] == "jax", info["config"]
+
+    # the Xception estimator with the noise level drawn and known, and a standard deviation
     config = TrainingConfig(model="xception", conditioning=("sigma",), uncertainty=True, epochs=2,
-                            batch_size=16, patience=2, model_kwargs=tiny)
+                            batch_size=16, patience=2, model_kwargs=tiny, noise="fresh",
+                            noise_sigma=(200.0, 400.0))
     saved = fit(config, ds, out_dir=folder / "xception-nll_v2", verbose=0)
     losses = saved.history()["loss"]
     assert len(losses) == 2 and np.isfinite(losses).all(), losses
+    on_the_stream(saved.info)
+    again = fit(config, ds, verbose=0)  # the same seed, the same network
+    np.testing.assert_allclose(again.history()["loss"], losses, rtol=1e-5)
     net = estimators.load(folder / "xception-nll_v2")
     pred, std = net.predict(ds.img[:5], psf_fwhm=ds.psf_fwhm[:5], sigma=ds.sigma[:5])
     assert pred.shape == std.shape == (5, 5) and np.isfinite(pred).all() and (std > 0).all()
@@ -42,10 +50,11 @@ def main(folder: Path) -> None:
     hidden = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
     outputs = keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(hidden))
     plain = keras.saving.serialize_keras_object(keras.Model(inputs, outputs))
-    config = TrainingConfig(model="autokeras", epochs=1, batch_size=16,
+    config = TrainingConfig(model="autokeras", epochs=1, batch_size=16, noise="fresh",
                             model_kwargs={"architecture": plain})
     saved = fit(config, ds, verbose=0)
     assert saved.predict(ds.img[:3])[0].shape == (3, 5)
+    on_the_stream(saved.info)
     print("OK autokeras architecture", flush=True)
 
     # the autoencoder (labels as the latent space)
@@ -53,6 +62,7 @@ def main(folder: Path) -> None:
     config = autoencoder.config_from_profile(smoke, epochs=1, batch_size=16, limit=None)
     model = autoencoder.fit(config, ds, verbose=0)
     assert model.decode(ds.label[:2]).shape == (2, 64, 64)
+    on_the_stream(model.info)
     print("OK autoencoder", flush=True)
 
     # the denoisers (noisy in, noiseless out)
@@ -61,6 +71,7 @@ def main(folder: Path) -> None:
         model = denoiser.fit(config, ds, verbose=0)
         out = model.denoise(ds.img[:2], progress=False)
         assert out.shape == (2, 64, 64) and np.isfinite(out).all()
+        on_the_stream(model.info)
         print(f"OK {name}", flush=True)
 
 

@@ -46,7 +46,7 @@ def test_bad_settings_are_refused(small_sets, tmp_path):
 @pytest.fixture(scope="module")
 def trained(small_sets, tmp_path_factory):
     config = TrainingConfig(model="autoencoder", epochs=8, batch_size=8, patience=8,
-                            learning_rate=3e-3, validation_fraction=0.2,
+                            learning_rate=3e-3, validation_fraction=0.2, noise="fresh",
                             model_kwargs=dict(image_weight=1.0, encoder=TINY, decoder_filters=4))
     folder = tmp_path_factory.mktemp("ae") / "autoencoder_v1"
     return ae.fit(config, small_sets["random"], folder, verbose=0), folder
@@ -66,6 +66,7 @@ def test_the_saved_directory_works_as_any_estimator(trained, small_sets, tmp_pat
     assert set(json.loads((folder / "scalers.json").read_text())) == {"image", "label", "target_image"}
     encoder = SavedModel.load(folder)
     assert encoder.estimator == "autoencoder" and encoder.config.model == "autoencoder"
+    assert json.loads((folder / "training.json").read_text())["config"]["noise"] == "fresh"
     ds = files.load_dataset(small_sets["fixed"])
     out = estimators.load(folder).predict_file(ds.path, tmp_path / "pred.h5")
     pred = files.load_predictions(out)
@@ -106,3 +107,46 @@ def test_config_from_profile_reads_the_profile():
     assert config.model == "autoencoder" and config.epochs == 3
     assert config.model_kwargs["image_weight"] == 0.5
     assert config.model_kwargs["encoder"]["blocks"] >= 1
+    assert config.noise == "fresh" and ae.config_from_profile("smoke", noise="fixed").noise == "fixed"
+
+
+def test_the_stream_shows_fresh_noise_and_the_noiseless_target(
+        small_sets, faint_read_noise, check_noise_model, find_orientation):
+    from galaxies.training import dihedral, split_rows
+    from galaxies.training.autoencoder import stream
+    ds = faint_read_noise(files.load_dataset(small_sets["random"], fields=("img_nonoise",)))
+    config = ae.config_from_profile("smoke", batch_size=8, limit=None)
+    train, val = split_rows(len(ds), config.validation_fraction, config.seed)
+    batches, (x_val, y_val), scalers = stream(config, ds, train, val)
+    noisy, target, labels = [], [], []
+    for _ in range(5):
+        for k in range(len(batches)):
+            x, y = batches[k]
+            noisy.append(scalers["image"].inverse(x)[..., 0])
+            target.append(scalers["target_image"].inverse(y["image"])[..., 0])
+            labels.append(scalers["label"].inverse(y["labels"]))
+        batches.on_epoch_end()
+    noisy, target, labels = (np.concatenate(a) for a in (noisy, target, labels))
+    # the decoder's target: a training galaxy's noiseless image, turned, with its labels turned alike
+    found = find_orientation(target, ds.img_nonoise[train])
+    for k, (row, element) in enumerate(found):
+        turned = dihedral(ds.img_nonoise[train][row:row + 1], ds.label[train][row:row + 1], element)[1]
+        np.testing.assert_allclose(labels[k], turned[0], rtol=1e-4, atol=1e-5)
+    # the encoder's input: the same galaxy in the same orientation, with fresh noise
+    check_noise_model(noisy, target, ds.sigma[train][[r for r, _ in found]])
+    np.testing.assert_allclose(scalers["target_image"].inverse(y_val["image"])[..., 0],
+                               ds.img_nonoise[val], atol=0.05)
+    with pytest.raises(ValueError, match="img and img_nonoise"):
+        ae.fit(ae.config_from_profile("smoke", noise="fixed"), ds)
+
+
+def test_one_seed_trains_one_autoencoder(small_sets):
+    ds = files.load_dataset(small_sets["random"])
+    runs = [ae.fit(ae.config_from_profile("smoke", epochs=2, batch_size=8, limit=None, seed=seed),
+                   ds, verbose=0) for seed in (0, 0, 1)]
+    pred = [run.predict(ds.img[:4]) for run in runs]
+    recon = [run.reconstruct(ds.img[:4]) for run in runs]
+    np.testing.assert_array_equal(pred[0], pred[1])
+    np.testing.assert_array_equal(recon[0], recon[1])
+    assert not np.allclose(pred[0], pred[2])
+    assert runs[0].info["config"]["noise"] == "fresh"

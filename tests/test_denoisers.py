@@ -126,7 +126,77 @@ def test_training_lowers_the_loss_and_saves_the_model_directory(trained):
         assert (trained.path / name).is_file()
     info = json.loads((trained.path / "training.json").read_text())
     assert info["task"] == "denoise" and info["config"]["model"] == "edsr"
+    assert info["config"]["noise"] == "fresh" and info["config"]["augment"] is True
     assert info["train_rows"] + info["validation_rows"] == 40
+
+
+def _unscaled_pairs(batches, scaler, epochs):
+    """The (noisy input, target) images of every batch of ``epochs`` epochs, in photo-electrons."""
+    noisy, target = [], []
+    for _ in range(epochs):
+        for k in range(len(batches)):
+            x, y = batches[k]
+            noisy.append(scaler.inverse(x)[..., 0])
+            target.append(scaler.inverse(y)[..., 0])
+        batches.on_epoch_end()
+    return np.concatenate(noisy), np.concatenate(target)
+
+
+def test_the_stream_gives_fresh_noise_around_the_noiseless_target(
+        small_sets, faint_read_noise, check_noise_model, find_orientation):
+    from galaxies import files
+    from galaxies.training import split_rows
+    ds = faint_read_noise(files.load_dataset(small_sets["random"], fields=("img_nonoise",)))
+    config = denoise.DenoiserConfig(model="edsr", model_kwargs=TINY["edsr"], batch_size=8)
+    train, val = split_rows(len(ds), config.validation_fraction, config.seed)
+    batches, (x_val, y_val), scaler = denoiser_training.stream(config, ds, train, val)
+    noisy, target = _unscaled_pairs(batches, scaler, epochs=5)
+    # the target is a training galaxy's noiseless image, turned; the input the same, plus noise
+    found = find_orientation(target, ds.img_nonoise[train])
+    # a noiseless galaxy is symmetric under the half turn (element 6): four classes to tell
+    assert len({min(e, e ^ 6) for _, e in found}) == 4, "the orientations are drawn"
+    check_noise_model(noisy, target, ds.sigma[train][[r for r, _ in found]])
+    # the validation pairs: one fixed draw around the noiseless validation images
+    np.testing.assert_allclose(scaler.inverse(y_val)[..., 0], ds.img_nonoise[val], atol=0.05)
+    assert not np.allclose(scaler.inverse(x_val)[..., 0], ds.img_nonoise[val], atol=1.0)
+    # seeded: the same configuration, the same batches; another seed, others
+    first, again = (denoiser_training.stream(config, ds, train, val)[0][0][0] for _ in range(2))
+    np.testing.assert_array_equal(first, again)
+    config.seed = 1
+    assert not np.allclose(denoiser_training.stream(config, ds, train, val)[0][0][0], first)
+
+
+def test_the_fixed_way_pairs_the_sets_noisy_and_noiseless_images(small_sets, find_orientation):
+    from galaxies import files
+    from galaxies.training import dihedral, split_rows
+    ds = files.load_dataset(small_sets["random"], fields=("img", "img_nonoise"))
+    config = denoise.DenoiserConfig(model="edsr", model_kwargs=TINY["edsr"], batch_size=8,
+                                    noise="fixed")
+    train, val = split_rows(len(ds), config.validation_fraction, config.seed)
+    batches, _, scaler = denoiser_training.stream(config, ds, train, val)
+    noisy, target = _unscaled_pairs(batches, scaler, epochs=1)
+    for k, (row, element) in enumerate(find_orientation(target, ds.img_nonoise[train])):
+        # the input is the same row's noisy image, turned alike (or by the half turn more,
+        # which leaves the noiseless target as it is)
+        turned = [dihedral(ds.img[train][row:row + 1], np.zeros((1, 5)), e)[0][0]
+                  for e in (element, element ^ 6)]
+        assert min(np.abs(t - noisy[k]).max() for t in turned) < 0.1
+    with pytest.raises(ValueError, match="img and img_nonoise"):
+        denoiser_training.fit(config, files.load_dataset(small_sets["random"], fields=("img_nonoise",)))
+    with pytest.raises(ValueError, match="noise = 'new'"):
+        denoise.DenoiserConfig(noise="new")
+
+
+def test_one_seed_trains_one_denoiser(small_sets):
+    from galaxies import files
+    ds = files.load_dataset(small_sets["random"], fields=("img", "img_nonoise"))
+    config = dict(model="rdn", model_kwargs=TINY["rdn"], epochs=2, batch_size=8)
+    runs = [denoiser_training.fit(denoise.DenoiserConfig(**config, seed=seed), ds, verbose=0)
+            for seed in (0, 0, 1)]
+    out = [run.denoise(ds.img[:4], progress=False) for run in runs]
+    np.testing.assert_array_equal(out[0], out[1])
+    assert not np.allclose(out[0], out[2])
+    assert runs[0].info["config"]["noise"] == "fresh"
 
 
 def test_saved_denoiser_loads_and_denoises_the_same(trained, small_sets):
@@ -158,11 +228,26 @@ def test_an_estimator_directory_is_not_a_denoiser(trained, tmp_path):
         denoise.Denoiser.load(tmp_path / "m")
 
 
+def test_a_record_from_before_the_stream_reads_as_fixed_noise(trained, tmp_path):
+    import shutil
+    shutil.copytree(trained.path, tmp_path / "old")
+    info = json.loads((tmp_path / "old" / "training.json").read_text())
+    for key in ("noise", "augment"):
+        info["config"].pop(key)
+    (tmp_path / "old" / "training.json").write_text(json.dumps(info))
+    config = denoise.Denoiser.load(tmp_path / "old").config
+    assert config.noise == "fixed" and config.augment is False
+    assert trained.config.noise == "fresh"
+
+
 def test_profiles_size_the_denoisers():
     for name in profiles.PROFILES:
         for model in denoise.DENOISERS:
             config = denoise.DenoiserConfig.from_profile(name, model)
             assert config.model_kwargs == profiles.get(name).denoiser_sizes[model]
+            assert config.noise == "fresh"
+        # the two-stage estimator and its control: fixed images (a denoiser pass per step else)
+        assert denoise.estimator_config(name).noise == "fixed"
     assert profiles.get("full").denoiser_sizes == profiles.SEED_DENOISERS
     with pytest.raises(ValueError, match="loss"):
         denoise.DenoiserConfig(loss="huber")
@@ -194,3 +279,17 @@ def test_compare_and_rmse_change_read_the_predictions_files(small_sets, tmp_path
     np.testing.assert_allclose(change.loc[("snr60", "edsr-xception")], -10.0, rtol=1e-3)
     np.testing.assert_allclose(denoise.rmse_change(table, "xception").loc[("snr60", "edsr-xception")],
                                -55.0, rtol=1e-3)
+
+
+def test_a_control_is_trained_where_the_plain_xception_trains_otherwise(monkeypatch):
+    import dataclasses
+
+    from galaxies.experiments import xception
+    # the plain Xception trains on the stream, the two-stage one on fixed images: every
+    # profile needs the control, whatever its budgets
+    for name in profiles.PROFILES:
+        assert denoise.needs_control(name)
+    # were the plain one on fixed images too, only a profile with other budgets (quick) would
+    fixed = dataclasses.replace(xception.VARIANTS["xception_v1"], options={})
+    monkeypatch.setitem(xception.VARIANTS, "xception_v1", fixed)
+    assert not denoise.needs_control("smoke") and denoise.needs_control("quick")

@@ -122,3 +122,55 @@ def test_a_one_trial_search_keeps_its_trial_and_a_plain_keras_pick(tmp_path):
     assert isinstance(model, keras.Model) and model.count_params() == best["parameters"]
     with pytest.raises(ValueError, match="outputs"):
         architecture.build((64, 64, 1), 0, 10, architecture=best["architecture"])
+
+
+# ------------------------------------------------------------- trained on the noise stream
+
+def test_grid_trials_train_on_the_fresh_noise_stream(small_sets, tmp_path):
+    tiny = dict(entry_filters=4, block_filters=4, blocks=1, exit_filters=4)
+    args = ("xception", tiny, small_sets["random"], None, 1, 8, 1)
+    first = gs.run_trial(*args, tmp_path / "a.json", "a")
+    again = gs.run_trial(*args, tmp_path / "b.json", "b")
+    other = gs.run_trial(*args, tmp_path / "c.json", "c", seed=1)
+    assert first["noise"] == first["settings"]["noise"] == "fresh"
+    assert first["val_loss"] == again["val_loss"] != other["val_loss"]
+    # the seed's way is a setting of its own: the fresh record is not reused for it
+    fixed = gs.run_trial(*args, tmp_path / "a.json", "a", noise="fixed")
+    assert fixed["noise"] == "fixed" and fixed["settings_key"] != first["settings_key"]
+    assert fixed["val_loss"] != first["val_loss"]
+    with pytest.raises(ValueError, match="noise = 'new'"):
+        gs.run_trial(*args, tmp_path / "d.json", "d", noise="new")
+
+
+def test_the_autokeras_pick_is_retrained_on_the_stream(small_sets, tmp_path, monkeypatch):
+    import shutil
+
+    import keras
+
+    from galaxies import files, profiles
+    from galaxies.experiments import autokeras as aks
+
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    profile = profiles.get("smoke")
+    profile.data_dir.mkdir(parents=True)
+    shutil.copy(small_sets["random"], profile.dataset("v1"))
+    inputs = keras.Input((64, 64, 1))
+    hidden = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    outputs = keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(hidden))
+    plain = keras.saving.serialize_keras_object(keras.Model(inputs, outputs))
+    folder = aks.variant_folder(profile, "noisy")
+    folder.mkdir(parents=True)
+    (folder / aks.BEST_FILE).write_text(json.dumps({"val_loss": 1.0, "architecture": plain}))
+    images = files.load_dataset(profile.dataset("v1"), fields=("img",)).img[:4]
+
+    model = aks.retrain_best(profile, verbose=0)
+    info = json.loads((profile.model_dir("autokeras", "v1") / "training.json").read_text())
+    assert info["config"]["noise"] == "fresh" and info["config"]["model"] == "autokeras"
+    again = aks.retrain_best(profile, verbose=0)
+    np.testing.assert_array_equal(again.predict(images)[0], model.predict(images)[0])
+    other = aks.retrain_best(profile, verbose=0, seed=1)
+    assert not np.allclose(other.predict(images)[0], model.predict(images)[0])
+    assert aks.retrain_best(profile, verbose=0, noise="fixed").info["config"]["noise"] == "fixed"
+    # and with the grid's protocol
+    record = gs.run_architecture(profile, plain)
+    assert record["noise"] == "fresh" and record["model"] == "autokeras"

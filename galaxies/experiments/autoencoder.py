@@ -19,16 +19,18 @@ __all__ = ["config_from_profile", "fit", "Autoencoder", "loss_terms", "losses_on
 
 def config_from_profile(profile=None, **overrides):
     """A `galaxies.training.TrainingConfig` (``model="autoencoder"``) from the profile's
-    ``autoencoder_*`` settings; keyword arguments replace fields, and the entries of a
-    ``model_kwargs`` override (``image_weight``, ``encoder``, ``decoder_filters``) are merged."""
+    ``autoencoder_*`` settings, on the fresh-noise stream (``noise="fresh"``; ``noise="fixed"``
+    is the seed's way, the set's noisy images); keyword arguments replace fields, and the
+    entries of a ``model_kwargs`` override (``image_weight``, ``encoder``, ``decoder_filters``)
+    are merged."""
     profile = profiles.get(profile)
     model_kwargs = {"image_weight": profile.autoencoder_image_weight,
                     "encoder": dict(profile.autoencoder_encoder),
                     "decoder_filters": profile.autoencoder_decoder_filters}
     model_kwargs.update(overrides.pop("model_kwargs", {}))
-    base = dict(model="autoencoder", inputs="noisy", epochs=profile.autoencoder_epochs,
-                batch_size=profile.autoencoder_batch_size, patience=profile.patience,
-                limit=profile.autoencoder_limit)
+    base = dict(model="autoencoder", inputs="noisy", noise="fresh",
+                epochs=profile.autoencoder_epochs, batch_size=profile.autoencoder_batch_size,
+                patience=profile.patience, limit=profile.autoencoder_limit)
     return TrainingConfig(**{**base, **overrides, "model_kwargs": model_kwargs})
 
 

@@ -16,7 +16,9 @@ folder per trial) and ``trials.json`` (score, parameter count, seconds and hyper
 every trial). ``best.json`` there holds the pick's architecture as a plain Keras model config.
 
 The pick is retrained with `galaxies.training.fit` (model ``"autokeras"``, see `galaxies.models.architecture`) on the
-profile's full v1 set and saved in the `galaxies.training.SavedModel` layout
+profile's full v1 set, on the fresh-noise stream (`galaxies.training.noise`: a new noisy draw of
+each noiseless image at every showing; the search's trials train inside AutoKeras on the fixed
+noisy images), and saved in the `galaxies.training.SavedModel` layout
 (``models/<profile>/autokeras_v1``), so `galaxies.estimators` and the app use it
 without importing AutoKeras.
 
@@ -253,17 +255,22 @@ def plain_architecture(model) -> dict:
     return config
 
 
-def retrain_best(profile=None, variant: str = "noisy", verbose="auto"):
+def retrain_best(profile=None, variant: str = "noisy", verbose="auto", **overrides):
     """Retrain the best architecture of a kept search on the profile's v1 set
     (``profile.autokeras_retrain_limit`` rows, ``profile.autokeras_retrain_epochs`` epochs) with
-    `galaxies.training.fit`, save it to ``models/<profile>/autokeras_v1`` and return it."""
+    `galaxies.training.fit` on the fresh-noise stream (a new noisy draw of each noiseless image
+    at every showing; ``noise="fixed"`` trains on the set's noisy images, the seed's way), save
+    it to ``models/<profile>/autokeras_v1`` and return it. Keyword arguments replace
+    `galaxies.training.TrainingConfig` fields. The search itself ran on fixed noisy images,
+    inside AutoKeras."""
     from ..training import TrainingConfig, fit
 
     profile = profiles.get(profile)
     best = load_best(profile, variant)
-    config = TrainingConfig(model=ESTIMATOR, inputs="noisy", epochs=profile.autokeras_retrain_epochs,
-                            batch_size=profile.batch_size, patience=profile.patience,
-                            limit=profile.autokeras_retrain_limit,
-                            model_kwargs={"architecture": best["architecture"]})
+    base = dict(model=ESTIMATOR, inputs="noisy", noise="fresh",
+                epochs=profile.autokeras_retrain_epochs, batch_size=profile.batch_size,
+                patience=profile.patience, limit=profile.autokeras_retrain_limit,
+                model_kwargs={"architecture": best["architecture"]})
+    config = TrainingConfig(**{**base, **overrides})
     return fit(config, profile.dataset("v1"), profile.model_dir(ESTIMATOR, "v1"),
                estimator=ESTIMATOR, verbose=verbose)

@@ -6,14 +6,20 @@ images. This module
 
 * trains a denoiser on the separate set ``v1a`` (noisy -> noiseless; never on a set the
   estimators are evaluated on) with the profile's sizes (`train_denoiser`, `load_denoiser`;
-  the denoiser itself is `galaxies.training.denoiser`);
+  the denoiser itself is `galaxies.training.denoiser`), on the fresh-noise stream: a new
+  noisy draw of each noiseless v1a image at every showing, the noiseless image the target;
 * measures it: PSNR and SSIM of noisy and of denoised images against the noiseless ones
   (`quality_table`, from `galaxies.image_quality`) and its throughput;
 * runs the two-stage estimator: the Xception trained on the denoised v1 set
   (``models/<profile>/<denoiser>-xception_v1/``, `train_two_stage`, whose directory refers to
   its denoiser), its predictions on the test sets (`predict_two_stage`, through
-  `galaxies.estimators`), a same-budget control (`train_control`) and the comparison with the
+  `galaxies.estimators`), a control trained like it (`train_control`) and the comparison with the
   plain Xception against the Cramér–Rao bound (`compare`, `rmse_change`).
+
+The two-stage Xception and its control train on **fixed** images (the denoised, respectively
+the noisy, v1 images), not on the fresh-noise stream: fixed images are denoised once, fresh
+ones would need a denoiser pass over every batch at every step. The plain Xception trains on
+the stream, so the control (`needs_control`) is what the two-stage estimators are compared with.
 
 One notebook per experiment, parameterized by ``denoiser``: ``denoiser.ipynb`` (train and
 measure one denoiser) and ``two_stage.ipynb`` (the denoiser, then the CNN).
@@ -48,7 +54,8 @@ TRAINED_ON = "v1a"  # the denoisers' own training set
 
 def train_denoiser(name: str, profile=None, verbose="auto", **overrides) -> Denoiser:
     """Train denoiser ``name`` (``edsr`` or ``rdn``) on the profile's v1a set with the
-    profile's sizes, and save it to ``models/<profile>/<name>_v1a``."""
+    profile's sizes, on the fresh-noise stream (``noise="fixed"``: the set's noisy images),
+    and save it to ``models/<profile>/<name>_v1a``."""
     profile = profiles.get(profile)
     config = DenoiserConfig.from_profile(profile, name, **overrides)
     from ..training.denoiser import fit
@@ -100,9 +107,10 @@ def two_stage_name(denoiser: str) -> str:
 
 def estimator_config(profile=None, **overrides):
     """The Xception `TrainingConfig` for denoised images: the profile's Xception settings with
-    ``denoised_limit`` rows and ``denoised_epochs`` epochs when the profile sets them."""
+    ``denoised_limit`` rows and ``denoised_epochs`` epochs when the profile sets them, on fixed
+    images (the module's docstring says why)."""
     profile = profiles.get(profile)
-    base = {"model": "xception"}
+    base = {"model": "xception", "noise": "fixed"}
     if profile.denoised_limit is not None:
         base["limit"] = profile.denoised_limit
     if profile.denoised_epochs is not None:
@@ -114,18 +122,22 @@ CONTROL = "xception-control"
 
 
 def needs_control(profile=None) -> bool:
-    """Whether the profile trains the two-stage estimator on another budget (rows, epochs)
-    than the plain Xception, so that a same-budget control is needed for a fair comparison."""
+    """Whether the profile trains the two-stage estimator otherwise than the plain Xception
+    (``xception_v1``): on another budget (rows, epochs) or another noise (the plain one on the
+    fresh-noise stream, the two-stage one on fixed images), so that a control trained like the
+    two-stage estimator is needed for a fair comparison."""
+    from .xception import config as xception_config
     profile = profiles.get(profile)
-    return profile.denoised_limit is not None or profile.denoised_epochs is not None
+    return (profile.denoised_limit is not None or profile.denoised_epochs is not None
+            or xception_config("xception_v1", profile).noise != estimator_config(profile).noise)
 
 
 def train_control(profile=None, verbose="auto", force: bool = False,
                   when_needed: bool = True) -> SavedModel | None:
     """The plain Xception trained exactly like the two-stage estimators (same rows, epochs,
-    seed, split and augmentation) but on the noisy images, with its predictions on the test
-    sets: estimator ``xception-control``. Its difference from a two-stage estimator is the
-    denoiser's doing alone.
+    seed, split and augmentation, fixed images) but on the noisy images, with its predictions
+    on the test sets: estimator ``xception-control``. Its difference from a two-stage
+    estimator is the denoiser's doing alone.
 
     An existing control is reused when its configuration and training-set recipe match and
     its predictions exist (both pipeline notebooks call this; the first one trains it).

@@ -2,7 +2,9 @@
 
 Each grid point (keywords of `galaxies.models.xception.build`: ``entry_filters``,
 ``block_filters``, ``blocks``, ``exit_filters``) is trained with `galaxies.training.fit` on the
-first ``profile.gridsearch_rows`` rows of v1 for ``profile.gridsearch_epochs`` epochs, and
+first ``profile.gridsearch_rows`` rows of v1 for ``profile.gridsearch_epochs`` epochs, on the
+fresh-noise stream (`galaxies.training.noise`: a new noisy draw of each noiseless image at every
+showing, the validation rows one fixed draw; ``noise="fixed"``: the set's noisy images), and
 recorded as one JSON file under ``results/<profile>/gridsearch/``: its sizes, its score
 (``val_loss``: the validation MSE of the standardized labels, lower is better; the same split
 and scaling for every trial), its parameter count and its training time. A trial whose record
@@ -78,23 +80,26 @@ def _code_version(model: str) -> str:
 
 def run_trial(model: str, model_kwargs: dict, data, rows: int | None, epochs: int,
               batch_size: int, patience: int, out: Path, name: str, seed: int = 0,
-              extra: dict | None = None, force: bool = False, verbose=0) -> dict:
-    """Train one configuration with `galaxies.training.fit` and write its record to ``out``
-    (JSON); returns the record. An existing record with the same settings is returned as is
-    unless ``force``. The trained model itself is not kept."""
+              extra: dict | None = None, force: bool = False, verbose=0,
+              noise: str = "fresh") -> dict:
+    """Train one configuration with `galaxies.training.fit` (``noise``: ``"fresh"``, the
+    fresh-noise stream, or ``"fixed"``, the set's noisy images) and write its record to
+    ``out`` (JSON); returns the record. An existing record with the same settings is returned
+    as is unless ``force``. The trained model itself is not kept."""
     from ..training import TrainingConfig, fit
 
     settings = {"model": model, "model_kwargs": model_kwargs, "data": str(data), "rows": rows,
                 "epochs": epochs, "batch_size": batch_size, "patience": patience, "seed": seed,
-                "code": _code_version(model)}
+                "noise": noise, "code": _code_version(model)}
     key = _settings_key(settings)
     out = Path(out)
     if out.is_file() and not force:
         record = json.loads(out.read_text())
         if record.get("settings_key") == key:
             return record
-    config = TrainingConfig(model=model, inputs="noisy", epochs=epochs, batch_size=batch_size,
-                            patience=patience, seed=seed, limit=rows, model_kwargs=model_kwargs)
+    config = TrainingConfig(model=model, inputs="noisy", noise=noise, epochs=epochs,
+                            batch_size=batch_size, patience=patience, seed=seed, limit=rows,
+                            model_kwargs=model_kwargs)
     saved = fit(config, data, name=name, estimator=model, verbose=verbose)  # kept in memory
     info = saved.info
     record = {"trial": name, "model": model,
@@ -102,7 +107,7 @@ def run_trial(model: str, model_kwargs: dict, data, rows: int | None, epochs: in
               "parameters": info["parameters"], "val_loss": info["best_val_loss"],
               "training_seconds": info["training_seconds"], "epochs_run": info["epochs_run"],
               "train_rows": info["train_rows"], "validation_rows": info["validation_rows"],
-              "train_images_per_second": info["train_images_per_second"],
+              "train_images_per_second": info["train_images_per_second"], "noise": noise,
               **(extra or {}), "settings_key": key, "settings": _readable(settings)}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_json(out, record)
@@ -117,9 +122,9 @@ def _readable(settings: dict) -> dict:
 
 
 def run(profile=None, grid: dict | None = None, force: bool = False, progress: bool = True,
-        verbose=0) -> "list[dict]":
+        verbose=0, noise: str = "fresh") -> "list[dict]":
     """Train every point of the grid (default ``profile.gridsearch_grid``) on the first
-    ``profile.gridsearch_rows`` rows of v1; returns the records (see `run_trial`)."""
+    ``profile.gridsearch_rows`` rows of v1 with ``noise`` (`run_trial`); returns the records."""
     from tqdm.auto import tqdm
 
     profile = profiles.get(profile)
@@ -131,20 +136,23 @@ def run(profile=None, grid: dict | None = None, force: bool = False, progress: b
         records.append(run_trial(
             "xception", params, profile.dataset("v1"), profile.gridsearch_rows,
             profile.gridsearch_epochs, profile.gridsearch_batch_size or profile.batch_size,
-            profile.patience, out / f"{name}.json", name, force=force, verbose=verbose))
+            profile.patience, out / f"{name}.json", name, force=force, verbose=verbose,
+            noise=noise))
     return records
 
 
 def run_architecture(profile, architecture: dict, name: str = "autokeras_pick",
-                     extra: dict | None = None, force: bool = False, verbose=0) -> dict:
+                     extra: dict | None = None, force: bool = False, verbose=0,
+                     noise: str = "fresh") -> dict:
     """Train a plain-Keras architecture (e.g. the AutoKeras pick, from
-    `galaxies.experiments.autokeras.load_best`) with the grid's protocol and record it as a trial."""
+    `galaxies.experiments.autokeras.load_best`) with the grid's protocol (its noise included)
+    and record it as a trial."""
     profile = profiles.get(profile)
     return run_trial("autokeras", {"architecture": architecture}, profile.dataset("v1"),
                      profile.gridsearch_rows, profile.gridsearch_epochs,
                      profile.gridsearch_batch_size or profile.batch_size, profile.patience,
                      folder(profile) / f"{name}.json", name, extra=extra,
-                     force=force, verbose=verbose)
+                     force=force, verbose=verbose, noise=noise)
 
 
 def load_records(path) -> "list[dict]":

@@ -12,7 +12,14 @@ Loss (both terms mean squared errors on standardized quantities, so each starts 
 Scaling. Input images are standardized as every estimator's (`galaxies.training.model_inputs`,
 one mean and standard deviation fitted on the training split); labels per column; the decoder's
 target, the noiseless image, by its own mean and standard deviation (scaler ``target_image``),
-so that ``image_weight = 1`` weighs the two terms alike at the start of training.
+so that ``image_weight = 1`` weighs the two terms alike at the start of training. With fresh
+noise the input scaler is fitted on one noisy draw of the training images.
+
+Noise. The project's way (``noise="fresh"``, `galaxies.experiments.autoencoder.config_from_profile`)
+is the fresh-noise stream (`galaxies.training.noise`): at every showing the encoder reads a new
+noisy draw (Poisson counts plus the row's own read noise) of the galaxy's noiseless image, and
+the decoder's target is that noiseless image in the same orientation. ``noise="fixed"`` trains
+on the set's noisy images (the seed's way).
 
 A trained autoencoder is a directory in the `galaxies.training.SavedModel` layout whose
 ``model.keras`` is the encoder (noisy image -> scaled labels), so `galaxies.estimators`, `galaxies
@@ -29,12 +36,12 @@ import numpy as np
 
 from .. import atomic, files
 from ..errors import InputError
-from .loop import RecordedFit, learning_rate
+from .loop import RecordedFit, image_pairs, learning_rate, split_pair
 from .saved import SavedModel, check_model_dir
-from .scaling import Standardizer, model_inputs
+from .scaling import Standardizer
 from .stream import split_rows, training_batches
 
-__all__ = ["Autoencoder", "fit", "loss_terms", "DECODER_FILE"]
+__all__ = ["Autoencoder", "fit", "stream", "loss_terms", "DECODER_FILE"]
 
 DECODER_FILE = "decoder.keras"
 
@@ -115,8 +122,24 @@ class Autoencoder:
 
 def _noisy_in_both_out(pair, extras, labels):
     """Split a training batch of (noisy, noiseless) channels into the autoencoder's input and
-    its two targets (the channels were augmented together by `galaxies.training.training_batches`)."""
-    return pair[..., :1], {"labels": labels, "image": pair[..., 1:]}
+    its two targets (the channels were oriented together by `galaxies.training.training_batches`)."""
+    noisy, clean = split_pair(pair)
+    return noisy, {"labels": labels, "image": clean}
+
+
+def stream(config, ds: files.Dataset, train, val):
+    """``(batches, (x_val, y_val), scalers)``: the training batches of the autoencoder on the
+    rows ``train`` of a loaded set (`galaxies.training.image_pairs`: a noisy input, fresh at
+    every showing with ``config.noise == "fresh"``, and the noiseless image as the decoder's
+    target, oriented alike; the labels as the encoder's) and the fixed validation data."""
+    images, noise, (x_val, image_val), scalers = image_pairs(
+        ds, train, val, config.noise, config.seed, own_target_scaler=True)
+    scalers["label"] = Standardizer.fit(ds.label[train], axis=0)
+    y_val = {"labels": scalers["label"].transform(ds.label[val]), "image": image_val}
+    batches = training_batches(images, np.asarray(ds.label[train], np.float32), scalers["label"],
+                               config.batch_size, config.seed, config.augment,
+                               arrange=_noisy_in_both_out, noise=noise)
+    return batches, (x_val, y_val), scalers
 
 
 def fit(config, data, out_dir=None, name: str | None = None, verbose="auto",
@@ -128,15 +151,21 @@ def fit(config, data, out_dir=None, name: str | None = None, verbose="auto",
                   ``model_kwargs`` ``image_weight`` (the weight of the image term, >= 0),
                   ``encoder`` (Xception sizes) and ``decoder_filters``;
                   see `config_from_profile`. ``limit`` keeps the first rows of the set.
-        data:     a data set path or a loaded `files.Dataset` with ``img`` and ``img_nonoise``.
+                  ``noise``: ``"fresh"`` (the profile's way, `config_from_profile`) draws a new
+                  noisy input from each noiseless image at every showing (the read noise each
+                  row's own); ``"fixed"`` trains on the set's noisy images (the seed's way).
+        data:     a data set path or a loaded `files.Dataset` with ``img_nonoise`` (and ``img``
+                  for fixed noise).
         out_dir:  the model directory to write (None: in memory only; an existing model is
                   replaced only with ``force``).
         verbose:  Keras' ``verbose`` ("auto", 0, 1 or 2).
 
-    As `galaxies.training.fit`: the validation split (`galaxies.training.split_rows`), the
-    augmentation by the symmetries of the pixel grid (``config.augment``), the learning-rate
-    schedule (``config.schedule``) and early stopping restoring the best weights.
-    ``history.csv`` holds the total, label and image losses and the learning rate per epoch.
+    As `galaxies.training.fit`: the validation split (`galaxies.training.split_rows`; with
+    fresh noise its inputs are one fixed, seeded draw), the augmentation by the symmetries of
+    the pixel grid (``config.augment``), the learning-rate schedule (``config.schedule``) and
+    early stopping restoring the best weights. The decoder's target is always the noiseless
+    image, in the orientation of the input. ``history.csv`` holds the total, label and image
+    losses and the learning rate per epoch.
     """
     import keras
 
@@ -147,29 +176,20 @@ def fit(config, data, out_dir=None, name: str | None = None, verbose="auto",
                          "conditioning, psf_channel or uncertainty)")
     weight, encoder_kwargs, decoder_filters = _model_kwargs(config)
     keras.utils.set_random_seed(config.seed)
+    fields = ("img_nonoise",) if config.noise == "fresh" else ("img", "img_nonoise")
     if isinstance(data, files.Dataset):
         ds = data
-        if ds.img is None or ds.img_nonoise is None:
-            raise InputError(f"{ds.path}: the autoencoder needs both img and img_nonoise loaded")
+        if any(getattr(ds, f) is None for f in fields):
+            raise InputError(f"{ds.path}: the autoencoder with {config.noise} noise needs "
+                             f"{' and '.join(fields)} loaded")
     else:
-        ds = files.load_dataset(data, fields=("img", "img_nonoise"), rows=config.limit)
+        ds = files.load_dataset(data, fields=fields, rows=config.limit)
     n = len(ds) if config.limit is None else min(len(ds), config.limit)
     train, val = split_rows(n, config.validation_fraction, config.seed)
+    batches, validation, scalers = stream(config, ds, train, val)
 
-    (x_train,), scalers = model_inputs(ds.img[train])
-    (x_val,), _ = model_inputs(ds.img[val], scalers=scalers)
-    scalers["label"] = Standardizer.fit(ds.label[train], axis=0)
-    scalers["target_image"] = Standardizer.fit(ds.img_nonoise[train][..., None], axis=(0, 1, 2))
-    target_train = scalers["target_image"].transform(ds.img_nonoise[train][..., None])
-    y_val = {"labels": scalers["label"].transform(ds.label[val]),
-             "image": scalers["target_image"].transform(ds.img_nonoise[val][..., None])}
-    batches = training_batches(np.concatenate([x_train, target_train], axis=-1),
-                               np.asarray(ds.label[train], np.float32), scalers["label"],
-                               config.batch_size, config.seed, config.augment,
-                               arrange=_noisy_in_both_out)
-
-    encoder = build_encoder(x_train.shape[1:], **encoder_kwargs)
-    decoder = build_decoder(decoder_filters, image_size=x_train.shape[1])
+    encoder = build_encoder(validation[0].shape[1:], **encoder_kwargs)
+    decoder = build_decoder(decoder_filters, image_size=validation[0].shape[1])
     model = build_autoencoder(encoder, decoder)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, len(batches))),
                   loss={"labels": "mse", "image": "mse"},
@@ -177,7 +197,7 @@ def fit(config, data, out_dir=None, name: str | None = None, verbose="auto",
     if out_dir is not None:
         check_model_dir(out_dir, force)
     recorded = RecordedFit(config.patience, plateau=config.schedule == "plateau")
-    history = recorded.fit(model, batches, validation_data=(x_val, y_val), epochs=config.epochs,
+    history = recorded.fit(model, batches, validation_data=validation, epochs=config.epochs,
                            validation_batch_size=min(len(val), 256), verbose=verbose,
                            images_per_epoch=min(len(train), len(batches) * config.batch_size))
     losses = loss_terms(history)

@@ -9,7 +9,7 @@ import numpy as np
 from .. import files
 from ..errors import InputError
 
-__all__ = ["TrainingConfig", "CONDITIONING", "INPUTS", "SCHEDULES", "UNCERTAINTY_LOSSES",
+__all__ = ["TrainingConfig", "CONDITIONING", "INPUTS", "NOISE", "SCHEDULES", "UNCERTAINTY_LOSSES",
            "check_budget", "input_fields", "dataset_arrays"]
 
 CONDITIONING = ("psf_fwhm", "sigma")  # scalar inputs a model may take

@@ -1,9 +1,14 @@
 """The image-to-image denoisers (EDSR, RDN): how one is trained, saved and applied.
 
-A denoiser maps a noisy image to an estimate of the noiseless one. Image scaling: one mean and
-one standard deviation, fitted on the noisy training images, are applied to both the noisy
-input and the noiseless target, so the network's output maps back to photo-electrons with the
-same affine map. Its directory has the layout of `galaxies.training.SavedModel` (scaler
+A denoiser maps a noisy image to an estimate of the noiseless one. It trains on the
+fresh-noise stream (``noise="fresh"``, the default; `galaxies.training.noise`): at every showing
+the input is a new noisy draw (Poisson counts plus the row's own read noise) of a training
+galaxy's noiseless image, and the target that noiseless image, both in the same one of the
+eight orientations of the pixel grid (``augment``); ``noise="fixed"`` trains on the set's noisy
+images (the seed's way). Image scaling: one mean and one standard deviation, fitted on noisy
+training images (the set's, or one fresh draw), are applied to both the noisy input and the
+noiseless target, so the network's output maps back to photo-electrons with the same affine
+map. Its directory has the layout of `galaxies.training.SavedModel` (scaler
 ``image``) with ``task: "denoise"`` in ``training.json``. The builders are
 `galaxies.models.denoisers`; the experiment (training on v1a, the two-stage estimators) is
 `galaxies.experiments.denoise`.
@@ -20,13 +25,13 @@ from .. import files
 from ..errors import InputError
 from ..profiles import TESTSETS
 from ..simulate import IMAGE_SIZE
-from .config import check_budget
-from .loop import RecordedFit
+from .config import NOISE, check_budget
+from .loop import RecordedFit, even_batch, image_pairs, split_pair
 from .saved import SavedModel, check_model_dir, predict_in_batches
 from .scaling import Standardizer
-from .stream import split_rows
+from .stream import split_rows, training_batches
 
-__all__ = ["DenoiserConfig", "Denoiser", "fit", "EVALUATION_SETS"]
+__all__ = ["DenoiserConfig", "Denoiser", "stream", "fit", "EVALUATION_SETS"]
 
 #: sets the estimators are evaluated on: a denoiser never trains on them
 EVALUATION_SETS = TESTSETS
@@ -49,6 +54,8 @@ class DenoiserConfig:
     validation_fraction: float = 0.1
     seed: int = 0
     limit: int | None = None  # use only the first rows of the training set
+    noise: str = "fresh"  # "fresh": new noise at every showing; "fixed": the set's noisy images
+    augment: bool = True  # show each pair in one of the eight orientations of the pixel grid
 
     def __post_init__(self):
         from ..models.denoisers import BUILDERS as builders
@@ -56,6 +63,8 @@ class DenoiserConfig:
             raise InputError(f"model = {self.model!r}; choose from {', '.join(builders)}")
         if self.loss not in ("mae", "mse"):
             raise InputError(f"loss = {self.loss!r}; choose 'mae' or 'mse'")
+        if self.noise not in NOISE:
+            raise InputError(f"noise = {self.noise!r}; choose from {NOISE}")
         check_budget(self)
 
     @classmethod
@@ -96,7 +105,8 @@ class Denoiser:
 
     @property
     def config(self) -> DenoiserConfig:
-        return DenoiserConfig(**self.info["config"])
+        # a record without these fields predates the stream: fixed noisy images, unturned
+        return DenoiserConfig(**{"noise": "fixed", "augment": False, **self.info["config"]})
 
     @classmethod
     def load(cls, path) -> "Denoiser":
@@ -161,14 +171,28 @@ class Denoiser:
         return len(images) / best
 
 
+def stream(config: DenoiserConfig, ds: files.Dataset, train, val):
+    """``(batches, (x_val, y_val), scaler)``: the training batches of (noisy input, noiseless
+    target) pairs on the rows ``train`` of a loaded set (`galaxies.training.image_pairs`, fresh
+    noise with ``config.noise == "fresh"``, both images of a pair oriented alike), the fixed
+    validation pairs and the image scaler of both."""
+    images, noise, validation, scalers = image_pairs(ds, train, val, config.noise, config.seed)
+    batches = training_batches(images, np.asarray(ds.label[train], np.float32),
+                               Standardizer.fit(ds.label[train], axis=0), config.batch_size,
+                               config.seed, config.augment,
+                               arrange=lambda pair, extras, labels: split_pair(pair), noise=noise)
+    return batches, validation, scalers["image"]
+
+
 def fit(config: DenoiserConfig, data, out_dir=None, verbose="auto", force: bool = True) -> Denoiser:
     """Train a denoiser to map the noisy images of a data set to its noiseless ones and save
     it to ``out_dir`` when given (an existing model replaced only with ``force``).
 
-    ``data`` is a data set path or a loaded `files.Dataset` holding both ``img`` and
-    ``img_nonoise``. A set the estimators are evaluated on (`EVALUATION_SETS`) is refused.
-    A random ``validation_fraction`` of the rows (from ``config.seed``) is held out for early
-    stopping and the learning-rate schedule.
+    ``data`` is a data set path or a loaded `files.Dataset` holding ``img_nonoise`` (and
+    ``img`` for fixed noise). A set the estimators are evaluated on (`EVALUATION_SETS`) is
+    refused. A random ``validation_fraction`` of the rows (from ``config.seed``) is held out
+    for early stopping and the learning-rate schedule; with fresh noise its inputs are one
+    fixed, seeded draw. The stream (`stream`) shows full batches only.
     """
     import keras
 
@@ -176,28 +200,26 @@ def fit(config: DenoiserConfig, data, out_dir=None, verbose="auto", force: bool 
 
     if out_dir is not None:
         check_model_dir(out_dir, force)
+    fields = ("img_nonoise",) if config.noise == "fresh" else ("img", "img_nonoise")
     ds = data if isinstance(data, files.Dataset) else files.load_dataset(
-        data, fields=("img", "img_nonoise"), rows=config.limit)
+        data, fields=fields, rows=config.limit)
     if ds.name in EVALUATION_SETS:
         raise InputError(f"{ds.path}: the estimators are evaluated on {ds.name!r}; train the "
                          f"denoiser on a separate set")
-    if ds.img is None or ds.img_nonoise is None:
-        raise InputError(f"{ds.path}: a denoiser needs both img and img_nonoise loaded")
+    if any(getattr(ds, f) is None for f in fields):
+        raise InputError(f"{ds.path}: a denoiser with {config.noise} noise needs "
+                         f"{' and '.join(fields)} loaded")
     keras.utils.set_random_seed(config.seed)
     train, val = split_rows(len(ds), config.validation_fraction, config.seed)
-
-    scaler = Standardizer.fit(ds.img[train][..., None], axis=(0, 1, 2))
-
-    def scaled(images, rows):
-        return scaler.transform(images[rows][..., None])
+    batches, validation, scaler = stream(config, ds, train, val)
 
     model = get_denoiser(config.model)(input_shape=(IMAGE_SIZE, IMAGE_SIZE, 1), **config.model_kwargs)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=config.loss,
                   metrics=["mse"] if config.loss != "mse" else None)
     recorded = RecordedFit(config.patience, plateau=True)
-    recorded.fit(model, scaled(ds.img, train), scaled(ds.img_nonoise, train),
-                 validation_data=(scaled(ds.img, val), scaled(ds.img_nonoise, val)),
-                 epochs=config.epochs, batch_size=config.batch_size, verbose=verbose, shuffle=True)
+    recorded.fit(model, batches, validation_data=validation, epochs=config.epochs,
+                 validation_batch_size=even_batch(len(val), config.batch_size), verbose=verbose,
+                 images_per_epoch=min(len(train), len(batches) * config.batch_size))
     name = Path(out_dir).name if out_dir is not None else None
     info = recorded.record(model, config, ds, train, val, name=name, task="denoise", estimator=config.model)
     trained = Denoiser(SavedModel(model, {"image": scaler}, info, history=recorded.history))

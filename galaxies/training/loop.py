@@ -24,7 +24,8 @@ from .saved import SavedModel, check_model_dir
 from .scaling import Standardizer, model_inputs
 from .stream import split_rows, training_batches
 
-__all__ = ["learning_rate", "RecordedFit", "fit", "even_batch"]
+__all__ = ["learning_rate", "RecordedFit", "fit", "fresh_noise_inputs", "image_pairs",
+           "split_pair", "even_batch"]
 
 N_LABELS = len(LABEL_COLUMNS)
 
@@ -154,8 +155,9 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         if images is not None:
             raise InputError("noise = 'fresh' draws noise on the set's noiseless images; "
                              "it cannot take replacement images")
-        x_train, x_val, scalers, noise = _fresh_noise_inputs(config, ds, raw_images, psf,
-                                                             conditioning, train, val)
+        x_train, x_val, scalers, noise = fresh_noise_inputs(ds, raw_images, psf, conditioning,
+                                                            train, val, config.seed,
+                                                            config.noise_sigma)
     else:
         x_train, scalers = take(train, None)
         x_val, _ = take(val, scalers)
@@ -190,13 +192,16 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     return saved
 
 
-def _fresh_noise_inputs(config, ds, clean, psf, conditioning, train, val):
-    """With fresh noise: the noiseless training images (the stream adds the noise), the scalers
-    fitted on one noisy draw of them, the validation inputs (one fixed, seeded draw, so early
-    stopping compares like with like) and the stream's ``noise`` function."""
+def fresh_noise_inputs(ds, clean, psf, conditioning, train, val, seed: int,
+                       noise_sigma: tuple | None = None):
+    """With fresh noise (`galaxies.training.noise`, seeded by ``seed``, read noise each row's
+    own or drawn in ``noise_sigma``): the noiseless training images (the stream adds the
+    noise), the scalers fitted on one noisy draw of them, the validation inputs (one fixed,
+    seeded draw, so early stopping compares like with like) and the stream's ``noise``
+    function, which returns the scaled inputs of an (oriented) batch of noiseless images."""
     from .noise import FreshNoise
 
-    fresh = FreshNoise(config.noise_sigma, config.seed)
+    fresh = FreshNoise(noise_sigma, seed)
     own = np.asarray(ds.sigma, np.float32)
 
     def inputs(images, rows, key, scalers):
@@ -212,6 +217,45 @@ def _fresh_noise_inputs(config, ds, clean, psf, conditioning, train, val):
         return x[0], tuple(x[1:])
 
     return [np.asarray(clean[train], np.float32)[..., None]], x_val, scalers, noise
+
+
+def image_pairs(ds, train, val, noise: str, seed: int, own_target_scaler: bool = False):
+    """What an image-to-image network (a denoiser, the autoencoder's decoder) learns from: a
+    noisy input and the noiseless image as its target, both in the same orientation.
+
+    ``noise``: ``"fresh"``, a new draw of each noiseless training image at every showing
+    (`fresh_noise_inputs`, the read noise each row's own; ``ds`` needs ``img_nonoise``), or
+    ``"fixed"``, the set's noisy images (``ds`` needs ``img`` too). The input's scaler
+    ``image`` is fitted on noisy training images (the set's, or one fresh draw); the target is
+    scaled by it too, or, with ``own_target_scaler``, by its own ``target_image`` fitted on the
+    noiseless ones. Returns ``(images, noise_fn, (x_val, y_val), scalers)``: ``images`` and
+    ``noise_fn`` for `training_batches`, whose batches are then (n, H, W, 2) pairs of scaled
+    input and target channels (`split_pair` separates them); the validation pair is fixed.
+    """
+    clean = np.asarray(ds.img_nonoise, np.float32)[..., None]
+    if noise == "fresh":
+        (images,), (x_val,), scalers, fresh = fresh_noise_inputs(ds, clean[..., 0], None, {},
+                                                                 train, val, seed)
+    else:
+        (noisy,), scalers = model_inputs(ds.img[train])
+        (x_val,), _ = model_inputs(ds.img[val], scalers=scalers)
+    target = scalers["image"]
+    if own_target_scaler:
+        target = scalers["target_image"] = Standardizer.fit(clean[train], axis=(0, 1, 2))
+    y_val = target.transform(clean[val])
+    if noise != "fresh":
+        return np.concatenate([noisy, target.transform(clean[train])], axis=-1), None, (x_val, y_val), scalers
+
+    def noise_fn(batch, rows, key):  # batch (n, H, W, 1): noiseless, oriented by the stream
+        x, _ = fresh(batch, rows, key)
+        return np.concatenate([x, target.transform(batch)], axis=-1), ()
+
+    return images, noise_fn, (x_val, y_val), scalers
+
+
+def split_pair(pair: np.ndarray):
+    """``(input, target)`` of a batch of `image_pairs`: its first and second channels."""
+    return pair[..., :1], pair[..., 1:]
 
 
 def even_batch(n: int, largest: int = 1024) -> int:
