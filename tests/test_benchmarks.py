@@ -54,8 +54,11 @@ def test_learning_curves_at_smoke_sizes(tiny_root, monkeypatch):
     assert pd.read_csv(out / benchmark.RUNS_FILE)["train_rows"].tolist() == [20, 40]
     again = benchmark.measure(profile, ["small"], [40, 30], out=out, log=lambda m: None)
     assert again["train_rows"].tolist() == [20, 40, 30]  # 40 kept, 30 added
-    table = benchmark.summary(again)
-    assert "snr60 rmse flux" in table and len(table) == 3
+    other = benchmark.measure(profile, ["small"], [20], out=out, seed=1, log=lambda m: None)
+    assert other["seed"].tolist() == [0, 0, 0, 1]  # another seed is another run
+    table = benchmark.summary(other)
+    assert "snr60 rmse flux" in table and len(table) == 4
+    assert other.iloc[3]["snr60 rmse/crb flux"] != other.iloc[0]["snr60 rmse/crb flux"]
 
 
 def test_xception_targets_from_predictions(tiny_root, monkeypatch, capsys):

@@ -306,14 +306,16 @@ def shear_bias(table, snr: str = "all", title: str = "shear calibration"):
 
 def by_training_size(runs, columns=("best_val_loss",), title: str = ""):
     """Learning curves against the number of training galaxies: one panel per column of
-    ``runs`` (a table with ``net``, ``train_rows``, ``epochs``, as
-    benchmarks/learning_curves.py writes it), one line per network size and epoch count."""
+    ``runs`` (a table with ``net``, ``train_rows``, ``epochs`` and ``seed``, as
+    benchmarks/learning_curves.py writes it), one line per network size, epoch count and seed."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(columns), figsize=(3.8 * len(columns), 3.0), squeeze=False)
-    groups = runs.sort_values("train_rows").groupby(["net", "epochs"], sort=False)
+    by = ["net", "epochs"] + (["seed"] if "seed" in runs else [])
+    groups = runs.sort_values("train_rows").groupby(by, sort=False)
     for ax, column in zip(axes[0], columns):
-        for (net, epochs), part in groups:
-            ax.plot(part["train_rows"], part[column], "o-", label=f"{net}, {epochs} epochs")
+        for key, part in groups:
+            label = f"{key[0]}, {key[1]} epochs" + (f", seed {key[2]}" if len(key) > 2 else "")
+            ax.plot(part["train_rows"], part[column], "o-", label=label)
         ax.set_xscale("log")
         ax.set_xlabel("training galaxies", fontsize=8)
         ax.set_ylabel(column, fontsize=8)
