@@ -2,6 +2,12 @@
 
 Prints, for the profile chosen:
 
+0. the issue's targets, each line with the figure, the target and MET or MISSED (`TARGETS`):
+   the recommended network's RMSE / CRB (its bias / CRB next to it) on every fixed-galaxy set
+   (`galaxies.profiles.FIXED_TESTSETS`) and its per-galaxy normalized RMS on the random set;
+   every other network's flux RMSE / CRB at SNR 30; the uncertainty network's z-score std and
+   68% coverage on every test set; the recommended network's shear m and c (g1, g2, SNR above
+   20, with standard errors); its speed-up over the L-BFGS-B fit per image on each test set;
 1. accuracy: RMSE / CRB and bias / CRB of each parameter on snr60 and snr30 (one galaxy at
    SNR ~60 and ~30, many noise realizations), and the RMSE on the random test set, for every
    trained variant (`galaxies.experiments.xception.VARIANTS`);
@@ -16,7 +22,7 @@ Prints, for the profile chosen:
 5. with ``--architectures``: training and inference images per second of the seed's
    architecture (blocks on a 32 x 32 grid) and of the default one, on random inputs.
 
-    python benchmarks/xception.py --profile quick [--architectures]
+    python benchmarks/xception.py --profile quick [--architectures] [--targets-only]
 
 Speeds depend on the machine and on what else runs on it: the figures are this run's.
 """
@@ -37,6 +43,154 @@ from galaxies import evaluate, files, profiles  # noqa: E402
 from galaxies.experiments import xception as estimators  # noqa: E402
 
 BASELINE = ("lbfgsb", "fit", "snr60")  # estimator, "trained on", test set of the baseline
+
+#: the issue's targets: the recommended network's RMSE / CRB on every fixed-galaxy set and its
+#: per-galaxy normalized RMS on the random set (at most), every other network's flux RMSE / CRB
+#: at SNR 30 (at most), the uncertainty network's z-score std and 68% coverage in percent (within),
+#: the shear's |m| and |c| above an SNR (at most), the speed-up over the fit (at least)
+TARGETS = {
+    "fixed rmse/crb": {"flux": 1.20, "sersic_n": 1.25, "sersic_r": 1.20, "g1": 1.05, "g2": 1.05},
+    "random norm rmse": {"flux": 1.10, "sersic_r": 1.10, "g1": 1.10, "g2": 1.10},
+    "others flux rmse/crb": ("snr30", 1.5),
+    "uncertainty": "xception-nll_v1",
+    "z std": (0.9, 1.1), "coverage 68%": (63.0, 73.0),
+    "shear min snr": 20, "shear m": 0.01, "shear c": 0.001,
+    "speed-up": 1000.0,
+}
+
+
+class Verdicts:
+    """The targets' lines: the figure, the target and MET or MISSED, and their count."""
+
+    def __init__(self):
+        self.met, self.missed = 0, 0
+
+    def line(self, what: str, figure: str, target: str, met: bool | None) -> None:
+        verdict = "no figure" if met is None else "MET" if met else "MISSED"
+        if met is not None:
+            self.met, self.missed = self.met + met, self.missed + (not met)
+        print(f"  {what:40s} {figure:42s} target {target:14s} {verdict}")
+
+
+def _recommended_table(profile, testsets):
+    estimator, trainset = profile.recommended.rsplit("_", 1)
+    from galaxies import testsets as testsets_module
+    try:
+        return testsets_module.against_crb(profile, estimator, trainset, testsets)
+    except FileNotFoundError:
+        return None
+
+
+def targets(profile) -> None:
+    """Each of the issue's targets as one line: the figure, the target, MET or MISSED."""
+    verdicts = Verdicts()
+    name = profile.recommended
+    estimator, trainset = name.rsplit("_", 1)
+    print(f"targets (recommended network {name})")
+    table = _recommended_table(profile, profiles.TESTSETS)
+    for testset in profiles.FIXED_TESTSETS:
+        for parameter, limit in TARGETS["fixed rmse/crb"].items():
+            what = f"{name} {testset} {parameter}"
+            if table is None or testset not in table.index.get_level_values("testset"):
+                verdicts.line(what, "no predictions", f"<= {limit:.2f}", None)
+                continue
+            row = table.loc[(testset, parameter)]
+            verdicts.line(what, f"RMSE/CRB {row['rmse/crb']:.2f} (bias {row['bias/crb']:+.2f})",
+                          f"<= {limit:.2f}", row["rmse/crb"] <= limit)
+    random = profiles.RANDOM_TESTSET
+    for parameter, limit in TARGETS["random norm rmse"].items():
+        what = f"{name} {random} {parameter}"
+        if table is None or random not in table.index.get_level_values("testset"):
+            verdicts.line(what, "no predictions", f"<= {limit:.2f}", None)
+            continue
+        row = table.loc[(random, parameter)]
+        verdicts.line(what, f"norm RMS {row['norm rmse']:.2f} (bias {row['norm bias']:+.2f})",
+                      f"<= {limit:.2f}", row["norm rmse"] <= limit)
+    _other_networks(profile, verdicts)
+    _uncertainty(profile, verdicts)
+    _shear(profile, verdicts, estimator, trainset)
+    _speed(profile, verdicts, estimator, trainset)
+    print(f"  {verdicts.met} met, {verdicts.missed} missed\n")
+
+
+def networks(profile) -> list[str]:
+    """The networks compared (``<estimator>_<trainset>``): the report's estimators that have a
+    model of their own, the Xception variants and any other trained model directory of the
+    profile (e.g. a same-budget control), the noiseless-image references left out."""
+    from galaxies import report
+    entries = [e for e in report.estimators(profile) if e.model is None]
+    noiseless = {e.name for e in entries if e.noiseless}
+    noiseless |= {n for n, v in estimators.VARIANTS.items() if v.options.get("inputs") == "noiseless"}
+    names = [e.name for e in entries] + list(estimators.VARIANTS)
+    if profile.models_dir.is_dir():
+        names += sorted(d.name for d in profile.models_dir.iterdir()
+                        if d.is_dir() and not d.name.startswith(".") and "_" in d.name)
+    return [n for n in dict.fromkeys(names) if n not in noiseless]
+
+
+def _other_networks(profile, verdicts) -> None:
+    from galaxies import testsets as testsets_module
+    testset, limit = TARGETS["others flux rmse/crb"]
+    if not profile.dataset(testset).is_file():
+        verdicts.line(f"other networks, {testset} flux", f"no data set {testset}", f"<= {limit:.2f}", None)
+        return
+    crb = testsets_module.crb(profile, testset)
+    ds = files.load_dataset(profile.dataset(testset), fields=())
+    for name in networks(profile):
+        if name == profile.recommended:
+            continue
+        path = profile.predictions(*name.rsplit("_", 1), testset)
+        if path.is_file():
+            ratio = evaluate.against_crb(path, ds, crb).loc["flux", "rmse/crb"]
+            verdicts.line(f"{name} {testset} flux", f"RMSE/CRB {ratio:.2f}", f"<= {limit:.2f}",
+                          ratio <= limit)
+
+
+def _uncertainty(profile, verdicts) -> None:
+    name = TARGETS["uncertainty"]
+    (low, high), (cov_low, cov_high) = TARGETS["z std"], TARGETS["coverage 68%"]
+    for testset in profiles.TESTSETS:
+        path = profile.predictions(*name.rsplit("_", 1), testset)
+        if not path.is_file():
+            verdicts.line(f"{name} {testset}", "no predictions", f"{low:g}..{high:g}", None)
+            continue
+        table = evaluate.calibration(path, profile.dataset(testset))
+        for column, (a, b), unit in (("z std", (low, high), ""), ("coverage 68%", (cov_low, cov_high), "%")):
+            values = table[column]
+            figure = " ".join(f"{v:.3f}" if not unit else f"{v:.1f}" for v in values)
+            verdicts.line(f"{name} {testset} {column}", f"{figure}{unit}", f"{a:g}..{b:g}{unit}",
+                          bool(((values >= a) & (values <= b)).all()))
+    print(f"  ({name}: the five figures are {', '.join(files.Dataset.columns)})")
+
+
+def _shear(profile, verdicts, estimator, trainset) -> None:
+    random, min_snr = profiles.RANDOM_TESTSET, TARGETS["shear min snr"]
+    path = profile.predictions(estimator, trainset, random)
+    if not path.is_file():
+        verdicts.line(f"{estimator}_{trainset} shear", "no predictions", "", None)
+        return
+    table = evaluate.shear_calibration(path, files.load_dataset(profile.dataset(random), fields=()),
+                                       min_snr=min_snr)
+    for parameter in ("g1", "g2"):
+        row = table.loc[(parameter, f"> {min_snr:g}")]
+        for key, limit in (("m", TARGETS["shear m"]), ("c", TARGETS["shear c"])):
+            verdicts.line(f"{estimator}_{trainset} {random} {parameter} {key} (SNR > {min_snr:g})",
+                          f"{row[key]:+.4f} +- {row[key + ' err']:.4f} ({row['n']:.0f} galaxies)",
+                          f"|{key}| <= {limit:g}", abs(row[key]) <= limit)
+
+
+def _speed(profile, verdicts, estimator, trainset) -> None:
+    limit = TARGETS["speed-up"]
+    for testset in profiles.TESTSETS:
+        fit, net = (profile.predictions(*BASELINE[:2], testset),
+                    profile.predictions(estimator, trainset, testset))
+        if not (fit.is_file() and net.is_file()):
+            verdicts.line(f"speed-up over the fit, {testset}", "no predictions", f">= {limit:g} x", None)
+            continue
+        fit_s, net_s = (files.load_predictions(p).seconds_per_image for p in (fit, net))
+        verdicts.line(f"speed-up over the fit, {testset}",
+                      f"{fit_s / net_s:,.0f} x ({fit_s:.3g} s / {net_s:.2g} s)", f">= {limit:g} x",
+                      fit_s / net_s >= limit)
 
 
 def accuracy(profile) -> None:
@@ -168,10 +322,14 @@ def main(argv=None) -> int:
                         help="smoke, quick or full [default: $GALAXIES_PROFILE, else quick]")
     parser.add_argument("--architectures", action="store_true",
                         help="also time the seed's and the default architecture on random inputs")
+    parser.add_argument("--targets-only", action="store_true", help="print only the targets")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     pd.set_option("display.width", 140)
     print(f"profile {profile.name}\n")
+    targets(profile)
+    if args.targets_only:
+        return 0
     accuracy(profile)
     calibration(profile)
     training(profile)

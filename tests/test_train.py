@@ -108,6 +108,22 @@ def test_scalers_fitted_on_training_rows_only(trained, small_sets):
     np.testing.assert_allclose(saved.scalers["label"].mean, ds.label[train_rows].mean(axis=0), rtol=1e-5)
 
 
+def test_train_rows_keeps_the_validation_rows(small_sets, keras):
+    """``train_rows`` trains on the first rows of the seeded training split; the validation
+    rows are the whole split's, whatever the number of training rows."""
+    config = training.TrainingConfig(epochs=1, batch_size=8, model_kwargs=TINY, train_rows=12)
+    saved = training.fit(config, small_sets["random"], verbose=0)
+    ds = files.load_dataset(small_sets["random"])
+    train, val = training.split_rows(len(ds), 0.1, 0)
+    assert saved.info["train_rows"] == 12 and saved.info["validation_rows"] == len(val) == 4
+    np.testing.assert_allclose(saved.scalers["label"].mean, ds.label[train[:12]].mean(axis=0), rtol=1e-5)
+    with pytest.raises(ValueError, match="leaves 36 to train on"):
+        training.fit(training.TrainingConfig(epochs=1, model_kwargs=TINY, train_rows=37),
+                     small_sets["random"], verbose=0)
+    with pytest.raises(ValueError, match="train_rows"):
+        training.TrainingConfig(train_rows=0)
+
+
 # ---------------------------------------------------------------------- saved models
 
 def test_save_load_round_trip_gives_identical_predictions(trained, small_sets, tmp_path):

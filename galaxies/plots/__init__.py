@@ -9,6 +9,6 @@ and scripts can save it. Nothing here computes results; it only shows them.
 from .common import LABEL_NAMES
 from .data import label_histograms, pair_plot, snr_dependence, correlation_heatmap, bounds_vs_snr
 from .images import stretch, image_grid, to_rgb, sersic_strip, denoising_examples
-from .results import (true_vs_predicted, learning_curves, ratio_bars, crb_chart, error_vs_snr, compare_learning_curves, zscore_histograms, estimates_vs_crb, rmse_and_crb_vs_snr, true_vs_predicted_grid, accuracy_speed, shear_bias)
+from .results import (true_vs_predicted, learning_curves, ratio_bars, crb_chart, error_vs_snr, compare_learning_curves, zscore_histograms, estimates_vs_crb, rmse_and_crb_vs_snr, true_vs_predicted_grid, accuracy_speed, shear_bias, by_training_size)
 
-__all__ = ["LABEL_NAMES", "label_histograms", "pair_plot", "snr_dependence", "correlation_heatmap", "bounds_vs_snr", "stretch", "image_grid", "to_rgb", "sersic_strip", "denoising_examples", "true_vs_predicted", "learning_curves", "ratio_bars", "crb_chart", "error_vs_snr", "compare_learning_curves", "zscore_histograms", "estimates_vs_crb", "rmse_and_crb_vs_snr", "true_vs_predicted_grid", "accuracy_speed", "shear_bias"]
+__all__ = ["LABEL_NAMES", "label_histograms", "pair_plot", "snr_dependence", "correlation_heatmap", "bounds_vs_snr", "stretch", "image_grid", "to_rgb", "sersic_strip", "denoising_examples", "true_vs_predicted", "learning_curves", "ratio_bars", "crb_chart", "error_vs_snr", "compare_learning_curves", "zscore_histograms", "estimates_vs_crb", "rmse_and_crb_vs_snr", "true_vs_predicted_grid", "accuracy_speed", "shear_bias", "by_training_size"]

@@ -127,7 +127,8 @@ def error_vs_snr(table, columns=LABEL_COLUMNS):
 
 # ------------------------------------------------------------------- Xception estimators
 
-def compare_learning_curves(histories: dict, metric: str = "loss", log: bool = True, title: str = ""):
+def compare_learning_curves(histories: dict, metric: str = "loss", log: bool = True, title: str = "",
+                            ylabel: str | None = None):
     """Training (solid) and validation (dashed) ``metric`` per epoch of several models on one
     axis; ``histories`` maps a model's name to its history (``history.csv`` as a DataFrame)."""
     import pandas as pd
@@ -143,7 +144,7 @@ def compare_learning_curves(histories: dict, metric: str = "loss", log: bool = T
         if f"val_{metric}" in frame:
             ax.plot(epochs, frame[f"val_{metric}"], "--", color=color)
     ax.set_xlabel("epoch", fontsize=8)
-    ax.set_ylabel(f"{metric} (solid: training, dashed: validation)", fontsize=8)
+    ax.set_ylabel(ylabel or f"{metric} (solid: training, dashed: validation)", fontsize=8)
     if log:
         ax.set_yscale("symlog" if any((pd.DataFrame(h)[metric] <= 0).any() for h in histories.values())
                       else "log")
@@ -302,5 +303,31 @@ def shear_bias(table, snr: str = "all", title: str = "shear calibration"):
     axes[0].invert_yaxis()
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{title} (SNR {snr})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def by_training_size(runs, columns=("best_val_loss",), title: str = ""):
+    """Learning curves against the number of training galaxies: one panel per column of
+    ``runs`` (a table with ``net``, ``train_rows``, ``epochs`` and ``seed``, as
+    benchmarks/learning_curves.py writes it), one line per network size, epoch count and seed."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.8 * len(columns), 3.0), squeeze=False)
+    by = ["net", "epochs"] + (["seed"] if "seed" in runs else [])
+    groups = runs.sort_values("train_rows").groupby(by, sort=False)
+    for ax, column in zip(axes[0], columns):
+        for key, part in groups:
+            label = f"{key[0]}, {key[1]} epochs" + (f", seed {key[2]}" if len(key) > 2 else "")
+            ax.plot(part["train_rows"], part[column], "o-", label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("training galaxies", fontsize=8)
+        ax.set_ylabel(column, fontsize=8)
+        if "bias" in column:
+            ax.axhline(0, color="k", lw=0.8)
+        elif "/crb" in column or "norm" in column:
+            ax.axhline(1, color="k", lw=0.8, ls=":")
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

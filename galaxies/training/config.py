@@ -38,6 +38,9 @@ class TrainingConfig:
         validation_fraction: share of the rows held out for validation (seeded split).
         seed:           seeds the split, the weights, the shuffling and the augmentation.
         limit:          use only the first rows of the training set.
+        train_rows:     train on only this many rows of the seeded training split (its
+                        first, by row number); the validation rows are those of the whole
+                        split, so runs of different sizes are judged on the same rows.
         noise:          ``"fixed"``: the set's noisy images (the seed's way); ``"fresh"``: new
                         noise on the noiseless images at every showing (`galaxies.training.noise`).
         noise_sigma:    with fresh noise, the read-noise range ``(low, high)`` drawn per image
@@ -58,6 +61,7 @@ class TrainingConfig:
     validation_fraction: float = 0.1
     seed: int = 0
     limit: int | None = None  # use only the first rows of the training set
+    train_rows: int | None = None  # of the training split; the validation rows unchanged
     model_kwargs: dict = field(default_factory=dict)
     schedule: str = "cosine"
     augment: bool = True
@@ -86,6 +90,11 @@ class TrainingConfig:
             if "sigma" not in self.conditioning:
                 raise InputError(f"noise_sigma = {self.noise_sigma} draws the noise level: give "
                                  "conditioning=('sigma',) so that the network knows it")
+        if self.train_rows is not None and (isinstance(self.train_rows, bool)
+                                            or int(self.train_rows) != self.train_rows
+                                            or self.train_rows < 1):
+            raise InputError(f"train_rows = {self.train_rows!r} must be a positive integer "
+                             "(or None for the whole training split)")
         if self.patience < 0:
             raise InputError(f"patience = {self.patience} must be at least 0")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):

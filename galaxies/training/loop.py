@@ -146,6 +146,11 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         ds = files.load_dataset(ds.path, rows=config.limit)
     raw_images, psf, conditioning = dataset_arrays(ds, config, images, training=True)
     train, val = split_rows(len(raw_images), config.validation_fraction, config.seed)
+    if config.train_rows is not None:
+        if config.train_rows > len(train):
+            raise InputError(f"train_rows = {config.train_rows}, but the split of {len(raw_images)} "
+                             f"rows leaves {len(train)} to train on")
+        train = train[:config.train_rows]
 
     def take(rows, scalers):
         return model_inputs(raw_images[rows], None if psf is None else psf[rows],
