@@ -175,7 +175,7 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
 
     n_out = 2 * N_LABELS if config.uncertainty else N_LABELS
     try:
-        model = get_builder(config.model)(input_shape=x_train[0].shape[1:],
+        model = get_builder(config.model)(input_shape=x_val[0].shape[1:],  # a model input, noisy or not
                                           n_conditioning=len(config.conditioning),
                                           n_outputs=n_out, **config.model_kwargs)
     except TypeError as err:  # an unknown size keyword: a user error, not a crash
