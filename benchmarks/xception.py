@@ -88,24 +88,18 @@ def targets(profile) -> None:
     estimator, trainset = name.rsplit("_", 1)
     print(f"targets (recommended network {name})")
     table = _recommended_table(profile, profiles.TESTSETS)
-    for testset in profiles.FIXED_TESTSETS:
-        for parameter, limit in TARGETS["fixed rmse/crb"].items():
+    checks = [(testset, "fixed rmse/crb", "rmse/crb", "bias/crb", "RMSE/CRB")
+              for testset in profiles.FIXED_TESTSETS]
+    checks.append((profiles.RANDOM_TESTSET, "random norm rmse", "norm rmse", "norm bias", "norm RMS"))
+    for testset, targets_of, column, bias, label in checks:
+        for parameter, limit in TARGETS[targets_of].items():
             what = f"{name} {testset} {parameter}"
             if table is None or testset not in table.index.get_level_values("testset"):
                 verdicts.line(what, "no predictions", f"<= {limit:.2f}", None)
                 continue
             row = table.loc[(testset, parameter)]
-            verdicts.line(what, f"RMSE/CRB {row['rmse/crb']:.2f} (bias {row['bias/crb']:+.2f})",
-                          f"<= {limit:.2f}", row["rmse/crb"] <= limit)
-    random = profiles.RANDOM_TESTSET
-    for parameter, limit in TARGETS["random norm rmse"].items():
-        what = f"{name} {random} {parameter}"
-        if table is None or random not in table.index.get_level_values("testset"):
-            verdicts.line(what, "no predictions", f"<= {limit:.2f}", None)
-            continue
-        row = table.loc[(random, parameter)]
-        verdicts.line(what, f"norm RMS {row['norm rmse']:.2f} (bias {row['norm bias']:+.2f})",
-                      f"<= {limit:.2f}", row["norm rmse"] <= limit)
+            verdicts.line(what, f"{label} {row[column]:.2f} (bias {row[bias]:+.2f})",
+                          f"<= {limit:.2f}", row[column] <= limit)
     _other_networks(profile, verdicts)
     _uncertainty(profile, verdicts)
     _shear(profile, verdicts, estimator, trainset)
