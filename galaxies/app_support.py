@@ -198,8 +198,8 @@ def outside_training(trainset: str, testset: str) -> bool:
     """Whether a network trained on ``trainset`` predicted ``testset`` outside its training
     set's PSF or noise (`galaxies.recipes.covers`); False where either is not one of the
     project's recipes (the fit, HSM, a set of one's own)."""
-    from .recipes import RECIPES, covers
-    return trainset in RECIPES and testset in RECIPES and not covers(trainset, testset)
+    from .recipes import extrapolates
+    return extrapolates(trainset, testset)
 
 
 def no_model_message(profile) -> str:

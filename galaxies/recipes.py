@@ -15,7 +15,7 @@ from .generate import FixedSpec, RandomSpec, generate, recipe_attribute
 from .simulate import RANGES, TEST_GALAXY
 
 __all__ = ["Recipe", "RECIPES", "recipe_record", "build_datasets", "describe_recipes",
-           "observing_range", "covers"]
+           "observing_range", "covers", "extrapolates"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,13 @@ def covers(trainset: str, testset: str) -> bool:
     another PSF or noise level extrapolates: its errors there say little of the method."""
     train, test = observing_range(trainset), observing_range(testset)
     return all(train[k][0] <= test[k][0] and test[k][1] <= train[k][1] for k in train)
+
+
+def extrapolates(trainset: str, testset: str) -> bool:
+    """Whether an estimator trained on ``trainset`` is shown ``testset`` outside its training
+    PSF or noise (`covers`); False where either is not one of the recipes (the fit and HSM,
+    trained on nothing; a set of one's own)."""
+    return trainset in RECIPES and testset in RECIPES and not covers(trainset, testset)
 
 
 def recipe_record(recipe: Recipe, profile) -> dict:

@@ -89,7 +89,7 @@ def by_name(name: str, profile=None) -> Entry:
 def in_domain(entry: Entry, testset: str) -> bool:
     """Whether ``entry``'s training set covers ``testset``'s PSF FWHM and noise sigma
     (`galaxies.recipes.covers`). The fit and HSM, trained on nothing, are never outside."""
-    return entry.trainset not in recipes.RECIPES or recipes.covers(entry.trainset, testset)
+    return not recipes.extrapolates(entry.trainset, testset)
 
 
 def _shown(profile, testset: str):

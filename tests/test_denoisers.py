@@ -293,3 +293,14 @@ def test_a_control_is_trained_where_the_plain_xception_trains_otherwise(monkeypa
     fixed = dataclasses.replace(xception.VARIANTS["xception_v1"], options={})
     monkeypatch.setitem(xception.VARIANTS, "xception_v1", fixed)
     assert not denoise.needs_control("smoke") and denoise.needs_control("quick")
+
+
+def test_a_denoiser_names_the_images_it_lacks(small_sets):
+    from galaxies import files
+    config = denoise.DenoiserConfig(model="rdn", model_kwargs=TINY["rdn"], epochs=1)
+    only_noisy = files.load_dataset(small_sets["random"], fields=("img",))
+    with pytest.raises(ValueError, match="a denoiser with fresh noise needs img_nonoise loaded"):
+        denoiser_training.fit(config, only_noisy)
+    fixed = denoise.DenoiserConfig(model="rdn", model_kwargs=TINY["rdn"], epochs=1, noise="fixed")
+    with pytest.raises(ValueError, match="with fixed noise needs img and img_nonoise loaded"):
+        denoiser_training.fit(fixed, files.load_dataset(small_sets["random"], fields=("img_nonoise",)))

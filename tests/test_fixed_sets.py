@@ -111,3 +111,6 @@ def test_observing_range_and_covers():
             covers(bad, "compact")
         with pytest.raises(InputError, match=f"unknown data set '{bad}'"):
             covers("v1", bad)
+    # what the report and the app mark: only a recipe's network, on a recipe it did not cover
+    assert recipes.extrapolates("v1", "compact") and not recipes.extrapolates("v3", "compact")
+    assert not recipes.extrapolates("fit", "compact") and not recipes.extrapolates("v1", "mine")

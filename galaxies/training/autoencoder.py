@@ -36,7 +36,7 @@ import numpy as np
 
 from .. import atomic, files
 from ..errors import InputError
-from .loop import RecordedFit, image_pairs, learning_rate, split_pair
+from .loop import RecordedFit, image_pairs, learning_rate, pair_fields, split_pair
 from .saved import SavedModel, check_model_dir
 from .scaling import Standardizer
 from .stream import split_rows, training_batches
@@ -176,14 +176,11 @@ def fit(config, data, out_dir=None, name: str | None = None, verbose="auto",
                          "conditioning, psf_channel or uncertainty)")
     weight, encoder_kwargs, decoder_filters = _model_kwargs(config)
     keras.utils.set_random_seed(config.seed)
-    fields = ("img_nonoise",) if config.noise == "fresh" else ("img", "img_nonoise")
     if isinstance(data, files.Dataset):
         ds = data
-        if any(getattr(ds, f) is None for f in fields):
-            raise InputError(f"{ds.path}: the autoencoder with {config.noise} noise needs "
-                             f"{' and '.join(fields)} loaded")
+        pair_fields(config.noise, ds, "the autoencoder")
     else:
-        ds = files.load_dataset(data, fields=fields, rows=config.limit)
+        ds = files.load_dataset(data, fields=pair_fields(config.noise), rows=config.limit)
     n = len(ds) if config.limit is None else min(len(ds), config.limit)
     train, val = split_rows(n, config.validation_fraction, config.seed)
     batches, validation, scalers = stream(config, ds, train, val)

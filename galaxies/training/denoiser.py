@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..profiles import TESTSETS
 from ..simulate import IMAGE_SIZE
 from .config import NOISE, check_budget
-from .loop import RecordedFit, even_batch, image_pairs, split_pair
+from .loop import RecordedFit, even_batch, image_pairs, pair_fields, split_pair
 from .saved import SavedModel, check_model_dir, predict_in_batches
 from .scaling import Standardizer
 from .stream import split_rows, training_batches
@@ -200,15 +200,12 @@ def fit(config: DenoiserConfig, data, out_dir=None, verbose="auto", force: bool 
 
     if out_dir is not None:
         check_model_dir(out_dir, force)
-    fields = ("img_nonoise",) if config.noise == "fresh" else ("img", "img_nonoise")
     ds = data if isinstance(data, files.Dataset) else files.load_dataset(
-        data, fields=fields, rows=config.limit)
+        data, fields=pair_fields(config.noise), rows=config.limit)
     if ds.name in EVALUATION_SETS:
         raise InputError(f"{ds.path}: the estimators are evaluated on {ds.name!r}; train the "
                          f"denoiser on a separate set")
-    if any(getattr(ds, f) is None for f in fields):
-        raise InputError(f"{ds.path}: a denoiser with {config.noise} noise needs "
-                         f"{' and '.join(fields)} loaded")
+    pair_fields(config.noise, ds, "a denoiser")
     keras.utils.set_random_seed(config.seed)
     train, val = split_rows(len(ds), config.validation_fraction, config.seed)
     batches, validation, scaler = stream(config, ds, train, val)

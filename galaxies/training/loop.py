@@ -25,7 +25,7 @@ from .scaling import Standardizer, model_inputs
 from .stream import split_rows, training_batches
 
 __all__ = ["learning_rate", "RecordedFit", "fit", "fresh_noise_inputs", "image_pairs",
-           "split_pair", "even_batch"]
+           "pair_fields", "split_pair", "even_batch"]
 
 N_LABELS = len(LABEL_COLUMNS)
 
@@ -256,6 +256,16 @@ def image_pairs(ds, train, val, noise: str, seed: int, own_target_scaler: bool =
         return np.concatenate([x, target.transform(batch)], axis=-1), ()
 
     return images, noise_fn, (x_val, y_val), scalers
+
+
+def pair_fields(noise: str, ds: files.Dataset | None = None, who: str = "the network") -> tuple[str, ...]:
+    """The fields `image_pairs` reads with ``noise``: the noiseless images, and the noisy ones
+    for fixed noise. Given a loaded ``ds``, checks that they were loaded (a one-line error
+    naming ``who`` otherwise)."""
+    fields = ("img_nonoise",) if noise == "fresh" else ("img", "img_nonoise")
+    if ds is not None and any(getattr(ds, f) is None for f in fields):
+        raise InputError(f"{ds.path}: {who} with {noise} noise needs {' and '.join(fields)} loaded")
+    return fields
 
 
 def split_pair(pair: np.ndarray):
