@@ -8,8 +8,8 @@ rounding, and their derivatives (B, 5, ny, nx) in label units.
 
 Host-side planning: GalSim's FFT grid depends on the galaxy (`galaxies.differentiable.grid`),
 and a compiled function has static shapes. Galaxies are grouped by their ``N``, drawn on the
-largest ``Nk`` of their group (each cut to its own), in chunks of a fixed number of rows (the
-last padded), so each geometry compiles once per process. The grid is chosen at ``plan_at``
+largest ``Nk`` of their group (each cut to its own), in chunks of `CHUNK` rows (a smaller
+chunk padded to a power of two), so each geometry compiles a few times per process at most. The grid is chosen at ``plan_at``
 parameters (the start of a fit, the truth of a validation draw) and held while the parameters
 move, as the GalSim path holds its FFT size: the likelihood must not jump when GalSim's choice
 of grid would.
@@ -72,6 +72,7 @@ class DifferentiableModel:
         self.tables = profile_tables()
         self._device_tables = render.device_tables(self.tables)
         self._psf_images: dict = {}
+        self._moffats: dict = {}
 
     # ------------------------------------------------------------------ planning
 
@@ -110,6 +111,19 @@ class DifferentiableModel:
                 values, jnp.complex64 if np.iscomplexobj(values) else jnp.float32)
         return cached
 
+    def _moffat_images(self, geometry: Geometry, fwhm: np.ndarray):
+        """The Moffats' transforms on the geometry's grid; the last few batches are kept (a
+        fit draws the same galaxies, so the same PSFs, at every step)."""
+        key = (geometry, fwhm.astype(np.float32).tobytes())
+        cached = self._moffats.get(key)
+        if cached is None:
+            cached = render.moffat_fn(geometry)(jnp.asarray(fwhm, jnp.float32),
+                                                self._device_tables)
+            self._moffats[key] = cached
+            if len(self._moffats) > 16:
+                self._moffats.pop(next(iter(self._moffats)))
+        return cached
+
     # ------------------------------------------------------------------ drawing
 
     def _draw(self, theta, psf_fwhm, plan: Plan | None, jacobian: bool):
@@ -126,13 +140,13 @@ class DifferentiableModel:
             function = render.render_fn(geometry, self.psf is not None, jacobian)
             for start in range(0, len(members), CHUNK):
                 chunk = members[start:start + CHUNK]
-                padded = np.concatenate([chunk, np.repeat(chunk[:1], CHUNK - len(chunk))])
+                rows = min(CHUNK, 1 << (len(chunk) - 1).bit_length())  # 1, 2, 4, ... CHUNK
+                padded = np.concatenate([chunk, np.repeat(chunk[:1], rows - len(chunk))])
                 params = jnp.asarray(theta[padded, 1:], jnp.float32)
                 if self.psf is not None:
                     psf = self._shared_psf_image(geometry)
                 else:
-                    psf = render.moffat_fn(geometry)(jnp.asarray(fwhm[padded], jnp.float32),
-                                                     self._device_tables)
+                    psf = self._moffat_images(geometry, fwhm[padded])
                 out = function(params, psf, jnp.asarray(plan.cut[padded], jnp.int32), offset,
                                self._device_tables)
                 flux = theta[chunk, 0]

@@ -8,9 +8,8 @@ The image is drawn the way GalSim draws it (`galsim.GSObject.drawFFT`), on the s
    the unit Sérsic of `galaxies.differentiable.tables`, interpolated in n and in ``x = k r``),
    the PSF's (a Moffat of any FWHM from its table, or a fixed PSF's k-image from GalSim), the
    pixel's ``sinc(kx s / 2 pi) sinc(ky s / 2 pi)`` and the phase of the centre's offset;
-2. transformed back to the stamp's pixels only, by a matrix product per axis: at pixel centres
-   the inverse transform is periodic in k with GalSim's period, so this one sum is GalSim's
-   fold onto its ``N x N`` grid (aliasing), its inverse FFT and its cut of the stamp.
+2. folded onto the ``N x N`` grid (the aliasing GalSim applies when ``Nk > N``);
+3. inverse FFT; the stamp is cut around GalSim's centre pixel.
 
 Every step is a JAX array operation, so ``jax.vmap`` batches galaxies, ``jax.jit`` compiles
 one function per geometry and ``jax.jvp`` / ``jax.jacfwd`` give exact derivatives in every
@@ -34,7 +33,8 @@ from .tables import N_STEP, U_STEP, X_SCALE, ProfileTables, profile_tables
 N_NODE0 = GALSIM_SERSIC_N[0]
 
 __all__ = ["catmull_rom_weights", "cubic_coefficients", "lookup", "sersic_coefficients", "k_grid",
-           "k_values", "moffat_k_image", "to_image", "unit_image", "unit_image_and_jacobian",
+           "k_values", "moffat_k_image", "to_image", "unit_image", "k_values_and_tangents",
+           "unit_image_and_jacobian",
            "device_tables", "render_fn", "moffat_fn"]
 
 
@@ -110,21 +110,52 @@ def k_grid(geometry: Geometry):
     return np.arange(0, half + 1), np.arange(-half, half + 1)
 
 
-def _axis_matrices(m, pixels: int, origin: int, geometry: Geometry, offset):
-    """The inverse transform along one axis, from the k-grid's indices ``m`` to the stamp's
-    ``pixels``: the real and imaginary parts of ``exp(i k (x - offset)) / N`` times the pixel's
-    sinc, each (len(m), pixels).
+def _sources(targets: int, positions: np.ndarray, dummy: int) -> np.ndarray:
+    """(reps, targets) indices of the positions that land on each target (``dummy`` pads)."""
+    lists = [[] for _ in range(targets)]
+    for index, target in enumerate(positions):
+        if target >= 0:
+            lists[target].append(index)
+    reps = max(1, max(len(v) for v in lists))
+    return np.array([[v[j] if j < len(v) else dummy for v in lists] for j in range(reps)])
 
-    Pixel positions ``x = (j + origin) * scale`` make ``exp(i k x)`` periodic in m with period
-    N, so the sum over an (Nk+1)-point grid is GalSim's fold (aliasing) and inverse FFT at once.
-    """
+
+@functools.lru_cache(maxsize=64)
+def _fold_plan(size: int, half: int):
+    """Static gather indices of `_fold` for an N = ``size`` grid and a k-grid of ``half``."""
+    my = np.arange(-half, half + 1)
+    rows = _sources(size, my % size, dummy=2 * half + 1)
+    mx = np.arange(0, half + 1)
+    columns = size // 2 + 1
+    direct = np.where(mx % size < columns, mx % size, -1)
+    mirror = np.where((mx > 0) & ((-mx) % size < columns), (-mx) % size, -1)
+    return (rows, (-np.arange(size)) % size, _sources(columns, direct, dummy=half + 1),
+            _sources(columns, mirror, dummy=half + 1))
+
+
+def _fold(values, geometry: Geometry):
+    """Sum half-plane k-values (..., Nk+1 rows ky, Nk/2+1 columns kx >= 0) onto the
+    (..., N, N/2+1) grid that irfft reads, by index modulo N (GalSim's wrap); the values at
+    kx < 0 are the complex conjugates of those at -k (the image is real)."""
+    size, half = geometry.fft_size, geometry.k_size // 2
+    rows, flip, direct, mirror = _fold_plan(size, half)
+    lead = values.shape[:-2]
+    padded = jnp.concatenate([values, jnp.zeros(lead + (1, values.shape[-1]), values.dtype)], -2)
+    folded = padded[..., rows, :].sum(axis=-3)  # (..., N, Nk/2+1)
+    partner = jnp.conj(folded[..., flip, :])  # the value at -k, for the columns of kx < 0
+    zero = jnp.zeros(lead + (size, 1), values.dtype)
+    folded = jnp.concatenate([folded, zero], axis=-1)
+    partner = jnp.concatenate([partner, zero], axis=-1)
+    return folded[..., direct].sum(axis=-2) + partner[..., mirror].sum(axis=-2)
+
+
+def _pixel_and_phase(m, geometry: Geometry, offset):
+    """One axis of the separable factor: the pixel's sinc (if drawn) and the centre's phase."""
     k = m * geometry.dk
-    weight = np.full(k.shape, 1.0 / geometry.fft_size)
+    factor = jnp.exp(-1j * k * (offset * geometry.pixel_scale))
     if geometry.pixel:
-        weight = weight * np.sinc(k * geometry.pixel_scale / (2 * math.pi))
-    x = (np.arange(pixels) + origin - offset) * geometry.pixel_scale
-    angle = k[:, None] * x[None, :]
-    return jnp.cos(angle) * weight[:, None], jnp.sin(angle) * weight[:, None]
+        factor = factor * np.sinc(k * geometry.pixel_scale / (2 * math.pi))
+    return factor
 
 
 def k_values(params, psf, cut, geometry: Geometry, tables: dict):
@@ -139,10 +170,7 @@ def k_values(params, psf, cut, geometry: Geometry, tables: dict):
     n, r, g1, g2 = params
     mx, my = k_grid(geometry)
     kx, ky = (mx * geometry.dk)[None, :], (my * geometry.dk)[:, None]
-    norm = 1.0 / jnp.sqrt(1.0 - g1 * g1 - g2 * g2)
-    ax = ((1 + g1) * kx + g2 * ky) * norm
-    ay = (g2 * kx + (1 - g1) * ky) * norm
-    x = r * jnp.sqrt(ax * ax + ay * ay)
+    x = _coordinates(jnp.stack([r, g1, g2]), kx, ky)
     values = lookup(sersic_coefficients(tables["sersic"], N_NODE0, N_STEP, n), x) * psf
     inside = (mx[None, :] <= cut) & (np.abs(my)[:, None] <= cut)
     return jnp.where(inside, values, 0.0)
@@ -156,29 +184,18 @@ def moffat_k_image(fwhm, geometry: Geometry, tables: dict):
 
 
 def to_image(values, offset, geometry: Geometry):
-    """The stamps (..., ny, nx) of half-plane k-values (..., Nk+1, Nk/2+1): the PSF-convolved
-    profile times the pixel's transform, shifted by ``offset`` (x, y) pixels from GalSim's
-    centre pixel, folded and inverse-transformed as GalSim does, as matrix products per axis.
-
-    The values at kx < 0 are the conjugates of those at -k (the image is real): the columns
-    kx > 0 count twice and the real part is kept.
-    """
+    """Stamps (..., ny, nx) of half-plane k-values (..., Nk+1, Nk/2+1): times the pixel's
+    transform and the phase of the centre's ``offset`` (x, y pixels from GalSim's centre
+    pixel), folded onto GalSim's N x N grid, inverse FFT, cut around the centre pixel."""
     mx, my = k_grid(geometry)
+    values = (values * _pixel_and_phase(my, geometry, offset[1])[:, None]
+              * _pixel_and_phase(mx, geometry, offset[0])[None, :])
+    size = geometry.fft_size
+    full = jnp.fft.irfft2(_fold(values, geometry), s=(size, size))
     y0, x0 = geometry.stamp_origin()
     ny, nx = geometry.shape
-    cy, sy = _axis_matrices(my, ny, y0, geometry, offset[1])
-    cx, sx = _axis_matrices(mx, nx, x0, geometry, offset[0])
-    twice = np.where(mx > 0, 2.0, 1.0)[:, None]
-    cx, sx = cx * twice, sx * twice
-
-    def product(left, v, right):
-        return jnp.einsum("ay,...ab,bx->...yx", left, v, right)
-
-    if jnp.iscomplexobj(values):  # a PSF image's transform need not be real
-        re, im = jnp.real(values), jnp.imag(values)
-        return (product(cy, re, cx) - product(sy, re, sx)
-                - product(cy, im, sx) - product(sy, im, cx))
-    return product(cy, values, cx) - product(sy, values, sx)
+    rows, columns = (np.arange(ny) + y0) % size, (np.arange(nx) + x0) % size
+    return full[..., rows, :][..., columns]
 
 
 def unit_image(params, psf, cut, offset, geometry: Geometry, tables: dict):
@@ -186,14 +203,46 @@ def unit_image(params, psf, cut, offset, geometry: Geometry, tables: dict):
     return to_image(k_values(params, psf, cut, geometry, tables), offset, geometry)
 
 
-def unit_image_and_jacobian(params, psf, cut, offset, geometry: Geometry, tables: dict):
-    """The unit image (ny, nx) and its derivatives in n, r, g1, g2 (4, ny, nx).
+def _coordinates(shape_params, kx, ky):
+    """``x = r |A k|`` at every k-grid point for ``shape_params = (r, g1, g2)``."""
+    r, g1, g2 = shape_params
+    norm = 1.0 / jnp.sqrt(1.0 - g1 * g1 - g2 * g2)
+    ax = ((1 + g1) * kx + g2 * ky) * norm
+    ay = (g2 * kx + (1 - g1) * ky) * norm
+    squared = ax * ax + ay * ay
+    safe = jnp.where(squared > 0, squared, 1.0)  # no 0 * inf in the derivative at k = 0
+    return jnp.where(squared > 0, r * jnp.sqrt(safe), 0.0)
 
-    Forward-mode autodiff through the nonlinear k-space model (`k_values`); the inverse
-    transform is linear, so it maps the four tangents to images exactly, in one batch.
+
+def k_values_and_tangents(params, psf, cut, geometry: Geometry, tables: dict):
+    """`k_values` and its derivatives in n, r, g1, g2, stacked (5, Nk+1, Nk/2+1).
+
+    Forward-mode autodiff, arranged so that the table is read once per point: the derivative
+    in n is the table of the derivative of the Catmull-Rom weights (``jax.jvp`` of
+    `sersic_coefficients`), read at the same interval; those in r, g1, g2 are the profile's
+    slope times the derivatives of ``x = r |A k|`` (``jax.jvp`` of the coordinates).
     """
-    values, tangent = jax.linearize(lambda p: k_values(p, psf, cut, geometry, tables), params)
-    stack = jnp.concatenate([values[None], jax.vmap(tangent)(jnp.eye(4, dtype=params.dtype))])
+    n, r, g1, g2 = params
+    mx, my = k_grid(geometry)
+    kx, ky = (mx * geometry.dk)[None, :], (my * geometry.dk)[:, None]
+    x, tangent = jax.linearize(lambda q: _coordinates(q, kx, ky), jnp.stack([r, g1, g2]))
+    dx = jax.vmap(tangent)(jnp.eye(3, dtype=x.dtype))
+    coefficients, d_coefficients = jax.jvp(
+        lambda m: sersic_coefficients(tables["sersic"], N_NODE0, N_STEP, m), (n,),
+        (jnp.ones_like(n),))
+    c, t, u = _segment(coefficients, x)
+    dc, _, _ = _segment(d_coefficients, x)
+    slope = _horner_dt(c, t) / (U_STEP * (X_SCALE + x))
+    inside = (mx[None, :] <= cut) & (np.abs(my)[:, None] <= cut) & (u < coefficients.shape[0])
+    factor = jnp.where(inside, psf, 0.0)
+    return jnp.concatenate([jnp.stack([_horner(c, t), _horner(dc, t)]) * factor,
+                            slope * dx * factor])
+
+
+def unit_image_and_jacobian(params, psf, cut, offset, geometry: Geometry, tables: dict):
+    """The unit image (ny, nx) and its derivatives in n, r, g1, g2 (4, ny, nx): the k-space
+    tangents of `k_values_and_tangents`, mapped to images by the (linear) fold and FFT."""
+    stack = k_values_and_tangents(params, psf, cut, geometry, tables)
     images = to_image(stack, offset, geometry)
     return images[0], images[1:]
 
