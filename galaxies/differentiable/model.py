@@ -68,7 +68,8 @@ class DifferentiableModel:
         self.pixel_scale = float(pixel_scale)
         self.psf = psf
         self.pixel = not pixel_included
-        self.offset = stamp_offset(self.shape, offset)
+        self.user_offset = (float(offset[0]), float(offset[1]))
+        self.offset = stamp_offset(self.shape, self.user_offset)
         self.tables = profile_tables()
         self._device_tables = render.device_tables(self.tables)
         self._psf_images: dict = {}
@@ -88,7 +89,7 @@ class DifferentiableModel:
         psf_stepk, psf_maxk = self._psf_scales(psf_fwhm)
         sizes, k_sizes = fft_sizes(self.tables, theta[:, 1], theta[:, 2], theta[:, 3],
                                    theta[:, 4], psf_stepk, psf_maxk, self.shape,
-                                   self.pixel_scale, (0.0, 0.0), self.pixel)
+                                   self.pixel_scale, self.user_offset, self.pixel)
         return Plan(fft_size=np.asarray(sizes, int), cut=np.asarray(k_sizes, int) // 2)
 
     def _geometry(self, size: int, cuts: np.ndarray) -> Geometry:
@@ -103,7 +104,7 @@ class DifferentiableModel:
         if cached is None:
             half = geometry.k_size // 2
             image = galsim.ImageCD(bounds=galsim.BoundsI(0, half, -half, half), scale=geometry.dk)
-            self.psf.drawKImage(image=image)
+            self.psf.drawKImage(image=image, recenter=False)
             values = image.array
             if np.allclose(values.imag, 0.0, atol=1e-12 * np.abs(values).max()):
                 values = values.real
