@@ -60,14 +60,16 @@ class DifferentiableModel:
         pixel_included:  the PSF already holds the pixel response (a PSF image): the pixel is
                       not convolved again (GalSim's ``method="no_pixel"``).
         offset:       (x, y) pixels of the galaxy's centre from the stamp's true centre.
+        chunk:        galaxies per compiled call (`CHUNK`; larger on a GPU).
     """
 
     def __init__(self, shape=(IMAGE_SIZE, IMAGE_SIZE), pixel_scale: float = PIXEL_SCALE,
-                 psf=None, pixel_included: bool = False, offset=(0.0, 0.0)):
+                 psf=None, pixel_included: bool = False, offset=(0.0, 0.0), chunk: int = CHUNK):
         self.shape = (int(shape[0]), int(shape[1]))
         self.pixel_scale = float(pixel_scale)
         self.psf = psf
         self.pixel = not pixel_included
+        self.chunk = int(chunk)
         self.user_offset = (float(offset[0]), float(offset[1]))
         self.offset = stamp_offset(self.shape, self.user_offset)
         self.tables = profile_tables()
@@ -139,9 +141,9 @@ class DifferentiableModel:
         for size, members in plan.groups():
             geometry = self._geometry(size, plan.cut[members])
             function = render.render_fn(geometry, self.psf is not None, jacobian)
-            for start in range(0, len(members), CHUNK):
-                chunk = members[start:start + CHUNK]
-                rows = min(CHUNK, 1 << (len(chunk) - 1).bit_length())  # 1, 2, 4, ... CHUNK
+            for start in range(0, len(members), self.chunk):
+                chunk = members[start:start + self.chunk]
+                rows = min(self.chunk, 1 << (len(chunk) - 1).bit_length())  # 1, 2, 4, ...
                 padded = np.concatenate([chunk, np.repeat(chunk[:1], rows - len(chunk))])
                 params = jnp.asarray(theta[padded, 1:], jnp.float32)
                 if self.psf is not None:
