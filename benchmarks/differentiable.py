@@ -22,7 +22,7 @@ JAX, exact to GalSim":
 CPU seconds are `time.process_time` of this process after a warm-up (compilation excluded,
 reported apart), one process; they depend on the machine and on what else runs on it. The
 GalSim fits are read from ``results/<profile>/predictions/lbfgsb_fit__<set>.h5`` when those
-cover the rows, else made here (about 0.3-0.4 s an image).
+cover the rows, else made here (about 0.3-0.4 s an image) and kept in ``--work`` for the next run.
 
     python benchmarks/differentiable.py --profile quick --rows 60
     python benchmarks/differentiable.py --rows 200 --start results/quick/predictions/xception_v1_v1__snr60.h5
@@ -69,15 +69,22 @@ def images_section(model, count: int) -> None:
     sizes = model.plan(theta, psf).fft_size
     print("GalSim's FFT sizes in the draw: " + ", ".join(
         f"{s}: {np.sum(sizes == s)}" for s in np.unique(sizes)))
+    _, compile_seconds = cpu(model.images_and_jacobians, theta, psf)  # compiles what is new
+    model.images(theta, psf)
     _, seconds = cpu(model.images, theta, psf)
     _, seconds_jac = cpu(model.images_and_jacobians, theta, psf)
     from galaxies.simulate import GalaxyRenderer
     renderer = GalaxyRenderer()
     renderer.draw(*theta[0], psf[0])
     _, galsim_seconds = cpu(lambda: [renderer.draw(*t, p) for t, p in zip(theta, psf)])
-    print(f"CPU per galaxy over the draw: render {1e3 * seconds / count:.2f} ms, render + 5 "
+    print(f"CPU per galaxy over the draw (compiled; the first pass, compilation included, took "
+          f"{compile_seconds:.0f} s): render {1e3 * seconds / count:.2f} ms, render + 5 "
           f"derivatives {1e3 * seconds_jac / count:.2f} ms; GalSim's render "
-          f"{1e3 * galsim_seconds / count:.2f} ms (its tables warm)")
+          f"{1e3 * galsim_seconds / count:.2f} ms (a new index: its Hankel table each time)")
+    for size in np.unique(sizes):
+        rows = np.flatnonzero(sizes == size)
+        _, seconds = cpu(model.images_and_jacobians, theta[rows], psf[rows])
+        print(f"  FFT size {size}: render + derivatives {1e3 * seconds / len(rows):.2f} ms a galaxy")
 
 
 def bounds_section(model, profile, rows: int) -> None:
@@ -105,6 +112,9 @@ def galsim_fit(testset: str, data: Path, rows: int, profile, work: Path) -> file
     if path.is_file() and set(range(rows)) <= set(files.load_predictions(path).index.tolist()):
         return files.load_predictions(path)
     path = work / f"lbfgsb_fit__{testset}.h5"
+    if path.is_file() and set(range(rows)) <= set(files.load_predictions(path).index.tolist()):
+        return files.load_predictions(path)
+    path.unlink(missing_ok=True)
     print(f"  fitting {rows} images of {testset} with L-BFGS-B on GalSim ...", flush=True)
     baseline.fit_dataset(data, path, limit=rows, jobs=1, progress=False)
     return files.load_predictions(path)
@@ -200,6 +210,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--posteriors", type=int, default=20)
     parser.add_argument("--only", default="images,bounds,fit,posterior")
+    parser.add_argument("--work", help="where the GalSim fits made here are kept and reused "
+                        "[default: a folder in the system's temporary directory]")
     args = parser.parse_args()
     profile = profiles.get(args.profile)
     model = DifferentiableModel()
@@ -211,8 +223,9 @@ def main() -> None:
     if "bounds" in only:
         bounds_section(model, profile, args.crb_rows)
     if "fit" in only:
-        with tempfile.TemporaryDirectory() as work:
-            fit_and_refine_section(model, profile, args, Path(work))
+        work = Path(args.work or Path(tempfile.gettempdir()) / f"galaxies-differentiable-{args.profile}")
+        work.mkdir(parents=True, exist_ok=True)
+        fit_and_refine_section(model, profile, args, work)
     if "posterior" in only:
         posterior_section(model, profile, args.posteriors)
 

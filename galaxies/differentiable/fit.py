@@ -8,12 +8,15 @@ batch in one call, the natural minimizer is Levenberg–Marquardt on all five pa
 * the normal matrix ``H = J^T W J`` is the Fisher matrix, the gradient ``J^T W (d - mu)``;
 * the step solves ``(H + lambda diag(H)) delta = gradient`` (Marquardt's scaling: the same
   damping means the same thing for the flux, ~1e5, and the shear, ~0.1), then is projected
-  into the box of the generator's ranges;
+  into the box of the generator's ranges; a parameter on the box's edge whose gradient points
+  out of the box is held there (an active set, as L-BFGS-B's projected gradient does), so a
+  galaxy whose optimum lies on the edge (n = 6 or r = 0.6 at low SNR) converges there;
 * a step is kept when the NLL falls, and lambda shrinks by `SHRINK`; else lambda grows by
   `GROW` and the same derivatives are reused (the trial is drawn with its derivatives: most
   steps are kept, and a kept step needs them);
 * a galaxy stops when no parameter would move by more than ``stop`` of its standard deviation
-  (the square root of the diagonal of ``H^-1``), or after ``max_steps`` accepted steps.
+  (the square root of the diagonal of ``H^-1``; the undamped step of the free parameters), or
+  after ``max_steps`` accepted steps.
 
 Why not L-BFGS-B, as the GalSim path uses: it builds curvature from gradients over many
 iterations, each of which needs derivatives; with the Fisher matrix exact and cheap here,
@@ -148,19 +151,19 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         flat_j = jac[idx].reshape(len(idx), 5, -1)
         hessian = np.matmul(flat_j * weight[idx][:, None, :], flat_j.transpose(0, 2, 1))
         gradient = np.einsum("bip,bp,bp->bi", flat_j, weight[idx], flat_d[idx])
-        covariance = covariances(hessian)
-        std = np.sqrt(np.abs(np.einsum("bii->bi", covariance)))
-        newton = np.einsum("bij,bj->bi", covariance, gradient)
+        std = np.sqrt(np.abs(np.einsum("bii->bi", covariances(hessian))))
+        # a parameter on the box's edge whose gradient points out of the box is held there
+        held = (((theta[idx] <= box[:, 0]) & (gradient < 0))
+                | ((theta[idx] >= box[:, 1]) & (gradient > 0)))
+        newton = _solve(hessian, gradient, held, 0.0)
         done = (np.max(np.abs(newton) / std, axis=1) < stop) | (steps[idx] >= max_steps)
         converged[idx[done]] = np.max(np.abs(newton[done]) / std[done], axis=1) < stop
         active[idx[done]] = False
         keep = ~done
-        idx, hessian, gradient = idx[keep], hessian[keep], gradient[keep]
+        idx, hessian, gradient, held = idx[keep], hessian[keep], gradient[keep], held[keep]
         if not len(idx):
             break
-        diag = np.einsum("bii->bi", hessian)
-        damped = hessian + damping[idx, None, None] * np.einsum("bi,ij->bij", diag, np.eye(5))
-        delta = np.stack([np.linalg.solve(h, g) for h, g in zip(damped, gradient)])
+        delta = _solve(hessian, gradient, held, damping[idx])
         trial = np.clip(theta[idx] + delta, box[:, 0], box[:, 1])
         cut = np.any(trial != theta[idx] + delta, axis=1)
         # the trial's derivatives at once: most steps are kept, and a kept step needs them
@@ -184,6 +187,20 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     return FitResults(params=theta, std=np.sqrt(np.abs(np.einsum("bii->bi", final))),
                       nll_start=nll_start, nll=nll, steps=steps, converged=converged,
                       hit_box=hit_box, seconds=time.process_time() - clock)
+
+
+def _solve(hessian, gradient, held, damping) -> np.ndarray:
+    """Steps (B, 5) solving ``(H + damping diag(H)) delta = gradient`` with the ``held``
+    parameters (B, 5) fixed (their rows and columns replaced by the identity's)."""
+    free = ~held
+    diag = np.einsum("bii->bi", hessian)
+    scale = 1.0 / np.sqrt(np.maximum(diag, 1e-300))  # unit diagonal: flux and shear alike
+    matrix = hessian * scale[:, :, None] * scale[:, None, :]
+    matrix = matrix * (1.0 + np.asarray(damping, dtype=float).reshape(-1, 1, 1) * np.eye(5))
+    mask = free[:, :, None] & free[:, None, :]
+    matrix = np.where(mask, matrix, np.eye(5))
+    rhs = np.where(free, gradient * scale, 0.0)
+    return np.linalg.solve(matrix, rhs[..., None])[..., 0] * scale
 
 
 def _rows(plan, idx):
