@@ -8,8 +8,9 @@ rounding, and their derivatives (B, 5, ny, nx) in label units.
 
 Host-side planning: GalSim's FFT grid depends on the galaxy (`galaxies.differentiable.grid`),
 and a compiled function has static shapes. Galaxies are grouped by their ``N``, drawn on the
-largest ``Nk`` of their group (each cut to its own), in chunks of `CHUNK` rows (a smaller
-chunk padded to a power of two), so each geometry compiles a few times per process at most. The grid is chosen at ``plan_at``
+largest ``Nk`` of their group (each cut to its own) rounded up to one of a few sizes, in
+chunks of `CHUNK` rows (the last padded), so each geometry compiles once or twice; compiled
+functions are also kept on disk (`enable_compilation_cache`) for the next process. The grid is chosen at ``plan_at``
 parameters (the start of a fit, the truth of a validation draw) and held while the parameters
 move, as the GalSim path holds its FFT size: the likelihood must not jump when GalSim's choice
 of grid would.
@@ -29,10 +30,12 @@ from .tables import profile_tables
 
 __all__ = ["DifferentiableModel", "Plan"]
 
-#: Galaxies per compiled call (the last chunk of a group is padded to it).
-CHUNK = 32
-#: ``Nk`` of a group is rounded up to a multiple of this (fewer distinct compiled shapes).
-K_ROUND = 16
+#: Galaxies per compiled call (a smaller chunk is padded to it, but a single galaxy); the
+#: cost per galaxy hardly depends on it on a CPU, and each size is a compilation of its own.
+CHUNK = 8
+#: ``Nk`` of a group is rounded up to a multiple of ``N / K_STEPS`` (few distinct compiled
+#: shapes: every subset of a batch that a fit's iterations draw reuses them).
+K_STEPS = 8
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class DifferentiableModel:
         self.chunk = int(chunk)
         self.user_offset = (float(offset[0]), float(offset[1]))
         self.offset = stamp_offset(self.shape, self.user_offset)
+        enable_compilation_cache()
         self.tables = profile_tables()
         self._device_tables = render.device_tables(self.tables)
         self._psf_images: dict = {}
@@ -95,8 +99,8 @@ class DifferentiableModel:
         return Plan(fft_size=np.asarray(sizes, int), cut=np.asarray(k_sizes, int) // 2)
 
     def _geometry(self, size: int, cuts: np.ndarray) -> Geometry:
-        k_size = int(2 * cuts.max())
-        k_size = -(-k_size // K_ROUND) * K_ROUND
+        step = max(2, size // K_STEPS)
+        k_size = -(-int(2 * cuts.max()) // step) * step
         return Geometry(self.shape, self.pixel_scale, size, k_size, self.pixel)
 
     def _shared_psf_image(self, geometry: Geometry):
@@ -143,7 +147,7 @@ class DifferentiableModel:
             function = render.render_fn(geometry, self.psf is not None, jacobian)
             for start in range(0, len(members), self.chunk):
                 chunk = members[start:start + self.chunk]
-                rows = min(self.chunk, 1 << (len(chunk) - 1).bit_length())  # 1, 2, 4, ...
+                rows = 1 if len(chunk) == 1 else self.chunk
                 padded = np.concatenate([chunk, np.repeat(chunk[:1], rows - len(chunk))])
                 params = jnp.asarray(theta[padded, 1:], jnp.float32)
                 if self.psf is not None:
@@ -172,7 +176,9 @@ class DifferentiableModel:
 
 
 def enable_compilation_cache() -> None:
-    """Keep JAX's compiled functions on disk between processes (``$GALAXIES_CACHE/jax``)."""
+    """Keep JAX's compiled functions on disk between processes, beside the tables (unless the
+    process chose a cache of its own)."""
     from .tables import cache_path
-    jax.config.update("jax_compilation_cache_dir", str(cache_path().parent / "jax"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    if jax.config.jax_compilation_cache_dir is None:
+        jax.config.update("jax_compilation_cache_dir", str(cache_path().parent / "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
