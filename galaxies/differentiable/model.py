@@ -9,7 +9,8 @@ rounding, and their derivatives (B, 5, ny, nx) in label units.
 Host-side planning: GalSim's FFT grid depends on the galaxy (`galaxies.differentiable.grid`),
 and a compiled function has static shapes. Galaxies are grouped by their ``N``, drawn on the
 largest ``Nk`` of their group (each cut to its own) rounded up to one of a few sizes, in
-chunks of `CHUNK` rows (the last padded), so each geometry compiles once or twice; compiled
+chunks of `CHUNK` rows (the last padded to a power of two), so each geometry compiles a few
+times at most; compiled
 functions are also kept on disk (`enable_compilation_cache`) for the next process. The grid is chosen at ``plan_at``
 parameters (the start of a fit, the truth of a validation draw) and held while the parameters
 move, as the GalSim path holds its FFT size: the likelihood must not jump when GalSim's choice
@@ -30,8 +31,8 @@ from .tables import profile_tables
 
 __all__ = ["DifferentiableModel", "Plan"]
 
-#: Galaxies per compiled call (a smaller chunk is padded to it, but a single galaxy); the
-#: cost per galaxy hardly depends on it on a CPU, and each size is a compilation of its own.
+#: Galaxies per compiled call (a smaller chunk is padded to the next power of two); the cost
+#: per galaxy hardly depends on it on a CPU, and each size is a compilation of its own.
 CHUNK = 8
 #: ``Nk`` of a group is rounded up to a multiple of ``N / K_STEPS`` (few distinct compiled
 #: shapes: every subset of a batch that a fit's iterations draw reuses them).
@@ -147,7 +148,7 @@ class DifferentiableModel:
             function = render.render_fn(geometry, self.psf is not None, jacobian)
             for start in range(0, len(members), self.chunk):
                 chunk = members[start:start + self.chunk]
-                rows = 1 if len(chunk) == 1 else self.chunk
+                rows = min(self.chunk, 1 << (len(chunk) - 1).bit_length())  # 1, 2, 4, 8
                 padded = np.concatenate([chunk, np.repeat(chunk[:1], rows - len(chunk))])
                 params = jnp.asarray(theta[padded, 1:], jnp.float32)
                 if self.psf is not None:
