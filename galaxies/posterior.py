@@ -125,7 +125,9 @@ def render_proposal(proposal: Proposal, psf_fwhm: float, samples: int = 4000, se
                     sersic_grid: np.ndarray | None = None,
                     renderer: GalaxyRenderer | None = None) -> Draws:
     """``samples`` draws of ``proposal`` and their unit-flux images at PSF ``psf_fwhm``,
-    rendered once (about 4 ms each) for every image `posterior_means` weighs.
+    rendered once for every image `posterior_means` weighs: in one batch by the differentiable
+    model (`galaxies.differentiable`, GalSim's image to float32 rounding), or one by one by
+    GalSim when a ``renderer`` (`galaxies.simulate.GalaxyRenderer`) is given.
 
     The Sérsic index of each draw is snapped to ``sersic_grid`` (the recipe's,
     ``RandomSpec.sersic_grid``) when given, whose nodes all weigh alike (the snap moves the
@@ -134,7 +136,11 @@ def render_proposal(proposal: Proposal, psf_fwhm: float, samples: int = 4000, se
     nothing and are not rendered.
     """
     theta, log_q = draw_proposal(proposal, samples, seed, sersic_grid)
-    renderer = renderer or GalaxyRenderer()
+    if renderer is None:
+        from .differentiable.model import DifferentiableModel
+        unit = np.column_stack([np.ones(len(theta)), theta[:, 1:]])
+        units = DifferentiableModel().images(unit, np.full(len(theta), float(psf_fwhm)))
+        return Draws(theta, log_q, units.reshape(len(theta), -1))
     units = np.empty((len(theta), IMAGE_SIZE * IMAGE_SIZE))
     for i in np.argsort(theta[:, 1], kind="stable"):  # one Hankel table per index
         units[i] = renderer.draw(1.0, *theta[i, 1:], psf_fwhm).ravel()

@@ -69,3 +69,15 @@ def test_the_end_nodes_of_the_index_grid_take_their_own_cell_only():
     counts = np.array([np.sum(theta[:, 1] == node) for node in grid[-4:]])
     assert counts[-1] < 1.5 * counts[-2]  # not the whole tail piled on n = 6
     assert np.isin(theta[:, 1], grid).all() and len(theta) == len(log_q)
+
+
+def test_the_proposal_drawn_by_the_differentiable_model_is_galsims():
+    """The default renderer of the proposal (the JAX model) against GalSim's, draw by draw."""
+    truth = np.array([1e5, 2.5, 0.3, 0.1, -0.05])
+    proposal = posterior.Proposal(truth, np.diag([1e7, 0.2, 1e-3, 1e-3, 1e-3]))
+    fast = posterior.render_proposal(proposal, 0.6, samples=60, seed=4)
+    reference = posterior.render_proposal(proposal, 0.6, samples=60, seed=4,
+                                          renderer=GalaxyRenderer())
+    assert np.array_equal(fast.theta, reference.theta)
+    error = np.linalg.norm(fast.units - reference.units, axis=1)
+    assert np.max(error / np.linalg.norm(reference.units, axis=1)) < 1e-4
