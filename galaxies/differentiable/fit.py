@@ -12,8 +12,8 @@ batch in one call, the natural minimizer is Levenberg–Marquardt on all five pa
   out of the box is held there (an active set, as L-BFGS-B's projected gradient does), so a
   galaxy whose optimum lies on the edge (n = 6 or r = 0.6 at low SNR) converges there;
 * a step is kept when the NLL falls, and lambda shrinks by `SHRINK`; else lambda grows by
-  `GROW` and the same derivatives are reused (the trial is drawn with its derivatives: most
-  steps are kept, and a kept step needs them);
+  `GROW` and the same derivatives are reused (a trial after a kept step is drawn with its
+  derivatives at once, since most steps are kept; after a rejection, its image alone first);
 * a galaxy stops when no parameter would move by more than ``stop`` of its standard deviation
   (the square root of the diagonal of ``H^-1``; the undamped step of the free parameters), or
   after ``max_steps`` accepted steps.
@@ -52,7 +52,7 @@ BOX = np.array([[RANGES["flux"].low, RANGES["flux"].high],
 #: Factors applied to the damping after a kept and after a rejected step.
 SHRINK, GROW = 0.3, 4.0
 #: Damping after the first rejected step of an undamped start.
-LAMBDA_FIRST = 1e-3
+LAMBDA_FIRST = 0.1
 #: Stop when no parameter would move by more than this fraction of its standard deviation.
 STOP = 0.01
 
@@ -143,6 +143,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     steps = np.zeros(rows, int)
     converged = np.zeros(rows, bool)
     active = np.ones(rows, bool)
+    eager = np.ones(rows, bool)  # draw the next trial with its derivatives (the last was kept)
     flat_d = (images - mu).reshape(rows, -1)
     for _ in range(4 * max_steps + 8):
         if not active.any():
@@ -166,12 +167,16 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         delta = _solve(hessian, gradient, held, damping[idx])
         trial = np.clip(theta[idx] + delta, box[:, 0], box[:, 1])
         cut = np.any(trial != theta[idx] + delta, axis=1)
-        # the trial's derivatives at once: most steps are kept, and a kept step needs them
-        trial_mu, trial_jac = model.images_and_jacobians(
-            trial, None if psf_fwhm is None else psf_fwhm[idx], _rows(plan, idx))
+        psf = None if psf_fwhm is None else psf_fwhm[idx]
+        trial_mu, trial_jac = _draw_trials(model, trial, psf, _rows(plan, idx), eager[idx])
         trial_nll = _nll(images[idx], trial_mu, weight[idx])
         better = trial_nll < nll[idx]
         kept = idx[better]
+        late = better & ~eager[idx]  # kept after a rejection: its derivatives now
+        if late.any():
+            trial_jac[late] = model.images_and_jacobians(
+                trial[late], None if psf is None else psf[late], _rows(plan, idx[late]))[1]
+        eager[idx] = better
         theta[kept], nll[kept] = trial[better], trial_nll[better]
         jac[kept] = trial_jac[better]
         flat_d[kept] = (images[kept] - trial_mu[better]).reshape(len(kept), flat_d.shape[1])
@@ -201,6 +206,23 @@ def _solve(hessian, gradient, held, damping) -> np.ndarray:
     matrix = np.where(mask, matrix, np.eye(5))
     rhs = np.where(free, gradient * scale, 0.0)
     return np.linalg.solve(matrix, rhs[..., None])[..., 0] * scale
+
+
+def _draw_trials(model, trial, psf, plan, eager):
+    """Images of the trials, and their derivatives where ``eager`` (elsewhere zero, filled
+    if the trial is kept): most trials are kept, and a kept one needs its derivatives, but
+    after a rejection the next trial is uncertain and its image alone is drawn first."""
+    mu = np.empty((len(trial),) + model.shape)
+    jac = np.zeros((len(trial), 5) + model.shape)
+    for rows, with_jacobian in ((np.flatnonzero(eager), True), (np.flatnonzero(~eager), False)):
+        if not len(rows):
+            continue
+        part = (trial[rows], None if psf is None else psf[rows], _rows(plan, rows))
+        if with_jacobian:
+            mu[rows], jac[rows] = model.images_and_jacobians(*part)
+        else:
+            mu[rows] = model.images(*part)
+    return mu, jac
 
 
 def _rows(plan, idx):
