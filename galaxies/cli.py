@@ -141,6 +141,7 @@ def datasets(profile, only, jobs, scheduler, force):
 @click.option("--force", is_flag=True, help="Rerun steps even when nothing changed.")
 @click.option("--jobs", type=COUNT, default=None, help="Processes for data generation.")
 @click.option("--list", "list_steps", is_flag=True, help="List the steps and exit.")
+@user_errors
 def run(profile, only, force, jobs, list_steps):
     """Build the data sets and execute every notebook; results go to results/<profile>/."""
     from .pipeline import STEPS, StepFailed, runs

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import parallel
+from .console import show_progress
 from .errors import InputError
 from .fits_cutouts import Cutout
 from .resampling import equivalent_sigma, psf_profile, resample, resampled_sigma, stamp_fwhm
@@ -360,7 +361,7 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
         else:  # a network predicts here, where it is loaded
             measured = (measure_cutout(*a) for a in args)
         for (cutout, _, _), result in tqdm(zip(jobs, measured), total=len(jobs), desc="measure",
-                                           disable=not progress or len(jobs) < 2):
+                                           disable=not show_progress(progress) or len(jobs) < 2):
             if result.sigma_source.startswith("border"):
                 log(f"{cutout.name}: noise sigma {result.sigma:.4g} estimated from the border "
                     f"(3-sigma clipped MAD); on the simulation's stamp, white noise of "

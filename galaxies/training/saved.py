@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic, files
-from ..errors import InputError, OutputExistsError
+from ..errors import InputError
 from ..simulate import IMAGE_SIZE, LABEL_COLUMNS
 from .config import TrainingConfig, dataset_arrays
 from .scaling import Standardizer, model_inputs
@@ -48,15 +48,9 @@ def is_model_dir(path) -> bool:
 
 def check_model_dir(path, force: bool = False) -> Path:
     """Refuse to write a model to ``path`` when something is there, unless ``force`` and it is a
-    model directory (so ``--force`` can never erase a folder of data)."""
-    path = Path(path)
-    if path.exists():
-        if not path.is_dir() or not is_model_dir(path):
-            raise OutputExistsError(f"{path} exists and is not a model directory (no {TRAINING_FILE}); "
-                                  f"choose another --out")
-        if not force:
-            raise OutputExistsError(f"{path} already holds a model; use --force to replace it")
-    return path
+    model directory (so ``--force`` can never erase a folder of data): `galaxies.atomic`'s rule
+    for outputs, with ``training.json`` as the mark of a model folder."""
+    return atomic.check_writable(path, force, directory=True, marker=TRAINING_FILE)
 
 
 def history_frame(history: dict):
@@ -146,7 +140,7 @@ class SavedModel:
         """Write the model directory atomically; an existing model there is replaced only with
         ``force`` (the default: the experiments own their directories; the command line asks)."""
         path = check_model_dir(path, force)
-        with atomic.atomic_dir(path, force=True) as tmp:
+        with atomic.atomic_dir(path, force=True, marker=TRAINING_FILE) as tmp:
             self.write_into(tmp)
         self.path = path
         return path
