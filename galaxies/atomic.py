@@ -86,7 +86,7 @@ def _nearest_folder(path: Path) -> Path:
     while True:
         try:
             mode = os.stat(parent).st_mode
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # missing, or below a file
             parent = parent.parent
             continue
         except OSError as err:  # a loop of links, a name too long
@@ -238,18 +238,17 @@ def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
     operating system's refusal (a full disk) is raised as `output_error` names it."""
     path = check_writable(path, force)
     tmp = temporary_name(path)
-    try:
-        with terminate_as_interrupt(), made_parents(path):
-            try:
-                yield tmp
-                _claim(tmp, path, force)
-            except (OSError, RuntimeError) as err:
-                converted = output_error(err, path)
-                if converted is err:
-                    raise
-                raise converted from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with terminate_as_interrupt(), made_parents(path):
+        try:
+            yield tmp
+            _claim(tmp, path, force)
+        except (OSError, RuntimeError) as err:
+            converted = output_error(err, path)
+            if converted is err:
+                raise
+            raise converted from None
+        finally:  # before made_parents removes the folders it made
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -276,30 +275,29 @@ def atomic_dir(path: str | os.PathLike, force: bool = False,
     path = check_writable(path, force, directory=True, marker=marker)
     tmp = temporary_name(path)
     old = None
-    try:
-        with terminate_as_interrupt(), made_parents(path):
+    with terminate_as_interrupt(), made_parents(path):
+        try:
             tmp.mkdir()
+            yield tmp
+            if path.exists():  # force: move the old folder aside, then swap
+                old = temporary_name(path.with_name(path.name + ".old"))
+                os.rename(path, old)
             try:
-                yield tmp
-                if path.exists():  # force: move the old folder aside, then swap
-                    old = temporary_name(path.with_name(path.name + ".old"))
-                    os.rename(path, old)
-                try:
-                    os.rename(tmp, path)
-                except OSError:
-                    if old is not None:
-                        os.rename(old, path)
-                    raise OutputExistsError(f"{path} already exists (written meanwhile by another "
-                                            f"process); use --force to overwrite it") from None
-            except (OSError, RuntimeError) as err:
-                converted = output_error(err, path)
-                if converted is err:
-                    raise
-                raise converted from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+                os.rename(tmp, path)
+            except OSError:
+                if old is not None:
+                    os.rename(old, path)
+                raise OutputExistsError(f"{path} already exists (written meanwhile by another "
+                                        f"process); use --force to overwrite it") from None
+        except (OSError, RuntimeError) as err:
+            converted = output_error(err, path)
+            if converted is err:
+                raise
+            raise converted from None
+        finally:  # before made_parents removes the folders it made
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def write_text(path: str | os.PathLike, text: str, force: bool = True) -> Path:

@@ -53,6 +53,8 @@ def _open(path, name: str | None = None):
         if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise
         name = name or (path if isinstance(path, str) or hasattr(path, "__fspath__") else "the file")
+        if isinstance(err, OSError) and err.strerror:  # a loop of links, a device that fails
+            raise InputError(f"{name}: cannot be read ({err.strerror.lower()})") from None
         raise FileFormatError(f"{name}: not a readable FITS file ({err})") from None
 
 

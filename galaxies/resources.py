@@ -25,9 +25,10 @@ def _gb(nbytes: float) -> str:
 
 
 def free_disk(path) -> int:
-    """Bytes free on the file system that holds ``path`` (or its nearest existing parent)."""
-    path = Path(path).resolve()
-    while not path.exists():
+    """Bytes free on the file system that holds ``path`` (or its nearest existing folder; a
+    link at ``path``, even one that loops, is not followed)."""
+    path = Path(os.path.abspath(path))
+    while not path.is_dir():
         path = path.parent
     return shutil.disk_usage(path).free
 
