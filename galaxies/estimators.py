@@ -33,7 +33,7 @@ import numpy as np
 from . import files
 from .atomic import check_destination
 from .chunked import BLOCK_ROWS, DatasetReader, NonFinite
-from .errors import InputError
+from .errors import FileFormatError, InputError
 from .training.config import input_fields
 from .training.denoiser import DENOISE_BATCH
 from .training.saved import SavedModel, read_info
@@ -191,6 +191,9 @@ def load(path, **options) -> Estimator:
     if "denoiser" not in info:
         return network
     from .training.denoiser import Denoiser
+    if not isinstance(info["denoiser"], str):
+        raise FileFormatError(f"{path}/training.json: 'denoiser' = {info['denoiser']!r} must be "
+                              f"the path of the denoiser's directory")
     reference = Path(info["denoiser"])
     denoiser_dir = reference if reference.is_absolute() else (path / reference).resolve()
     if not denoiser_dir.is_dir():

@@ -52,12 +52,14 @@ def check_disk(path, nbytes: float, what: str) -> None:
                             f"there; ask for fewer rows or choose another folder")
 
 
-def check_memory(nbytes: float, what: str) -> None:
-    """Refuse to allocate ``nbytes`` when memory cannot hold them (with a 10% margin)."""
+def check_memory(nbytes: float, what: str,
+                 remedy: str = "read fewer rows (--limit) or fewer fields") -> None:
+    """Refuse to allocate ``nbytes`` when memory cannot hold them (with a 10% margin); the
+    message names ``what`` needs them and the ``remedy``."""
     free = free_memory()
     if nbytes > 0.9 * free:
         raise ResourceError(f"{what} needs {_gb(nbytes)} of memory, but only {_gb(free)} is "
-                            f"available; read fewer rows (--limit) or fewer fields")
+                            f"available; {remedy}")
 
 
 def resolve_jobs(jobs, tasks: int | None = None) -> int:
