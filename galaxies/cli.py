@@ -374,8 +374,12 @@ def evaluate(pred, data, no_crb, by_snr, jobs):
     else:
         table = ev.against_dataset_crb(predictions, dataset, jobs=jobs)
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
+        left_out = ev.dropped(*ev.aligned(predictions, dataset)[:2])
         click.echo(f"{predictions.estimator} on {dataset.name} ({len(predictions)} rows, "
-                   f"{predictions.seconds_per_image:.3g} s per image)")
+                   f"{predictions.seconds_per_image:.3g} s per image)"
+                   + (f"; {left_out['rows']} row(s) left out for NaN or infinite predictions "
+                      f"({left_out['predictions']}) or labels ({left_out['labels']}): see the "
+                      f"columns n and dropped" if left_out["rows"] else ""))
         click.echo(table.to_string())
         if by_snr:
             click.echo(ev.by_snr(predictions, dataset).to_string())
