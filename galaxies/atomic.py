@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
-from .errors import OutputExistsError, ResourceError, Terminated
+from .errors import InputError, OutputExistsError, ResourceError, Terminated
 
 __all__ = ["TMP_PREFIX", "temporary_name", "check_writable", "check_output", "check_destination",
            "made_parents", "output_error", "is_disk_full", "atomic_path", "atomic_h5",
@@ -197,7 +197,7 @@ def output_error(err: BaseException, path) -> BaseException:
     """The one-line error of `galaxies.errors` for an operating system's refusal to write
     ``path`` (named as the caller gave it, not by a temporary name): no room left is a
     `ResourceError`, a refusal a PermissionError, a loop of links or a name too long an
-    `OutputExistsError`; anything else is returned unchanged (a bug shows its traceback)."""
+    `InputError`; anything else is returned unchanged (a bug shows its traceback)."""
     code = getattr(err, "errno", None)
     reason = (getattr(err, "strerror", None) or str(err)).lower()
     if is_disk_full(err):
@@ -207,7 +207,7 @@ def output_error(err: BaseException, path) -> BaseException:
     if code in REFUSED:
         return PermissionError(f"cannot write {path}: {reason}")
     if code in (errno.ELOOP, errno.ENAMETOOLONG):
-        return OutputExistsError(f"cannot write {path}: {reason}")
+        return InputError(f"cannot write {path}: {reason}")
     return err
 
 
