@@ -142,11 +142,8 @@ class SavedModel:
                                   f"configuration); is {path} a model directory?")
         try:
             scalers = {k: Standardizer(**v) for k, v in _record(path / SCALERS_FILE).items()}
-            if info.get("task") != "denoise":
-                TrainingConfig(**info["config"])
-        except (TypeError, InputError) as err:
-            raise FileFormatError(f"{path}: its scalers or training configuration do not "
-                                  f"describe a model ({err})") from None
+        except TypeError as err:
+            raise FileFormatError(f"{path / SCALERS_FILE}: not the scalers of a model ({err})") from None
         try:
             model = keras.saving.load_model(path / MODEL_FILE, compile=False)
         except Exception as err:  # noqa: BLE001 - a damaged archive fails in many ways in Keras
