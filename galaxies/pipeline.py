@@ -255,7 +255,7 @@ def export_html(executed: Path, slides: bool = False) -> Path:
     else:
         body, _ = HTMLExporter().from_notebook_node(nb)
         target = executed.with_suffix(".html")
-    target.write_text(body)
+    atomic.write_text(target, body)
     return target
 
 
