@@ -14,6 +14,7 @@ The one rule for outputs, shared by every command (`check_writable`):
   socket, a symbolic link (whatever it points to) or a folder without the marker never is;
 * a missing parent folder is made only while the result is written, and removed again when
   the write fails (`made_parents`), so a failed command leaves no folder behind;
+* an input is a regular file (`check_readable`): a FIFO or a device would block or never end;
 * every message names the path the caller gave, never the temporary name, and an operating
   system's refusal (a full disk, a read-only file system) is a one-line error of
   `galaxies.errors` (`output_error`).
@@ -34,7 +35,8 @@ from typing import Iterator
 
 from .errors import InputError, OutputExistsError, ResourceError, Terminated
 
-__all__ = ["TMP_PREFIX", "temporary_name", "check_writable", "check_output", "check_destination",
+__all__ = ["TMP_PREFIX", "temporary_name", "check_writable", "check_readable", "check_output",
+           "check_destination",
            "made_parents", "output_error", "is_disk_full", "atomic_path", "atomic_h5",
            "atomic_dir", "write_text", "write_json", "terminate_as_interrupt"]
 
@@ -136,6 +138,21 @@ def _read_only(folder: Path) -> bool:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
+
+
+def check_readable(path, what: str = "file") -> Path:
+    """An input is a regular file (a link to one is followed): a FIFO would block the reader
+    and a device never end; `InputError` names what it is, FileNotFoundError a missing one."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{path}: no such {what}") from None
+    except OSError as err:  # a loop of links, a name too long
+        raise InputError(f"{path}: cannot be read ({(err.strerror or str(err)).lower()})") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is a {_kind(mode)}, not a regular file; give a {what}")
+    return path
 
 
 def check_output(out, *inputs) -> None:

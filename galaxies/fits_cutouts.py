@@ -64,6 +64,10 @@ class Cutout:
 
 def _open(path, name: str | None = None):
     from astropy.io import fits
+
+    from .atomic import check_readable
+    if isinstance(path, str) or hasattr(path, "__fspath__"):
+        check_readable(path, "FITS file")
     try:
         return fits.open(path, memmap=False, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, EOFError) as err:

@@ -182,3 +182,32 @@ def test_a_real_full_disk_is_one_line_and_leaves_nothing(full_tmpfs, small_sets)
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert str(out) in lines[0] and "no space left" in lines[0], lines[0]
     assert sorted(p.name for p in full_tmpfs.iterdir()) == ["filler"]
+
+
+def test_an_input_that_is_not_a_regular_file_is_one_line(tmp_path):
+    fifo = tmp_path / "fifo.fits"
+    os.mkfifo(fifo)  # a reader would wait for a writer for ever
+    inputs = [fifo]
+    with contextlib.suppress(PermissionError):  # a copy of /dev/zero: a reader never ends
+        os.mknod(tmp_path / "zero.fits", stat.S_IFCHR | 0o666, os.makedev(1, 5))
+        inputs.append(tmp_path / "zero.fits")
+    for path in inputs:
+        one_line(CliRunner().invoke(main, ["measure", str(path), "--psf-fwhm", "0.7", "--out",
+                                           str(tmp_path / "o.csv")]), str(path), "not a regular file")
+        one_line(CliRunner().invoke(main, ["evaluate", str(path), str(path)]), str(path),
+                 "not a regular file")
+
+
+def test_a_read_only_file_system_is_one_line(tmp_path):
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    try:
+        one_line(generate_test(mount / "new" / "set.h5"), str(mount / "new" / "set.h5"),
+                 "read-only file system")
+        assert list(mount.iterdir()) == []
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
