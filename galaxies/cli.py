@@ -337,16 +337,17 @@ def refine(paths, start, steps, limit, jobs, scheduler, force):
     data, out = paths[-2:]
     atomic.check_destination(out, data, *paths[:1], *([start] if start else []), force=force)
     made = None
-    try:
-        if start is None:  # the network's predictions, under a temporary name beside OUT
-            made = atomic.temporary_name(out)
-            start = estimators.load(paths[0]).predict_file(data, made, limit=limit)
-        with engine(scheduler, workers=jobs):
-            path = refinement.refine_dataset(start, data, out, steps=steps, jobs=jobs,
-                                             limit=limit, force=force)
-    finally:
-        if made is not None:
-            made.unlink(missing_ok=True)
+    with atomic.made_parents(out):  # a folder made for OUT is removed again if this fails
+        try:
+            if start is None:  # the network's predictions, under a temporary name beside OUT
+                made = atomic.temporary_name(out)
+                start = estimators.load(paths[0]).predict_file(data, made, limit=limit)
+            with engine(scheduler, workers=jobs):
+                path = refinement.refine_dataset(start, data, out, steps=steps, jobs=jobs,
+                                                 limit=limit, force=force)
+        finally:
+            if made is not None:
+                made.unlink(missing_ok=True)
     result = load_predictions(path)
     click.echo(f"wrote {path} ({result.estimator}): {len(result)} galaxies, "
                f"{result.attrs['converged_fraction']:.1%} converged, {result.attrs['failed']} "
