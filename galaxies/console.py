@@ -19,22 +19,23 @@ __all__ = ["QUIET_ENVIRONMENT", "quiet_libraries", "show_progress"]
 
 #: environment of this process and the processes it starts (kernels, workers)
 QUIET_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "2"}
-_LOGGERS = ("tensorflow", "absl", "keras", "h5py", "astropy", "distributed", "papermill")
+#: loggers quieted whenever they exist: TensorFlow's is a plain logger, made here if need be;
+#: absl and astropy install their own logger classes when imported, so theirs are quieted only
+#: once made (a plain logger made first would break astropy's import)
+_LOGGERS = ("tensorflow", "absl", "astropy", "keras", "h5py", "distributed", "papermill")
+_WARNING_MODULES = r"(astropy|keras|tensorflow|absl|h5py)(\.|$)"
 
 
 def quiet_libraries() -> None:
     """Silence third-party log lines and warnings (see the module docstring); a variable the
-    user has set is kept."""
+    user has set is kept. Cheap: nothing is imported."""
     for name, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    existing = logging.Logger.manager.loggerDict
     for name in _LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module=r"(astropy|keras|tensorflow|absl|h5py)(\.|$)")
-    try:
-        from astropy.utils.exceptions import AstropyWarning
-    except ImportError:  # pragma: no cover - astropy is a dependency
-        return
-    warnings.filterwarnings("ignore", category=AstropyWarning)
+        if name == "tensorflow" or isinstance(existing.get(name), logging.Logger):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=_WARNING_MODULES)
 
 
 def _in_notebook() -> bool:
