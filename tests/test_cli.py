@@ -157,6 +157,10 @@ def test_third_party_log_lines_do_not_precede_the_error(tmp_path, small_sets):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "model.keras: not a Keras model" in lines[0]
+    # silencing imports nothing and leaves every library importable after it
+    done = run("-c", "import sys; from galaxies.console import quiet_libraries; quiet_libraries(); "
+               "assert 'astropy' not in sys.modules; import astropy.io.fits, absl.logging")
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_log_gets_no_progress_bar_frames(tmp_path):
