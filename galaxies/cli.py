@@ -141,6 +141,7 @@ def datasets(profile, only, jobs, scheduler, force):
 @click.option("--force", is_flag=True, help="Rerun steps even when nothing changed.")
 @click.option("--jobs", type=COUNT, default=None, help="Processes for data generation.")
 @click.option("--list", "list_steps", is_flag=True, help="List the steps and exit.")
+@user_errors
 def run(profile, only, force, jobs, list_steps):
     """Build the data sets and execute every notebook; results go to results/<profile>/."""
     from .pipeline import STEPS, StepFailed, runs
@@ -336,16 +337,17 @@ def refine(paths, start, steps, limit, jobs, scheduler, force):
     data, out = paths[-2:]
     atomic.check_destination(out, data, *paths[:1], *([start] if start else []), force=force)
     made = None
-    try:
-        if start is None:  # the network's predictions, under a temporary name beside OUT
-            made = atomic.temporary_name(out)
-            start = estimators.load(paths[0]).predict_file(data, made, limit=limit)
-        with engine(scheduler, workers=jobs):
-            path = refinement.refine_dataset(start, data, out, steps=steps, jobs=jobs,
-                                             limit=limit, force=force)
-    finally:
-        if made is not None:
-            made.unlink(missing_ok=True)
+    with atomic.made_parents(out):  # a folder made for OUT is removed again if this fails
+        try:
+            if start is None:  # the network's predictions, under a temporary name beside OUT
+                made = atomic.temporary_name(out)
+                start = estimators.load(paths[0]).predict_file(data, made, limit=limit)
+            with engine(scheduler, workers=jobs):
+                path = refinement.refine_dataset(start, data, out, steps=steps, jobs=jobs,
+                                                 limit=limit, force=force)
+        finally:
+            if made is not None:
+                made.unlink(missing_ok=True)
     result = load_predictions(path)
     click.echo(f"wrote {path} ({result.estimator}): {len(result)} galaxies, "
                f"{result.attrs['converged_fraction']:.1%} converged, {result.attrs['failed']} "
@@ -373,8 +375,12 @@ def evaluate(pred, data, no_crb, by_snr, jobs):
     else:
         table = ev.against_dataset_crb(predictions, dataset, jobs=jobs)
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
+        left_out = ev.dropped(*ev.aligned(predictions, dataset)[:2])
         click.echo(f"{predictions.estimator} on {dataset.name} ({len(predictions)} rows, "
-                   f"{predictions.seconds_per_image:.3g} s per image)")
+                   f"{predictions.seconds_per_image:.3g} s per image)"
+                   + (f"; {left_out['rows']} row(s) left out for NaN or infinite predictions "
+                      f"({left_out['predictions']}) or labels ({left_out['labels']}): see the "
+                      f"columns n and dropped" if left_out["rows"] else ""))
         click.echo(table.to_string())
         if by_snr:
             click.echo(ev.by_snr(predictions, dataset).to_string())

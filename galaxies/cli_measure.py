@@ -1,8 +1,9 @@
 """``galaxies measure``: the command over `galaxies.measure` (registered by `galaxies.cli`).
 
-Bad input (no pixel scale, a PSF larger than a cutout, an RMS map of another shape, NaN
-pixels, an empty HDU, an existing output without --force) ends with one line and status 2,
-as every user error of the command line does.
+Bad input (no pixel scale, a PSF larger than a cutout or off its centre, an RMS map of another
+shape, NaN pixels, an empty HDU, a number that is not finite, a PSF FWHM or pixel scale out of
+range, a header value that is not a number, an existing output without --force) ends with one
+line and status 2, as every user error of the command line does (`galaxies.measure_inputs`).
 """
 from __future__ import annotations
 
@@ -45,10 +46,11 @@ def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_
     training domain. With --scheduler, the fits (--method fit) run on the Dask cluster."""
     from . import measure as measuring
     from .errors import InputError
+    from .measure_inputs import finite_option
     from .parallel import engine
-    for name, value in (("--sigma", sigma), ("--gain", gain), ("--psf-fwhm", psf_fwhm)):
-        if value is not None and not value > 0:
-            raise InputError(f"{name} = {value:g} must be positive")
+    sigma, gain, psf_fwhm = (finite_option(name, value) for name, value in (
+        ("--sigma", sigma), ("--gain", gain), ("--psf-fwhm", psf_fwhm)))
+    background = finite_option("--background", background, positive=False)
     load_network = None
     if method != "fit":
         from pathlib import Path

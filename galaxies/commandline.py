@@ -1,8 +1,12 @@
 """How the ``galaxies`` command line takes options and reports errors (`galaxies.cli` uses it).
 
 User errors (`galaxies.errors.USER_ERRORS`) become one line, ``galaxies: error: ...``, and
-status 2; click's own usage errors too. Ctrl-C exits 130 and SIGTERM 143, each with one line,
-after cleanup. Any other exception is a bug and shows its traceback.
+status 2; click's own usage errors too, and a full disk wherever it is met
+(`galaxies.atomic.output_error`). An operating system's error names its path and its reason in
+words, never a bare errno. Third-party log lines are silenced before any command runs
+(`galaxies.console.quiet_libraries`), so the error is the only line. Ctrl-C exits 130 and
+SIGTERM 143, each with one line, after cleanup. Any other exception is a bug and shows its
+traceback.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import click
 
 from .errors import USER_ERRORS, Terminated
 
-__all__ = ["COUNT", "SEED", "SCHEDULER", "Command", "Group", "user_errors", "fail"]
+__all__ = ["COUNT", "SEED", "SCHEDULER", "Command", "Group", "user_errors", "describe", "fail"]
 
 #: option types that name the option and the allowed values when a value is refused
 COUNT = click.IntRange(min=1)
@@ -36,6 +40,8 @@ class _OneLineErrors:
     ``galaxies: error: ...``, with status 2, like every other user error."""
 
     def main(self, args=None, prog_name=None, **extra):
+        from .console import quiet_libraries
+        quiet_libraries()
         try:
             result = super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.Abort:
@@ -53,10 +59,18 @@ class Group(_OneLineErrors, click.Group):
     command_class = Command
 
 
+def describe(err: BaseException) -> str:
+    """A user error in words: an operating system's error as ``PATH: reason`` (no errno)."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        where = f"{err.filename} -> {err.filename2}" if err.filename2 else f"{err.filename}"
+        return f"{where}: {err.strerror[0].lower()}{err.strerror[1:]}"
+    return str(err)
+
+
 def user_errors(func):
     """Report user errors as ``galaxies: error: ...`` (status 2); Ctrl-C (130) and SIGTERM
     (143) as one line too, after cleanup. Any other exception is a bug: its traceback shows."""
-    from .atomic import terminate_as_interrupt
+    from .atomic import is_disk_full, output_error, terminate_as_interrupt
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -64,7 +78,13 @@ def user_errors(func):
             with terminate_as_interrupt():
                 return func(*args, **kwargs)
         except USER_ERRORS as err:
-            fail(f"error: {err}", 2)
+            fail(f"error: {describe(err)}", 2)
+        except (OSError, RuntimeError) as err:
+            if not is_disk_full(err):
+                raise
+            kept = getattr(err, "kept_partial", None)
+            fail(f"error: {output_error(err, getattr(err, 'filename', None) or 'the output')}"
+                 + (f"; {kept}" if kept else ""), 2)
         except Terminated as err:
             kept = getattr(err, "kept_partial", "no partial output was kept")
             fail(f"terminated (SIGTERM); workers stopped, {kept}", 143)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .console import show_progress
 from .crb import STEPS, cramer_rao_bound
 from .errors import InputError
 from .simulate import LABEL_COLUMNS, check_parameters
@@ -146,7 +147,7 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
         chunks = [c for c in np.array_split(order, max(1, min(len(order), 8 * jobs))) if len(c)]
         values = np.empty((len(unique), 5))
         bar = tqdm(total=len(unique), unit="galaxy", desc=f"CRB {Path(path).stem}",
-                   disable=not progress)
+                   disable=not show_progress(progress))
         try:
             if cluster is None and (jobs == 1 or len(chunks) == 1):
                 for chunk in chunks:

@@ -33,8 +33,8 @@ import numpy as np
 from . import files
 from .atomic import check_destination
 from .chunked import BLOCK_ROWS, DatasetReader, NonFinite
-from .errors import InputError
-from .training.config import input_fields
+from .errors import FileFormatError, InputError
+from .training.config import TrainingConfig, input_fields
 from .training.denoiser import DENOISE_BATCH
 from .training.saved import SavedModel, read_info
 
@@ -187,10 +187,19 @@ def load(path, **options) -> Estimator:
     if info.get("task") == "denoise":
         raise InputError(f"{path} holds a denoiser, which makes images, not labels: give "
                          f"the directory of an estimator (a two-stage one brings its denoiser)")
+    if isinstance(info.get("config"), dict):  # checked before Keras loads anything
+        try:
+            TrainingConfig(**info["config"])
+        except (TypeError, InputError) as err:
+            raise FileFormatError(f"{path}/training.json: its training configuration does not "
+                                  f"describe an estimator ({err})") from None
     network = Network(SavedModel.load(path), **options)
     if "denoiser" not in info:
         return network
     from .training.denoiser import Denoiser
+    if not isinstance(info["denoiser"], str):
+        raise FileFormatError(f"{path}/training.json: 'denoiser' = {info['denoiser']!r} must be "
+                              f"the path of the denoiser's directory")
     reference = Path(info["denoiser"])
     denoiser_dir = reference if reference.is_absolute() else (path / reference).resolve()
     if not denoiser_dir.is_dir():

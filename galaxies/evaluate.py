@@ -17,7 +17,7 @@ from .atomic import TMP_PREFIX
 from .errors import InputError
 from .simulate import LABEL_COLUMNS
 
-__all__ = ["aligned", "summary", "against_crb", "by_snr", "calibration", "list_predictions",
+__all__ = ["aligned", "dropped", "summary", "against_crb", "by_snr", "calibration", "list_predictions",
            "dataset_crb", "against_dataset_crb", "crb_by_snr", "shear_calibration",
            "bias_variance", "normalized_by"]
 
@@ -67,13 +67,38 @@ def aligned(predictions, dataset):
     return predictions.pred.astype(np.float64), dataset.label[take].astype(np.float64), take
 
 
+def dropped(pred: np.ndarray, truth: np.ndarray) -> dict:
+    """What a table leaves out: per parameter, the rows whose prediction or label is NaN or
+    infinite (0 for a parameter the estimator does not measure: NaN in every row, as HSM's
+    flux, n and r); and the rows left out of at least one measured parameter (``rows``), for
+    a bad prediction (``predictions``) or a bad label (``labels``).
+
+    Such rows are counted and reported, not refused: a fit that failed on one galaxy leaves
+    its row NaN and HSM leaves whole columns NaN, so refusing would refuse estimators whose
+    other rows are sound; counting them in every table (``dropped``, and the table's
+    ``attrs``) and in ``galaxies evaluate``'s header keeps them from passing unseen.
+    """
+    bad_pred, bad_truth = ~np.isfinite(pred), ~np.isfinite(truth)
+    measured = ~bad_pred.all(axis=0)
+    bad = (bad_pred | bad_truth) & measured
+    return {"per_parameter": bad.sum(axis=0), "rows": int(bad.any(axis=1).sum()),
+            "predictions": int((bad_pred & measured).any(axis=1).sum()),
+            "labels": int((bad_truth & measured).any(axis=1).sum()), "of": len(pred)}
+
+
 def summary(predictions, dataset) -> pd.DataFrame:
-    """Bias, standard deviation and RMSE of each parameter (rows: the label columns)."""
+    """Bias, standard deviation and RMSE of each parameter (rows: the label columns), over
+    ``n`` rows; ``dropped`` counts those left out for a NaN or infinite prediction or label
+    (`dropped`, whose totals are in the table's ``attrs``)."""
     pred, truth, _ = aligned(predictions, dataset)
     error = pred - truth
     ok = np.isfinite(error)
+    left_out = dropped(pred, truth)
     table = pd.DataFrame(index=pd.Index(LABEL_COLUMNS, name="parameter"))
+    table.attrs.update({f"dropped_{k}" if k != "of" else "rows": v for k, v in left_out.items()
+                        if k != "per_parameter"})
     table["n"] = n = ok.sum(axis=0)
+    table["dropped"] = left_out["per_parameter"]
     # a parameter an estimator does not measure (NaN in every row, the shear-only HSM) is NaN
     table["bias"] = [error[ok[:, j], j].mean() if n[j] else np.nan for j in range(5)]
     table["std"] = [error[ok[:, j], j].std(ddof=1) if n[j] > 1 else np.nan for j in range(5)]

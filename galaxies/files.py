@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .atomic import atomic_h5
+from .atomic import atomic_h5, check_readable
 from .errors import FileFormatError, InputError
 from .resources import check_memory
 from .simulate import IMAGE_SIZE, LABEL_COLUMNS, PIXEL_SCALE
@@ -172,9 +172,7 @@ def _check_dataset_file(f: h5py.File, path: Path) -> int:
 
 
 def _open(path: str | os.PathLike) -> tuple[Path, h5py.File]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such data file")
+    path = check_readable(path, "data file")  # a regular file: not a FIFO or a device
     try:
         return path, h5py.File(path, "r")
     except OSError as err:

@@ -8,6 +8,16 @@ every problem a person can fix raised as one plain error naming the file and wha
 * `read_map`: an RMS map of the same shape as the cutouts.
 * `read_psf`: a PSF image, normalized to unit sum, and its pixel scale (its WCS, else None).
 
+**The frame of the shear.** A cutout with a celestial WCS has g1, g2 reported on the sky: in
+the frame whose x axis points west and y axis north (as on a north-up, east-left image), so
++g1 is an elongation east-west, +g2 one along the north-west / south-east diagonal. The
+measurement itself is made on the pixel grid; `wcs_frame` reads the rotation and parity
+between the pixel axes and that frame from the WCS (`astropy.wcs`, the celestial
+``pixel_scale_matrix``) and `sky_shear` turns the shear by twice the rotation (and flips g2
+for a mirrored grid). A north-up, east-left WCS leaves g1, g2 as measured on the pixels; a
+WCS with skew (non-perpendicular axes) is refused. Without a celestial WCS (``--pixel-scale``
+on a bare image) the shear is on the pixel axes (x along NAXIS1, y along NAXIS2).
+
 Headers are read and checked (dimensions, size) before the data; NaN or infinite pixels,
 non-square pixels, a file without image data are refused with a `FileFormatError` or an
 `InputError`.
@@ -21,11 +31,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import FileFormatError, InputError
+from .resources import check_memory
 
-__all__ = ["Cutout", "read_cutouts", "read_map", "read_psf", "wcs_pixel_scale", "MAX_VALUES"]
+__all__ = ["Cutout", "read_cutouts", "read_map", "read_psf", "wcs_pixel_scale", "wcs_frame",
+           "sky_shear", "check_scale", "MAX_VALUES", "SCALE_RANGE"]
 
 #: Most values one file may hold (a 4096 x 4096 image): larger headers are refused unread.
 MAX_VALUES = 4096 * 4096
+#: pixel scales allowed, arcsec (from --pixel-scale or a WCS)
+SCALE_RANGE = (1e-3, 10.0)
 
 
 @dataclass
@@ -39,6 +53,9 @@ class Cutout:
     plane: int | None
     pixel_scale: float
     header: object = field(default=None, repr=False)
+    #: (rotation in radians, mirrored) from the pixel axes to the sky frame (`wcs_frame`);
+    #: None: g1, g2 on the pixel axes
+    frame: tuple | None = None
 
     @property
     def name(self) -> str:
@@ -47,12 +64,18 @@ class Cutout:
 
 def _open(path, name: str | None = None):
     from astropy.io import fits
+
+    from .atomic import check_readable
+    if isinstance(path, str) or hasattr(path, "__fspath__"):
+        check_readable(path, "FITS file")
     try:
         return fits.open(path, memmap=False, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, EOFError) as err:
         if isinstance(err, (FileNotFoundError, PermissionError, IsADirectoryError)):
             raise
         name = name or (path if isinstance(path, str) or hasattr(path, "__fspath__") else "the file")
+        if isinstance(err, OSError) and err.strerror:  # a loop of links, a device that fails
+            raise InputError(f"{name}: cannot be read ({err.strerror.lower()})") from None
         raise FileFormatError(f"{name}: not a readable FITS file ({err})") from None
 
 
@@ -99,9 +122,17 @@ def _data(hdus, index, path, what: str) -> np.ndarray:
     if math.prod(shape) > MAX_VALUES:
         raise FileFormatError(f"{path}[{index}]: the {what} has {math.prod(shape)} values; the "
                               f"limit is {MAX_VALUES} (cut a smaller stamp)")
-    data = hdus[index].data
+    check_memory(8 * math.prod(shape), f"reading {path}[{index}]", "cut smaller stamps")
+    try:
+        data = hdus[index].data
+    except (ValueError, OSError, EOFError) as err:  # astropy reading fewer bytes than declared
+        raise FileFormatError(f"{path}[{index}]: its data cannot be read: the file is shorter "
+                              f"than its header declares (truncated?) ({err})") from None
     if data is None:
         raise FileFormatError(f"{path}[{index}]: HDU {index} holds no image data")
+    if data.size != math.prod(shape):
+        raise FileFormatError(f"{path}[{index}]: the file holds {data.size} of the "
+                              f"{math.prod(shape)} values its header declares (truncated?)")
     data = np.asarray(data, dtype=np.float64).reshape(shape)
     bad = ~np.isfinite(data)
     if bad.any():
@@ -115,18 +146,11 @@ def wcs_pixel_scale(header, path) -> float | None:
     """The pixel scale (arcsec) of the celestial WCS of ``header``, or None without one;
     `InputError` for pixels that are not square (within 1%)."""
     import astropy.units as u
-    from astropy.wcs import WCS, FITSFixedWarning
     from astropy.wcs.utils import proj_plane_pixel_scales
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header)
-        except Exception:  # noqa: BLE001 - a broken WCS is no WCS; the caller says so
-            return None
-    if not wcs.has_celestial:
+    celestial = _celestial(header)
+    if celestial is None:
         return None
-    celestial = wcs.celestial
     scales = [(s * u.Unit(unit or "deg")).to_value(u.arcsec) for s, unit in
               zip(proj_plane_pixel_scales(celestial), celestial.wcs.cunit)]
     if not all(np.isfinite(scales)) or min(scales) <= 0:
@@ -137,10 +161,61 @@ def wcs_pixel_scale(header, path) -> float | None:
     return float(np.mean(scales))
 
 
-def _check_scale(value, name: str) -> float:
+def _celestial(header):
+    """The celestial part of the header's WCS, or None (a broken WCS is no WCS)."""
+    from astropy.wcs import WCS, FITSFixedWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header)
+        except Exception:  # noqa: BLE001 - a broken WCS is no WCS; the caller says so
+            return None
+    return wcs.celestial if wcs.has_celestial else None
+
+
+def wcs_frame(header, path) -> tuple | None:
+    """The rotation (radians, counter-clockwise) and parity from the pixel axes to the sky
+    frame (x west, y north; see the module docstring), or None without a celestial WCS;
+    `InputError` for axes that are not perpendicular (skew) within 1%."""
+    celestial = _celestial(header)
+    if celestial is None:
+        return None
+    matrix = np.asarray(celestial.pixel_scale_matrix, float)  # world (lng, lat) per pixel
+    matrix = matrix[[celestial.wcs.lng, celestial.wcs.lat]] * [[-1.0], [1.0]]  # lng east -> west
+    if not np.all(np.isfinite(matrix)):
+        return None
+    columns = np.linalg.norm(matrix, axis=0)
+    if min(columns) <= 0:
+        return None
+    cosine = float(matrix[:, 0] @ matrix[:, 1] / (columns[0] * columns[1]))
+    if abs(cosine) > 0.01:
+        raise InputError(f"{path}: its WCS has skew (pixel axes at {math.degrees(math.acos(cosine)):.2f} "
+                         f"degrees on the sky); resample it to perpendicular axes first")
+    return (math.atan2(matrix[1, 0], matrix[0, 0]), bool(np.linalg.det(matrix) < 0))
+
+
+def sky_shear(params, std, frame):
+    """``params`` and ``std`` (flux, n, r, g1, g2) with g1, g2 turned from the pixel axes to
+    the sky frame (`wcs_frame`; None: unchanged). The variances of g1 and g2 are turned as if
+    uncorrelated."""
+    params, std = np.array(params, float), np.array(std, float)
+    if frame is None:
+        return params, std
+    angle, mirrored = frame
+    g = complex(params[3], -params[4] if mirrored else params[4]) * np.exp(2j * angle)
+    params[3:5] = g.real, g.imag
+    c, s = math.cos(2 * angle) ** 2, math.sin(2 * angle) ** 2
+    var1, var2 = std[3] ** 2, std[4] ** 2
+    std[3:5] = math.sqrt(c * var1 + s * var2), math.sqrt(s * var1 + c * var2)
+    return params, std
+
+
+def check_scale(value, name: str, hint: str = "") -> float:
+    """A pixel scale (arcsec) in `SCALE_RANGE`, else `InputError` naming ``name``."""
+    low, high = SCALE_RANGE
     value = float(value)
-    if not (math.isfinite(value) and 1e-3 <= value <= 10):
-        raise InputError(f"{name} = {value:g} arcsec per pixel is outside [0.001, 10]")
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InputError(f"{name} = {value:g} arcsec per pixel is outside [{low:g}, {high:g}]{hint}")
     return value
 
 
@@ -155,18 +230,22 @@ def read_cutouts(path, hdu=None, pixel_scale: float | None = None,
         data = _data(hdus, index, path, "image")
         header = hdus[index].header.copy()
     if pixel_scale is not None:
-        scale = _check_scale(pixel_scale, "--pixel-scale")
+        scale = check_scale(pixel_scale, "--pixel-scale")
     else:
         scale = wcs_pixel_scale(header, path)
         if scale is None:
             raise InputError(f"{path}[{index}]: no pixel scale: the header has no celestial WCS; "
                              f"give --pixel-scale ARCSEC")
+        scale = check_scale(scale, f"{path}[{index}]: the pixel scale of its WCS",
+                            "; are its CD or CDELT values in the unit CUNIT names (degrees by "
+                            "default)? Or give --pixel-scale ARCSEC")
+    frame = wcs_frame(header, path)
     planes = [(None, data)] if data.ndim == 2 else list(enumerate(data))
     for plane, image in planes:
         if min(image.shape) < 16:
             raise FileFormatError(f"{path}[{index}]: a stamp of {image.shape[0]} x "
                                   f"{image.shape[1]} pixels; at least 16 x 16 is needed")
-    return [Cutout(np.ascontiguousarray(image), path, index, plane, scale, header)
+    return [Cutout(np.ascontiguousarray(image), path, index, plane, scale, header, frame)
             for plane, image in planes]
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import files, resumable, sampler
+from . import console, files, resumable, sampler
 from .errors import InputError
 from .parallel import process_pool, remote, workers_for
 from .resources import check_disk, check_memory, resolve_jobs
@@ -353,8 +353,8 @@ def generate_random(path, spec: RandomSpec, size: int, seed: int, jobs: int | No
     try:
         with _open(path, spec, size, seed, name, force, resume, chunk_rows) as (f, chunks):
             left = sum(len(chunks.rows(k, size)) for k in chunks.todo())
-            with tqdm(total=size, initial=size - left, unit="img", disable=not progress,
-                      desc=f"generate {name or Path(path).stem}", smoothing=0.05) as bar:
+            with tqdm(total=size, initial=size - left, unit="img", smoothing=0.05, desc=f"generate "
+                      f"{name or Path(path).stem}", disable=not console.show_progress(progress)) as bar:
                 _generate_rows(f, chunks, spec, seed, size, jobs, bar)
             drawn, rendered = chunks.stats.sum(axis=0)
             f.attrs["acceptance_rate"] = size / drawn
@@ -376,7 +376,7 @@ def generate_fixed(path, spec: FixedSpec, size: int, seed: int, force: bool = Fa
     clean = renderer.draw(spec.flux, spec.sersic_n, spec.sersic_r, spec.g1, spec.g2, spec.psf_fwhm)
     label = np.array([spec.flux, spec.sersic_n, spec.sersic_r, spec.g1, spec.g2], np.float32)
     with _open(path, spec, size, seed, name, force, resume, chunk_rows) as (f, chunks):
-        for k in tqdm(chunks.todo(), disable=not progress, unit="chunk",
+        for k in tqdm(chunks.todo(), disable=not console.show_progress(progress), unit="chunk",
                       desc=f"generate {name or Path(path).stem}"):
             rows = chunks.rows(k, size)
             sl, n = slice(rows.start, rows.stop), len(rows)

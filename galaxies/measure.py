@@ -44,8 +44,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import parallel
+from .console import show_progress
 from .errors import InputError
-from .fits_cutouts import Cutout
+from .fits_cutouts import Cutout, sky_shear
+from .measure_inputs import check_psf_fwhm
 from .resampling import equivalent_sigma, psf_profile, resample, resampled_sigma, stamp_fwhm
 from .segmentation import GROW, border, border_stats, segment
 from .simulate import (LABEL_COLUMNS, MOFFAT_BETA, RANGES, SNR_RANGE,
@@ -99,7 +101,7 @@ class Measurement:
     def row(self) -> dict:
         out = {"file": self.cutout.file, "hdu": self.cutout.hdu,
                "plane": -1 if self.cutout.plane is None else self.cutout.plane,
-               "method": self.method}
+               "method": self.method, "shear_frame": "pixel" if self.cutout.frame is None else "sky"}
         out.update(zip(LABEL_COLUMNS, map(float, self.params)))
         out.update({f"{c}_std": float(s) for c, s in zip(LABEL_COLUMNS, self.std)})
         out.update(snr=self.snr, snr_stamp=self.snr_stamp, sigma=self.sigma,
@@ -114,11 +116,12 @@ class Measurement:
 
 def fit_box(stamp: Stamp) -> np.ndarray:
     """The fit's box of (n, r, g1, g2) on a cutout: the simulated indices and shears, radii
-    from half a pixel to half the stamp's short side."""
+    from half a pixel to half the stamp's short side, or less where the largest index's model
+    would need an FFT over `galaxies.measure_inputs.MAX_FFT` (the bound on memory)."""
     from .likelihood import BOUNDS
+    from .measure_inputs import radii
     box = BOUNDS.copy()
-    box[1] = [min(0.5 * stamp.pixel_scale, BOUNDS[1, 0]),
-              max(0.5 * min(stamp.shape) * stamp.pixel_scale, BOUNDS[1, 1])]
+    box[1] = radii(stamp.psf, stamp.pixel_scale, stamp.shape)
     return box
 
 
@@ -201,12 +204,13 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     if psf_image is not None:
         psf = psf_profile(psf_image, psf_scale or scale)
         pixel_included = True
-        fwhm = float(galsim.Image(psf_image, scale=psf_scale or scale).calculateFWHM())
+        fwhm = check_psf_fwhm(galsim.Image(psf_image, scale=psf_scale or scale).calculateFWHM(),
+                              scale, data.shape, f"{cutout.name}: its PSF image")
     else:
         if psf_fwhm is None or not (math.isfinite(psf_fwhm) and psf_fwhm > 0):
             raise InputError(f"{cutout.name}: no PSF: give --psf PSF.fits, --psf-fwhm ARCSEC or "
                              f"--psf-fwhm-key KEY (got {psf_fwhm})")
-        fwhm, pixel_included = float(psf_fwhm), False
+        fwhm, pixel_included = check_psf_fwhm(psf_fwhm, scale, data.shape, cutout.name), False
         psf = galsim.Moffat(beta=MOFFAT_BETA, fwhm=fwhm)
     offset = _centre(data, mask, scale, labels, main)
     stamp = Stamp(pixel_scale=scale, shape=data.shape, psf=psf, pixel_included=pixel_included,
@@ -258,7 +262,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
             params, converged, std = result.params, result.converged, result.std
     from .crb import cutout_bound
     from .likelihood import SersicModel
-    model = params[0] * SersicModel(None, stamp=stamp).image(*params[1:])
+    model = params[0] * SersicModel(None, stamp=stamp).image(
+        *np.clip(params[1:], box[:, 0], box[:, 1]))  # a network's estimate may lie outside
     if std is None:
         try:
             std = cutout_bound(params, stamp, noise_map, gain=gain)
@@ -274,8 +279,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
         flags.append("edge")
     flags += ["second_source"] * bool(others) + ["no_source"] * (not main)
     flags += ["not_converged"] * (not converged)
-    return Measurement(cutout=cutout, method=method, params=np.asarray(params, float),
-                       std=np.asarray(std, float), snr=snr, snr_stamp=snr_stamp,
+    params, std = sky_shear(params, std, cutout.frame)  # the pixel grid's g1, g2 on the sky
+    return Measurement(cutout=cutout, method=method, params=params, std=std, snr=snr, snr_stamp=snr_stamp,
                        sigma=float(np.median(noise)), sigma_stamp=sigma_stamp,
                        sigma_source=source, psf_fwhm=fwhm, psf_fwhm_stamp=fwhm_stamp,
                        pixel_sigma_stamp=pixel_sigma, background=background, offset=offset,
@@ -312,6 +317,8 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
 
     from .atomic import check_destination
     from .fits_cutouts import read_cutouts, read_map, read_psf
+    from .measure_inputs import check_cutout
+    from .resources import check_memory
 
     if not paths:
         raise InputError("no FITS cutout given: name one or more files")
@@ -332,22 +339,14 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
     psf_image, psf_scale = read_psf(psf, psf_hdu) if psf else (None, None)
     cutouts = [(c, rms[min(k, len(rms) - 1)] if rms else None) for k, path in enumerate(paths)
                for c in read_cutouts(path, hdu, pixel_scale)]
-    jobs = []
+    jobs, work = [], 0
     for cutout, rms_path in cutouts:
-        if psf_image is not None and any(p > c for p, c in zip(psf_image.shape, cutout.image.shape)):
-            raise InputError(f"{psf}: the PSF is {psf_image.shape[0]} x {psf_image.shape[1]} "
-                             f"pixels, larger than the cutout {cutout.name} "
-                             f"({cutout.image.shape[0]} x {cutout.image.shape[1]}); crop the PSF")
-        if psf_image is not None and psf_scale and abs(psf_scale / cutout.pixel_scale - 1) > 0.01:
-            raise InputError(f"{psf}: PSF pixels of {psf_scale:.4g}\", the cutout {cutout.name} "
-                             f"has {cutout.pixel_scale:.4g}\"; give the PSF at the cutout's scale")
-        fwhm = psf_fwhm
-        if psf_fwhm_key:
-            if psf_fwhm_key not in cutout.header:
-                raise InputError(f"{cutout.name}: no header keyword {psf_fwhm_key!r} (--psf-fwhm-key)")
-            fwhm = float(cutout.header[psf_fwhm_key])
+        fwhm, needed = check_cutout(cutout, psf, psf_image, psf_scale, psf_fwhm, psf_fwhm_key)
         noise = read_map(rms_path, cutout.image.shape) if rms_path else None
         jobs.append((cutout, fwhm, noise))
+        work = max(work, needed)
+    check_memory(work, "measuring the largest cutout (its stamp's arrays and its model's FFT)",
+                 "cut smaller stamps")
     if method != "fit" and network is None:
         network = load_network()
     results = []
@@ -360,7 +359,7 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
         else:  # a network predicts here, where it is loaded
             measured = (measure_cutout(*a) for a in args)
         for (cutout, _, _), result in tqdm(zip(jobs, measured), total=len(jobs), desc="measure",
-                                           disable=not progress or len(jobs) < 2):
+                                           disable=not show_progress(progress) or len(jobs) < 2):
             if result.sigma_source.startswith("border"):
                 log(f"{cutout.name}: noise sigma {result.sigma:.4g} estimated from the border "
                     f"(3-sigma clipped MAD); on the simulation's stamp, white noise of "

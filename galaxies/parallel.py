@@ -164,6 +164,8 @@ def map_rows(work, arrays: tuple, jobs: int, *constants, desc: str = "", progres
 
     from tqdm.auto import tqdm
 
+    from .console import show_progress
+
     lazy = not isinstance(arrays, (tuple, list))
     size = len(arrays) if lazy else len(arrays[0])
     cluster = remote()
@@ -172,7 +174,7 @@ def map_rows(work, arrays: tuple, jobs: int, *constants, desc: str = "", progres
     parts = enumerate(arrays.chunks(chunk) if lazy else
                       (tuple(a[s:s + chunk] for a in arrays) for s in range(0, size, chunk)))
     results: list = [None] * size
-    bar = tqdm(total=size, unit="img", desc=desc, disable=not progress)
+    bar = tqdm(total=size, unit="img", desc=desc, disable=not show_progress(progress))
     try:
         if jobs == 1 and cluster is None:
             import galsim

@@ -11,6 +11,14 @@ the kernel had actually imported when the notebook finished (recorded by a last 
 the pipeline appends and removes again), so a module reached only through a registry or a
 string is covered too. Modules are compared by syntax tree: a comment changes nothing. A
 failing step stops the run, naming the notebook and the cell, and keeps the executed copy.
+
+The log (``make run > log``) holds one line per step and per notebook, and only real errors:
+the kernels start with TensorFlow's start-up lines silenced (`galaxies.console`), progress bars
+are drawn only on a terminal, and kernels are shut down without an interrupt
+(`QuietShutdown`): jupyter_client sends SIGINT to the kernel's whole process group before each
+shutdown request, and a kernel that is still busy then (its shutdown waits on child processes,
+e.g. multiprocessing's resource tracker, which ignores SIGTERM, after a process pool) logs
+"KeyboardInterrupt caught in kernel" although nothing was interrupted.
 """
 from __future__ import annotations
 
@@ -123,6 +131,24 @@ def fingerprint(step: Step, profile: profiles.Profile, upstream: dict[str, str],
 
 # --------------------------------------------------------------------------- execution
 
+def _quiet_shutdown():
+    """`QuietShutdown`, made on first use (jupyter_client is imported only to run notebooks)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietShutdown(AsyncKernelManager):
+        """A kernel manager that does not interrupt (SIGINT) the kernel it is shutting down
+        (see the module docstring); an interrupt asked for otherwise is sent as usual."""
+
+        async def _async_interrupt_kernel(self) -> None:
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
+        interrupt_kernel = _async_interrupt_kernel
+
+    return QuietShutdown
+
+
 def _outputs(step: Step, profile: profiles.Profile) -> list[Path]:
     return [profile.results_dir / f"{r.output_stem}.ipynb" for r in runs(step)]
 
@@ -166,9 +192,13 @@ def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    from .console import QUIET_ENVIRONMENT
+
     output.parent.mkdir(parents=True, exist_ok=True)
     env_before = os.environ.get("GALAXIES_PROFILE")
     os.environ["GALAXIES_PROFILE"] = profile.name  # the kernel inherits it
+    for name, value in QUIET_ENVIRONMENT.items():  # and TensorFlow's silence
+        os.environ.setdefault(name, value)
     try:
         papermill.execute_notebook(
             _with_record_cell(notebook), str(output),
@@ -177,7 +207,8 @@ def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
             execution_timeout=timeout, report_mode=False,
             # the kernel's own log (not the notebook's output): keep its errors, drop the
             # warning every local kernel prints about plain TCP on localhost
-            extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+            kernel_manager_class=_quiet_shutdown())
     except PapermillExecutionError as err:
         _take_record(output)  # the executed copy kept for reading shows the notebook as written
         rel = notebook.relative_to(profiles.ROOT) if notebook.is_relative_to(profiles.ROOT) else notebook
@@ -224,7 +255,7 @@ def export_html(executed: Path, slides: bool = False) -> Path:
     else:
         body, _ = HTMLExporter().from_notebook_node(nb)
         target = executed.with_suffix(".html")
-    target.write_text(body)
+    atomic.write_text(target, body)
     return target
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import evaluate, files, profiles, recipes, testsets
+from . import atomic, evaluate, files, profiles, recipes, testsets
 from .errors import InputError
 from .profiles import FIXED_TESTSETS, TESTSETS
 from .simulate import LABEL_COLUMNS
@@ -234,11 +234,11 @@ def save_tables(profile, folder: Path | None = None, tables: dict | None = None)
         table = tables[testset] if tables and testset in tables else comparison(profile, testset)
         if not table.empty:
             written[testset] = folder / f"comparison_{testset}.csv"
-            table.assign(**{"in training domain": [
+            atomic.write_text(written[testset], table.assign(**{"in training domain": [
                 label not in entries or in_domain(entries[label], testset)
-                for label in table.index.get_level_values("estimator")]}).to_csv(written[testset])
+                for label in table.index.get_level_values("estimator")]}).to_csv())
     written["timing"] = folder / "timing.csv"
-    timing(profile).to_csv(written["timing"])
+    atomic.write_text(written["timing"], timing(profile).to_csv())
     return written
 
 

@@ -25,9 +25,10 @@ def _gb(nbytes: float) -> str:
 
 
 def free_disk(path) -> int:
-    """Bytes free on the file system that holds ``path`` (or its nearest existing parent)."""
-    path = Path(path).resolve()
-    while not path.exists():
+    """Bytes free on the file system that holds ``path`` (or its nearest existing folder; a
+    link at ``path``, even one that loops, is not followed)."""
+    path = Path(os.path.abspath(path))
+    while not path.is_dir():
         path = path.parent
     return shutil.disk_usage(path).free
 
@@ -51,12 +52,14 @@ def check_disk(path, nbytes: float, what: str) -> None:
                             f"there; ask for fewer rows or choose another folder")
 
 
-def check_memory(nbytes: float, what: str) -> None:
-    """Refuse to allocate ``nbytes`` when memory cannot hold them (with a 10% margin)."""
+def check_memory(nbytes: float, what: str,
+                 remedy: str = "read fewer rows (--limit) or fewer fields") -> None:
+    """Refuse to allocate ``nbytes`` when memory cannot hold them (with a 10% margin); the
+    message names ``what`` needs them and the ``remedy``."""
     free = free_memory()
     if nbytes > 0.9 * free:
         raise ResourceError(f"{what} needs {_gb(nbytes)} of memory, but only {_gb(free)} is "
-                            f"available; read fewer rows (--limit) or fewer fields")
+                            f"available; {remedy}")
 
 
 def resolve_jobs(jobs, tasks: int | None = None) -> int:

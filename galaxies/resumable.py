@@ -122,7 +122,7 @@ def resumable_h5(path, recipe: dict, size: int, chunk_rows: int, stats: int, cre
     f, created = None, False
     recipe = json.loads(json.dumps(recipe, sort_keys=True))
     try:
-        with atomic.terminate_as_interrupt():
+        with atomic.terminate_as_interrupt(), atomic.made_parents(path):
             if partial.exists():
                 f = _open_unlocked(partial, "r+")
                 have = json.loads(f.attrs.get("recipe", "{}"))

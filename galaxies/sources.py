@@ -98,10 +98,10 @@ def digest(paths) -> str:
 #: The package's layers, lowest first (`galaxies` docstring, docs/architecture.md): a module
 #: may import modules of its own layer and of lower ones, never of a higher one.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundations", ("__init__", "errors", "resources", "simulate", "atomic", "files", "chunked",
+    ("foundations", ("__init__", "errors", "console", "resources", "simulate", "atomic", "files", "chunked",
                      "profiles", "parallel", "cluster", "sources")),
     ("physics", ("sampler", "resumable", "generate", "recipes", "likelihood", "crb", "crb_sets", "posterior",
-                 "differentiable",
+                 "differentiable", "measure_inputs",
                  "baseline", "refine", "hsm",
                  "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
                  "segmentation", "measure")),

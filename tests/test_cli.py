@@ -132,3 +132,46 @@ def test_generate_resume(tmp_path):
     assert done.returncode == 0, done.stderr
     assert not resumable.partial_name(out).exists()
     np.testing.assert_array_equal(files.load_dataset(out).img, files.load_dataset(reference).img)
+
+
+def test_every_command_has_the_one_line_error_handler():
+    from galaxies.cli import main
+    from galaxies.commandline import user_errors
+    wrapper = user_errors(lambda: None).__code__
+    for name, command in main.commands.items():
+        assert command.callback.__code__ is wrapper, f"galaxies {name} lacks user_errors"
+    done = galaxies("run", "--only", "nonexistent-step")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "galaxies: error: unknown step(s) ['nonexistent-step']; choose from "
+        + ", ".join(s.name for s in __import__("galaxies.pipeline").pipeline.STEPS)]
+
+
+def test_third_party_log_lines_do_not_precede_the_error(tmp_path, small_sets):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "training.json").write_text('{"config": {"model": "xception"}}')
+    (model / "scalers.json").write_text("{}")
+    (model / "model.keras").write_bytes(b"garbage")
+    done = galaxies("predict", model, small_sets["fixed"], tmp_path / "p.h5")  # imports TensorFlow
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "model.keras: not a Keras model" in lines[0]
+    # silencing imports nothing and leaves every library importable after it
+    done = run("-c", "import sys; from galaxies.console import quiet_libraries; quiet_libraries(); "
+               "assert 'astropy' not in sys.modules; import astropy.io.fits, absl.logging")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_log_gets_no_progress_bar_frames(tmp_path):
+    from galaxies import console
+    done = galaxies("generate-test", tmp_path / "t.h5", "--size", "40")  # stderr is a pipe
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "%|" not in done.stderr, done.stderr
+    assert not console.show_progress(True, stream=open(tmp_path / "log.txt", "w"))
+    assert not console.show_progress(False)
+
+    class Terminal:
+        def isatty(self):
+            return True
+    assert console.show_progress(True, stream=Terminal())

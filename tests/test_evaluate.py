@@ -113,3 +113,30 @@ def test_normalized_by_bins_the_errors_over_their_bounds():
     assert list(table["n"]) == [2, 3]  # the NaN row is left out
     assert np.allclose(table[("flux", "bias")], [1.0, 0.0])
     assert np.allclose(table[("g2", "rms")], [1.0, np.sqrt(8 / 3)])
+
+
+def test_rows_with_nan_or_infinite_values_are_counted_and_said(truth_and_predictions, tmp_path):
+    import dataclasses
+
+    from click.testing import CliRunner
+
+    from galaxies.cli import main
+    ds, _, pred, scale, _ = truth_and_predictions
+    pred = pred.copy()
+    pred[0, 1], pred[1, 3], pred[2, :] = np.nan, np.inf, -np.inf
+    pred[:, 0] = np.nan  # a parameter not measured at all (as HSM's flux): not "dropped"
+    label = ds.label.copy()
+    label[3, 4] = np.nan
+    path = files.write_predictions(tmp_path / "holes_v1__snr60.h5", pred, np.arange(len(ds)),
+                                   estimator="holes", dataset="snr60", seconds_per_image=0.01)
+    table = evaluate.summary(path, dataclasses.replace(ds, label=label))
+    assert list(table["dropped"]) == [0, 2, 1, 2, 2]
+    assert list(table["n"]) == [0, len(ds) - 2, len(ds) - 1, len(ds) - 2, len(ds) - 2]
+    assert table.attrs == {"dropped_rows": 4, "dropped_predictions": 3, "dropped_labels": 1,
+                           "rows": len(ds)}
+    assert np.isfinite(table.loc["sersic_n", "rmse"])
+    done = CliRunner().invoke(main, ["evaluate", str(path), str(ds.path), "--no-crb"])
+    assert done.exit_code == 0, done.output
+    header = done.output.splitlines()[0]
+    assert f"({len(ds)} rows" in header and "3 row(s) left out" in header, header
+    assert "dropped" in done.output.splitlines()[1]

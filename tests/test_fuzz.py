@@ -2,7 +2,11 @@
 
 The property everywhere: a clean error of the project's (`galaxies.errors`) or a correct
 result, never a traceback from somewhere else, and never a changed input file. Each test
-prints how many inputs it tried; together they run well over 2,000 in `make test`.
+prints how many inputs it tried; together they run over 5,000 in `make test`, whose summary
+shows the count (`test_the_fuzzed_inputs_add_up`). Beyond the readers and the options: FITS
+headers and WCS matrices, PSF images, output paths that are special files, links and folders,
+a simulated full disk and a real one (a small tmpfs, where mounting is allowed); no traceback,
+no input changed, no non-regular file replaced, no temporary file left.
 """
 import hashlib
 import io as bytes_io
@@ -287,3 +291,292 @@ def test_parsing_any_command_line_is_a_clean_usage_error_or_a_parse(command, dat
     except click.exceptions.Exit:
         pass
     tried("command lines")
+
+
+# ------------------------------------------------------- FITS headers, WCS matrices, PSFs
+
+from galaxies import atomic, fits_cutouts, measure_inputs  # noqa: E402
+from galaxies.errors import USER_ERRORS, ResourceError  # noqa: E402
+
+SCALES = st.sampled_from([0.0, 1e-12, 1e-7, 0.03 / 3600, 0.3 / 3600, 0.3, 1.0, 1e3, -0.3 / 3600,
+                          float("inf"), float("nan")])
+HEADER_VALUES = st.one_of(st.sampled_from(["0.7", "", "T", True, False, 0, -1, 0.7, 120, 1e-12,
+                                           1e300, 2**62]),
+                          st.floats(-10, 10, allow_nan=False),
+                          st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8))
+
+
+@st.composite
+def fits_cutout_files(draw):
+    """A FITS image with a WCS drawn from the ways one goes wrong: pixel scales in the wrong
+    unit, rotated, mirrored, skewed or singular CD matrices, odd units and projections, a
+    header keyword of any kind; or no WCS at all."""
+    from astropy.io import fits
+    shape = draw(st.sampled_from([(16, 16), (24, 20), (33, 33), (8, 40), (3, 16, 16)]))
+    data = np.random.default_rng(draw(st.integers(0, 3))).normal(0, 1, shape).astype(np.float32)
+    data[..., shape[-2] // 2, shape[-1] // 2] += 50
+    hdr = fits.Header()
+    if draw(st.integers(0, 5)):
+        scale, angle = draw(SCALES), draw(st.floats(-360, 360))
+        skew, mirror = draw(st.sampled_from([0.0, 0.0, 0.005, 0.3, 1.0])), draw(st.booleans())
+        c, s = np.cos(np.radians(angle)), np.sin(np.radians(angle))
+        matrix = np.array([[-c, s], [s, c]]) @ np.array([[1.0, skew], [0.0, 1.0]])
+        matrix = matrix @ np.diag([-1.0 if mirror else 1.0, 1.0]) * scale
+        hdr["CTYPE1"], hdr["CTYPE2"] = draw(st.sampled_from(
+            [("RA---TAN", "DEC--TAN"), ("DEC--TAN", "RA---TAN"), ("RA---TAN", "PIXEL"),
+             ("GLON-CAR", "GLAT-CAR"), ("XXX", "YYY")]))
+        unit = draw(st.sampled_from([None, "deg", "arcsec", "rad", "furlong"]))
+        if unit:
+            hdr["CUNIT1"] = hdr["CUNIT2"] = unit
+        hdr["CRVAL1"], hdr["CRVAL2"] = 3.59, draw(st.sampled_from([-30.4, 89.99, 95.0]))
+        hdr["CRPIX1"], hdr["CRPIX2"] = shape[-1] / 2, shape[-2] / 2
+        for i in range(2):
+            for j in range(2):
+                if np.isfinite(matrix[i, j]):
+                    hdr[f"CD{i + 1}_{j + 1}"] = float(matrix[i, j])
+    if draw(st.booleans()):
+        hdr["SEEING"] = draw(HEADER_VALUES)
+    buffer = bytes_io.BytesIO()
+    fits.PrimaryHDU(data, hdr).writeto(buffer)
+    raw = buffer.getvalue()
+    if draw(st.integers(0, 9)) == 0:
+        raw = raw[:draw(st.integers(0, len(raw)))]
+    return raw, draw(st.sampled_from([None, None, 0.3, 0.0, -1.0, 1e6])), \
+        draw(st.sampled_from([None, 0.7, 0.05, 120.0, 1e-12]))
+
+
+@fuzz(700)
+@given(fits_cutout_files())
+def test_any_fits_header_and_wcs_is_a_clean_error_or_a_checked_cutout(case):
+    raw, pixel_scale, fwhm = case
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "c.fits"
+        path.write_bytes(raw)
+        try:
+            for cutout in fits_cutouts.read_cutouts(path, pixel_scale=pixel_scale):
+                low, high = fits_cutouts.SCALE_RANGE
+                assert low <= cutout.pixel_scale <= high
+                assert cutout.frame is None or (np.isfinite(cutout.frame[0])
+                                                and isinstance(cutout.frame[1], bool))
+                key = "SEEING" if fwhm is None else None
+                used, needed = measure_inputs.check_cutout(cutout, None, None, None,
+                                                           fwhm if key is None else None, key)
+                fwhm_pixels = used / cutout.pixel_scale
+                assert measure_inputs.PSF_LOW_PIXELS <= fwhm_pixels <= min(cutout.image.shape) / 4
+                assert 0 < needed < 2e10
+        except GalaxiesError:
+            pass
+        assert path.read_bytes() == raw
+    tried("FITS headers and WCS")
+
+
+@st.composite
+def psf_images(draw):
+    """PSF images: a Moffat centred or shifted, negative, noisy, flat, a lone hot pixel, NaN."""
+    import galsim
+    size = draw(st.sampled_from([15, 21, 32]))
+    fwhm = draw(st.sampled_from([0.2, 0.7, 2.0, 6.0]))
+    shift = draw(st.tuples(st.floats(-12, 12), st.floats(-12, 12)))
+    image = galsim.Moffat(beta=2.0, fwhm=fwhm).shift(*(0.3 * np.array(shift))).drawImage(
+        nx=size, ny=size, scale=0.3).array
+    kind = draw(st.sampled_from(["plain", "negative", "noise", "flat", "hot pixel", "nan",
+                                 "offset"]))
+    rng = np.random.default_rng(draw(st.integers(0, 3)))
+    if kind == "negative":
+        image = image - draw(st.floats(0, 2)) * image.max() * (rng.random(image.shape) < 0.5)
+    elif kind == "noise":
+        image = image + rng.normal(0, draw(st.sampled_from([1e-4, 1e-2, 1.0])), image.shape)
+    elif kind == "flat":
+        image = np.full_like(image, draw(st.sampled_from([0.0, 1.0, -1.0])))
+    elif kind == "hot pixel":
+        image = image * 0
+        image[rng.integers(size), rng.integers(size)] = 1.0
+    elif kind == "nan":
+        image[0, 0] = np.nan
+    elif kind == "offset":
+        image = image + draw(st.floats(-0.1, 0.1))
+    return image
+
+
+@fuzz(500)
+@given(psf_images())
+def test_any_psf_image_is_refused_or_centred_and_positive(image):
+    from astropy.io import fits
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "psf.fits"
+        fits.PrimaryHDU(image.astype(np.float32)).writeto(path)
+        before = sha(path)
+        cutout = fits_cutouts.Cutout(np.zeros((33, 33)), "c.fits", 0, None, 0.3)
+        try:
+            psf, scale = fits_cutouts.read_psf(path)
+            measure_inputs.check_cutout(cutout, path, psf, scale, None, None)
+        except GalaxiesError:
+            pass
+        else:
+            centre = (np.array(psf.shape) - 1) / 2
+            peak = np.unravel_index(np.argmax(psf), psf.shape)
+            assert np.hypot(*(peak - centre)) <= measure_inputs.PSF_OFF_CENTRE
+            assert -psf[psf < 0].sum() <= measure_inputs.PSF_NEGATIVE * psf[psf > 0].sum()
+        assert sha(path) == before
+    tried("PSF images")
+
+
+# --------------------------------------------------------------------- output paths
+
+OUTPUT_KINDS = ["new", "new in new folders", "regular file", "fifo", "socket", "link to a file",
+                "link to a fifo", "dangling link", "loop", "folder", "model folder", "under a file"]
+
+
+NAMES = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="/\0"),
+                min_size=1, max_size=300).filter(lambda n: n not in (".", "..") and
+                                                 not n.startswith(atomic.TMP_PREFIX))
+
+
+def make_output(folder: Path, kind: str, name: str = "out.h5") -> Path:
+    import os
+    import socket
+    out = folder / name
+    if kind == "new in new folders":
+        return folder / "a" / "b" / name
+    if kind == "regular file":
+        out.write_bytes(b"old")
+    elif kind == "fifo":
+        os.mkfifo(out)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(out))
+        server.close()
+    elif kind in ("link to a file", "link to a fifo", "dangling link", "loop"):
+        target = {"link to a file": folder / "target", "link to a fifo": folder / "fifo",
+                  "dangling link": folder / "gone", "loop": out}[kind]
+        if kind == "link to a file":
+            target.write_bytes(b"target")
+        elif kind == "link to a fifo":
+            os.mkfifo(target)
+        out.symlink_to(target)
+    elif kind in ("folder", "model folder"):
+        out.mkdir()
+        (out / ("training.json" if kind == "model folder" else "data.txt")).write_text("{}")
+    elif kind == "under a file":
+        (folder / "file").write_bytes(b"")
+        return folder / "file" / name
+    return out
+
+
+def snapshot(folder: Path) -> dict:
+    import os
+    return {p.relative_to(folder): (os.lstat(p).st_mode, p.read_bytes() if p.is_file()
+                                    and not p.is_symlink() else None)
+            for p in folder.rglob("*")}
+
+
+@fuzz(2200)
+@given(kind=st.sampled_from(OUTPUT_KINDS), force=st.booleans(),
+       writer=st.sampled_from(["file", "h5", "folder"]),
+       full=st.sampled_from([None, None, "ENOSPC", "EDQUOT", "hdf5 message", "EROFS"]),
+       name=st.one_of(st.just("out.h5"), NAMES))
+def test_any_output_path_is_written_whole_or_refused_and_nothing_special_is_replaced(
+        kind, force, writer, full, name):
+    import errno
+    import os
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root)
+        try:
+            out = make_output(folder, kind, name)
+        except OSError:  # a name this file system refuses for the file made in advance
+            return
+        if kind in ("link to a fifo", "link to a file") and name in ("target", "fifo"):
+            return
+        before = snapshot(folder)
+
+        def fail():
+            if full == "hdf5 message":
+                raise OSError("Can't write data (file write failed: errno = 28, error message "
+                              "= 'No space left on device')")
+            code = getattr(errno, full)
+            raise OSError(code, os.strerror(code), str(atomic.temporary_name(out)))
+        try:
+            if writer == "file":
+                with atomic.atomic_path(out, force=force) as tmp:
+                    tmp.write_bytes(b"new")
+                    if full:
+                        fail()
+            elif writer == "h5":
+                with atomic.atomic_h5(out, force=force) as f:
+                    f.create_dataset("x", data=np.zeros(3))
+                    if full:
+                        fail()
+            else:
+                with atomic.atomic_dir(out, force=force, marker="training.json") as tmp:
+                    (tmp / "training.json").write_text("{}")
+                    if full:
+                        fail()
+        except USER_ERRORS as err:
+            assert atomic.TMP_PREFIX not in str(err), err
+            assert str(out) in str(err) or str(out.parent) in str(err), err
+            if full in ("ENOSPC", "EDQUOT", "hdf5 message"):
+                assert isinstance(err, (ResourceError,) + USER_ERRORS)
+            assert snapshot(folder) == before  # nothing changed, no folder or temporary left
+        else:
+            assert not full
+            written = snapshot(folder)
+            assert not [p for p in written if p.name.startswith(atomic.TMP_PREFIX)]
+            import stat
+            mode = os.lstat(out).st_mode
+            assert stat.S_ISDIR(mode) if writer == "folder" else stat.S_ISREG(mode)
+            for path, (old_mode, _) in before.items():  # a special file is never replaced
+                if not (stat.S_ISREG(old_mode) or stat.S_ISDIR(old_mode)):
+                    assert written[path][0] == old_mode, path
+        if kind in ("link to a file",):
+            assert (folder / "target").read_bytes() == b"target"
+    tried("output paths")
+
+
+@pytest.fixture(scope="module")
+def small_disk():
+    """A 192 kB tmpfs, where this machine lets the tests mount one (root, and the capability);
+    elsewhere the test is skipped: the simulated full disk above still runs."""
+    import subprocess
+    with tempfile.TemporaryDirectory() as root:
+        mount = Path(root)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192k", "tmpfs", str(mount)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+        try:
+            yield mount
+        finally:
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@fuzz(400)
+@given(rows=st.integers(0, 40), text=st.booleans(), nested=st.booleans())
+def test_a_real_full_disk_is_a_clean_error_and_leaves_nothing(small_disk, rows, text, nested):
+    out = small_disk / ("sub" if nested else "") / ("out.txt" if text else "out.h5")
+    data = np.ones((rows, 32, 32), np.float32)  # 4 kB a row: up to 160 kB
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * 96 * 1024)  # about half the disk taken already
+    try:
+        if text:
+            atomic.write_text(out, "x" * data.nbytes, force=False)
+        else:
+            with atomic.atomic_h5(out) as f:
+                f.create_dataset("img", data=data)
+    except ResourceError as err:
+        assert str(out) in str(err) and atomic.TMP_PREFIX not in str(err)
+        assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+    else:
+        assert out.is_file()
+    finally:
+        for path in sorted(small_disk.rglob("*"), reverse=True):
+            path.rmdir() if path.is_dir() else path.unlink()
+    tried("full disk")
+
+
+def test_the_fuzzed_inputs_add_up(record_property):
+    """Last in the file (pytest keeps a file's order; ``--dist loadfile`` keeps it on one
+    worker): the count of every test above, shown by ``make test``'s summary (conftest)."""
+    total = sum(COUNTS.values())
+    record_property("fuzzed inputs", f"{total} ({', '.join(f'{k} {v}' for k, v in COUNTS.items())})")
+    if len(COUNTS) >= 8:  # every test of the file ran (the tmpfs one may be skipped)
+        assert total >= 5000, COUNTS

@@ -1,5 +1,6 @@
 """The pipeline: dependency order, skipping unchanged steps, and failing notebooks named."""
 import json
+import time
 import shutil
 
 import nbformat
@@ -171,3 +172,31 @@ def test_the_command_lists_every_notebook_run():
     result = CliRunner().invoke(main, ["run", "--list"])
     assert result.exit_code == 0, result.output
     assert "two_stage.ipynb[denoiser=rdn]" in result.output and "final_report" in result.output
+
+
+def test_a_kernel_is_shut_down_without_an_interrupt(toy):
+    """jupyter_client interrupts (SIGINT) a kernel's whole process group before shutting it
+    down; a kernel busy then logs "KeyboardInterrupt caught in kernel". A child process of the
+    kernel, in its process group, records any SIGINT that reaches it."""
+    root, log, steps = toy
+    child = ("import signal, sys, time\n"
+             "signal.signal(signal.SIGINT, lambda *a: (open(sys.argv[1], 'a').write('SIGINT\\n'), sys.exit()))\n"
+             "open(sys.argv[1], 'a').write('ready\\n')\n"
+             "time.sleep(60)\n")
+    write_notebook(root / "a.ipynb",
+                   "import subprocess, sys, time\n"
+                   f"subprocess.Popen([sys.executable, '-c', {child!r}, {str(log)!r}])\n"
+                   f"while 'ready' not in open({str(log)!r}).read() if __import__('os').path.exists({str(log)!r}) else True:\n"
+                   "    time.sleep(0.1)")
+    pipeline.run("smoke", steps=steps[:1], log=quiet)
+    time.sleep(1)
+    assert log.read_text().split() == ["ready"]
+
+
+def test_the_kernel_starts_without_tensorflow_s_log_lines(toy, monkeypatch):
+    root, log, steps = toy
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    write_notebook(root / "a.ipynb", "import os\n"
+                   f"open({str(log)!r}, 'w').write(os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))")
+    pipeline.run("smoke", steps=steps[:1], log=quiet)
+    assert log.read_text() == "2"

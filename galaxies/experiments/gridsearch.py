@@ -26,6 +26,7 @@ import json
 from pathlib import Path
 
 from .. import atomic, profiles
+from ..console import show_progress
 from ..errors import InputError
 from ..models import BUILDERS
 
@@ -131,7 +132,7 @@ def run(profile=None, grid: dict | None = None, force: bool = False, progress: b
     points = expand_grid(grid or profile.gridsearch_grid)
     out = folder(profile)
     records = []
-    for params in tqdm(points, desc="grid search", unit="trial", disable=not progress):
+    for params in tqdm(points, desc="grid search", unit="trial", disable=not show_progress(progress)):
         name = trial_name(params)
         records.append(run_trial(
             "xception", params, profile.dataset("v1"), profile.gridsearch_rows,

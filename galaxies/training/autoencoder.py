@@ -37,7 +37,7 @@ import numpy as np
 from .. import atomic, files
 from ..errors import InputError
 from .loop import RecordedFit, image_pairs, learning_rate, pair_fields, split_pair
-from .saved import SavedModel, check_model_dir
+from .saved import TRAINING_FILE, SavedModel, check_model_dir
 from .scaling import Standardizer
 from .stream import split_rows, training_batches
 
@@ -94,7 +94,7 @@ class Autoencoder:
     def save(self, path, force: bool = True) -> Path:
         """Write the directory atomically: the encoder's files and ``decoder.keras``."""
         path = check_model_dir(path, force)
-        with atomic.atomic_dir(path, force=True) as tmp:
+        with atomic.atomic_dir(path, force=True, marker=TRAINING_FILE) as tmp:
             self.encoder.write_into(tmp)
             self.decoder.save(tmp / DECODER_FILE)
         self.encoder.path = path

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from ..console import show_progress
 from ..errors import InputError
 from ..profiles import TESTSETS
 from ..simulate import IMAGE_SIZE
@@ -148,7 +149,7 @@ class Denoiser:
         if batch_size < 1:
             raise InputError(f"batch_size = {batch_size} must be at least 1")
         bar = tqdm(total=len(images), desc=f"denoise ({self.name})", unit="image",
-                   disable=not progress or len(images) <= batch_size)
+                   disable=not show_progress(progress) or len(images) <= batch_size)
 
         def predict(batch):
             bar.update(min(len(batch), bar.total - bar.n))

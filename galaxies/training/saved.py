@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import atomic, files
-from ..errors import InputError, OutputExistsError
+from ..errors import FileFormatError, InputError
 from ..simulate import IMAGE_SIZE, LABEL_COLUMNS
 from .config import TrainingConfig, dataset_arrays
 from .scaling import Standardizer, model_inputs
@@ -34,11 +34,24 @@ N_LABELS = len(LABEL_COLUMNS)
 
 
 def read_info(model_dir) -> dict:
-    """The ``training.json`` record of a model directory ({} when there is none)."""
+    """The ``training.json`` record of a model directory ({} when there is none, or when it is
+    not a JSON object: listings skip such a folder; `SavedModel.load` refuses it)."""
     try:
-        return json.loads((Path(model_dir) / TRAINING_FILE).read_text())
+        info = json.loads((Path(model_dir) / TRAINING_FILE).read_text())
     except (OSError, ValueError):
         return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _record(file: Path) -> dict:
+    """A JSON object of a model directory, or `FileFormatError` naming the file."""
+    try:
+        value = json.loads(file.read_text())
+    except (UnicodeDecodeError, ValueError) as err:
+        raise FileFormatError(f"{file}: not valid JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise FileFormatError(f"{file}: expected a JSON object, found a {type(value).__name__}")
+    return value
 
 
 def is_model_dir(path) -> bool:
@@ -48,15 +61,9 @@ def is_model_dir(path) -> bool:
 
 def check_model_dir(path, force: bool = False) -> Path:
     """Refuse to write a model to ``path`` when something is there, unless ``force`` and it is a
-    model directory (so ``--force`` can never erase a folder of data)."""
-    path = Path(path)
-    if path.exists():
-        if not path.is_dir() or not is_model_dir(path):
-            raise OutputExistsError(f"{path} exists and is not a model directory (no {TRAINING_FILE}); "
-                                  f"choose another --out")
-        if not force:
-            raise OutputExistsError(f"{path} already holds a model; use --force to replace it")
-    return path
+    model directory (so ``--force`` can never erase a folder of data): `galaxies.atomic`'s rule
+    for outputs, with ``training.json`` as the mark of a model folder."""
+    return atomic.check_writable(path, force, directory=True, marker=TRAINING_FILE)
 
 
 def history_frame(history: dict):
@@ -129,9 +136,21 @@ class SavedModel:
         missing = [f for f in (MODEL_FILE, SCALERS_FILE, TRAINING_FILE) if not (path / f).is_file()]
         if missing:
             raise FileNotFoundError(f"{path} is not a saved model: missing {', '.join(missing)}")
-        model = keras.saving.load_model(path / MODEL_FILE, compile=False)
-        scalers = {k: Standardizer(**v) for k, v in json.loads((path / SCALERS_FILE).read_text()).items()}
-        return cls(model, scalers, read_info(path), path)
+        info = _record(path / TRAINING_FILE)
+        if not isinstance(info.get("config"), dict):
+            raise FileFormatError(f"{path / TRAINING_FILE}: no 'config' object (the training "
+                                  f"configuration); is {path} a model directory?")
+        try:
+            scalers = {k: Standardizer(**v) for k, v in _record(path / SCALERS_FILE).items()}
+        except TypeError as err:
+            raise FileFormatError(f"{path / SCALERS_FILE}: not the scalers of a model ({err})") from None
+        try:
+            model = keras.saving.load_model(path / MODEL_FILE, compile=False)
+        except Exception as err:  # noqa: BLE001 - a damaged archive fails in many ways in Keras
+            first = (str(err).splitlines() or [""])[0][:200]
+            raise FileFormatError(f"{path / MODEL_FILE}: not a Keras model this version can load "
+                                  f"({type(err).__name__}: {first})") from None
+        return cls(model, scalers, info, path)
 
     def write_into(self, folder: Path) -> None:
         """Write the model's files into an existing (temporary) folder."""
@@ -146,7 +165,7 @@ class SavedModel:
         """Write the model directory atomically; an existing model there is replaced only with
         ``force`` (the default: the experiments own their directories; the command line asks)."""
         path = check_model_dir(path, force)
-        with atomic.atomic_dir(path, force=True) as tmp:
+        with atomic.atomic_dir(path, force=True, marker=TRAINING_FILE) as tmp:
             self.write_into(tmp)
         self.path = path
         return path
