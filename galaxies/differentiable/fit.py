@@ -57,15 +57,16 @@ STOP = 0.01
 @dataclass
 class FitResults:
     """Estimates (B, 5) in label order, their standard deviations (the bound at the estimate,
-    from the final Fisher matrix), the NLL at the start and the end, accepted steps, whether each
-    galaxy stopped by the ``stop`` rule, whether the box cut a step, and the CPU seconds of the
-    whole batch."""
+    from the final Fisher matrix), the NLL at the start and the end, accepted steps, evaluations
+    of the model and its Jacobian (the start's and every trial's), whether each galaxy stopped by
+    the ``stop`` rule, whether the box cut a step, and the CPU seconds of the whole batch."""
 
     params: np.ndarray
     std: np.ndarray
     nll_start: np.ndarray
     nll: np.ndarray
     steps: np.ndarray
+    evaluations: np.ndarray
     converged: np.ndarray
     hit_box: np.ndarray
     seconds: float
@@ -138,6 +139,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     nll_start = nll.copy()
     damping = np.full(rows, float(lambda0))
     steps = np.zeros(rows, int)
+    evaluations = np.ones(rows, int)
     converged = np.zeros(rows, bool)
     active = np.ones(rows, bool)
     flat_d = (images - mu).reshape(rows, -1)
@@ -166,6 +168,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         # the trial's derivatives at once: most steps are kept, and a kept step needs them
         trial_mu, trial_jac = model.images_and_jacobians(
             trial, None if psf_fwhm is None else psf_fwhm[idx], _rows(plan, idx))
+        evaluations[idx] += 1
         trial_nll = _nll(images[idx], trial_mu, weight[idx])
         better = trial_nll < nll[idx]
         kept = idx[better]
@@ -182,7 +185,8 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     final = covariances(fisher_matrices(images - flat_d.reshape(images.shape), jac, sigma,
                                         gain is not None, gain or 1.0))
     return FitResults(params=theta, std=np.sqrt(np.abs(np.einsum("bii->bi", final))),
-                      nll_start=nll_start, nll=nll, steps=steps, converged=converged,
+                      nll_start=nll_start, nll=nll, steps=steps, evaluations=evaluations,
+                      converged=converged,
                       hit_box=hit_box, seconds=time.process_time() - clock)
 
 
