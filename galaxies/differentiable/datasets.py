@@ -75,6 +75,18 @@ def _fit_blocks(reader, starts, desc: str, progress: bool, **fit_options) -> dic
     return out
 
 
+def _started(start_path, data_path, limit):
+    """The start's predictions, the data set's reader of its rows (its first ``limit``, in its
+    order) and the starting labels (rows, 5), after `galaxies.files.rows_of`'s checks."""
+    from .. import files
+    from ..chunked import DatasetReader
+
+    start = files.load_predictions(start_path)
+    rows = files.rows_of(start, data_path, limit)
+    reader = DatasetReader(data_path, fields=("img",), rows=rows)
+    return start, reader, start.pred[:len(rows)].astype(np.float64)
+
+
 def _run(reader, starts, desc: str, progress: bool, **fit_options) -> tuple[dict, float, float]:
     """`_fit_blocks`, with the CPU and wall seconds of the whole run; JAX's compiled functions
     are kept on disk for the next process (`enable_compilation_cache`)."""
@@ -92,14 +104,19 @@ def _timing(cpu: float, wall: float) -> dict:
                       "process, JAX's compilation included) over its rows"}
 
 
-def fit_dataset(data_path, out_path, limit: int | None = None, progress: bool = True,
-                force: bool = False, max_steps: int = 30) -> Path:
+def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None = None,
+                progress: bool = True, force: bool = False, start=None,
+                max_steps: int = 30) -> Path:
     """Fit every image of a data set (or the first ``limit``) by Levenberg–Marquardt on the
-    differentiable model, from adaptive moments, and write the predictions file.
+    differentiable model and write the predictions file.
 
-    The file is `galaxies.baseline.fit_dataset`'s (``pred``, ``index``, per-row ``converged``,
-    ``nfev`` (model and Jacobian evaluations), ``nit`` (accepted steps), ``seconds``,
-    ``message``, and ``pred_std``: the bound at the estimate), estimator `FIT_ESTIMATOR`.
+    The start is adaptive moments (`galaxies.differentiable.fit.start_points`), or ``start``:
+    another estimator's predictions file of this data set (its rows, its first ``limit``; the
+    estimator is then ``lm-jax+<its name>``, its time both stages'). The file is
+    `galaxies.baseline.fit_dataset`'s (``pred``, ``index``, per-row ``converged``, ``nfev``
+    (model and Jacobian evaluations), ``nit`` (accepted steps), ``seconds``, ``message``, and
+    ``pred_std``: the bound at the estimate), estimator `FIT_ESTIMATOR`. ``jobs`` is taken for
+    the GalSim path's signature and unused: the batches run in this process.
     """
     from .. import files
     from ..atomic import check_destination
@@ -108,33 +125,42 @@ def fit_dataset(data_path, out_path, limit: int | None = None, progress: bool = 
 
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise InputError(f"limit = {limit} must be a positive integer")
-    check_destination(out_path, data_path, force=force)
-    reader = DatasetReader(data_path, fields=("img",), rows=None if limit is None else int(limit))
+    check_destination(out_path, data_path, *([] if start is None else [start]), force=force)
+    name, before, starts, attrs = FIT_ESTIMATOR, 0.0, None, {}
+    if start is None:
+        reader = DatasetReader(data_path, fields=("img",),
+                               rows=None if limit is None else int(limit))
+    else:  # a two-stage estimator: its time is both stages'
+        start, reader, starts = _started(start, data_path, limit)
+        name, before = f"{FIT_ESTIMATOR}+{start.estimator}", start.seconds_per_image
+        attrs = {"start_estimator": start.estimator, "start_predictions": str(start.path),
+                 "start_seconds_per_image": before}
     if len(reader) == 0:
         raise InputError(f"{reader.path}: no rows to fit")
-    out, cpu, wall = _run(reader, None, FIT_ESTIMATOR, progress, max_steps=max_steps, stop=STOP,
+    out, cpu, wall = _run(reader, starts, name, progress, max_steps=max_steps, stop=STOP,
                           lambda0=1e-3)
-    converged = out["converged"]
-    messages = np.where(converged, "converged", f"stopped after {max_steps} steps")
-    attrs = {"method": "maximum likelihood, batched Levenberg–Marquardt (Marquardt's scaling, "
+    converged = out["converged"] & out["fitted"]
+    messages = np.where(converged, "converged", np.where(
+        out["fitted"], f"stopped after {max_steps} steps", "failed: the start is not finite"))
+    attrs |= {"method": "maximum likelihood, batched Levenberg–Marquardt (Marquardt's scaling, "
                        "the box of the generator's ranges) on the differentiable model "
                        "(galaxies.differentiable), exact Jacobians by forward-mode autodiff",
              "noise_model": "Gaussian, variance sigma^2 + mu (Poisson + read noise), mu of the "
                             "starting model",
              "limit": -1 if limit is None else int(limit), "max_steps": int(max_steps),
              "stop": STOP, "median_seconds_per_image": float(np.median(out["seconds"])),
-             "converged_fraction": float(converged.mean()), "failed": 0,
-             **_timing(cpu, wall)}
+             "converged_fraction": float(converged.mean()), "failed": int((~out["fitted"]).sum()),
+             "fit_seconds_per_image": cpu / len(reader), **_timing(cpu, wall)}
     extra = {"converged": converged, "nfev": out["evaluations"], "nit": out["steps"].astype(np.int32),
              "seconds": out["seconds"], "message": messages.astype("S")}
-    return files.write_predictions(out_path, out["params"], reader.rows, estimator=FIT_ESTIMATOR,
-                                   dataset=reader.name, seconds_per_image=cpu / len(reader),
+    return files.write_predictions(out_path, out["params"], reader.rows, estimator=name,
+                                   dataset=reader.name, seconds_per_image=before + cpu / len(reader),
                                    pred_std=out["std"], extra=extra, attrs=attrs, force=force)
 
 
 def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
-                   stop: float | None = None, limit: int | None = None, progress: bool = True,
-                   force: bool = False) -> Path:
+                   jobs: int | None = None, stop: float | None = None, limit: int | None = None,
+                   progress: bool = True, force: bool = False) -> Path:
     """Refine every row of a predictions file on its data set by at most ``steps`` Gauss–Newton
     steps of the differentiable model's likelihood (`galaxies.differentiable.fit.fit` from the
     start, undamped first), and write the refined predictions.
@@ -144,20 +170,16 @@ def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
     Jacobian evaluations), ``seconds``, ``message``), estimator `refined_name`, its
     ``seconds_per_image`` the start's plus the refinement's. ``stop`` defaults to the GalSim
     refinement's `galaxies.refine.STOP_FRACTION`. Rows whose start is not finite are kept, NaN,
-    flagged ``failed``.
+    flagged ``failed``. ``jobs`` is unused, as in `fit_dataset`.
     """
     from .. import files
     from ..atomic import check_destination
-    from ..chunked import DatasetReader
     from ..refine import FLAGS, STOP_FRACTION, _check
 
     stop = STOP_FRACTION if stop is None else stop
     _check(steps, stop)
     check_destination(out_path, data_path, start_predictions_path, force=force)
-    start = files.load_predictions(start_predictions_path)
-    rows = files.rows_of(start, data_path, limit)
-    reader = DatasetReader(data_path, fields=("img",), rows=rows)
-    starts = start.pred[:len(rows)].astype(np.float64)
+    start, reader, starts = _started(start_predictions_path, data_path, limit)
     name = refined_name(start.estimator, steps)
     out, cpu, wall = _run(reader, starts, name, progress, max_steps=steps, stop=stop, lambda0=0.0)
     failed = ~out["fitted"]
@@ -181,6 +203,6 @@ def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
         "converged_fraction": float(extra["converged"].mean()), "failed": int(failed.sum()),
         **_timing(cpu, wall)}
     return files.write_predictions(
-        out_path, out["params"], rows, estimator=name, dataset=reader.name,
+        out_path, out["params"], reader.rows, estimator=name, dataset=reader.name,
         seconds_per_image=start.seconds_per_image + refine_seconds, pred_std=out["std"],
         extra=extra, attrs=attrs, force=force)
