@@ -25,7 +25,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["SUFFIX", "FIT_ESTIMATOR", "refined_name", "fit_dataset", "refine_dataset"]
+__all__ = ["SUFFIX", "FIT_ESTIMATOR", "refined_name", "refinement_flags", "fit_dataset",
+           "refine_dataset"]
 
 #: What the differentiable model's estimators add to their names.
 SUFFIX = "-jax"
@@ -36,6 +37,18 @@ FIT_ESTIMATOR = f"lm{SUFFIX}"
 def refined_name(start: str, steps: int) -> str:
     """The name of ``start``'s estimator refined by ``steps`` steps on the differentiable model."""
     return f"{start}+newton{steps}{SUFFIX}"
+
+
+def refinement_flags(hit_box, nll_rose, converged, failed) -> np.ndarray:
+    """The GalSim refinement's `galaxies.refine.FLAGS` bits per row (uint8) from a fit's
+    outcome: the box met, the NLL above the start's, not converged (a failed row is only
+    ``failed``)."""
+    from ..refine import FLAGS
+
+    failed = np.asarray(failed, bool)
+    return (FLAGS["bound"] * np.asarray(hit_box, bool) + FLAGS["nll_rose"] * np.asarray(nll_rose, bool)
+            + FLAGS["not_converged"] * (~np.asarray(converged, bool) & ~failed)
+            + FLAGS["failed"] * failed).astype(np.uint8)
 
 
 def _fit_blocks(reader, starts, desc: str, progress: bool, **fit_options) -> dict:
@@ -183,9 +196,7 @@ def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
     name = refined_name(start.estimator, steps)
     out, cpu, wall = _run(reader, starts, name, progress, max_steps=steps, stop=stop, lambda0=0.0)
     failed = ~out["fitted"]
-    flags = (FLAGS["bound"] * out["hit_box"] + FLAGS["nll_rose"] * out["nll_rose"]
-             + FLAGS["not_converged"] * (~out["converged"] & ~failed)
-             + FLAGS["failed"] * failed).astype(np.uint8)
+    flags = refinement_flags(out["hit_box"], out["nll_rose"], out["converged"], failed)
     messages = np.where(failed, "failed: the start is not finite", "")
     extra = {"flags": flags, "converged": (flags & (FLAGS["not_converged"] | FLAGS["failed"])) == 0,
              "steps": out["steps"], "renders": out["evaluations"], "seconds": out["seconds"],

@@ -174,7 +174,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         kept = idx[better]
         theta[kept], nll[kept] = trial[better], trial_nll[better]
         jac[kept] = trial_jac[better]
-        flat_d[kept] = (images[kept] - trial_mu[better]).reshape(len(kept), -1)
+        flat_d[kept] = (images[kept] - trial_mu[better]).reshape(len(kept), flat_d.shape[1])
         hit_box[kept] |= cut[better]
         steps[kept] += 1
         damping[kept] *= SHRINK

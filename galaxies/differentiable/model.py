@@ -102,9 +102,11 @@ class DifferentiableModel:
         cached = self._psf_images.get(geometry)
         if cached is None:
             half = geometry.k_size // 2
-            image = galsim.ImageCD(bounds=galsim.BoundsI(0, half, -half, half), scale=geometry.dk)
+            # drawKImage centres the image it is given on k = 0: draw the whole odd square and
+            # keep the half plane kx >= 0
+            image = galsim.ImageCD(2 * half + 1, 2 * half + 1, scale=geometry.dk)
             self.psf.drawKImage(image=image)
-            values = image.array
+            values = image.array[:, half:]
             if np.allclose(values.imag, 0.0, atol=1e-12 * np.abs(values).max()):
                 values = values.real
             cached = self._psf_images[geometry] = jnp.asarray(
