@@ -45,9 +45,10 @@ def refinement_flags(hit_box, nll_rose, converged, failed) -> np.ndarray:
     ``failed``)."""
     from ..refine import FLAGS
 
-    failed = np.asarray(failed, bool)
-    return (FLAGS["bound"] * np.asarray(hit_box, bool) + FLAGS["nll_rose"] * np.asarray(nll_rose, bool)
-            + FLAGS["not_converged"] * (~np.asarray(converged, bool) & ~failed)
+    hit_box, nll_rose, converged, failed = (np.asarray(a, bool) for a in
+                                            (hit_box, nll_rose, converged, failed))
+    return (FLAGS["bound"] * hit_box + FLAGS["nll_rose"] * nll_rose
+            + FLAGS["not_converged"] * (~converged & ~failed)
             + FLAGS["failed"] * failed).astype(np.uint8)
 
 
@@ -164,10 +165,12 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
              "stop": STOP, "median_seconds_per_image": float(np.median(out["seconds"])),
              "converged_fraction": float(converged.mean()), "failed": int((~out["fitted"]).sum()),
              "fit_seconds_per_image": cpu / len(reader), **_timing(cpu, wall)}
-    extra = {"converged": converged, "nfev": out["evaluations"], "nit": out["steps"].astype(np.int32),
+    extra = {"converged": converged, "nfev": out["evaluations"],
+             "nit": out["steps"].astype(np.int32),
              "seconds": out["seconds"], "message": messages.astype("S")}
     return files.write_predictions(out_path, out["params"], reader.rows, estimator=name,
-                                   dataset=reader.name, seconds_per_image=before + cpu / len(reader),
+                                   dataset=reader.name,
+                                   seconds_per_image=before + cpu / len(reader),
                                    pred_std=out["std"], extra=extra, attrs=attrs, force=force)
 
 
