@@ -297,15 +297,20 @@ def maximum_likelihood(image: np.ndarray, psf_fwhm: float, sigma: float):
 
 
 def refined(image: np.ndarray, psf_fwhm: float, sigma: float, start, steps: int = 2):
-    """`galaxies.refine.refine_image` of one image from ``start`` (a network's estimate):
-    ``(params (5,), std (5,), flags (names), seconds)``. Holds `renderer_lock`."""
-    from . import refine
-    with renderer_lock:
-        result = refine.refine_image(np.asarray(image, dtype=np.float64), float(psf_fwhm),
-                                     float(sigma), np.asarray(start, dtype=float), steps=int(steps))
-    flags = [name for name, bit in refine.FLAGS.items() if result.flags & bit]
-    return (np.asarray(result.params, dtype=float), np.asarray(result.std, dtype=float), flags,
-            float(result.seconds))
+    """One image refined from ``start`` (a network's estimate) by at most ``steps`` Gauss–Newton
+    steps on the JAX model (`galaxies.differentiable.fit.fit`, as ``galaxies refine`` does):
+    ``(params (5,), std (5,), flags (names of `galaxies.refine.FLAGS`), seconds)``."""
+    from .differentiable.datasets import refinement_flags
+    from .differentiable.fit import fit
+    from .refine import FLAGS, STOP_FRACTION
+    result = fit(np.asarray(image, dtype=np.float64)[None], [float(psf_fwhm)], [float(sigma)],
+                 start=np.asarray(start, dtype=float)[None], max_steps=int(steps),
+                 stop=STOP_FRACTION, lambda0=0.0)
+    bits = refinement_flags(result.hit_box, result.nll > result.nll_start, result.converged,
+                            [False])[0]
+    flags = [name for name, bit in FLAGS.items() if bits & bit]
+    return (np.asarray(result.params[0], dtype=float), np.asarray(result.std[0], dtype=float),
+            flags, float(result.seconds))
 
 
 def estimates_table(truth, estimates: dict):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import click
 
 from . import __version__
-from .commandline import COUNT, SCHEDULER, SEED, Group, fail, user_errors
+from .commandline import COUNT, RENDERER, SCHEDULER, SEED, Group, fail, user_errors
 from .errors import InputError
 from .simulate import TEST_GALAXY
 
@@ -255,31 +255,34 @@ def predict(paths, profile, limit, batch_size, force):
 @click.option("--limit", type=COUNT, default=None, help="With --dataset: only the first LIMIT rows.")
 @click.option("--jobs", type=COUNT, default=None, help="With --dataset: worker processes.")
 @SCHEDULER
+@RENDERER
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by label column.")
 @user_errors
-def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs, scheduler, as_json):
+def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs, scheduler,
+        renderer, as_json):
     """Cramér–Rao bounds (standard deviations) of flux, n, r, g1 and g2 for one galaxy image.
 
-    With --dataset, the bounds of each galaxy of a data set are computed (and kept in
-    <set>.crb.h5 beside it); their RMS over the rows is printed.
+    With --dataset, the bounds of each galaxy of a data set are computed (and kept beside it,
+    in <set>.crb.h5, or <set>.crb-jax.h5 for the JAX model's); their RMS over the rows is printed.
     """
     import json
-
     import numpy as np
-
-    from . import crb as crb_module
-    from . import crb_sets
+    from . import crb as crb_module, crb_sets
+    from .differentiable.bound import cramer_rao_bounds
     from .parallel import engine
-    from .simulate import LABEL_COLUMNS
+    from .simulate import LABEL_COLUMNS, check_parameters
     if dataset:
         with engine(scheduler, workers=jobs):
-            bounds = crb_sets.for_dataset(dataset, limit=limit, jobs=jobs)
+            bounds = crb_sets.for_dataset(dataset, limit=limit, jobs=jobs, renderer=renderer)
         done = ~np.isnan(bounds).all(axis=1)
         values = np.sqrt(np.nanmean(bounds[done] ** 2, axis=0)) if done.any() else np.full(5, np.nan)
         title = (f"RMS Cramér–Rao bound over {int(done.sum())} galaxies of {dataset} "
-                 f"(per galaxy in {crb_sets.cache_path(dataset)})")
+                 f"(per galaxy in {crb_sets.cache_path(dataset, renderer)})")
     else:
-        values = crb_module.cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=psf_fwhm, sigma=sigma)
+        galaxy = (flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma)
+        check_parameters(*galaxy)
+        values = (cramer_rao_bounds([galaxy[:5]], galaxy[5:6], sigma)[0] if renderer == "jax"
+                  else crb_module.cramer_rao_bound(*galaxy))
         title = (f"Cramér–Rao bound (1 sigma) at flux={flux:g}, n={sersic_n:g}, r={sersic_r:g}, "
                  f"g=({g1:g}, {g2:g}), psf={psf_fwhm:g}, sigma={sigma:g}")
     if as_json:
@@ -298,18 +301,20 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs,
 @click.option("--start", type=click.Path(dir_okay=False), default=None,
               help="Start from this estimator's predictions of DATA instead of adaptive moments.")
 @SCHEDULER
+@RENDERER
 @click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
 @user_errors
-def fit(data, pred, limit, jobs, start, scheduler, force):
-    """Maximum-likelihood fit (L-BFGS-B) of every image of DATA; predictions written to PRED."""
-    from .baseline import fit_dataset
-    from .files import load_predictions
+def fit(data, pred, limit, jobs, start, scheduler, renderer, force):
+    """Maximum-likelihood fit of every image of DATA (Levenberg–Marquardt on the JAX model, or
+    L-BFGS-B on GalSim's renders); predictions written to PRED."""
+    from . import baseline, files
+    from .differentiable import datasets
     from .parallel import engine
     with engine(scheduler, workers=jobs):
-        path = fit_dataset(data, pred, limit=limit, jobs=jobs, force=force, start=start)
-    result = load_predictions(path)
-    converged = result.extra["converged"]
-    click.echo(f"wrote {path}: {len(result)} fits, {int(converged.sum())} converged, "
+        path = (datasets if renderer == "jax" else baseline).fit_dataset(
+            data, pred, limit=limit, jobs=jobs, force=force, start=start)
+    result = files.load_predictions(path)
+    click.echo(f"wrote {path}: {len(result)} fits, {int(result.extra['converged'].sum())} converged, "
                f"{result.seconds_per_image:.3f} s per image (CPU, one core)")
 
 
@@ -322,13 +327,15 @@ def fit(data, pred, limit, jobs, start, scheduler, force):
 @click.option("--limit", type=COUNT, default=None, help="Refine only the first rows.")
 @click.option("--jobs", type=COUNT, default=None, help="Worker processes [default: all cores].")
 @SCHEDULER
+@RENDERER
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
 @user_errors
-def refine(paths, start, steps, limit, jobs, scheduler, force):
+def refine(paths, start, steps, limit, jobs, scheduler, renderer, force):
     """Refine an estimator's estimates of DATA by a few steps of the likelihood: the network in
     MODEL_DIR predicts first (or --start gives its predictions); the refined estimates, their
     standard deviations from the Fisher matrix and per-row flags are written to OUT."""
     from . import atomic, estimators, refine as refinement
+    from .differentiable import datasets
     from .files import load_predictions
     from .parallel import engine
     if len(paths) != (2 if start else 3):
@@ -343,8 +350,8 @@ def refine(paths, start, steps, limit, jobs, scheduler, force):
                 made = atomic.temporary_name(out)
                 start = estimators.load(paths[0]).predict_file(data, made, limit=limit)
             with engine(scheduler, workers=jobs):
-                path = refinement.refine_dataset(start, data, out, steps=steps, jobs=jobs,
-                                                 limit=limit, force=force)
+                path = (datasets if renderer == "jax" else refinement).refine_dataset(
+                    start, data, out, steps=steps, jobs=jobs, limit=limit, force=force)
         finally:
             if made is not None:
                 made.unlink(missing_ok=True)
@@ -365,7 +372,6 @@ def evaluate(pred, data, no_crb, by_snr, jobs):
     """Bias, standard deviation and RMSE of the predictions PRED of data set DATA, and their
     ratios to the Cramér–Rao bound."""
     import pandas as pd
-
     from . import evaluate as ev
     from . import files
     predictions = files.load_predictions(pred)

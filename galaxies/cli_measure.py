@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from .commandline import COUNT, SCHEDULER, Command, user_errors
+from .commandline import COUNT, RENDERER, SCHEDULER, Command, user_errors
 
 
 @click.command("measure", cls=Command)
@@ -37,10 +37,11 @@ from .commandline import COUNT, SCHEDULER, Command, user_errors
               help="Sky level to subtract, counts [default: from the border, corrected after the fit].")
 @click.option("--steps", type=COUNT, default=2, show_default=True, help="Refinement steps.")
 @SCHEDULER
+@RENDERER
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @user_errors
 def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_fwhm_key, rms,
-            sigma, gain, background, steps, scheduler, force):
+            sigma, gain, background, steps, scheduler, renderer, force):
     """Measure flux, Sérsic n, r, g1 and g2 of the galaxy in each FITS cutout FILE (one image
     or a cube of stamps a file); one row per stamp, with flags for what lies outside the
     training domain. With --scheduler, the fits (--method fit) run on the Dask cluster."""
@@ -68,7 +69,7 @@ def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_
             list(files), out, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
             psf_fwhm=psf_fwhm, psf_fwhm_key=psf_fwhm_key, rms=list(rms) or None, sigma=sigma,
             gain=gain, load_network=load_network, force=force, steps=steps,
-            background=background, log=click.echo)
+            background=background, log=click.echo, renderer=renderer)
     flagged = sum(bool(r.flags) for r in results)
     click.echo(f"wrote {out}: {len(results)} cutout(s), {flagged} flagged outside the training "
                f"domain or not converged")

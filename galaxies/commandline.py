@@ -15,9 +15,11 @@ import sys
 
 import click
 
+from .differentiable import RENDERERS
 from .errors import USER_ERRORS, Terminated
 
-__all__ = ["COUNT", "SEED", "SCHEDULER", "Command", "Group", "user_errors", "describe", "fail"]
+__all__ = ["COUNT", "SEED", "SCHEDULER", "RENDERER", "Command", "Group", "user_errors", "describe",
+           "fail"]
 
 #: option types that name the option and the allowed values when a value is refused
 COUNT = click.IntRange(min=1)
@@ -28,6 +30,12 @@ SCHEDULER = click.option(
     "--scheduler", default=None, metavar="ADDRESS", envvar="GALAXIES_SCHEDULER", show_envvar=True,
     help="Run the workers on Dask: 'local' (a LocalCluster of --jobs processes) or a scheduler's "
          "tcp://host:port [default: this machine's process pool].")
+
+#: what draws the model images of the likelihood (`galaxies.differentiable.RENDERERS`)
+RENDERER = click.option(
+    "--renderer", type=click.Choice(RENDERERS), default="jax", show_default=True,
+    help="The model images: the differentiable JAX model (batched, in this process; --jobs "
+         "unused) or GalSim's renders (the reference, in --jobs processes).")
 
 
 def fail(message: str, status: int) -> None:

@@ -1,9 +1,12 @@
 """Cramér–Rao bounds of every galaxy of a data set, computed in parallel and cached.
 
 `for_dataset` returns an (N, 5) array of bounds, one row per row of the set, from
-`galaxies.crb.cramer_rao_bound`; they are kept beside the set in ``<set>.crb.h5`` (`cache_path`)
-and reused while the set's labels, PSF and noise are unchanged. Identical galaxies (a
-fixed-galaxy test set) are computed once.
+`galaxies.crb.cramer_rao_bound` (GalSim renders, central differences, in worker processes) or,
+with ``renderer="jax"``, from `galaxies.differentiable.bound.cramer_rao_bounds` (the JAX model's
+autodiff Jacobians, batched in this process). They are kept beside the set, in ``<set>.crb.h5``
+for GalSim's and ``<set>.crb-jax.h5`` for JAX's (`cache_path`; the renderer is part of the
+cache's fingerprint too, so the two never mix), and reused while the set's labels, PSF and
+noise are unchanged. Identical galaxies (a fixed-galaxy test set) are computed once.
 """
 from __future__ import annotations
 
@@ -16,24 +19,36 @@ import numpy as np
 
 from .console import show_progress
 from .crb import STEPS, cramer_rao_bound
+from .differentiable import RENDERERS
 from .errors import InputError
 from .simulate import LABEL_COLUMNS, check_parameters
 
-__all__ = ["for_dataset", "cache_path", "checked_rows"]
+__all__ = ["RENDERERS", "for_dataset", "cache_path", "checked_rows"]
 
 
 
-def cache_path(dataset_path) -> Path:
-    """Where the bounds of a data set are kept: ``v1.crb.h5`` next to ``v1.h5``."""
+def _check_renderer(renderer: str) -> None:
+    if renderer not in RENDERERS:
+        raise InputError(f"renderer {renderer!r}: choose among {', '.join(RENDERERS)}")
+
+
+def cache_path(dataset_path, renderer: str = "galsim") -> Path:
+    """Where the bounds of a data set are kept: ``v1.crb.h5`` next to ``v1.h5`` (GalSim's),
+    ``v1.crb-jax.h5`` (the JAX model's)."""
+    _check_renderer(renderer)
     path = Path(dataset_path)
-    return path.with_name(f"{path.stem}.crb.h5")
+    return path.with_name(f"{path.stem}.crb{'' if renderer == 'galsim' else '-' + renderer}.h5")
 
 
-def _fingerprint(label: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray) -> str:
+def _fingerprint(label: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray,
+                 renderer: str = "galsim") -> str:
     digest = hashlib.sha256()
     for array in (label, psf_fwhm, sigma):
         digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
-    digest.update(json.dumps(STEPS, sort_keys=True).encode())
+    if renderer == "galsim":  # GalSim's differences have steps; the fingerprint of old caches
+        digest.update(json.dumps(STEPS, sort_keys=True).encode())
+    else:
+        digest.update(renderer.encode())
     return digest.hexdigest()
 
 
@@ -47,6 +62,48 @@ def _bounds_of(rows: np.ndarray) -> np.ndarray:
         except np.linalg.LinAlgError:
             pass
     return out
+
+
+def _jax_bounds(rows: np.ndarray, bar) -> np.ndarray:
+    """`_bounds_of` on the JAX model: batches of `galaxies.chunked.BLOCK_ROWS` rows in this
+    process (JAX uses the cores itself)."""
+    from .chunked import BLOCK_ROWS
+    from .differentiable.bound import cramer_rao_bounds
+    from .differentiable.model import DifferentiableModel, enable_compilation_cache
+
+    enable_compilation_cache()
+    model, out = DifferentiableModel(), np.empty((len(rows), 5))
+    for start in range(0, len(rows), BLOCK_ROWS):
+        batch = rows[start:start + BLOCK_ROWS]
+        out[start:start + len(batch)] = cramer_rao_bounds(batch[:, :5], batch[:, 5], batch[:, 6],
+                                                          model=model)
+        bar.update(len(batch))
+    return out
+
+
+def _galsim_bounds(rows: np.ndarray, jobs: int, bar) -> np.ndarray:
+    """`_bounds_of` in worker processes (or here, for few galaxies), neighbouring indices
+    together."""
+    from .parallel import process_pool, remote
+
+    order = np.argsort(rows[:, 1], kind="stable")  # neighbouring n: warmer GalSim caches
+    # a worker costs seconds to start (it imports GalSim): only worth it for many galaxies;
+    # a Dask cluster's workers are running already
+    cluster = remote()
+    jobs = cluster.slots() if cluster is not None else max(1, min(jobs, len(rows) // 16))
+    chunks = [c for c in np.array_split(order, max(1, min(len(order), 8 * jobs))) if len(c)]
+    values = np.empty((len(rows), 5))
+    if cluster is None and (jobs == 1 or len(chunks) == 1):
+        for chunk in chunks:
+            values[chunk] = _bounds_of(rows[chunk])
+            bar.update(len(chunk))
+    else:
+        with process_pool(min(jobs, len(chunks))) as pool:
+            results = pool.map(_bounds_of, [rows[c] for c in chunks])
+            for chunk, result in zip(chunks, results):
+                values[chunk] = result
+                bar.update(len(chunk))
+    return values
 
 
 def _read_cache(path: Path, fingerprint: str, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +152,7 @@ def checked_rows(label, psf_fwhm, sigma) -> np.ndarray:
 
 
 def for_dataset(path, limit: int | None = None, jobs: int | None = None,
-                progress: bool = True, rows=None) -> np.ndarray:
+                progress: bool = True, rows=None, renderer: str = "galsim") -> np.ndarray:
     """Cramér–Rao bounds of every galaxy of a data set: an (N, 5) array, row i for row i of
     the set, in label units.
 
@@ -106,18 +163,21 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
         progress:  show a tqdm progress bar.
         rows:      instead of ``limit``: the row numbers to compute (e.g. those an estimator
                    predicted); the others are NaN.
+        renderer:  ``"galsim"`` (`galaxies.crb`, in ``jobs`` processes) or ``"jax"`` (the
+                   differentiable model, batched in this process; ``jobs`` unused).
 
-    Results are kept in `cache_path` (``<set>.crb.h5``, written atomically) and reused while
-    the set's labels, PSF and noise are unchanged; rows computed before are not recomputed.
+    Results are kept in `cache_path` (``<set>.crb.h5`` or ``<set>.crb-jax.h5``, written
+    atomically) and reused while the set's labels, PSF and noise are unchanged; rows computed
+    before are not recomputed.
     Identical galaxies (a fixed-parameter test set) are computed once. A galaxy whose Fisher
     matrix is singular gets NaN bounds.
     """
     from tqdm.auto import tqdm
 
     from . import atomic, files
-    from .parallel import process_pool, remote
     from .resources import resolve_jobs
 
+    _check_renderer(renderer)
     dataset = files.load_dataset(path, fields=())
     jobs = resolve_jobs(jobs)
     size = len(dataset)
@@ -132,33 +192,18 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     params = np.zeros((size, 7))
     params[wanted] = checked_rows(dataset.label[wanted], dataset.psf_fwhm[wanted],
                                   dataset.sigma[wanted])
-    fingerprint = _fingerprint(dataset.label, dataset.psf_fwhm, dataset.sigma)
-    store = cache_path(path)
+    fingerprint = _fingerprint(dataset.label, dataset.psf_fwhm, dataset.sigma, renderer)
+    store = cache_path(path, renderer)
     crb, computed = _read_cache(store, fingerprint, size)
     todo_rows = wanted[~computed[wanted]]
     if len(todo_rows):
         unique, inverse = np.unique(params[todo_rows], axis=0, return_inverse=True)
         inverse = inverse.ravel()
-        order = np.argsort(unique[:, 1], kind="stable")  # neighbouring n: warmer GalSim caches
-        # a worker costs seconds to start (it imports GalSim): only worth it for many galaxies;
-        # a Dask cluster's workers are running already
-        cluster = remote()
-        jobs = cluster.slots() if cluster is not None else max(1, min(jobs, len(unique) // 16))
-        chunks = [c for c in np.array_split(order, max(1, min(len(order), 8 * jobs))) if len(c)]
-        values = np.empty((len(unique), 5))
         bar = tqdm(total=len(unique), unit="galaxy", desc=f"CRB {Path(path).stem}",
                    disable=not show_progress(progress))
         try:
-            if cluster is None and (jobs == 1 or len(chunks) == 1):
-                for chunk in chunks:
-                    values[chunk] = _bounds_of(unique[chunk])
-                    bar.update(len(chunk))
-            else:
-                with process_pool(min(jobs, len(chunks))) as pool:
-                    results = pool.map(_bounds_of, [unique[c] for c in chunks])
-                    for chunk, result in zip(chunks, results):
-                        values[chunk] = result
-                        bar.update(len(chunk))
+            values = (_jax_bounds(unique, bar) if renderer == "jax"
+                      else _galsim_bounds(unique, jobs, bar))
         finally:
             bar.close()
         crb[todo_rows] = values[inverse]
@@ -169,7 +214,9 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
                 f.create_dataset("computed", data=computed)
                 f.attrs["dataset"] = str(Path(path).name)
                 f.attrs["dataset_fingerprint"] = fingerprint
-                f.attrs["steps"] = json.dumps(STEPS, sort_keys=True)
+                f.attrs["renderer"] = renderer
+                if renderer == "galsim":
+                    f.attrs["steps"] = json.dumps(STEPS, sort_keys=True)
                 f.attrs["noise_model"] = "Gaussian, variance sigma^2 + mu (Poisson + read noise)"
                 f.attrs["galaxies_version"] = files._version()
         except OSError as err:  # a read-only folder: keep the bounds, say why they are not kept

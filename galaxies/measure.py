@@ -22,7 +22,9 @@ For each stamp (`galaxies.fits_cutouts.Cutout`, counts of the file, any pixel sc
    caller) on the stamp resampled to the simulation's 64 x 64 at 0.23"; ``refined``:
    `galaxies.refine.refine_image` from the network's estimate, on the native stamp.
    Standard deviations: the inverse Fisher matrix at the estimate on the native stamp
-   (`galaxies.crb.cutout_bound`; the refinement's own for ``refined``).
+   (`galaxies.crb.cutout_bound`; the refinement's own for ``refined``). With ``renderer="jax"``
+   (the default) the fit and the refinement run on the differentiable model instead
+   (`galaxies.differentiable.cutouts`), where it draws GalSim's image on the stamp.
 5. **Resampling** to the simulation's stamp with GalSim (`galaxies.resampling`); the noise of
    the result, correlated and of another level, by resampling pure-noise fields (Monte Carlo:
    ``pixel_sigma_stamp``). A network is told the white noise of the same information
@@ -97,6 +99,8 @@ class Measurement:
     mask: np.ndarray | None = None
     stamp: np.ndarray | None = None
     seconds: float = 0.0
+    renderer: str = "galsim"  # what drew the model of the fit or the refinement
+    renderer_note: str = ""  # why GalSim drew it when the JAX model was asked for
 
     def row(self) -> dict:
         out = {"file": self.cutout.file, "hdu": self.cutout.hdu,
@@ -162,7 +166,8 @@ def _centre(image, mask, pixel_scale, labels, main) -> tuple[float, float]:
 
 def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scale=None,
                    psf_fwhm=None, rms=None, sigma=None, gain: float | None = None,
-                   network=None, steps: int = 2, background: float | None = None) -> Measurement:
+                   network=None, steps: int = 2, background: float | None = None,
+                   renderer: str = "jax") -> Measurement:
     """Measure one cutout (see the module docstring).
 
     Parameters:
@@ -174,6 +179,9 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
         network:   for ``nn`` and ``refined``: an estimator (`galaxies.estimators`).
         background:  the sky level to subtract (counts); None: from the border, corrected
                    after the fit.
+        renderer:  the model of the fit and the refinement: ``"jax"`` (the differentiable
+                   model, `galaxies.differentiable.cutouts`; GalSim where it cannot stand in,
+                   said in ``renderer_note``) or ``"galsim"``.
     """
     import galsim
     from scipy import ndimage
@@ -228,7 +236,12 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     psf_stamp = psf_stamp / psf_stamp.sum()
     fwhm_stamp = stamp_fwhm(psf_stamp)
     common = dict(stamp=stamp, gain=gain, bounds=box, flux_range=flux_range)
-    std = None
+    std, jax_model, note = None, None, ""
+    if renderer == "jax" and method in ("fit", "refined"):
+        from .differentiable.cutouts import cutout_model, fit_cutout, unrepresented
+        jax_model = cutout_model(stamp)
+        note = unrepresented(jax_model, stamp, box)
+        jax_model = None if note else jax_model
     if method is None:  # prepared only (the app's first look): no estimate
         nan = np.full(5, np.nan)
         return Measurement(cutout, "none", nan, nan, math.nan, math.nan, float(np.median(noise)),
@@ -237,19 +250,26 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
                                    if f in ("psf", "noise")] + ["second_source"] * bool(others)
                            + ["no_source"] * (not main), data, None, mask, resampled,
                            time.process_time() - t0)
+    from .likelihood import SersicModel
+    image_of = ((lambda p: jax_model.images(np.asarray(p)[None])[0]) if jax_model is not None
+                else (lambda p: p[0] * SersicModel(None, stamp=stamp).image(*p[1:])))
     if method == "fit":
         from .baseline import fit_image
-        from .likelihood import SersicModel
-        result = fit_image(weighted, None, noise_map, **common)
+
+        def fitted(start=None):  # estimate, converged, std (None: the bound, below)
+            if jax_model is not None:
+                r = fit_cutout(jax_model, weighted, noise_map, box, flux_range, gain, start)
+                return r.params[0], bool(r.converged[0]), r.std[0]
+            r = fit_image(weighted, None, noise_map, start=start, **common)
+            return r.params, r.converged, None
+        params, converged, std = fitted()
         ring = border(data.shape) & ~mask
-        fitted = result.params[0] * SersicModel(None, stamp=stamp).image(*result.params[1:])
-        correction = float(np.median((data - fitted)[ring]))
+        correction = float(np.median((data - image_of(params))[ring]))
         error = 1.253 * float(np.median(noise)) / math.sqrt(ring.sum())  # of a median
         if from_border and abs(correction) > 2 * error:
             data, background = data - correction, background + correction
             weighted = np.where(mask, 0.0, data)
-            result = fit_image(weighted, None, noise_map, start=result.params, **common)
-        params, converged = result.params, result.converged
+            params, converged, std = fitted(params)
     else:
         pred, _ = network.predict(resampled[None].astype(np.float32),
                                   psf_fwhm=np.array([fwhm_stamp]), sigma=np.array([sigma_stamp]),
@@ -258,12 +278,15 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
         if method == "refined":
             from .refine import refine_image
             start = np.clip(params, [-np.inf, *box[:, 0]], [np.inf, *box[:, 1]])
-            result = refine_image(weighted, None, noise_map, start, steps=steps, **common)
-            params, converged, std = result.params, result.converged, result.std
+            if jax_model is not None:
+                r = fit_cutout(jax_model, weighted, noise_map, box, flux_range, gain, start, steps)
+                params, converged, std = r.params[0], bool(r.converged[0]), r.std[0]
+            else:
+                result = refine_image(weighted, None, noise_map, start, steps=steps, **common)
+                params, converged, std = result.params, result.converged, result.std
     from .crb import cutout_bound
-    from .likelihood import SersicModel
-    model = params[0] * SersicModel(None, stamp=stamp).image(
-        *np.clip(params[1:], box[:, 0], box[:, 1]))  # a network's estimate may lie outside
+    # a network's estimate may lie outside the box
+    model = image_of(np.concatenate([params[:1], np.clip(params[1:], box[:, 0], box[:, 1])]))
     if std is None:
         try:
             std = cutout_bound(params, stamp, noise_map, gain=gain)
@@ -285,7 +308,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
                        sigma_source=source, psf_fwhm=fwhm, psf_fwhm_stamp=fwhm_stamp,
                        pixel_sigma_stamp=pixel_sigma, background=background, offset=offset,
                        converged=bool(converged), flags=flags, data=data, model=model, mask=mask,
-                       stamp=resampled, seconds=time.process_time() - t0)
+                       stamp=resampled, seconds=time.process_time() - t0,
+                       renderer="jax" if jax_model is not None else "galsim", renderer_note=note)
 
 
 def write_table(rows: list[dict], out, force: bool = False):
@@ -304,8 +328,8 @@ def write_table(rows: list[dict], out, force: bool = False):
 def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, psf=None,
                   psf_hdu=None, psf_fwhm=None, psf_fwhm_key=None, rms=None, sigma=None,
                   gain=None, network=None, force: bool = False, progress: bool = True,
-                  steps: int = 2, background=None, log=print, load_network=None
-                  ) -> list[Measurement]:
+                  steps: int = 2, background=None, log=print, load_network=None,
+                  renderer: str = "jax") -> list[Measurement]:
     """Measure every stamp of FITS files ``paths`` and write one row each to table ``out``
     (see `measure_cutout` and `write_table`); ``psf`` and ``rms`` are FITS files (``rms`` one
     for all, or a list of one per path), the PSF is refused when larger than a cutout and an
@@ -352,7 +376,7 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
     results = []
     with contextlib.ExitStack() as stack:
         args = [(cutout, method, psf_image, psf_scale, fwhm, noise, sigma, gain, network, steps,
-                 background) for cutout, fwhm, noise in jobs]
+                 background, renderer) for cutout, fwhm, noise in jobs]
         if network is None and parallel.remote() is not None:  # fits go to the Dask cluster
             pool = stack.enter_context(parallel.process_pool(len(jobs)))
             measured = pool.map(measure_cutout, *zip(*args))
@@ -364,6 +388,8 @@ def measure_files(paths, out, method: str = "fit", hdu=None, pixel_scale=None, p
                 log(f"{cutout.name}: noise sigma {result.sigma:.4g} estimated from the border "
                     f"(3-sigma clipped MAD); on the simulation's stamp, white noise of "
                     f"{result.sigma_stamp:.4g} carries the same information")
+            if result.renderer_note:
+                log(f"{cutout.name}: measured with GalSim's model: {result.renderer_note}")
             results.append(result)
     write_table([r.row() for r in results], out, force=force)
     return results

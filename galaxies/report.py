@@ -52,6 +52,7 @@ ESTIMATORS: tuple[Entry, ...] = (
     Entry("edsr-xception", "v1", "EDSR + Xception (v1)"),
     Entry("rdn-xception", "v1", "RDN + Xception (v1)"),
     Entry("lbfgsb", "fit", "L-BFGS-B fit", model="-"),
+    Entry("lm-jax", "fit", "Levenberg–Marquardt fit (JAX model)", model="-"),
     Entry("hsm-ksb", "galsim", "GalSim HSM KSB (shear only)", model="-"),
     Entry("hsm-regauss", "galsim", "GalSim HSM REGAUSS (shear only)", model="-"),
     Entry("xception-noiseless", "v1", "Xception on noiseless images", noiseless=True),
@@ -64,18 +65,32 @@ OUT_OF_DOMAIN_NOTE = (f"{OUT_OF_DOMAIN} outside its training set's PSF / noise (
                       "refined estimator: its network's); shown, but an extrapolation")
 
 
+#: The Levenberg–Marquardt fit on the differentiable JAX model (`galaxies.differentiable`).
+JAX_FIT = "lm-jax_fit"
+
+
 def estimators(profile=None) -> tuple[Entry, ...]:
     """`ESTIMATORS` and the two-stage estimators of the profile's recommended network
     (``profile.refine_start``): refined by K steps (``refine_steps``), and the fit started
-    from it (`Project/refinement.ipynb`), placed after the L-BFGS-B fit."""
+    from it (`Project/refinement.ipynb`), placed after the L-BFGS-B fit; the same refinements
+    on the JAX model after the JAX fit."""
+    from .differentiable.datasets import refined_name
+
     profile = profiles.get(profile)
     key, trainset = profile.refine_start.rsplit("_", 1)
     start = next((e.label for e in ESTIMATORS if e.name == profile.refine_start), profile.refine_start)
-    staged = [Entry(f"{key}+newton{k}", trainset, f"{start} + {k} Gauss-Newton step{'s' * (k > 1)}",
-                    model=profile.refine_start) for k in profile.refine_steps]
+
+    def refined(k: int, name: str, model: str) -> Entry:
+        return Entry(name, trainset, f"{start} + {k} Gauss-Newton step{'s' * (k > 1)}{model}",
+                     model=profile.refine_start)
+
+    staged = [refined(k, f"{key}+newton{k}", "") for k in profile.refine_steps]
     staged.append(Entry(f"{key}+lbfgsb", trainset, f"L-BFGS-B from {start}", model=profile.refine_start))
-    at = [e.name for e in ESTIMATORS].index(BASELINE) + 1
-    return ESTIMATORS[:at] + tuple(staged) + ESTIMATORS[at:]
+    staged_jax = [refined(k, refined_name(key, k), " (JAX model)") for k in profile.refine_steps]
+    names = [e.name for e in ESTIMATORS]
+    at, at_jax = names.index(BASELINE) + 1, names.index(JAX_FIT) + 1
+    return (ESTIMATORS[:at] + tuple(staged) + ESTIMATORS[at:at_jax] + tuple(staged_jax)
+            + ESTIMATORS[at_jax:])
 
 
 def by_name(name: str, profile=None) -> Entry:

@@ -100,8 +100,8 @@ def digest(paths) -> str:
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("__init__", "errors", "console", "resources", "simulate", "atomic", "files", "chunked",
                      "profiles", "parallel", "cluster", "sources")),
-    ("physics", ("sampler", "resumable", "generate", "recipes", "likelihood", "crb", "crb_sets", "posterior",
-                 "differentiable", "measure_inputs",
+    ("physics", ("sampler", "resumable", "generate", "recipes", "likelihood", "differentiable", "crb",
+                 "crb_sets", "posterior", "measure_inputs",
                  "baseline", "refine", "hsm",
                  "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
                  "segmentation", "measure")),

@@ -115,22 +115,26 @@ def accuracy_speed(profile, tables: dict | None = None, parameters=ACCURACY_PARA
 
 def run_staged(profile, testsets_=TESTSETS, progress: bool = False) -> dict:
     """Write, on each test set, the estimators `Project/refinement.ipynb` compares: the
-    profile's network refined by each of ``refine_steps`` (on the fit's rows), the L-BFGS-B fit
-    started from it (on ``refine_fit_limit`` of them), and GalSim's HSM shear estimators (every
-    row). Returns ``{(estimator name, test set): path}``."""
+    profile's network refined by each of ``refine_steps`` (on the fit's rows) on GalSim's
+    model and on the JAX model (`galaxies.differentiable.datasets`), the L-BFGS-B fit started
+    from it (on ``refine_fit_limit`` of them), and GalSim's HSM shear estimators (every row).
+    Returns ``{(estimator name, test set): path}``."""
     from . import baseline, hsm, refine
+    from .differentiable import datasets
 
     profile = profiles.get(profile)
     network, trainset = profile.refine_start.rsplit("_", 1)
+    refiners = ((refine.refine_dataset, lambda k: f"{network}+newton{k}"),
+                (datasets.refine_dataset, lambda k: datasets.refined_name(network, k)))
     paths = {}
     for testset in testsets_:
         limit = profile.fit_rows(testset)
         start, data = profile.predictions(network, trainset, testset), profile.dataset(testset)
-        for k in profile.refine_steps:
-            name = f"{network}+newton{k}"
-            paths[(name, testset)] = refine.refine_dataset(
-                start, data, profile.predictions(name, trainset, testset), steps=k, limit=limit,
-                progress=progress, force=True)
+        for refine_dataset, named in refiners:
+            for k in profile.refine_steps:
+                paths[(named(k), testset)] = refine_dataset(
+                    start, data, profile.predictions(named(k), trainset, testset), steps=k,
+                    limit=limit, progress=progress, force=True)
         name = f"{network}+lbfgsb"
         paths[(name, testset)] = baseline.fit_dataset(
             data, profile.predictions(name, trainset, testset), start=start, progress=progress,

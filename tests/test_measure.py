@@ -303,3 +303,18 @@ def test_the_psf_from_a_header_keyword_and_a_moffat(tmp_path):
     assert abs(row["sersic_r"] - TRUTH[2]) < 4 * row["sersic_r_std"]
     one_line_error(cli("measure", path, "--psf-fwhm-key", "FWHM", "--out", out, "--force"),
                    "kw.fits", "no header keyword 'FWHM'")
+
+
+def test_the_jax_model_measures_a_cutout_as_galsim_does_or_falls_back_saying_why(monkeypatch):
+    from galaxies.differentiable import cutouts
+    noisy, psf = simulated(0.3, 41, 150.0, seed=11)
+    cutout = Cutout(noisy, "sim.fits", 0, None, 0.3)
+    jax, galsim_ = (measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=150.0, renderer=r)
+                    for r in ("jax", "galsim"))
+    assert (jax.renderer, galsim_.renderer, jax.renderer_note) == ("jax", "galsim", "")
+    assert jax.converged and np.all(np.abs(jax.params - galsim_.params) < 0.05 * galsim_.std)
+    np.testing.assert_allclose(jax.std, galsim_.std, rtol=0.02)
+    monkeypatch.setattr(cutouts, "TOLERANCE", 0.0)  # no stamp is drawn that exactly
+    fallback = measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=150.0, renderer="jax")
+    assert fallback.renderer == "galsim" and "misses GalSim's image" in fallback.renderer_note
+    np.testing.assert_array_equal(fallback.params, galsim_.params)

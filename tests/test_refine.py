@@ -160,22 +160,28 @@ def test_bad_dataset_arguments_are_refused(small_sets, tmp_path):
 
 # ------------------------------------------------------------------------ the command line
 
-def test_cli_refines_predictions_and_fits_from_them(small_sets, tmp_path):
+@pytest.mark.parametrize("renderer, refined_name, fit_name", [
+    ("galsim", "net+newton1", "lbfgsb+net"), ("jax", "net+newton1-jax", "lm-jax+net")])
+def test_cli_refines_predictions_and_fits_from_them(small_sets, tmp_path, renderer,
+                                                    refined_name, fit_name):
     from click.testing import CliRunner
 
     from galaxies.cli import main
     start = _start_file(tmp_path / "net__snr60.h5", 4, "snr60")
     runner = CliRunner()
     result = runner.invoke(main, ["refine", "--start", str(start), str(small_sets["fixed"]),
-                                  str(tmp_path / "refined.h5"), "--steps", "1", "--jobs", "1"])
+                                  str(tmp_path / "refined.h5"), "--steps", "1", "--jobs", "1",
+                                  "--renderer", renderer])
     assert result.exit_code == 0, result.output
     refined = files.load_predictions(tmp_path / "refined.h5")
-    assert refined.estimator == "net+newton1" and refined.pred_std is not None and len(refined) == 4
+    assert refined.estimator == refined_name and refined.pred_std is not None and len(refined) == 4
+    assert refined.extra["steps"].max() <= 1
     result = runner.invoke(main, ["fit", str(small_sets["fixed"]), str(tmp_path / "fit.h5"),
-                                  "--start", str(start), "--limit", "2", "--jobs", "1"])
+                                  "--start", str(start), "--limit", "2", "--jobs", "1",
+                                  "--renderer", renderer])
     assert result.exit_code == 0, result.output
     fit = files.load_predictions(tmp_path / "fit.h5")
-    assert fit.estimator == "lbfgsb+net" and len(fit) == 2 and fit.extra["converged"].all()
+    assert fit.estimator == fit_name and len(fit) == 2 and fit.extra["converged"].all()
     assert fit.seconds_per_image > fit.attrs["fit_seconds_per_image"]  # both stages counted
     np.testing.assert_allclose(fit.pred[:, 1], 3.0, atol=1.0)  # near the truth at SNR 60
 

@@ -277,9 +277,11 @@ def bigger_set(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["fit", "crb"])
 def test_sigterm_stops_the_workers_and_says_so(small_sets, bigger_set, tmp_path, command):
+    # GalSim's path: the one with worker processes (the JAX model's runs in the command's own)
     args = (["fit", str(small_sets["random"]), str(tmp_path / "fit.h5"), "--jobs", "2"]
             if command == "fit" else
             ["crb", "--dataset", str(copy_set(bigger_set, tmp_path / "v1.h5")), "--jobs", "2"])
+    args += ["--renderer", "galsim"]
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-m", "galaxies.cli", *args], cwd=ROOT,

@@ -50,6 +50,11 @@ def test_the_profiles_refinements_are_listed_with_their_network(profile):
     names = [e.name for e in report.estimators(profile)]
     at = names.index(report.BASELINE)
     assert names[at + 1:at + 4] == ["xception+newton1_v1", "xception+newton2_v1", "xception+lbfgsb_v1"]
+    # the JAX model's fit, then its refinements of the same network
+    at = names.index(report.JAX_FIT)
+    assert names[at + 1:at + 3] == ["xception+newton1-jax_v1", "xception+newton2-jax_v1"]
+    assert report.by_name("xception+newton2-jax_v1", profile).label == (
+        "Xception (v1) + 2 Gauss-Newton steps (JAX model)")
     other = profiles.get("smoke", refine_start="xception_v3", refine_steps=(3,))
     entry = report.by_name("xception+newton3_v3", other)
     assert entry.label == "Xception (v3: varying PSF), fixed noise + 3 Gauss-Newton steps"
@@ -130,3 +135,31 @@ def test_every_table_has_every_test_set_and_marks_networks_outside_their_trainin
         assert best.count(nll) == 5, best  # the most accurate on every parameter
         assert best.count(f"{nll} {dagger}") == (0 if testset == "snr60" else 5), best
     assert report.OUT_OF_DOMAIN_NOTE + "." in lines
+
+
+def test_the_jax_model_estimators_join_every_table_and_the_front(every_test_set):
+    """The JAX fit and a JAX refinement, given predictions files, are rows of the comparison
+    and points of the accuracy-speed chart like the GalSim ones, marked like their network."""
+    cfg = every_test_set
+    rng = np.random.default_rng(2)
+    for testset in profiles.FIXED_TESTSETS:
+        truth = files.load_dataset(cfg.dataset(testset), fields=()).label
+        for estimator, trainset in (("lm-jax", "fit"), ("xception+newton1-jax", "v1")):
+            files.write_predictions(
+                cfg.predictions(estimator, trainset, testset),
+                truth + 0.1 * (np.abs(truth) + 0.1) * rng.normal(size=truth.shape),
+                np.arange(len(truth)), estimator=estimator, dataset=testset,
+                seconds_per_image=0.003)
+    fit = report.by_name(report.JAX_FIT, cfg).label
+    refined = report.by_name("xception+newton1-jax_v1", cfg).label
+    assert fit == "Levenberg–Marquardt fit (JAX model)"
+    tables = {t: report.comparison(cfg, t) for t in profiles.TESTSETS}
+    for testset in profiles.FIXED_TESTSETS:
+        shown = report.ratio_table(report.marked(tables[testset], cfg, testset))
+        assert fit in shown.index and "L-BFGS-B fit" in shown.index, testset
+        mark = f" {report.OUT_OF_DOMAIN}" if testset != "snr60" else ""  # v1's domain
+        assert refined + mark in shown.index, testset
+    assert report.availability(cfg).loc[fit, "snr60"] == "yes"
+    front = tradeoffs.accuracy_speed(cfg, tables)
+    assert front.loc[("snr60", fit), "seconds per image"] == pytest.approx(0.003)
+    assert {("compact", refined), ("extended", fit)} <= set(front.index)

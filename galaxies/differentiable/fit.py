@@ -60,15 +60,16 @@ STOP = 0.01
 @dataclass
 class FitResults:
     """Estimates (B, 5) in label order, their standard deviations (the bound at the estimate,
-    from the final Fisher matrix), the NLL at the start and the end, accepted steps, whether each
-    galaxy stopped by the ``stop`` rule, whether the box cut a step, and the CPU seconds of the
-    whole batch."""
+    from the final Fisher matrix), the NLL at the start and the end, accepted steps, evaluations
+    of the model and its Jacobian (the start's and every trial's), whether each galaxy stopped by
+    the ``stop`` rule, whether the box cut a step, and the CPU seconds of the whole batch."""
 
     params: np.ndarray
     std: np.ndarray
     nll_start: np.ndarray
     nll: np.ndarray
     steps: np.ndarray
+    evaluations: np.ndarray
     converged: np.ndarray
     hit_box: np.ndarray
     seconds: float
@@ -141,6 +142,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     nll_start = nll.copy()
     damping = np.full(rows, float(lambda0))
     steps = np.zeros(rows, int)
+    evaluations = np.ones(rows, int)
     converged = np.zeros(rows, bool)
     active = np.ones(rows, bool)
     eager = np.ones(rows, bool)  # draw the next trial with its derivatives (the last was kept)
@@ -169,11 +171,13 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         cut = np.any(trial != theta[idx] + delta, axis=1)
         psf = None if psf_fwhm is None else psf_fwhm[idx]
         trial_mu, trial_jac = _draw_trials(model, trial, psf, _rows(plan, idx), eager[idx])
+        evaluations[idx] += 1
         trial_nll = _nll(images[idx], trial_mu, weight[idx])
         better = trial_nll < nll[idx]
         kept = idx[better]
         late = better & ~eager[idx]  # kept after a rejection: its derivatives now
         if late.any():
+            evaluations[idx[late]] += 1
             trial_jac[late] = model.images_and_jacobians(
                 trial[late], None if psf is None else psf[late], _rows(plan, idx[late]))[1]
         eager[idx] = better
@@ -190,7 +194,8 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     final = covariances(fisher_matrices(images - flat_d.reshape(images.shape), jac, sigma,
                                         gain is not None, gain or 1.0))
     return FitResults(params=theta, std=np.sqrt(np.abs(np.einsum("bii->bi", final))),
-                      nll_start=nll_start, nll=nll, steps=steps, converged=converged,
+                      nll_start=nll_start, nll=nll, steps=steps, evaluations=evaluations,
+                      converged=converged,
                       hit_box=hit_box, seconds=time.process_time() - clock)
 
 
