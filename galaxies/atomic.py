@@ -260,12 +260,18 @@ def atomic_path(path: str | os.PathLike, force: bool = False) -> Iterator[Path]:
             yield tmp
             _claim(tmp, path, force)
         except (OSError, RuntimeError) as err:
-            converted = output_error(err, path)
-            if converted is err:
-                raise
-            raise converted from None
+            _raise_as_output_error(err, path)
         finally:  # before made_parents removes the folders it made
             tmp.unlink(missing_ok=True)
+
+
+def _raise_as_output_error(err: Exception, path) -> None:
+    """Raise ``err`` as `output_error` words it for ``path`` (itself when it is no refusal of
+    the operating system's that a user can act on)."""
+    converted = output_error(err, path)
+    if converted is err:
+        raise err
+    raise converted from None
 
 
 @contextlib.contextmanager
@@ -307,10 +313,7 @@ def atomic_dir(path: str | os.PathLike, force: bool = False,
                 raise OutputExistsError(f"{path} already exists (written meanwhile by another "
                                         f"process); use --force to overwrite it") from None
         except (OSError, RuntimeError) as err:
-            converted = output_error(err, path)
-            if converted is err:
-                raise
-            raise converted from None
+            _raise_as_output_error(err, path)
         finally:  # before made_parents removes the folders it made
             shutil.rmtree(tmp, ignore_errors=True)
             if old is not None:

@@ -53,8 +53,8 @@ from .errors import InputError
 from .likelihood import BOUNDS, NODE_SPACING, Objective, SersicModel
 from .simulate import IMAGE_SIZE, PIXEL_SCALE, RANGES, GalaxyRenderer, check_range
 
-__all__ = ["FitResult", "fit_image", "start_point", "fit_dataset", "describe_fits",
-           ]
+__all__ = ["FitResult", "fit_image", "moments_start", "start_point", "fit_dataset",
+           "describe_fits"]
 
 # ------------------------------------------------------------------------------ the start
 
@@ -81,6 +81,30 @@ _START_N = (1.0, 2.5, 4.5)
 _START_SIZE = (0.8, 1.1, 1.5)
 
 
+def moments_start(image: np.ndarray, pixel_scale: float, psf_sigma) -> np.ndarray | None:
+    """Size (arcsec) and shear ``(r, g1, g2)`` of a galaxy from its adaptive moments
+    (`galsim.hsm.FindAdaptiveMom`), the PSF's size (``psf_sigma()``, pixels) taken off its
+    square and the ellipticity scaled up alike (a rough correction: a fit does the rest); None
+    where the moments fail (a very faint or odd image)."""
+    import galsim
+    try:
+        moments = galsim.hsm.FindAdaptiveMom(galsim.Image(
+            np.asarray(image, np.float64), scale=pixel_scale), strict=False)
+    except (galsim.GalSimError, RuntimeError, ValueError):
+        return None
+    if moments.moments_status != 0:
+        return None
+    psf2 = psf_sigma() ** 2
+    t_gal = max(moments.moments_sigma**2 - psf2, 0.05 * psf2)
+    e1, e2 = (np.array([moments.observed_shape.e1, moments.observed_shape.e2])
+              * moments.moments_sigma**2 / t_gal)
+    e = math.hypot(e1, e2)
+    if e > 0.9:
+        e1, e2 = 0.9 * e1 / e, 0.9 * e2 / e
+    shear = galsim.Shear(e1=e1, e2=e2)
+    return np.array([math.sqrt(t_gal) * pixel_scale, *np.clip([shear.g1, shear.g2], -0.6, 0.6)])
+
+
 def start_point(image: np.ndarray, objective: Objective) -> np.ndarray:
     """A starting point ``(n, r, g1, g2)`` from adaptive moments and a few trial renders.
 
@@ -91,23 +115,9 @@ def start_point(image: np.ndarray, objective: Objective) -> np.ndarray:
     """
     import galsim
     theta = np.array([2.5, 0.3, 0.0, 0.0])
-    try:
-        moments = galsim.hsm.FindAdaptiveMom(galsim.Image(
-            np.asarray(image, np.float64), scale=objective.model.pixel_scale), strict=False)
-        ok = moments.moments_status == 0
-    except (galsim.GalSimError, RuntimeError, ValueError):
-        ok = False
-    if ok:
-        psf2 = _psf_sigma(objective.model) ** 2
-        t_gal = max(moments.moments_sigma**2 - psf2, 0.05 * psf2)
-        e1, e2 = (np.array([moments.observed_shape.e1, moments.observed_shape.e2])
-                  * moments.moments_sigma**2 / t_gal)
-        e = math.hypot(e1, e2)
-        if e > 0.9:
-            e1, e2 = 0.9 * e1 / e, 0.9 * e2 / e
-        shear = galsim.Shear(e1=e1, e2=e2)
-        theta[1] = math.sqrt(t_gal) * objective.model.pixel_scale
-        theta[2:] = np.clip([shear.g1, shear.g2], -0.6, 0.6)
+    moments = moments_start(image, objective.model.pixel_scale, lambda: _psf_sigma(objective.model))
+    if moments is not None:
+        theta[1:] = moments
     best = None
     for n in _START_N:
         for factor in _START_SIZE:

@@ -114,12 +114,17 @@ def test_the_flux_bound_has_its_closed_form_without_poisson_noise(model):
     assert fisher[0, 0, 0] == pytest.approx(snr**2 / 1e10, rel=1e-6)
 
 
-@pytest.mark.slow
-def test_the_fit_is_the_galsim_fit_within_two_hundredths_of_the_bound(model):
+def snr60_images(seeds):
+    """The snr60 galaxy's labels and noisy GalSim images (read noise 200) for ``seeds``."""
     g = simulate.TEST_GALAXY
     truth = np.array([g["flux"], g["sersic_n"], g["sersic_r"], g["g1"], g["g2"]])
     clean = simulate.GalaxyRenderer().draw(*truth, g["psf_fwhm"])
-    images = np.array([simulate.add_noise(clean, 200.0, seed) for seed in range(1, 7)])
+    return truth, np.array([simulate.add_noise(clean, 200.0, seed) for seed in seeds])
+
+
+@pytest.mark.slow
+def test_the_fit_is_the_galsim_fit_within_two_hundredths_of_the_bound(model):
+    truth, images = snr60_images(range(1, 7))
     ours = fit.fit(images, np.full(6, 0.5), 200.0, model=model)
     assert ours.converged.all()
     reference = np.array([baseline.fit_image(image, 0.5, 200.0).params for image in images])
@@ -128,10 +133,7 @@ def test_the_fit_is_the_galsim_fit_within_two_hundredths_of_the_bound(model):
 
 
 def test_refinement_reaches_the_fit_from_a_nearby_start(model):
-    g = simulate.TEST_GALAXY
-    truth = np.array([g["flux"], g["sersic_n"], g["sersic_r"], g["g1"], g["g2"]])
-    clean = simulate.GalaxyRenderer().draw(*truth, g["psf_fwhm"])
-    images = np.array([simulate.add_noise(clean, 200.0, seed) for seed in range(20, 24)])
+    _, images = snr60_images(range(20, 24))
     full = fit.fit(images, np.full(4, 0.5), 200.0, model=model)
     scale = full.std
     start = full.params + 0.5 * scale * np.array([1.0, -1.0, 1.0, -1.0, 1.0])

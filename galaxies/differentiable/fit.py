@@ -30,12 +30,12 @@ corrected for the PSF, then the best of a few indices and sizes by likelihood).
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..baseline import moments_start
 from ..errors import InputError
 from ..simulate import RANGES
 from .bound import covariances, fisher_matrices
@@ -246,29 +246,13 @@ def start_points(images, psf_fwhm, sigma, model: DifferentiableModel, gain=1.0,
     PSF's size, then the best of `START_N` x `START_SIZE` by likelihood with the flux at its
     weighted least-squares value (as `galaxies.baseline.start_point` does with GalSim renders);
     the middle of the box where the moments fail."""
-    import galsim
     rows = len(images)
     base = np.tile([0.0, 2.5, 0.3, 0.0, 0.0], (rows, 1))
     psf_sigma = _psf_moments(model, psf_fwhm, rows)
     for b, image in enumerate(images):
-        try:
-            moments = galsim.hsm.FindAdaptiveMom(galsim.Image(image, scale=model.pixel_scale),
-                                                 strict=False)
-            ok = moments.moments_status == 0
-        except (galsim.GalSimError, RuntimeError, ValueError):
-            ok = False
-        if not ok:
-            continue
-        psf2 = psf_sigma[b] ** 2
-        t_gal = max(moments.moments_sigma**2 - psf2, 0.05 * psf2)
-        e1, e2 = (np.array([moments.observed_shape.e1, moments.observed_shape.e2])
-                  * moments.moments_sigma**2 / t_gal)
-        e = math.hypot(e1, e2)
-        if e > 0.9:
-            e1, e2 = 0.9 * e1 / e, 0.9 * e2 / e
-        shear = galsim.Shear(e1=e1, e2=e2)
-        base[b, 2] = math.sqrt(t_gal) * model.pixel_scale
-        base[b, 3:] = np.clip([shear.g1, shear.g2], -0.6, 0.6)
+        moments = moments_start(image, model.pixel_scale, lambda: psf_sigma[b])
+        if moments is not None:
+            base[b, 2:] = moments
     trials = np.array([[1.0, n, s, 1.0, 1.0] for n in START_N for s in START_SIZE])
     candidates = base[:, None, :].repeat(len(trials), 1)
     candidates[..., 0] = 1.0
