@@ -58,6 +58,8 @@ def _fit_blocks(reader, starts, desc: str, progress: bool, **fit_options) -> dic
     per-row arrays; rows whose start is not finite are left NaN and not fitted."""
     from tqdm.auto import tqdm
 
+    from ..console import show_progress
+
     from ..baseline import _checked_noise
     from .fit import fit
 
@@ -70,7 +72,7 @@ def _fit_blocks(reader, starts, desc: str, progress: bool, **fit_options) -> dic
     psf_fwhm, sigma = _checked_noise(reader.table.psf_fwhm, reader.table.sigma, reader.path)
     at = 0
     with tqdm(total=rows, unit="image", desc=f"{desc} {reader.name}",
-              disable=not progress) as bar:
+              disable=not show_progress(progress)) as bar:
         for block in reader.blocks():
             span = np.arange(at, at + len(block))
             at += len(block)
