@@ -155,8 +155,8 @@ def fit_and_refine_section(model, profile, args, work: Path) -> None:
         print(f"{testset:10s} {'':25s}" + " ".join(f"{v:6.3f}" for v in rms)
               + f" | {1e3 * seconds / len(ds):7.1f} {1e3 * reference.seconds_per_image:7.1f}")
         start_pred, start_seconds = start_of(testset, ds, scale, args)
-        refined, seconds = cpu(fit.fit, ds.img, ds.psf_fwhm, ds.sigma, start=start_pred,
-                               max_steps=args.steps, lambda0=0.0, model=model)
+        refined, seconds = cpu(fit.refine, ds.img, ds.psf_fwhm, ds.sigma, start_pred,
+                               args.steps, model=model)
         scores = {name: (np.sqrt(np.mean(((p - truth) / scale) ** 2, axis=0)),
                          np.mean((p - truth) / scale, axis=0))
                   for name, p in (("fit", in_rows(reference, rows)), ("refined", refined.params))}

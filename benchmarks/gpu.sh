@@ -43,7 +43,7 @@ for name, run in (("bounds", lambda: bound.cramer_rao_bounds(theta, psf, sigma, 
         scale = bound.cramer_rao_bounds(theta, psf, sigma, model)
         start = theta + 1.5 * scale * rng.standard_normal(theta.shape)
         start = np.where(np.isfinite(start), start, theta)
-        run = lambda: fit.fit(images, psf, sigma, start=start, max_steps=2, lambda0=0.0, model=model)
+        run = lambda: fit.refine(images, psf, sigma, start, 2, model=model)
     run()  # compile
     begin = time.perf_counter()
     run()

@@ -298,14 +298,13 @@ def maximum_likelihood(image: np.ndarray, psf_fwhm: float, sigma: float):
 
 def refined(image: np.ndarray, psf_fwhm: float, sigma: float, start, steps: int = 2):
     """One image refined from ``start`` (a network's estimate) by at most ``steps`` Gauss–Newton
-    steps on the JAX model (`galaxies.differentiable.fit.fit`, as ``galaxies refine`` does):
+    steps on the JAX model (`galaxies.differentiable.fit.refine`, as ``galaxies refine`` does):
     ``(params (5,), std (5,), flags (names of `galaxies.refine.FLAGS`), seconds)``."""
     from .differentiable.datasets import refinement_flags
-    from .differentiable.fit import fit
-    from .refine import FLAGS, STOP_FRACTION
-    result = fit(np.asarray(image, dtype=np.float64)[None], [float(psf_fwhm)], [float(sigma)],
-                 start=np.asarray(start, dtype=float)[None], max_steps=int(steps),
-                 stop=STOP_FRACTION, lambda0=0.0)
+    from .differentiable.fit import refine
+    from .refine import FLAGS
+    result = refine(np.asarray(image, dtype=np.float64)[None], [float(psf_fwhm)], [float(sigma)],
+                    np.asarray(start, dtype=float)[None], int(steps))
     bits = refinement_flags(result.hit_box, result.nll > result.nll_start, result.converged,
                             [False])[0]
     flags = [name for name, bit in FLAGS.items() if bits & bit]

@@ -41,6 +41,7 @@ included, with a ``converged`` flag.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -51,14 +52,22 @@ import numpy as np
 
 from .errors import InputError
 from .likelihood import BOUNDS, NODE_SPACING, Objective, SersicModel
-from .simulate import IMAGE_SIZE, PIXEL_SCALE, RANGES, GalaxyRenderer, check_range
+from .simulate import IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, GalaxyRenderer, check_range
 
-__all__ = ["FitResult", "fit_image", "moments_start", "start_point", "fit_dataset",
-           "describe_fits"]
+__all__ = ["FitResult", "fit_image", "moffat_moments_sigma", "moments_start", "start_point",
+           "fit_dataset", "describe_fits"]
 
 # ------------------------------------------------------------------------------ the start
 
-_PSF_MOMENTS: dict[float, float] = {}
+@functools.lru_cache(maxsize=1024)
+def moffat_moments_sigma(fwhm: float, shape=(IMAGE_SIZE, IMAGE_SIZE),
+                         pixel_scale: float = PIXEL_SCALE) -> float:
+    """Adaptive-moment size (pixels) of the Moffat PSF image of FWHM ``fwhm`` on a stamp, once
+    per PSF and stamp (the starts of the GalSim and the JAX fits)."""
+    import galsim
+    image = galsim.Moffat(beta=MOFFAT_BETA, fwhm=float(fwhm)).drawImage(
+        nx=shape[1], ny=shape[0], scale=pixel_scale)
+    return galsim.hsm.FindAdaptiveMom(image).moments_sigma
 
 
 def _psf_sigma(model: SersicModel) -> float:
@@ -69,10 +78,7 @@ def _psf_sigma(model: SersicModel) -> float:
             model.psf_moments_sigma = galsim.hsm.FindAdaptiveMom(galsim.Image(
                 model.stamp.draw(model.psf), scale=model.pixel_scale)).moments_sigma
         return model.psf_moments_sigma
-    if model.psf_fwhm not in _PSF_MOMENTS:
-        image = model.psf.drawImage(nx=IMAGE_SIZE, ny=IMAGE_SIZE, scale=PIXEL_SCALE)
-        _PSF_MOMENTS[model.psf_fwhm] = galsim.hsm.FindAdaptiveMom(image).moments_sigma
-    return _PSF_MOMENTS[model.psf_fwhm]
+    return moffat_moments_sigma(model.psf_fwhm)
 
 
 #: Sérsic indices and size factors tried from the adaptive-moment start (all grid nodes, so

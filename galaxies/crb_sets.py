@@ -69,9 +69,8 @@ def _jax_bounds(rows: np.ndarray, bar) -> np.ndarray:
     process (JAX uses the cores itself)."""
     from .chunked import BLOCK_ROWS
     from .differentiable.bound import cramer_rao_bounds
-    from .differentiable.model import DifferentiableModel, enable_compilation_cache
+    from .differentiable.model import DifferentiableModel
 
-    enable_compilation_cache()
     model, out = DifferentiableModel(), np.empty((len(rows), 5))
     for start in range(0, len(rows), BLOCK_ROWS):
         batch = rows[start:start + BLOCK_ROWS]

@@ -137,8 +137,7 @@ def test_refinement_reaches_the_fit_from_a_nearby_start(model):
     full = fit.fit(images, np.full(4, 0.5), 200.0, model=model)
     scale = full.std
     start = full.params + 0.5 * scale * np.array([1.0, -1.0, 1.0, -1.0, 1.0])
-    refined = fit.fit(images, np.full(4, 0.5), 200.0, start=start, max_steps=3, lambda0=0.0,
-                      model=model)
+    refined = fit.refine(images, np.full(4, 0.5), 200.0, start, 3, stop=fit.STOP, model=model)
     assert np.abs((refined.params - full.params) / scale).max() < 0.05
     assert np.all(refined.nll <= refined.nll_start)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fit import FitResults, fit
+from .fit import FitResults, fit, refine
 from .model import DifferentiableModel
 
 __all__ = ["TOLERANCE", "cutout_model", "unrepresented", "fit_cutout"]
@@ -25,11 +25,7 @@ TOLERANCE = 2e-3
 
 
 def cutout_model(stamp) -> DifferentiableModel:
-    """The JAX model drawing on ``stamp`` (a `galaxies.simulate.Stamp` whose ``psf`` is set);
-    its compiled functions kept on disk for the next cutout of this geometry."""
-    from .model import enable_compilation_cache
-
-    enable_compilation_cache()
+    """The JAX model drawing on ``stamp`` (a `galaxies.simulate.Stamp` whose ``psf`` is set)."""
     return DifferentiableModel(shape=stamp.shape, pixel_scale=stamp.pixel_scale, psf=stamp.psf,
                                pixel_included=stamp.pixel_included, offset=stamp.offset)
 
@@ -57,12 +53,10 @@ def fit_cutout(model: DifferentiableModel, image, noise_map, box: np.ndarray, fl
     ``steps`` Gauss–Newton steps from ``start`` (the refinement). ``box`` rows n, r, g1, g2,
     ``flux_range`` the flux's; ``noise_map`` per pixel (``inf`` masks); ``gain`` None: read
     noise only."""
-    from ..refine import STOP_FRACTION
-    from .fit import STOP
-
     full_box = np.vstack([np.asarray(flux_range, float)[None], np.asarray(box, float)])
-    refine = steps is not None
-    return fit(np.asarray(image, np.float64)[None], None, np.asarray(noise_map, np.float64)[None],
-               start=None if start is None else np.asarray(start, float)[None],
-               max_steps=steps if refine else 30, stop=STOP_FRACTION if refine else STOP,
-               lambda0=0.0 if refine else 1e-3, model=model, gain=gain, box=full_box)
+    images, noise = np.asarray(image, np.float64)[None], np.asarray(noise_map, np.float64)[None]
+    options = dict(model=model, gain=gain, box=full_box)
+    if steps is not None:
+        return refine(images, None, noise, np.asarray(start, float)[None], steps, **options)
+    return fit(images, None, noise, start=None if start is None else
+               np.asarray(start, float)[None], **options)

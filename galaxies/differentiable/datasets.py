@@ -52,16 +52,15 @@ def refinement_flags(hit_box, nll_rose, converged, failed) -> np.ndarray:
             + FLAGS["failed"] * failed).astype(np.uint8)
 
 
-def _fit_blocks(reader, starts, desc: str, progress: bool, **fit_options) -> dict:
-    """`galaxies.differentiable.fit.fit` (with ``fit_options``) of each block of ``reader``
-    (its ``img``), from the block's rows of ``starts`` (None: from the images), joined into
-    per-row arrays; rows whose start is not finite are left NaN and not fitted."""
+def _fit_blocks(reader, starts, desc: str, progress: bool, estimate) -> dict:
+    """``estimate(images, psf_fwhm, sigma, starts)`` (`galaxies.differentiable.fit.fit` or
+    `~galaxies.differentiable.fit.refine`) of each block of ``reader`` (its ``img``), from the
+    block's rows of ``starts`` (None: from the images), joined into per-row arrays; rows whose
+    start is not finite are left NaN and not estimated."""
     from tqdm.auto import tqdm
 
-    from ..console import show_progress
-
     from ..baseline import _checked_noise
-    from .fit import fit
+    from ..console import show_progress
 
     rows = len(reader)
     out = {"params": np.full((rows, 5), np.nan), "std": np.full((rows, 5), np.nan),
@@ -79,8 +78,8 @@ def _fit_blocks(reader, starts, desc: str, progress: bool, **fit_options) -> dic
             ok = np.ones(len(span), bool) if starts is None else np.isfinite(starts[span]).all(1)
             take = span[ok]
             if len(take):
-                result = fit(block.img[ok], psf_fwhm[take], sigma[take],
-                             start=None if starts is None else starts[take], **fit_options)
+                result = estimate(block.img[ok], psf_fwhm[take], sigma[take],
+                                  None if starts is None else starts[take])
                 out["params"][take], out["std"][take] = result.params, result.std
                 for name in ("steps", "evaluations", "converged", "hit_box"):
                     out[name][take] = getattr(result, name)
@@ -103,14 +102,10 @@ def _started(start_path, data_path, limit):
     return start, reader, start.pred[:len(rows)].astype(np.float64)
 
 
-def _run(reader, starts, desc: str, progress: bool, **fit_options) -> tuple[dict, float, float]:
-    """`_fit_blocks`, with the CPU and wall seconds of the whole run; JAX's compiled functions
-    are kept on disk for the next process (`enable_compilation_cache`)."""
-    from .model import enable_compilation_cache
-
-    enable_compilation_cache()
+def _run(reader, starts, desc: str, progress: bool, estimate) -> tuple[dict, float, float]:
+    """`_fit_blocks`, with the CPU and wall seconds of the whole run."""
     cpu, wall = time.process_time(), time.perf_counter()
-    out = _fit_blocks(reader, starts, desc, progress, **fit_options)
+    out = _fit_blocks(reader, starts, desc, progress, estimate)
     return out, time.process_time() - cpu, time.perf_counter() - wall
 
 
@@ -137,7 +132,7 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
     from .. import files
     from ..atomic import check_destination
     from ..chunked import DatasetReader
-    from .fit import STOP
+    from .fit import STOP, fit
 
     if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
         raise InputError(f"limit = {limit} must be a positive integer")
@@ -153,8 +148,8 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
                  "start_seconds_per_image": before}
     if len(reader) == 0:
         raise InputError(f"{reader.path}: no rows to fit")
-    out, cpu, wall = _run(reader, starts, name, progress, max_steps=max_steps, stop=STOP,
-                          lambda0=1e-3)
+    out, cpu, wall = _run(reader, starts, name, progress, lambda images, psf, sigma, begin: fit(
+        images, psf, sigma, start=begin, max_steps=max_steps))
     converged = out["converged"] & out["fitted"]
     messages = np.where(converged, "converged", np.where(
         out["fitted"], f"stopped after {max_steps} steps", "failed: the start is not finite"))
@@ -193,13 +188,15 @@ def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
     from .. import files
     from ..atomic import check_destination
     from ..refine import FLAGS, STOP_FRACTION, _check
+    from .fit import refine
 
     stop = STOP_FRACTION if stop is None else stop
     _check(steps, stop)
     check_destination(out_path, data_path, start_predictions_path, force=force)
     start, reader, starts = _started(start_predictions_path, data_path, limit)
     name = refined_name(start.estimator, steps)
-    out, cpu, wall = _run(reader, starts, name, progress, max_steps=steps, stop=stop, lambda0=0.0)
+    out, cpu, wall = _run(reader, starts, name, progress, lambda images, psf, sigma, begin: refine(
+        images, psf, sigma, begin, steps, stop))
     failed = ~out["fitted"]
     flags = refinement_flags(out["hit_box"], out["nll_rose"], out["converged"], failed)
     messages = np.where(failed, "failed: the start is not finite", "")

@@ -35,13 +35,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..baseline import moments_start
+from ..baseline import moffat_moments_sigma, moments_start
 from ..errors import InputError
 from ..simulate import RANGES
 from .bound import covariances, fisher_matrices
 from .model import DifferentiableModel
 
-__all__ = ["BOX", "FitResults", "fit", "start_points"]
+__all__ = ["BOX", "FitResults", "fit", "refine", "start_points"]
 
 #: The box of (flux, n, r, g1, g2): the generator's ranges.
 BOX = np.array([[RANGES["flux"].low, RANGES["flux"].high],
@@ -170,7 +170,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         trial = np.clip(theta[idx] + delta, box[:, 0], box[:, 1])
         cut = np.any(trial != theta[idx] + delta, axis=1)
         psf = None if psf_fwhm is None else psf_fwhm[idx]
-        trial_mu, trial_jac = _draw_trials(model, trial, psf, _rows(plan, idx), eager[idx])
+        trial_mu, trial_jac = _draw_trials(model, trial, psf, plan.subset(idx), eager[idx])
         evaluations[idx] += 1
         trial_nll = _nll(images[idx], trial_mu, weight[idx])
         better = trial_nll < nll[idx]
@@ -179,7 +179,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         if late.any():
             evaluations[idx[late]] += 1
             trial_jac[late] = model.images_and_jacobians(
-                trial[late], None if psf is None else psf[late], _rows(plan, idx[late]))[1]
+                trial[late], None if psf is None else psf[late], plan.subset(idx[late]))[1]
         eager[idx] = better
         theta[kept], nll[kept] = trial[better], trial_nll[better]
         jac[kept] = trial_jac[better]
@@ -197,6 +197,17 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
                       nll_start=nll_start, nll=nll, steps=steps, evaluations=evaluations,
                       converged=converged,
                       hit_box=hit_box, seconds=time.process_time() - clock)
+
+
+def refine(images, psf_fwhm, sigma, start, steps: int = 2, stop: float | None = None,
+           **options) -> FitResults:
+    """The refinement of an estimate ``start`` (B, 5): at most ``steps`` kept steps of `fit`,
+    undamped at first (Fisher scoring, as `galaxies.refine` does on GalSim renders), ending
+    when no parameter would move by more than ``stop`` (default the GalSim refinement's
+    `galaxies.refine.STOP_FRACTION`) of its standard deviation; ``options`` as `fit`'s."""
+    from ..refine import STOP_FRACTION
+    return fit(images, psf_fwhm, sigma, start=start, max_steps=steps,
+               stop=STOP_FRACTION if stop is None else stop, lambda0=0.0, **options)
 
 
 def _solve(hessian, gradient, held, damping) -> np.ndarray:
@@ -222,17 +233,12 @@ def _draw_trials(model, trial, psf, plan, eager):
     for rows, with_jacobian in ((np.flatnonzero(eager), True), (np.flatnonzero(~eager), False)):
         if not len(rows):
             continue
-        part = (trial[rows], None if psf is None else psf[rows], _rows(plan, rows))
+        part = (trial[rows], None if psf is None else psf[rows], plan.subset(rows))
         if with_jacobian:
             mu[rows], jac[rows] = model.images_and_jacobians(*part)
         else:
             mu[rows] = model.images(*part)
     return mu, jac
-
-
-def _rows(plan, idx):
-    from .model import Plan
-    return Plan(fft_size=plan.fft_size[idx], cut=plan.cut[idx])
 
 
 #: Sérsic indices and size factors tried from the adaptive-moment start.
@@ -271,26 +277,15 @@ def start_points(images, psf_fwhm, sigma, model: DifferentiableModel, gain=1.0,
     return out
 
 
-_PSF_SIGMA: dict = {}
-
-
 def _psf_moments(model: DifferentiableModel, psf_fwhm, rows: int) -> np.ndarray:
     """Adaptive-moment size (pixels) of each row's PSF image, once per PSF."""
-    import galsim
-    if model.psf is not None:
-        key = ("shared", id(model))
-        if key not in _PSF_SIGMA:
-            image = model.psf.drawImage(nx=model.shape[1], ny=model.shape[0],
-                                        scale=model.pixel_scale,
-                                        method="no_pixel" if not model.pixel else "auto")
-            _PSF_SIGMA[key] = galsim.hsm.FindAdaptiveMom(image).moments_sigma
-        return np.full(rows, _PSF_SIGMA[key])
-    out = np.empty(rows)
-    for b, fwhm in enumerate(psf_fwhm):
-        key = (float(fwhm), model.shape, model.pixel_scale)
-        if key not in _PSF_SIGMA:
-            image = galsim.Moffat(beta=2.0, fwhm=float(fwhm)).drawImage(
-                nx=model.shape[1], ny=model.shape[0], scale=model.pixel_scale)
-            _PSF_SIGMA[key] = galsim.hsm.FindAdaptiveMom(image).moments_sigma
-        out[b] = _PSF_SIGMA[key]
-    return out
+    if model.psf is None:
+        return np.array([moffat_moments_sigma(float(fwhm), model.shape, model.pixel_scale)
+                         for fwhm in psf_fwhm])
+    if not hasattr(model, "psf_moments_sigma"):  # a cutout's own PSF: once per model
+        import galsim
+        image = model.psf.drawImage(nx=model.shape[1], ny=model.shape[0],
+                                    scale=model.pixel_scale,
+                                    method="auto" if model.pixel else "no_pixel")
+        model.psf_moments_sigma = galsim.hsm.FindAdaptiveMom(image).moments_sigma
+    return np.full(rows, model.psf_moments_sigma)

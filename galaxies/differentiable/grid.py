@@ -52,8 +52,14 @@ class Geometry:
 
     def stamp_origin(self) -> tuple[int, int]:
         """(y, x) of the stamp's first pixel relative to GalSim's centre pixel."""
-        ny, nx = self.shape
-        return 1 - (ny + 2) // 2, 1 - (nx + 2) // 2
+        return stamp_origin(self.shape)
+
+
+def stamp_origin(shape) -> tuple[int, int]:
+    """(y, x) of a stamp's first pixel relative to GalSim's centre pixel (the pixel
+    ``(n + 2) // 2`` of a side of n, counted from 1)."""
+    ny, nx = shape
+    return 1 - (ny + 2) // 2, 1 - (nx + 2) // 2
 
 
 def stamp_offset(shape, offset=(0.0, 0.0)) -> tuple[float, float]:
@@ -94,7 +100,7 @@ def fft_sizes(tables: ProfileTables, n, r, g1, g2, psf_stepk, psf_maxk, shape, p
     if shift:
         stepk = math.pi / (math.pi / stepk + shift)
     ny, nx = shape
-    origin_y, origin_x = 1 - (ny + 2) // 2, 1 - (nx + 2) // 2
+    origin_y, origin_x = stamp_origin(shape)
     image_n = max(2 * max(abs(origin_x), abs(origin_x + nx - 1), abs(origin_y),
                           abs(origin_y + ny - 1)), nx, ny)
     good = np.ceil(2 * math.pi / (pixel_scale * stepk) * (1 - 1e-12)).astype(int)

@@ -46,6 +46,10 @@ class Plan:
     fft_size: np.ndarray
     cut: np.ndarray
 
+    def subset(self, rows) -> "Plan":
+        """The plan of some of the galaxies (``rows``, indices or a mask)."""
+        return Plan(fft_size=self.fft_size[rows], cut=self.cut[rows])
+
     def groups(self):
         """(N, rows) for each FFT size, rows in order."""
         for size in np.unique(self.fft_size):

@@ -73,24 +73,12 @@ def _segment(coefficients, x):
     return coefficients[i], jnp.clip(u - i, 0.0, 1.0), u
 
 
-@jax.custom_jvp
 def lookup(coefficients, x):
     """The interpolant of a table (`cubic_coefficients` on the nodes of
-    `galaxies.differentiable.tables.x_nodes`) at ``x >= 0``; 0 past the table."""
+    `galaxies.differentiable.tables.x_nodes`) at ``x >= 0``; 0 past the table. Plain JAX, so
+    autodiff differentiates it (`k_values_and_tangents` reads the slope at the same interval)."""
     c, t, u = _segment(coefficients, x)
     return jnp.where(u < coefficients.shape[0], _horner(c, t), 0.0)
-
-
-@lookup.defjvp
-def _lookup_jvp(primals, tangents):
-    coefficients, x = primals
-    d_coefficients, dx = tangents
-    c, t, u = _segment(coefficients, x)
-    dc, _, _ = _segment(d_coefficients, x)
-    du_dx = 1.0 / (U_STEP * (X_SCALE + x))
-    inside = u < coefficients.shape[0]
-    value = jnp.where(inside, _horner(c, t), 0.0)
-    return value, jnp.where(inside, _horner(dc, t) + _horner_dt(c, t) * du_dx * dx, 0.0)
 
 
 def sersic_coefficients(table: jnp.ndarray, n_nodes0: float, n_step: float, n):
