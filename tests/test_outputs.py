@@ -153,24 +153,31 @@ def test_a_simulated_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.fits"]
 
 
-@pytest.fixture
-def full_tmpfs(tmp_path):
-    """A 256 kB tmpfs, filled; skipped where this machine does not let the tests mount one
-    (not root, or in a container without the capability): the simulated disk covers it."""
-    mount = tmp_path / "disk"
+@contextlib.contextmanager
+def mounted_tmpfs(mount, options: str):
+    """A tmpfs mounted at the folder ``mount`` with ``options`` for the block; the test is
+    skipped where this machine does not let the tests mount one (not root, or in a container
+    without the capability): the simulated disk covers that case."""
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
                           capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
     try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A 256 kB tmpfs, filled."""
+    with mounted_tmpfs(tmp_path / "disk", "size=256k") as mount:
         with contextlib.suppress(OSError):
             with open(mount / "filler", "wb") as f:
                 while True:
                     f.write(b"\0" * 65536)
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_real_full_disk_is_one_line_and_leaves_nothing(full_tmpfs, small_sets):
@@ -199,15 +206,7 @@ def test_an_input_that_is_not_a_regular_file_is_one_line(tmp_path):
 
 
 def test_a_read_only_file_system_is_one_line(tmp_path):
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
-    try:
+    with mounted_tmpfs(tmp_path / "ro", "size=4m,ro") as mount:
         one_line(generate_test(mount / "new" / "set.h5"), str(mount / "new" / "set.h5"),
                  "read-only file system")
         assert list(mount.iterdir()) == []
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
