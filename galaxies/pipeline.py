@@ -18,7 +18,10 @@ are drawn only on a terminal, and kernels are shut down without an interrupt
 (`QuietShutdown`): jupyter_client sends SIGINT to the kernel's whole process group before each
 shutdown request, and a kernel that is still busy then (its shutdown waits on child processes,
 e.g. multiprocessing's resource tracker, which ignores SIGTERM, after a process pool) logs
-"KeyboardInterrupt caught in kernel" although nothing was interrupted.
+"KeyboardInterrupt caught in kernel" although nothing was interrupted. The kernel talks to
+the pipeline over Unix sockets (ZeroMQ's ipc transport), not TCP ports on localhost: a port
+that jupyter_client found free can be taken by another process before the kernel binds it
+(tests running side by side, a Dask cluster), and the kernel then dies at start-up.
 """
 from __future__ import annotations
 
@@ -135,9 +138,23 @@ def _quiet_shutdown():
     """`QuietShutdown`, made on first use (jupyter_client is imported only to run notebooks)."""
     from jupyter_client.manager import AsyncKernelManager
 
+    import tempfile
+    import uuid
+
+    from traitlets import CaselessStrEnum, default
+
     class QuietShutdown(AsyncKernelManager):
         """A kernel manager that does not interrupt (SIGINT) the kernel it is shutting down
-        (see the module docstring); an interrupt asked for otherwise is sent as usual."""
+        and that connects over Unix sockets (see the module docstring); an interrupt asked
+        for otherwise is sent as usual."""
+
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _unique_socket_path(self) -> str:
+            # absolute (the kernel runs in the notebook's folder) and this kernel's own;
+            # jupyter_client removes the socket files at shutdown
+            return str(Path(tempfile.gettempdir()) / f"galaxies-kernel-{uuid.uuid4().hex}")
 
         async def _async_interrupt_kernel(self) -> None:
             if self.shutting_down:
@@ -185,6 +202,9 @@ def _take_record(output: Path) -> list[str]:
     return found
 
 
+KERNEL_START_FAILURES = ("Kernel died before replying", "Kernel didn't respond")
+
+
 def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
                      timeout: int | None = None, parameters: dict | None = None) -> list[str]:
     """Run ``notebook`` with papermill under ``profile`` (and ``parameters``); write the
@@ -199,16 +219,23 @@ def execute_notebook(notebook: Path, output: Path, profile: profiles.Profile,
     os.environ["GALAXIES_PROFILE"] = profile.name  # the kernel inherits it
     for name, value in QUIET_ENVIRONMENT.items():  # and TensorFlow's silence
         os.environ.setdefault(name, value)
-    try:
+    def execute():
         papermill.execute_notebook(
             _with_record_cell(notebook), str(output),
             parameters={"profile": profile.name, **(parameters or {})},
             cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
             execution_timeout=timeout, report_mode=False,
-            # the kernel's own log (not the notebook's output): keep its errors, drop the
-            # warning every local kernel prints about plain TCP on localhost
+            # the kernel's own log (not the notebook's output): keep its errors only
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
             kernel_manager_class=_quiet_shutdown())
+
+    try:
+        try:
+            execute()
+        except RuntimeError as err:  # a kernel that died starting ran no cell: start once more
+            if not str(err).startswith(KERNEL_START_FAILURES):
+                raise
+            execute()
     except PapermillExecutionError as err:
         _take_record(output)  # the executed copy kept for reading shows the notebook as written
         rel = notebook.relative_to(profiles.ROOT) if notebook.is_relative_to(profiles.ROOT) else notebook

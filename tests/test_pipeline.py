@@ -200,3 +200,34 @@ def test_the_kernel_starts_without_tensorflow_s_log_lines(toy, monkeypatch):
                    f"open({str(log)!r}, 'w').write(os.environ.get('TF_CPP_MIN_LOG_LEVEL', 'unset'))")
     pipeline.run("smoke", steps=steps[:1], log=quiet)
     assert log.read_text() == "2"
+
+
+def test_the_kernel_listens_on_its_own_unix_sockets_not_on_tcp_ports(toy):
+    """A TCP port that jupyter_client found free can be taken by another process (a test
+    beside this one, a Dask cluster) before the kernel binds it, and the kernel dies; the
+    kernel's connection file names Unix sockets in a path no other kernel shares."""
+    root, log, steps = toy
+    write_notebook(root / "a.ipynb", "import json, ipykernel.connect\n"
+                   f"open({str(log)!r}, 'w').write(json.dumps("
+                   "{k: v for k, v in ipykernel.connect.get_connection_info(unpack=True).items()"
+                   " if k in ('transport', 'ip')}))")
+    pipeline.run("smoke", steps=steps[:1], log=quiet)
+    connection = json.loads(log.read_text())
+    assert connection["transport"] == "ipc"
+    assert connection["ip"].startswith("/") and "galaxies-kernel-" in connection["ip"]
+
+
+def test_a_kernel_that_dies_starting_is_started_once_more(toy, monkeypatch):
+    import papermill
+    root, log, steps = toy
+    real, calls = papermill.execute_notebook, []
+
+    def dies_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", dies_first)
+    pipeline.run("smoke", steps=steps[:1], log=quiet)
+    assert len(calls) == 2 and log.read_text() == "a:smoke\n"
