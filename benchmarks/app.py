@@ -3,7 +3,7 @@
 Three measurements, each over a sequence of slider changes to values not seen before (so no
 cache helps; a new Sérsic index also pays GalSim's Hankel table):
 
-* **rendering**: `galaxies.app_support.render` alone (the GalSim images and the SNR);
+* **rendering**: `galaxies.interfaces.app_support.render` alone (the GalSim images and the SNR);
 * **script rerun**: the whole page script under Streamlit's `AppTest` (rendering, colouring,
   every element), which is what the server does for each slider change;
 * **browser** (``--browser``, needs Chromium): in headless Chromium against `streamlit run`, the
@@ -51,7 +51,7 @@ def summary(name: str, seconds: list[float]) -> str:
 
 
 def rendering(sequence) -> list[float]:
-    from galaxies import app_support as support
+    from galaxies.interfaces import app_support as support
 
     params = support.GalaxyParameters.from_ellipticity(0.72, 57.0)
     q, beta = params.q, params.beta_deg

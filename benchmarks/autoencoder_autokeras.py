@@ -16,7 +16,9 @@ import sys
 
 import pandas as pd
 
-from galaxies import files, profiles, testsets
+from galaxies.evaluation import testsets
+from galaxies.runtime import profiles
+from galaxies.storage import files
 
 ESTIMATORS = ("autoencoder", "autokeras")
 

@@ -25,10 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxies import baseline, crb, evaluate, files, likelihood, profiles
-from galaxies.generate import generate
-from galaxies.recipes import RECIPES
-from galaxies.simulate import LABEL_COLUMNS, GalaxyRenderer
+from galaxies.conventions import LABEL_COLUMNS
+from galaxies.evaluation import evaluate
+from galaxies.inference import crb, galsim_fit, likelihood
+from galaxies.runtime import profiles
+from galaxies.simulation.generate import generate
+from galaxies.simulation.recipes import RECIPES
+from galaxies.simulation.render import GalaxyRenderer
+from galaxies.storage import files
 
 
 def snr60_set(size: int, profile, folder: Path) -> Path:
@@ -69,7 +73,7 @@ def time_budget(images: np.ndarray, sigma: float) -> None:
     import galsim
     galsim.set_omp_threads(1)
     for image in images[:2]:  # build the tables of the nodes these fits visit
-        baseline.fit_image(image, 0.5, sigma)
+        galsim_fit.fit_image(image, 0.5, sigma)
     spent = {"render": 0.0, "renders": 0}
     draw = likelihood.SersicModel._draw
 
@@ -83,7 +87,7 @@ def time_budget(images: np.ndarray, sigma: float) -> None:
     likelihood.SersicModel._draw = timed
     try:
         t0 = time.process_time()
-        results = [baseline.fit_image(image, 0.5, sigma) for image in images[2:]]
+        results = [galsim_fit.fit_image(image, 0.5, sigma) for image in images[2:]]
         total = time.process_time() - t0
     finally:
         likelihood.SersicModel._draw = draw
@@ -121,7 +125,7 @@ def _compare_one(image: np.ndarray, sigma: float):
     """Our fit and the plain fit of one image from the same start (the plain fit's flux from
     the image's sum); the plain NLL minus ours, both with exact-index renders."""
     renderer = _plain_renderer()
-    fit = baseline.fit_image(image, 0.5, sigma)
+    fit = galsim_fit.fit_image(image, 0.5, sigma)
     start = fit.start.copy()
     start[0] = np.clip(image.sum(), 3.1e4, 3.9e5)
     params, seconds, success = plain_fit(image, sigma, start, renderer)
@@ -168,7 +172,7 @@ def main():
     profile = profiles.get(args.profile)
     with tempfile.TemporaryDirectory() as tmp:
         data = snr60_set(args.size, profile, Path(tmp))
-        pred = baseline.fit_dataset(data, Path(tmp) / "lbfgsb_fit__snr60.h5", limit=args.size,
+        pred = galsim_fit.fit_dataset(data, Path(tmp) / "lbfgsb_fit__snr60.h5", limit=args.size,
                                     jobs=args.jobs)
         accuracy(pred, data)
         rows = min(max(32, args.plain), files.dataset_info(data)["size"])

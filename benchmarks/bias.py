@@ -1,7 +1,7 @@
 """Where the networks' bias on the fixed test galaxy comes from: the Bayes estimator, or the network.
 
 An MSE-trained network approximates the posterior mean ``E[theta | image]`` under its training
-labels' distribution. This script computes that posterior mean (`galaxies.posterior`: the
+labels' distribution. This script computes that posterior mean (`galaxies.inference.posterior`: the
 recipes' prior, SNR cut included, times the project's likelihood, by importance sampling) and
 sets the networks' bias beside it, in four parts:
 
@@ -15,8 +15,8 @@ sets the networks' bias beside it, in four parts:
 3. The random ``test`` set: each galaxy's error over its own bound binned by the truth of each
    parameter, by SNR and by true radius (shrinkage toward the prior's centre shows as errors
    opposite to the offset from it, strongest at the edges); and, for ``--galaxies`` test galaxies under
-   ``--noise`` fresh noise realizations each (`galaxies.training.noise.FreshNoise`), the part of
-   the normalized MSE that is bias (`galaxies.evaluate.bias_variance`), for the network and for
+   ``--noise`` fresh noise realizations each (`galaxies.networks.training.noise.FreshNoise`), the part of
+   the normalized MSE that is bias (`galaxies.evaluation.evaluate.bias_variance`), for the network and for
    the posterior mean of the first ``--posterior-galaxies`` of them.
 
     GALAXIES_ROOT=/path/to/run python benchmarks/bias.py --profile quick --realizations 200
@@ -34,8 +34,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from galaxies import crb, crb_sets, evaluate, files, posterior, profiles, recipes
-from galaxies.simulate import LABEL_COLUMNS, RANGES
+from galaxies.conventions import LABEL_COLUMNS, RANGES
+from galaxies.evaluation import evaluate
+from galaxies.inference import crb, crb_sets, posterior
+from galaxies.runtime import profiles
+from galaxies.simulation import recipes
+from galaxies.storage import files
 
 SHORT = ("flux", "n", "r", "g1", "g2")
 NETWORKS = ("xception-fresh_v3", "xception_v1", "xception-nll_v1")
@@ -150,7 +154,7 @@ def fixed_galaxy(profile, args, grid, facts) -> None:
 
 
 def noiseless(profile, args, facts) -> None:
-    from galaxies.training import SavedModel
+    from galaxies.networks.training import SavedModel
     ds, truth, bound, draws = facts["snr60"]
     clean = ds.img_nonoise[:1]
     bayes = posterior.posterior_means(draws, clean, float(ds.sigma[0]))
@@ -173,8 +177,8 @@ def noiseless(profile, args, facts) -> None:
 
 
 def random_set(profile, args, grid, facts) -> None:
-    from galaxies.training import SavedModel
-    from galaxies.training.noise import FreshNoise
+    from galaxies.networks.training import SavedModel
+    from galaxies.networks.training.noise import FreshNoise
     path = profile.dataset("test")
     bounds = crb_sets.for_dataset(path, limit=profile.crb_limit, jobs=1, progress=False)
     ds = files.load_dataset(path, fields=())

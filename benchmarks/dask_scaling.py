@@ -2,7 +2,7 @@
 
 For the local pool with ``--jobs`` 1 and 2, and for a Dask scheduler with 1 and 2 workers
 (``dask scheduler`` and ``dask worker --nthreads 1`` started as separate processes, fresh for
-each count, joined with ``galaxies.parallel.engine("tcp://...")``), measures:
+each count, joined with ``galaxies.runtime.parallel.engine("tcp://...")``), measures:
 
 * generation: images/s of a random set (PSF and noise random, ``--sersics`` indices), cold
   (a fresh pool or freshly started workers: imports and GalSim tables included) and warm (the
@@ -28,10 +28,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from galaxies import parallel
-from galaxies.cluster import LocalhostCluster
-from galaxies.baseline import fit_dataset
-from galaxies.generate import RandomSpec, generate_random
+from galaxies.inference.galsim_fit import fit_dataset
+from galaxies.runtime import parallel
+from galaxies.runtime.cluster import LocalhostCluster
+from galaxies.simulation.generate import RandomSpec, generate_random
 
 TIMING = {"seconds", "seconds_per_image", "median_seconds_per_image", "wall_seconds", "jobs"}
 

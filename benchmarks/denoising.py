@@ -33,8 +33,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from galaxies import profiles
-    from galaxies.experiments import denoise
+    from galaxies.evaluation.experiments import denoise
+    from galaxies.runtime import profiles
 
     pd.set_option("display.width", 160)
     profile = profiles.get(args.profile)

@@ -1,12 +1,12 @@
-"""The differentiable model (`galaxies.differentiable`) against GalSim's path, side by side.
+"""The differentiable model (`galaxies.inference.differentiable`) against GalSim's path, side by side.
 
 Prints, and judges against the targets of the issue "A differentiable, batched galaxy model in
 JAX, exact to GalSim":
 
 1. **Images**: the relative L2 difference to GalSim of every galaxy of a validation draw over
-   the prior and its 32 corners (`galaxies.differentiable.validation`): worst (and where),
+   the prior and its 32 corners (`galaxies.inference.differentiable.validation`): worst (and where),
    median; target at most 1e-4 everywhere. CPU time per render and per render + Jacobian.
-2. **Bounds**: the autodiff bound against `galaxies.crb` (central differences of GalSim
+2. **Bounds**: the autodiff bound against `galaxies.inference.crb` (central differences of GalSim
    renders) on the first ``--crb-rows`` galaxies of ``test``; target within 1%. The time of
    the bounds of 2,000 galaxies; target under 30 s.
 3. **Fit**: the batched Levenberg-Marquardt fit and today's L-BFGS-B fit on the same images of
@@ -36,9 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxies import baseline, crb, crb_sets, files, profiles
-from galaxies.differentiable import bound, fit, posterior, validation
-from galaxies.differentiable.model import DifferentiableModel
+from galaxies.inference import crb, crb_sets, galsim_fit
+from galaxies.inference.differentiable import bound, fit, posterior, validation
+from galaxies.inference.differentiable.model import DifferentiableModel
+from galaxies.runtime import profiles
+from galaxies.storage import files
 
 SHORT = ("flux", "n", "r", "g1", "g2")
 IMAGE_L2, CRB_REL, FIT_CRB, REFINE_CRB = 1e-4, 0.01, 0.02, 0.03
@@ -73,7 +75,7 @@ def images_section(model, count: int) -> None:
     model.images(theta, psf)
     _, seconds = cpu(model.images, theta, psf)
     _, seconds_jac = cpu(model.images_and_jacobians, theta, psf)
-    from galaxies.simulate import GalaxyRenderer
+    from galaxies.simulation.render import GalaxyRenderer
     renderer = GalaxyRenderer()
     renderer.draw(*theta[0], psf[0])
     _, galsim_seconds = cpu(lambda: [renderer.draw(*t, p) for t, p in zip(theta, psf)])
@@ -96,7 +98,7 @@ def bounds_section(model, profile, rows: int) -> None:
                           zip(theta[:rows], ds.psf_fwhm[:rows], ds.sigma[:rows])])
     relative = np.abs(ours[:rows] / reference - 1)
     worst = np.unravel_index(np.argmax(relative), relative.shape)
-    print(f"\n== 2. bounds: autodiff against galaxies.crb on the first {rows} galaxies of test")
+    print(f"\n== 2. bounds: autodiff against galaxies.inference.crb on the first {rows} galaxies of test")
     print("max |relative difference| per parameter: " + "  ".join(
         f"{k} {v:.4f}" for k, v in zip(SHORT, relative.max(axis=0))))
     print(f"rows beyond 1%: {int(np.sum(relative.max(axis=1) > CRB_REL))}; worst: row "
@@ -114,7 +116,7 @@ def bounds_section(model, profile, rows: int) -> None:
           f"{verdict(seconds < BOUNDS_SECONDS)}")
 
 
-def galsim_fit(testset: str, data: Path, rows: int, profile, work: Path) -> files.Predictions:
+def galsim_fit_predictions(testset: str, data: Path, rows: int, profile, work: Path) -> files.Predictions:
     path = profile.predictions("lbfgsb", "fit", testset)
     if path.is_file() and set(range(rows)) <= set(files.load_predictions(path).index.tolist()):
         return files.load_predictions(path)
@@ -123,7 +125,7 @@ def galsim_fit(testset: str, data: Path, rows: int, profile, work: Path) -> file
         return files.load_predictions(path)
     path.unlink(missing_ok=True)
     print(f"  fitting {rows} images of {testset} with L-BFGS-B on GalSim ...", flush=True)
-    baseline.fit_dataset(data, path, limit=rows, jobs=1, progress=False)
+    galsim_fit.fit_dataset(data, path, limit=rows, jobs=1, progress=False)
     return files.load_predictions(path)
 
 
@@ -147,7 +149,7 @@ def fit_and_refine_section(model, profile, args, work: Path) -> None:
         rows = np.arange(len(ds))
         truth = ds.label.astype(np.float64)
         scale = crb_sets.for_dataset(data, limit=len(ds), jobs=1, progress=False)[:len(ds)]
-        reference = galsim_fit(testset, data, len(ds), profile, work)
+        reference = galsim_fit_predictions(testset, data, len(ds), profile, work)
         ours, seconds = cpu(fit.fit, ds.img, ds.psf_fwhm, ds.sigma, model=model)
         rms = np.sqrt(np.mean(((ours.params - in_rows(reference, rows)) / scale) ** 2, axis=0))
         worst_fit = max(worst_fit, rms.max())

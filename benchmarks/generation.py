@@ -1,7 +1,7 @@
 """Data-set generation speed: our generator against a plain GalSim loop.
 
 Builds a training set like v1 (PSF 0.5, sigma 200, SNR cut) with ``--sersics`` indices using
-``galaxies.generate`` (the envelope sampler) over ``--jobs`` processes, and measures its CPU
+``galaxies.simulation.generate`` (the envelope sampler) over ``--jobs`` processes, and measures its CPU
 time per kept image (this process and its workers) and the fraction of its renders kept. Its
 cost is a fixed part (a Hankel table per Sérsic index, the envelope's table) and a part per
 image, so it is measured at ``--size`` and at a quarter of it, and the line through the two
@@ -28,10 +28,11 @@ import galsim
 import numpy as np
 from scipy import stats
 
-from galaxies.generate import RandomSpec, generate_random
-from galaxies.parallel import default_jobs
-from galaxies.simulate import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
-                               add_noise, shear_components, snr)
+from galaxies.conventions import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
+                                  shear_components, snr)
+from galaxies.runtime.workers import default_jobs
+from galaxies.simulation.generate import RandomSpec, generate_random
+from galaxies.simulation.render import add_noise
 
 
 def cpu_seconds() -> float:

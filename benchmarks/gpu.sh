@@ -20,8 +20,8 @@ if [ -d .whl ]; then "$PYTHON" -m pip install -q --no-index --find-links .whl ga
 import sys, time
 import jax
 import numpy as np
-from galaxies.differentiable import bound, fit, validation
-from galaxies.differentiable.model import DifferentiableModel
+from galaxies.inference.differentiable import bound, fit, validation
+from galaxies.inference.differentiable.model import DifferentiableModel
 
 count, chunk = int(sys.argv[1]), int(sys.argv[2])
 print(f"JAX {jax.__version__} on {jax.devices()}; {count} galaxies, {chunk} per compiled call")

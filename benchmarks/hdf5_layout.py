@@ -4,7 +4,7 @@ Generates ``--size`` images (like v1, ``--sersics 4`` to keep it quick), then co
 image fields (``img``, ``img_nonoise``) into files of several layouts: contiguous, chunks of
 1, 16 and 64 rows, uncompressed, gzip (level 4, with the shuffle filter) or lzf (with
 shuffle). For each it prints the bytes a row takes on disk and the time to read batches of
-``--batch`` rows drawn at random and sorted (what `galaxies.training.stream` asks of a data
+``--batch`` rows drawn at random and sorted (what `galaxies.networks.training.stream` asks of a data
 set), through h5py, from a file the page cache holds (the read is decompression and h5py's
 selection; a cold disk adds its own seek time to every chunk touched).
 
@@ -32,11 +32,11 @@ reads a random batch 15x slower than contiguous storage even uncompressed (h5py 
 batch chunk by chunk), and compression multiplies that by the rows a chunk holds, all
 decompressed for the one row a batch wants.
 
-Choice: contiguous and uncompressed (`galaxies.files.create_dataset_fields`, unchanged). At
+Choice: contiguous and uncompressed (`galaxies.storage.files.create_dataset_fields`, unchanged). At
 most 15% of the file is to be saved, random reads are 15-100x faster, and a contiguous field
 is allocated once, at its first write, so writing later chunks changes no HDF5 metadata but
 the progress record: a run killed between chunks leaves a consistent partial file
-(`galaxies.resumable`, tested with SIGKILL).
+(`galaxies.storage.resumable`, tested with SIGKILL).
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from galaxies.generate import RandomSpec, generate_random
+from galaxies.simulation.generate import RandomSpec, generate_random
 
 LAYOUTS = [("contiguous", None, None)] + [
     (f"chunks {rows:>2}" + (f" {name}" if name else ""), rows, name)

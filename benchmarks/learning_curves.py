@@ -3,11 +3,11 @@ epochs and network size.
 
 Trains the profile's recommended configuration (``xception-fresh_v3``: fresh noise on v3's
 noiseless images, PSF FWHM and sigma known) on several numbers of training galaxies and at
-several network sizes (`NETS`: builder keywords of `galaxies.models.xception`), every run
-judged on the same validation rows (`galaxies.training.TrainingConfig.train_rows`: fewer rows
+several network sizes (`NETS`: builder keywords of `galaxies.networks.models.xception`), every run
+judged on the same validation rows (`galaxies.networks.training.TrainingConfig.train_rows`: fewer rows
 of one seeded split). For each run it records the validation loss of every epoch, the
 training seconds, and, from the trained network's predictions, the RMSE / CRB and bias / CRB
-on each fixed-galaxy test set (`galaxies.profiles.FIXED_TESTSETS`) and the per-galaxy
+on each fixed-galaxy test set (`galaxies.runtime.profiles.FIXED_TESTSETS`) and the per-galaxy
 normalized RMS on the random ``test`` set. Nothing is written to ``models/``: the networks
 stay in memory, their predictions in a temporary folder.
 
@@ -43,9 +43,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pandas as pd  # noqa: E402
 
-from galaxies import evaluate, files, profiles, testsets  # noqa: E402
-from galaxies.errors import InputError  # noqa: E402
-from galaxies.simulate import LABEL_COLUMNS  # noqa: E402
+from galaxies.conventions import LABEL_COLUMNS  # noqa: E402
+from galaxies.evaluation import evaluate, testsets
+from galaxies.runtime import profiles  # noqa: E402
+from galaxies.runtime.errors import InputError  # noqa: E402
+from galaxies.storage import files
 
 #: network sizes by name (builder keywords; ``default``: the profile's own, ``xception_model``)
 NETS = {
@@ -59,7 +61,7 @@ KEY = ["net", "train_rows", "epochs", "seed"]
 
 def default_sizes(profile) -> list[int]:
     """A quarter, a half and the whole of the recommended set's training split."""
-    from galaxies.experiments import xception
+    from galaxies.evaluation.experiments import xception
     config = xception.config(profile.recommended, profile)
     rows = config.limit or files.dataset_info(profile.dataset(_trainset(profile)))["size"]
     whole = rows - max(1, round(config.validation_fraction * rows))
@@ -75,9 +77,9 @@ def train_one(profile, net: str, train_rows: int, epochs: int | None = None,
     """One run: the recommended configuration with ``train_rows`` training galaxies and the
     network ``net`` of `NETS` (``seed``: another split, initialization, noise and order than
     the configuration's). Returns ``(run row, history frame)``."""
-    from galaxies import estimators
-    from galaxies.experiments import xception
-    from galaxies.training import fit
+    from galaxies.evaluation import estimators
+    from galaxies.evaluation.experiments import xception
+    from galaxies.networks.training import fit
 
     if net not in NETS:
         raise InputError(f"unknown net {net!r}; choose from {', '.join(NETS)}")
@@ -121,7 +123,7 @@ def _read(path: Path) -> pd.DataFrame | None:
         return None
     frame = pd.read_csv(path)
     if "seed" not in frame:
-        from galaxies.training import TrainingConfig
+        from galaxies.networks.training import TrainingConfig
         frame.insert(KEY.index("seed"), "seed", TrainingConfig.seed)
     return frame
 
@@ -129,8 +131,8 @@ def _read(path: Path) -> pd.DataFrame | None:
 def measure(profile, nets, sizes, epochs=None, out=None, seed=None, log=print):
     """Train every (size, net) not yet in ``out``'s files, rewriting them after each run.
     Returns the runs table (every run in the file)."""
-    from galaxies.training import TrainingConfig
-    from galaxies import atomic
+    from galaxies.networks.training import TrainingConfig
+    from galaxies.storage import atomic
 
     out = Path(out or profile.results_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,10 @@
 For each configuration (pixel scale, stamp side) a Sérsic galaxy (flux 1e5, n 2, r 0.35",
 g (0.12, -0.08)) is drawn through a Moffat (beta 2, FWHM 0.7") by GalSim, Gaussian noise is
 added (``--realizations`` seeds; sigma set so the SNR is ``--snr``), each image is written as a
-FITS file with a WCS and measured by `galaxies.measure.measure_files`'s path (FITS read, border
+FITS file with a WCS and measured by `galaxies.cutouts.measure.measure_files`'s path (FITS read, border
 background, centre, fit on the cutout's own stamp) with the PSF given as an image (the stamp's
 size, unit sum) and the noise as ``--sigma``. Printed per configuration and parameter: the RMSE
-over the realizations, the Cramér–Rao bound of that cutout (`galaxies.crb.cutout_bound`: its
+over the realizations, the Cramér–Rao bound of that cutout (`galaxies.inference.crb.cutout_bound`: its
 pixel scale, stamp, the true Moffat PSF, the noise; background and centre known), their ratio,
 bias / CRB, and the target RMSE <= 1.15 CRB for flux, r, g1 and g2. The background is given
 (0, the simulations have none) unless ``--border-background``: estimated from the border it
@@ -16,8 +16,8 @@ image of the stamp's size misses ~7% of its light: the flux is biased low there.
 
 With ``--model DIR`` (a trained network of the quick profile), the network's RMSE on the same
 cutouts resampled to the 64 x 64 stamp at 0.23" is set against its RMSE on native stamps of the
-same galaxy (`galaxies.simulate.simulate`, sigma giving the same SNR there); target: within
-1.3 x. The network is told the noise and PSF in its training's terms (`galaxies.resampling`:
+same galaxy (`galaxies.simulation.render.simulate`, sigma giving the same SNR there); target: within
+1.3 x. The network is told the noise and PSF in its training's terms (`galaxies.cutouts.resampling`:
 `equivalent_sigma`, `stamp_fwhm`); the values are printed. Without a model that part is skipped with a printed reason.
 
     python benchmarks/measure.py --realizations 200
@@ -37,8 +37,11 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from galaxies import crb, measure, simulate
-from galaxies.fits_cutouts import read_cutouts
+from galaxies import conventions
+from galaxies.cutouts import measure
+from galaxies.cutouts.fits_files import read_cutouts
+from galaxies.inference import crb
+from galaxies.simulation import render
 
 TRUTH = np.array([1e5, 2.0, 0.35, 0.12, -0.08])
 FWHM = 0.7
@@ -72,7 +75,7 @@ def run_config(scale: float, size: int, snr: float, realizations: int, work: Pat
     psf = galsim.Moffat(beta=2.0, fwhm=FWHM)
     psf_image = psf.drawImage(nx=size, ny=size, scale=scale).array
     psf_image = psf_image / psf_image.sum()
-    bound = crb.cutout_bound(TRUTH, simulate.Stamp(scale, (size, size), psf), sigma, gain=None)
+    bound = crb.cutout_bound(TRUTH, render.Stamp(scale, (size, size), psf), sigma, gain=None)
     estimates, nn, converged, seconds = [], [], 0, []
     for seed in range(1, realizations + 1):
         noisy = clean + np.random.default_rng(seed).normal(0.0, sigma, clean.shape)
@@ -117,10 +120,10 @@ def network_part(nn: np.ndarray, snr: float, network, realizations: int, told) -
     print(f"  network given sigma {told.sigma_stamp:.4g} (white noise of the cutout's "
           f"information; the resampled pixels' own: {told.pixel_sigma_stamp:.4g}) and PSF "
           f"FWHM {told.psf_fwhm_stamp:.4f}\" (the Moffat matching the resampled PSF; true {FWHM})")
-    renderer = simulate.GalaxyRenderer()
+    renderer = render.GalaxyRenderer()
     clean = renderer.draw(*TRUTH, FWHM)
     sigma = float(np.sqrt(np.sum(clean.astype(np.float64) ** 2)) / snr)
-    images = np.stack([simulate.add_noise(clean, sigma, seed) for seed in range(1, realizations + 1)])
+    images = np.stack([render.add_noise(clean, sigma, seed) for seed in range(1, realizations + 1)])
     psf_img = np.broadcast_to(renderer.draw_psf(FWHM), images.shape)
     native, _ = network.predict(images, np.full(len(images), FWHM), np.full(len(images), sigma), psf_img)
     ok = True
@@ -152,7 +155,7 @@ def main(argv=None) -> int:
     if args.model is None:
         print("network part skipped: no --model DIR given (no trained quick model here)")
     else:
-        from galaxies import estimators
+        from galaxies.evaluation import estimators
         network = estimators.load(args.model)
     ok = True
     wall = time.perf_counter()

@@ -9,9 +9,9 @@ fit on 50,000 images (printed in MiB, against 1 GiB).
 
 * ``predict``: `galaxies predict` with a quick-profile network on every image;
 * ``fit --limit``: `galaxies fit` on the first ``--fit-limit`` images (a fit costs ~0.3 s);
-* ``fit, every row``: `galaxies.baseline.fit_dataset` on every image with a stand-in for the
+* ``fit, every row``: `galaxies.inference.galsim_fit.fit_dataset` on every image with a stand-in for the
   fit of a row that costs nothing (the reading and the dispatch of the fit, not its time);
-* ``hsm, every row``: `galaxies.hsm.hsm_dataset` on every image over ``--jobs`` processes
+* ``hsm, every row``: `galaxies.inference.hsm.hsm_dataset` on every image over ``--jobs`` processes
   (the worker pool's path, real work of ~1 ms an image);
 * ``load_dataset img``: reading the noisy images whole, as every command did before.
 
@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 IMPORT_TF = "import keras, tensorflow; from galaxies import estimators"
 IMPORT_NETWORK = "from galaxies import estimators; estimators.load({model!r})"
 IMPORT_FIT = "import galsim, scipy.optimize; from galaxies import baseline, chunked, parallel"
-PREDICT = ("from galaxies.cli import main; main(['predict', {model!r}, {data!r}, {out!r}, '--force'"
+PREDICT = ("from galaxies.interfaces.cli import main; main(['predict', {model!r}, {data!r}, {out!r}, '--force'"
            "{options}])")
-FIT = ("from galaxies.cli import main; main(['fit', {data!r}, {out!r}, '--limit', '{limit}', "
+FIT = ("from galaxies.interfaces.cli import main; main(['fit', {data!r}, {out!r}, '--limit', '{limit}', "
        "'--jobs', '1', '--force'])")
 FIT_EVERY_ROW = """
 import numpy as np
@@ -55,9 +55,9 @@ LOAD = "from galaxies import files; files.load_dataset({data!r}, fields=('img',)
 
 def build_set(size: int, cache: Path) -> Path:
     """The snr60 galaxy in ``size`` noise realizations, built once in ``cache``."""
-    from galaxies import files
-    from galaxies.generate import generate
-    from galaxies.recipes import RECIPES
+    from galaxies.simulation.generate import generate
+    from galaxies.simulation.recipes import RECIPES
+    from galaxies.storage import files
     path = cache / f"snr60-{size}.h5"
     if path.is_file() and files.dataset_info(path)["size"] == size:
         return path

@@ -1,8 +1,8 @@
-"""Likelihood refinement (`galaxies.refine`) against the full L-BFGS-B fit, on the same images.
+"""Likelihood refinement (`galaxies.inference.refine`) against the full L-BFGS-B fit, on the same images.
 
 For each test set (``--testsets``, default snr60 and snr30) and each number of steps K
 (``--steps``, default 1 2 3), refines the first ``--size`` rows of a start with
-`galaxies.refine.refine_dataset` and prints, per parameter, RMSE / CRB and bias / CRB of the
+`galaxies.inference.refine.refine_dataset` and prints, per parameter, RMSE / CRB and bias / CRB of the
 start, of the fit and of the refined estimates (each galaxy's error over its own bound: on the
 random ``test`` set the per-galaxy normalized RMS); with ``--started-fit`` the fit started from
 the start too, timed next to today's fit; then per K the CPU seconds per image (the
@@ -36,8 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from galaxies import baseline, crb, files, profiles, refine
-from galaxies.simulate import LABEL_COLUMNS
+from galaxies.conventions import LABEL_COLUMNS
+from galaxies.inference import crb, galsim_fit, refine
+from galaxies.runtime import profiles
+from galaxies.storage import files
 
 SHORT = ("flux", "n", "r", "g1", "g2")
 ACCURACY, SECONDS, FIT_WITHIN = 0.03, 0.05, 1.10
@@ -96,7 +98,7 @@ def fit_file(testset: str, data: Path, size: int, args, work: Path) -> Path:
     path = work / f"lbfgsb_fit__{testset}_{size}.h5"
     if not (path.is_file() and len(files.load_predictions(path)) >= size):
         print(f"fitting {size} images of {testset} with L-BFGS-B into {path} ...", flush=True)
-        baseline.fit_dataset(data, path, limit=size, jobs=args.jobs, progress=False)
+        galsim_fit.fit_dataset(data, path, limit=size, jobs=args.jobs, progress=False)
     return path
 
 
@@ -131,7 +133,7 @@ def report(testset: str, args, work: Path) -> None:
         results[f"K={k}"] = scores(runs[k], rows, truth, bound)
     if args.started_fit:
         out = work / f"lbfgsb+{start.estimator}__{testset}.h5"
-        baseline.fit_dataset(data, out, limit=len(rows), start=start_path, jobs=args.jobs,
+        galsim_fit.fit_dataset(data, out, limit=len(rows), start=start_path, jobs=args.jobs,
                              progress=False, force=True)
         started = files.load_predictions(out)
         results["fit/net"] = scores(started, rows, truth, bound)

@@ -50,10 +50,10 @@ def main() -> None:
 
     import pandas as pd
 
-    from galaxies import files, profiles
-    from galaxies.experiments import autoencoder
-    from galaxies.training import autoencoder as autoencoder_training
-    from galaxies.training import denoiser, split_rows
+    from galaxies.evaluation.experiments import autoencoder
+    from galaxies.networks.training import autoencoder as autoencoder_training, denoiser, split_rows
+    from galaxies.runtime import profiles
+    from galaxies.storage import files
 
     profile = profiles.get(args.profile)
     ds = files.load_dataset(args.data, fields=("img", "img_nonoise"), rows=args.rows)

@@ -4,13 +4,13 @@ Prints, for the profile chosen:
 
 0. the issue's targets, each line with the figure, the target and MET or MISSED (`TARGETS`):
    the recommended network's RMSE / CRB (its bias / CRB next to it) on every fixed-galaxy set
-   (`galaxies.profiles.FIXED_TESTSETS`) and its per-galaxy normalized RMS on the random set;
+   (`galaxies.runtime.profiles.FIXED_TESTSETS`) and its per-galaxy normalized RMS on the random set;
    every other network's flux RMSE / CRB at SNR 30; the uncertainty network's z-score std and
    68% coverage on every test set; the recommended network's shear m and c (g1, g2, SNR above
    20, with standard errors); its speed-up over the L-BFGS-B fit per image on each test set;
 1. accuracy: RMSE / CRB and bias / CRB of each parameter on snr60 and snr30 (one galaxy at
    SNR ~60 and ~30, many noise realizations), and the RMSE on the random test set, for every
-   trained variant (`galaxies.experiments.xception.VARIANTS`);
+   trained variant (`galaxies.evaluation.experiments.xception.VARIANTS`);
 2. the uncertainty model's calibration: the standard deviation of (pred - true) / pred_std
    (1 when calibrated) and the coverage of the +-1 pred_std interval (68.3% when calibrated);
 3. training: rows, epochs, seconds and images per second of each variant (training.json);
@@ -39,8 +39,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from galaxies import evaluate, files, profiles  # noqa: E402
-from galaxies.experiments import xception as estimators  # noqa: E402
+from galaxies.evaluation import evaluate
+from galaxies.evaluation.experiments import xception as estimators  # noqa: E402
+from galaxies.runtime import profiles  # noqa: E402
+from galaxies.storage import files
 
 BASELINE = ("lbfgsb", "fit", "snr60")  # estimator, "trained on", test set of the baseline
 
@@ -74,7 +76,7 @@ class Verdicts:
 
 def _recommended_table(profile, testsets):
     estimator, trainset = profile.recommended.rsplit("_", 1)
-    from galaxies import testsets as testsets_module
+    from galaxies.evaluation import testsets as testsets_module
     try:
         return testsets_module.against_crb(profile, estimator, trainset, testsets)
     except FileNotFoundError:
@@ -111,7 +113,7 @@ def networks(profile) -> list[str]:
     """The networks compared (``<estimator>_<trainset>``): the report's estimators that have a
     model of their own, the Xception variants and any other trained model directory of the
     profile (e.g. a same-budget control), the noiseless-image references left out."""
-    from galaxies import report
+    from galaxies.evaluation import report
     entries = [e for e in report.estimators(profile) if e.model is None]
     noiseless = {e.name for e in entries if e.noiseless}
     noiseless |= {n for n, v in estimators.VARIANTS.items() if v.options.get("inputs") == "noiseless"}
@@ -123,7 +125,7 @@ def networks(profile) -> list[str]:
 
 
 def _other_networks(profile, verdicts) -> None:
-    from galaxies import testsets as testsets_module
+    from galaxies.evaluation import testsets as testsets_module
     testset, limit = TARGETS["others flux rmse/crb"]
     if not profile.dataset(testset).is_file():
         verdicts.line(f"other networks, {testset} flux", f"no data set {testset}", f"<= {limit:.2f}", None)
@@ -285,7 +287,7 @@ def architectures(batch_size: int = 128, steps: int = 4) -> None:
     """Training and inference speed of the seed's and the default architecture."""
     import keras
 
-    from galaxies.models import xception
+    from galaxies.networks.models import xception
     rng = np.random.default_rng(0)
     x = rng.normal(size=(batch_size * steps, 64, 64, 1)).astype(np.float32)
     y = rng.normal(size=(batch_size * steps, 5)).astype(np.float32)

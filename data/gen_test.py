@@ -9,7 +9,7 @@ The seed's --jobs is accepted and not needed: a fixed-galaxy set is one render.
 """
 import sys
 
-from galaxies.cli import generate_test, seed_arguments
+from galaxies.interfaces.cli.data import generate_test, seed_arguments
 
 if __name__ == "__main__":
     generate_test(seed_arguments(sys.argv[1:]), prog_name="data/gen_test.py")

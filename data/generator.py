@@ -7,7 +7,7 @@ spells --noise as --sigma).
 """
 import sys
 
-from galaxies.cli import generate, seed_arguments
+from galaxies.interfaces.cli.data import generate, seed_arguments
 
 if __name__ == "__main__":
     generate(seed_arguments(sys.argv[1:], drop=()), prog_name="data/generator.py")

@@ -1,18 +1,27 @@
 """galaxies: measuring the shape and brightness of simulated galaxies with neural networks.
 
-The package is layered; a module imports only from its own layer or the ones above it in this
-list (docs/architecture.md draws the graph, and a test checks it):
+Its layers, lowest first; a module imports only from its own layer and the ones before it
+(`galaxies.runtime.code_dependencies.LAYERS`; docs/architecture.md draws the graph, and
+tests/test_architecture.py checks both and regenerates this list):
 
-1. foundations: `errors` (the exception policy), `resources` (disk, memory and process
-   checks), `simulate` (GalSim rendering, noise, the simulation's constants), `files` (the
-   HDF5 contracts), `atomic` (writes that are whole or absent), `profiles`, `parallel`,
-   `sources`;
-2. physics and statistics: `generate`, `recipes`, `likelihood`, `crb`, `crb_sets`, `baseline`
-   (the fit), `refine`, `evaluate`, `image_quality`, `cutouts`, `eda`;
-3. networks: `models` (Keras builders only), `training`;
-4. estimators: `estimators` (one interface for everything that predicts), `testsets`;
-5. experiments: `experiments.*`, one per notebook folder;
-6. presentation: `plots`, `report`, `app_support`, `pipeline`, `cli`.
+<!-- layout: start -->
+1. foundations:
+   - `conventions.py`: The conventions every part of the project shares: units, stamp, labels, ranges, shear, SNR.
+   - `runtime/`: How the code runs: errors, profiles, the console, resources, process pools and clusters.
+   - `storage/`: Files the project writes and reads: whole or absent, and checked against their contracts.
+2. simulation:
+   - `simulation/`: The simulated galaxies: GalSim's image of one, the prior they are drawn from, and the data sets.
+3. inference:
+   - `inference/`: Estimates from the likelihood: the bound, the fits, the refinement, the posterior, HSM.
+4. cutouts:
+   - `cutouts/`: A person's own images: FITS cutouts and uploads, read, checked, brought to the stamp, measured.
+5. networks:
+   - `networks/`: Neural estimators: the Keras builders (`models`) and how they are trained (`training`).
+6. evaluation:
+   - `evaluation/`: Judging estimators: one interface to all of them, their accuracy against the bound, the report.
+7. interfaces:
+   - `interfaces/`: What a person uses: the command line, the pipeline behind `make run`, the app's logic, plots.
+<!-- layout: end -->
 
 Keras and TensorFlow are imported only when a network is built or loaded.
 """

@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from galaxies.generate import FixedSpec, RandomSpec, generate  # noqa: E402
+from galaxies.simulation.generate import FixedSpec, RandomSpec, generate  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -57,11 +57,11 @@ def check_noise_model():
 def find_orientation():
     """``find_orientation(targets, clean)``: for each image of ``targets`` (N, H, W), the
     ``(row, element)`` of ``clean`` (M, H, W) and of the grid's symmetry
-    (`galaxies.training.dihedral`) it is, to float32 precision; asserts that there is one.
+    (`galaxies.networks.training.dihedral`) it is, to float32 precision; asserts that there is one.
     A noiseless galaxy is symmetric under the half turn (element 6): ``element ^ 6`` fits too."""
     import numpy as np
 
-    from galaxies.training import dihedral
+    from galaxies.networks.training import dihedral
 
     def find(targets, clean):
         labels = np.zeros((len(clean), 5))

@@ -16,11 +16,12 @@ def main(folder: Path) -> None:
     import keras
 
     assert keras.backend.backend() == "jax", keras.backend.backend()
-    from galaxies import estimators, files, profiles
-    from galaxies.experiments import autoencoder
-    from galaxies.training import denoiser
-    from galaxies.generate import RandomSpec, generate
-    from galaxies.training import TrainingConfig, fit
+    from galaxies.evaluation import estimators
+    from galaxies.evaluation.experiments import autoencoder
+    from galaxies.networks.training import TrainingConfig, denoiser, fit
+    from galaxies.runtime import profiles
+    from galaxies.simulation.generate import RandomSpec, generate
+    from galaxies.storage import files
 
     data = generate(folder / "v2.h5", RandomSpec(sersics=4, psf_fwhm=0.5, sigma=None),
                     size=48, seed=5, jobs=1, progress=False, name="v2")

@@ -1,13 +1,13 @@
 """The explorer app (EDA/app) through Streamlit's own testing API, page by page, and the logic
-behind it (`galaxies.app_support`, `galaxies.eda`, `galaxies.plots.to_rgb`).
+behind it (`galaxies.interfaces.app_support`, `galaxies.simulation.exploration`, `galaxies.interfaces.plots.to_rgb`).
 
 Pages run against a temporary project root (data, models and results folders of the smoke
 profile), so what they find is exactly what each test puts there. The optional parts of the
 project (CRB, trained models, maximum-likelihood fit) are replaced by small stand-ins where a
 test needs them present or absent; one test uses a real (tiny) Keras model.
 """
-import io as bytes_io
 import importlib
+import io as bytes_io
 import shutil
 from pathlib import Path
 
@@ -16,10 +16,13 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from galaxies import app_support as support
-from galaxies import cutouts
-from galaxies import eda, files, plots, profiles
-from galaxies.simulate import LABEL_COLUMNS, ParameterRangeError
+from galaxies.conventions import LABEL_COLUMNS
+from galaxies.cutouts import uploads
+from galaxies.interfaces import app_support as support, plots
+from galaxies.runtime import profiles
+from galaxies.runtime.errors import ParameterRangeError
+from galaxies.simulation import exploration
+from galaxies.storage import files
 
 APP = Path(__file__).resolve().parents[1] / "EDA" / "app" / "app.py"
 
@@ -123,7 +126,7 @@ def test_parameters_survive_switching_pages():
 # --------------------------------------------------------------------------------- Bounds
 
 def test_bounds_page_shows_the_bound_and_follows_the_sliders(monkeypatch):
-    fake_module(monkeypatch, "galaxies.crb", cramer_rao_bound=fake_bound,
+    fake_module(monkeypatch, "galaxies.inference.crb", cramer_rao_bound=fake_bound,
                 crb_vs_snr=fake_bound_vs_snr)
     at = open_app("bounds")
     assert not at.info
@@ -173,7 +176,7 @@ def test_models_page_without_models_or_predictions():
 
 def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monkeypatch):
     keras = pytest.importorskip("keras")
-    train = pytest.importorskip("galaxies.training")
+    train = pytest.importorskip("galaxies.networks.training")
     model = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(5, kernel_initializer="zeros")])
     labels = train.Standardizer(mean=[1e5, 3.0, 0.3, 0.0, 0.0], std=[1.0] * 5)
@@ -189,11 +192,11 @@ def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monk
     class Fit:
         params, converged, seconds = np.array([1.1e5, 2.5, 0.31, -0.06, 0.14]), True, 0.5
 
-    from galaxies import baseline
+    from galaxies.inference import galsim_fit
     page = support.GalaxyParameters()  # the galaxy the page opens with
-    mle = dict(zip(LABEL_COLUMNS, baseline.fit_image(support.render(page).noisy, page.psf_fwhm,
+    mle = dict(zip(LABEL_COLUMNS, galsim_fit.fit_image(support.render(page).noisy, page.psf_fwhm,
                                                      page.sigma).params))
-    fake_module(monkeypatch, "galaxies.baseline", fit_image=lambda image, psf, sigma: Fit())
+    fake_module(monkeypatch, "galaxies.inference.galsim_fit", fit_image=lambda image, psf, sigma: Fit())
     at = open_app("models")
     table = at.table[0].value
     # a zero network predicts the label means
@@ -217,8 +220,8 @@ def test_models_page_with_a_model_a_fit_and_predictions(project, with_sets, monk
 
 
 def test_models_page_marks_predictions_outside_the_training_psf_and_noise(project, with_sets):
-    from galaxies.generate import generate
-    from galaxies.recipes import RECIPES
+    from galaxies.simulation.generate import generate
+    from galaxies.simulation.recipes import RECIPES
 
     recipe = RECIPES["compact"]
     data = generate(with_sets / "compact.h5", recipe.spec, size=8, seed=recipe.seed,
@@ -333,31 +336,31 @@ def test_your_image_measures_a_fits_cutout_of_another_pixel_scale():
 
 def test_read_cutout_formats_and_errors():
     image = galaxy_image()
-    assert np.array_equal(cutouts.read_cutout(npy(image), "a.npy"), image)
-    assert np.array_equal(cutouts.read_cutout(npy(image[None]), "a.npy"), image)
-    assert np.array_equal(cutouts.read_cutout(fits_bytes(image), ""), image)  # sniffed
+    assert np.array_equal(uploads.read_cutout(npy(image), "a.npy"), image)
+    assert np.array_equal(uploads.read_cutout(npy(image[None]), "a.npy"), image)
+    assert np.array_equal(uploads.read_cutout(fits_bytes(image), ""), image)  # sniffed
     buffer = bytes_io.BytesIO()
     np.savez(buffer, img=image, mask=image > 0)
-    assert np.array_equal(cutouts.read_cutout(buffer.getvalue(), "a.npz"), image)
+    assert np.array_equal(uploads.read_cutout(buffer.getvalue(), "a.npz"), image)
     buffer = bytes_io.BytesIO()
     np.savez(buffer, a=image, b=image)
-    with pytest.raises(cutouts.CutoutError, match="holds 2 arrays"):
-        cutouts.read_cutout(buffer.getvalue(), "two.npz")
-    with pytest.raises(cutouts.CutoutError, match="is empty"):
-        cutouts.read_cutout(b"", "empty.npy")
-    with pytest.raises(cutouts.CutoutError, match="not an image file"):
-        cutouts.read_cutout(b"hello", "notes.txt")
-    with pytest.raises(cutouts.CutoutError, match="1 infinite"):
+    with pytest.raises(uploads.CutoutError, match="holds 2 arrays"):
+        uploads.read_cutout(buffer.getvalue(), "two.npz")
+    with pytest.raises(uploads.CutoutError, match="is empty"):
+        uploads.read_cutout(b"", "empty.npy")
+    with pytest.raises(uploads.CutoutError, match="not an image file"):
+        uploads.read_cutout(b"hello", "notes.txt")
+    with pytest.raises(uploads.CutoutError, match="1 infinite"):
         bad = image.copy()
         bad[3, 3] = np.inf
-        cutouts.read_cutout(npy(bad), "inf.npy")
+        uploads.read_cutout(npy(bad), "inf.npy")
     from astropy.io import fits
     table = fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
         [fits.Column(name="x", format="E", array=np.zeros(3))])])
     buffer = bytes_io.BytesIO()
     table.writeto(buffer)
-    with pytest.raises(cutouts.CutoutError, match="without image data"):
-        cutouts.read_cutout(buffer.getvalue(), "table.fits")
+    with pytest.raises(uploads.CutoutError, match="without image data"):
+        uploads.read_cutout(buffer.getvalue(), "table.fits")
 
 
 def test_galaxy_parameters_and_snr_verdict():
@@ -388,27 +391,27 @@ def test_filter_rows_and_listing(small_sets, project):
 
 
 def test_eda_sensitivity_explains_why_n_is_hard():
-    table = eda.sensitivity([1e5, 3.0, 0.3, -0.069, 0.15], psf_fwhm=0.5, sigma=200.0)
+    table = exploration.sensitivity([1e5, 3.0, 0.3, -0.069, 0.15], psf_fwhm=0.5, sigma=200.0)
     assert table["distinct change / noise"].idxmin() == "sersic_n"
     assert table.loc["g1", "unique share"] > 0.9 > table.loc["sersic_n", "unique share"]
-    doubled = eda.sensitivity([1e5, 3.0, 0.3, -0.069, 0.15], psf_fwhm=0.5, sigma=400.0)
+    doubled = exploration.sensitivity([1e5, 3.0, 0.3, -0.069, 0.15], psf_fwhm=0.5, sigma=400.0)
     ratio = table["change / noise"] / doubled["change / noise"]
     assert np.all((ratio > 1.9) & (ratio <= 2.0))  # read noise dominates the Poisson noise
-    corr = eda.derivative_correlation([1e5, 3.0, 0.3, -0.069, 0.15])
+    corr = exploration.derivative_correlation([1e5, 3.0, 0.3, -0.069, 0.15])
     assert np.allclose(np.diag(corr), 1) and abs(corr.loc["sersic_n", "sersic_r"]) > 0.3
 
 
 def test_eda_snr_grid_and_flux_window():
-    grid = eda.snr_grid([1.0, 4.0], [0.2, 0.5], flux=1e5, sigma=200.0)
+    grid = exploration.snr_grid([1.0, 4.0], [0.2, 0.5], flux=1e5, sigma=200.0)
     assert grid.loc[0.2, 1.0] > grid.loc[0.5, 1.0]  # a compact galaxy stands out more
-    window = eda.flux_window(grid)
+    window = exploration.flux_window(grid)
     assert window["high"].loc[0.2, 1.0] == pytest.approx(1e5 * 100 / grid.loc[0.2, 1.0])
-    assert (eda.flux_window(grid, sigma=400.0)["low"] == 2 * window["low"]).all().all()
+    assert (exploration.flux_window(grid, sigma=400.0)["low"] == 2 * window["low"]).all().all()
 
 
 def test_dataset_summary(small_sets):
     sets = {k: files.load_dataset(v, fields=()) for k, v in small_sets.items()}
-    table = eda.dataset_summary(sets)
+    table = exploration.dataset_summary(sets)
     assert table.loc["random", "galaxies"] == 40 and table.loc["fixed", "distinct n"] == 1
     assert table.loc["fixed", "sigma [e-]"] == "200"
 

@@ -1,26 +1,76 @@
-"""The layout of docs/architecture.md holds: layers, module sizes, references, the drawn graph."""
+"""The package's layout holds: layers as folders, no upward import and no cycle, module sizes,
+references, the package docstring and the graph drawn in docs/architecture.md."""
 import re
 
 import pytest
 
-from galaxies import profiles, sources
+from galaxies.runtime import code_dependencies, profiles
 
 ROOT = profiles.ROOT
 MAX_LINES = 400
 GRAPH_START, GRAPH_END = "<!-- import graph: start -->", "<!-- import graph: end -->"
+LAYOUT_START, LAYOUT_END = "<!-- layout: start -->", "<!-- layout: end -->"
+PACKAGE = ROOT / "galaxies"
+MAX_ROOT_ENTRIES = 10
+
+
+def root_entries() -> list[str]:
+    return sorted(p.name for p in PACKAGE.iterdir()
+                  if p.name != "__pycache__" and (p.suffix == ".py" or p.is_dir()))
+
+
+def test_the_package_root_is_a_short_list_of_layer_folders():
+    entries = root_entries()
+    assert len(entries) <= MAX_ROOT_ENTRIES, entries
+    assert [e for e in entries if e.endswith(".py")] == ["__init__.py", "conventions.py"]
+
+
+def test_every_root_entry_is_in_exactly_one_layer_and_every_layer_entry_exists():
+    placed = [m for _, members in code_dependencies.LAYERS for m in members]
+    assert len(placed) == len(set(placed))
+    names = sorted(e.removesuffix(".py") for e in root_entries())
+    assert sorted(placed) == names
+
+
+def test_no_import_cycle():
+    assert code_dependencies.import_cycles() == []
+
+
+def test_every_subpackage_docstring_names_each_of_its_modules():
+    missing = []
+    for init in PACKAGE.rglob("__init__.py"):
+        if init.parent == PACKAGE:
+            continue
+        doc = init.read_text()
+        for child in init.parent.iterdir():
+            name = child.stem if child.suffix == ".py" else child.name
+            if child.name in ("__init__.py", "__pycache__") or not (child.suffix == ".py" or
+                                                                  (child / "__init__.py").is_file()):
+                continue
+            if f"`{name}`" not in doc and f"`.{name}`" not in doc:
+                missing.append(f"{init.parent.relative_to(PACKAGE)}: {name}")
+    assert missing == []
+
+
+def test_the_package_docstring_lists_the_layers_as_they_are():
+    doc = (PACKAGE / "__init__.py").read_text()
+    listed = doc.split(LAYOUT_START)[1].split(LAYOUT_END)[0].strip()
+    assert listed == code_dependencies.layout_text(), (
+        "galaxies/__init__.py's layout is out of date; regenerate it with "
+        "`python tests/test_architecture.py`")
 
 
 def test_every_module_has_a_layer_and_none_imports_upward():
-    graph = sources.import_graph()
+    graph = code_dependencies.import_graph()
     upward = [(m, d) for m, deps in graph.items() for d in deps
-              if sources.layer_of(d) > sources.layer_of(m)]
+              if code_dependencies.layer_of(d) > code_dependencies.layer_of(m)]
     assert upward == [], f"imports from a lower layer to a higher one: {upward}"
 
 
 def test_the_import_graph_catches_imports_inside_functions():
-    graph = sources.import_graph()
-    assert "models.xception" in graph["models"]  # get_builder imports it when asked
-    assert "training.loop" in graph["training"]
+    graph = code_dependencies.import_graph()
+    assert "networks.models.xception" in graph["networks.models"]  # get_builder imports it
+    assert "networks.training.loop" in graph["networks.training"]
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "galaxies").rglob("*.py")), ids=lambda p: p.name)
@@ -52,10 +102,10 @@ def test_no_reference_to_a_file_the_repository_does_not_have():
 
 def graph_markdown() -> str:
     """The import graph as docs/architecture.md shows it: one row per module."""
-    graph = sources.import_graph()
+    graph = code_dependencies.import_graph()
     rows = ["| layer | module | imports from the package |", "|---|---|---|"]
-    for module in sorted(graph, key=lambda m: (sources.layer_of(m), m)):
-        layer = sources.LAYERS[sources.layer_of(module)][0]
+    for module in sorted(graph, key=lambda m: (code_dependencies.layer_of(m), m)):
+        layer = code_dependencies.LAYERS[code_dependencies.layer_of(module)][0]
         name = "galaxies" if module == "__init__" else module
         rows.append(f"| {layer} | `{name}` | {', '.join(graph[module]) or '-'} |")
     return "\n".join(rows)
@@ -77,3 +127,8 @@ if __name__ == "__main__":  # rewrite the graph in docs/architecture.md
     _, tail = rest.split(GRAPH_END)
     doc_path.write_text(f"{head}{GRAPH_START}\n{graph_markdown()}\n{GRAPH_END}{tail}")
     print(f"wrote {doc_path}")
+    init = PACKAGE / "__init__.py"
+    head, rest = init.read_text().split(LAYOUT_START)
+    _, tail = rest.split(LAYOUT_END)
+    init.write_text(f"{head}{LAYOUT_START}\n{code_dependencies.layout_text()}\n{LAYOUT_END}{tail}")
+    print(f"wrote {init}")

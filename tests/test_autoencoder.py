@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from galaxies import estimators, files
-from galaxies.experiments import autoencoder as ae
-from galaxies.models import autoencoder as builders
-from galaxies.training import SavedModel, TrainingConfig
+from galaxies.evaluation import estimators
+from galaxies.evaluation.experiments import autoencoder as ae
+from galaxies.networks.models import autoencoder as builders
+from galaxies.networks.training import SavedModel, TrainingConfig
+from galaxies.storage import files
 
 TINY = dict(entry_filters=4, block_filters=8, blocks=1, exit_filters=8)
 
@@ -112,8 +113,8 @@ def test_config_from_profile_reads_the_profile():
 
 def test_the_stream_shows_fresh_noise_and_the_noiseless_target(
         small_sets, faint_read_noise, check_noise_model, find_orientation):
-    from galaxies.training import dihedral, split_rows
-    from galaxies.training.autoencoder import stream
+    from galaxies.networks.training import dihedral, split_rows
+    from galaxies.networks.training.autoencoder import stream
     ds = faint_read_noise(files.load_dataset(small_sets["random"], fields=("img_nonoise",)))
     config = ae.config_from_profile("smoke", batch_size=8, limit=None)
     train, val = split_rows(len(ds), config.validation_fraction, config.seed)

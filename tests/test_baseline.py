@@ -7,8 +7,11 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import baseline, crb, evaluate, files, likelihood
-from galaxies.simulate import GalaxyRenderer, ParameterRangeError
+from galaxies.evaluation import evaluate
+from galaxies.inference import crb, galsim_fit, likelihood
+from galaxies.runtime.errors import ParameterRangeError
+from galaxies.simulation.render import GalaxyRenderer
+from galaxies.storage import files
 
 ROOT = Path(__file__).resolve().parents[1]
 SNR60 = (1e5, 3.0, 0.3, -0.069, 0.15)
@@ -37,7 +40,7 @@ def test_model_is_galsim_at_the_nodes_and_close_between_them():
 ])
 def test_fit_recovers_the_truth_from_a_noiseless_image(params, psf, sigma):
     clean = GalaxyRenderer().draw(*params, psf)
-    result = baseline.fit_image(clean, psf, sigma)
+    result = galsim_fit.fit_image(clean, psf, sigma)
     assert result.converged, result.message
     bound = crb.cramer_rao_bound(*params, psf_fwhm=psf, sigma=sigma)
     error = (result.params - np.array(params)) / bound
@@ -49,13 +52,13 @@ def test_fit_of_noisy_images_is_close_to_the_truth(small_sets):
     ds = files.load_dataset(small_sets["fixed"], rows=3)
     bound = crb.cramer_rao_bound(*SNR60)
     for image in ds.img:
-        result = baseline.fit_image(image, 0.5, 200.0)
+        result = galsim_fit.fit_image(image, 0.5, 200.0)
         assert result.converged, result.message
         assert np.all(np.abs(result.params - np.array(SNR60)) < 5 * bound)
 
 
 def test_predictions_file_contract(small_sets, tmp_path):
-    out = baseline.fit_dataset(small_sets["fixed"], tmp_path / "lbfgsb_fit__snr60.h5", limit=3,
+    out = galsim_fit.fit_dataset(small_sets["fixed"], tmp_path / "lbfgsb_fit__snr60.h5", limit=3,
                                jobs=1, progress=False)
     pred = files.load_predictions(out)
     assert pred.estimator == "lbfgsb" and pred.dataset == "snr60"
@@ -74,9 +77,9 @@ def test_predictions_file_contract(small_sets, tmp_path):
 
 
 def test_parallel_fits_equal_serial_ones(small_sets, tmp_path):
-    serial = baseline.fit_dataset(small_sets["fixed"], tmp_path / "a.h5", limit=2, jobs=1,
+    serial = galsim_fit.fit_dataset(small_sets["fixed"], tmp_path / "a.h5", limit=2, jobs=1,
                                   progress=False)
-    parallel = baseline.fit_dataset(small_sets["fixed"], tmp_path / "b.h5", limit=8, jobs=2,
+    parallel = galsim_fit.fit_dataset(small_sets["fixed"], tmp_path / "b.h5", limit=8, jobs=2,
                                     progress=False)
     a, b = files.load_predictions(serial), files.load_predictions(parallel)
     assert b.attrs["jobs"] == 2 and len(b) == 8
@@ -88,15 +91,15 @@ def test_fits_read_the_images_in_blocks_each_with_its_row(small_sets, tmp_path, 
                                                           with_start):
     """Blocks of 3 rows: every fit gets its own image, PSF, noise and start, in the order of
     the whole-array path (the rows of a start sorted)."""
-    from galaxies import chunked
+    from galaxies.storage import chunked
     monkeypatch.setattr(chunked, "BLOCK_ROWS", 3)
     seen = []
 
     def fake(image, psf, sigma, start=None):
         seen.append((image.copy(), psf, sigma, None if start is None else start.copy()))
-        return baseline.FitResult(params=np.array([image.sum(), 1, 0.3, 0, 0]), converged=True,
+        return galsim_fit.FitResult(params=np.array([image.sum(), 1, 0.3, 0, 0]), converged=True,
                                   nfev=1, nit=1, seconds=0.0, message="ok", nll=0.0)
-    monkeypatch.setattr(baseline, "fit_image", fake)
+    monkeypatch.setattr(galsim_fit, "fit_image", fake)
     whole = files.load_dataset(small_sets["random"], fields=("img",))
     rows, start = np.arange(11), None
     if with_start:
@@ -104,7 +107,7 @@ def test_fits_read_the_images_in_blocks_each_with_its_row(small_sets, tmp_path, 
         starts = np.random.default_rng(2).uniform(1, 2, (11, 5))
         start = files.write_predictions(tmp_path / "start.h5", starts, rows, estimator="x",
                                         dataset="v1", seconds_per_image=0.0)
-    out = files.load_predictions(baseline.fit_dataset(small_sets["random"], tmp_path / "f.h5",
+    out = files.load_predictions(galsim_fit.fit_dataset(small_sets["random"], tmp_path / "f.h5",
                                                       limit=11, jobs=1, start=start, progress=False))
     order = np.argsort(rows)
     np.testing.assert_array_equal(out.index, rows[order])
@@ -123,10 +126,10 @@ def test_a_failed_fit_is_reported_not_dropped(monkeypatch):
         calls.append(1)
         if len(calls) == 2:
             raise RuntimeError("GalSim exploded")
-        return baseline.FitResult(params=np.array(SNR60), converged=True, nfev=1, nit=1,
+        return galsim_fit.FitResult(params=np.array(SNR60), converged=True, nfev=1, nit=1,
                                   seconds=0.0, message="ok", nll=0.0)
-    monkeypatch.setattr(baseline, "fit_image", flaky)
-    rows = baseline._fit_rows(np.zeros((3, 64, 64)), np.full(3, 0.5), np.full(3, 200.0),
+    monkeypatch.setattr(galsim_fit, "fit_image", flaky)
+    rows = galsim_fit._fit_rows(np.zeros((3, 64, 64)), np.full(3, 0.5), np.full(3, 200.0),
                               np.full((3, 5), np.nan))
     assert len(rows) == 3
     params, converged, *_, message = rows[1]
@@ -137,35 +140,35 @@ def test_a_failed_fit_is_reported_not_dropped(monkeypatch):
 def test_bad_input_to_fit_image():
     good = np.zeros((64, 64))
     with pytest.raises(ValueError, match="shape"):
-        baseline.fit_image(np.zeros((32, 32)), 0.5, 200.0)
+        galsim_fit.fit_image(np.zeros((32, 32)), 0.5, 200.0)
     with pytest.raises(ValueError, match="non-finite"):
-        baseline.fit_image(np.full((64, 64), np.nan), 0.5, 200.0)
+        galsim_fit.fit_image(np.full((64, 64), np.nan), 0.5, 200.0)
     with pytest.raises(ParameterRangeError, match="psf_fwhm = 1.5 is outside"):
-        baseline.fit_image(good, 1.5, 200.0)
+        galsim_fit.fit_image(good, 1.5, 200.0)
     with pytest.raises(ParameterRangeError, match="sigma = 20 is outside"):
-        baseline.fit_image(good, 0.5, 20.0)
+        galsim_fit.fit_image(good, 0.5, 20.0)
     with pytest.raises(ValueError, match="start"):
-        baseline.fit_image(good, 0.5, 200.0, start=[1.0, 2.0])
+        galsim_fit.fit_image(good, 0.5, 200.0, start=[1.0, 2.0])
 
 
 def test_bad_data_sets_get_clear_errors(small_sets, tmp_path, without_field):
     missing = without_field(small_sets["fixed"], "img")
     with pytest.raises(files.FileFormatError, match="img"):
-        baseline.fit_dataset(missing, tmp_path / "out.h5", progress=False)
+        galsim_fit.fit_dataset(missing, tmp_path / "out.h5", progress=False)
     noisy = tmp_path / "loud.h5"
     noisy.write_bytes(Path(small_sets["fixed"]).read_bytes())
     with h5py.File(noisy, "r+") as f:
         f["sigma"][1] = 900.0
     with pytest.raises(ParameterRangeError, match="row 1: sigma = 900"):
-        baseline.fit_dataset(noisy, tmp_path / "out.h5", limit=4, progress=False)
+        galsim_fit.fit_dataset(noisy, tmp_path / "out.h5", limit=4, progress=False)
     with pytest.raises(ValueError, match="limit = 0"):
-        baseline.fit_dataset(small_sets["fixed"], tmp_path / "out.h5", limit=0, progress=False)
+        galsim_fit.fit_dataset(small_sets["fixed"], tmp_path / "out.h5", limit=0, progress=False)
     assert not (tmp_path / "out.h5").exists()
 
 
 def test_cli_fit_and_evaluate(small_sets, tmp_path):
     out = tmp_path / "pred.h5"
-    cli = [sys.executable, "-m", "galaxies.cli"]
+    cli = [sys.executable, "-m", "galaxies.interfaces.cli"]
     done = subprocess.run(cli + ["fit", str(small_sets["fixed"]), str(out), "--limit", "1",
                                  "--jobs", "1"], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)

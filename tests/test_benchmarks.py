@@ -8,8 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxies import files, profiles, testsets
-from galaxies.recipes import build_datasets
+from galaxies.evaluation import testsets
+from galaxies.runtime import profiles
+from galaxies.simulation.recipes import build_datasets
+from galaxies.storage import files
 
 
 def _benchmark(name):

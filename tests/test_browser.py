@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from galaxies import profiles
+from galaxies.runtime import profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("GALAXIES_CHROMIUM", "/usr/bin/chromium")

@@ -3,11 +3,10 @@ of images at once, and the loops that use it (fits, HSM, refinement, bounds) unc
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from galaxies import chunked, files
-from galaxies.errors import FileFormatError, InputError
+from galaxies.runtime.errors import FileFormatError, InputError
+from galaxies.storage import chunked, files
 
 IMAGES = ("img", "img_nonoise", "psf_img")
 
@@ -149,8 +148,8 @@ def test_non_finite_rows_are_named_as_for_the_whole_set(small_sets, tmp_path, pi
 
 
 def test_map_rows_reads_a_row_source_as_it_goes(small_sets):
-    from galaxies.hsm import _measure_rows
-    from galaxies.parallel import map_rows
+    from galaxies.inference.hsm import _measure_rows
+    from galaxies.runtime.parallel import map_rows
     whole = files.load_dataset(small_sets["random"], fields=("img",))
     expected, _ = map_rows(_measure_rows, (whole.img, whole.psf_fwhm, whole.sigma), 1, "KSB",
                            progress=False)
@@ -161,7 +160,7 @@ def test_map_rows_reads_a_row_source_as_it_goes(small_sets):
 
 
 def test_the_bounds_of_a_set_never_read_its_images(small_sets, reads, tmp_path):
-    from galaxies import crb_sets
+    from galaxies.inference import crb_sets
     data = tmp_path / "snr60.h5"
     data.write_bytes(small_sets["fixed"].read_bytes())
     bounds = crb_sets.for_dataset(data, limit=2, jobs=1, progress=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from galaxies import files
+from galaxies.storage import files
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ def run(*args, **kwargs):
 
 
 def galaxies(*args):
-    return run("-m", "galaxies.cli", *args)
+    return run("-m", "galaxies.interfaces.cli", *args)
 
 
 def test_seed_generator_script(tmp_path):
@@ -81,7 +81,7 @@ def test_interrupted_generation_leaves_no_file_but_a_resumable_partial(tmp_path,
     # to a file (a pipe nobody reads could block it); with -X faulthandler, SIGABRT makes it
     # print where each thread is, should it ever hang.
     with log.open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "galaxies.cli",
+        proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "galaxies.interfaces.cli",
                                  "generate", str(folder / "big.h5"), "--size", "100000",
                                  "--sersics", "50", "--jobs", str(jobs)],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
@@ -114,7 +114,8 @@ def test_generate_resume(tmp_path):
     assert galaxies("generate", reference, *args).returncode == 0
     # an interrupted run's partial file: the reference, its one chunk not done and blanked
     import h5py
-    from galaxies import resumable
+
+    from galaxies.storage import resumable
     with h5py.File(reference) as src, h5py.File(resumable.partial_name(out), "w") as dst:
         for key in src:
             src.copy(key, dst)
@@ -135,8 +136,8 @@ def test_generate_resume(tmp_path):
 
 
 def test_every_command_has_the_one_line_error_handler():
-    from galaxies.cli import main
-    from galaxies.commandline import user_errors
+    from galaxies.interfaces.cli import main
+    from galaxies.interfaces.cli.options import user_errors
     wrapper = user_errors(lambda: None).__code__
     for name, command in main.commands.items():
         assert command.callback.__code__ is wrapper, f"galaxies {name} lacks user_errors"
@@ -144,7 +145,7 @@ def test_every_command_has_the_one_line_error_handler():
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         "galaxies: error: unknown step(s) ['nonexistent-step']; choose from "
-        + ", ".join(s.name for s in __import__("galaxies.pipeline").pipeline.STEPS)]
+        + ", ".join(s.name for s in __import__("galaxies.interfaces.pipeline").pipeline.STEPS)]
 
 
 def test_third_party_log_lines_do_not_precede_the_error(tmp_path, small_sets):
@@ -158,13 +159,13 @@ def test_third_party_log_lines_do_not_precede_the_error(tmp_path, small_sets):
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "model.keras: not a Keras model" in lines[0]
     # silencing imports nothing and leaves every library importable after it
-    done = run("-c", "import sys; from galaxies.console import quiet_libraries; quiet_libraries(); "
+    done = run("-c", "import sys; from galaxies.runtime.console import quiet_libraries; quiet_libraries(); "
                "assert 'astropy' not in sys.modules; import astropy.io.fits, absl.logging")
     assert done.returncode == 0, done.stderr
 
 
 def test_a_log_gets_no_progress_bar_frames(tmp_path):
-    from galaxies import console
+    from galaxies.runtime import console
     done = galaxies("generate-test", tmp_path / "t.h5", "--size", "40")  # stderr is a pipe
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stderr and "%|" not in done.stderr, done.stderr

@@ -8,8 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import crb, crb_sets, files
-from galaxies.simulate import LABEL_COLUMNS, GalaxyRenderer, ParameterRangeError, add_noise
+from galaxies.conventions import LABEL_COLUMNS
+from galaxies.inference import crb, crb_sets
+from galaxies.runtime.errors import ParameterRangeError
+from galaxies.simulation.render import GalaxyRenderer, add_noise
+from galaxies.storage import files
 
 ROOT = Path(__file__).resolve().parents[1]
 GALAXY = dict(flux=1e5, sersic_n=3.0, sersic_r=0.3, g1=-0.069, g2=0.15, psf_fwhm=0.5)
@@ -170,14 +173,14 @@ def test_for_dataset_bad_input(small_sets, tmp_path, without_field):
 
 def test_cli_prints_the_bounds_as_json():
     done = subprocess.run(
-        [sys.executable, "-m", "galaxies.cli", "crb", "--flux", "1e5", "--sersic-n", "3",
+        [sys.executable, "-m", "galaxies.interfaces.cli", "crb", "--flux", "1e5", "--sersic-n", "3",
          "--sersic-r", "0.3", "--g1", "-0.069", "--g2", "0.15", "--psf", "0.5", "--sigma", "200",
          "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     values = json.loads(done.stdout)
     assert list(values) == list(LABEL_COLUMNS)
     np.testing.assert_allclose(list(values.values()), REFERENCE, rtol=0.05)
-    bad = subprocess.run([sys.executable, "-m", "galaxies.cli", "crb", "--sersic-r", "2"],
+    bad = subprocess.run([sys.executable, "-m", "galaxies.interfaces.cli", "crb", "--sersic-r", "2"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [

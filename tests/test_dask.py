@@ -9,10 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import baseline, parallel
-from galaxies.cluster import LocalhostCluster
-from galaxies.errors import InputError
-from galaxies.generate import RandomSpec, generate_random
+from galaxies.inference import galsim_fit
+from galaxies.runtime import parallel
+from galaxies.runtime.cluster import LocalhostCluster
+from galaxies.runtime.errors import InputError
+from galaxies.simulation.generate import RandomSpec, generate_random
 
 pytest.importorskip("distributed")
 
@@ -48,11 +49,11 @@ def test_workers_give_the_local_bits_and_a_lost_worker_only_its_tasks(cluster, t
                                                                       monkeypatch):
     from click.testing import CliRunner
 
-    from galaxies import cluster as dask_cluster
-    from galaxies.cli import main
+    from galaxies.interfaces.cli import main
+    from galaxies.runtime import cluster as dask_cluster
 
     local = generate_random(tmp_path / "local.h5", SPEC, 16, seed=7, jobs=1, progress=False)
-    local_fit = baseline.fit_dataset(local, tmp_path / "local_fit.h5", limit=6, jobs=1,
+    local_fit = galsim_fit.fit_dataset(local, tmp_path / "local_fit.h5", limit=6, jobs=1,
                                      progress=False)
 
     # the command line joins the running scheduler; the rows come back the local pool's bits
@@ -75,7 +76,7 @@ def test_workers_give_the_local_bits_and_a_lost_worker_only_its_tasks(cluster, t
     monkeypatch.setattr(dask_cluster.DaskPool, "submit", submit_and_watch)
     with parallel.engine(cluster.address) as engine:
         assert len(engine.addresses()) == 2
-        fit = baseline.fit_dataset(local, tmp_path / "dask_fit.h5", limit=6, progress=False)
+        fit = galsim_fit.fit_dataset(local, tmp_path / "dask_fit.h5", limit=6, progress=False)
         left = engine.addresses()
     assert killed and killed[0][0] >= 3, "the worker was killed with fits still to do"
     assert cluster.workers[1].poll() is not None and len(left) == 1
@@ -91,7 +92,8 @@ def test_bounds_and_measured_cutouts_on_the_cluster_are_the_local_bits(cluster, 
     one): the bounds of a set and `galaxies measure --method fit`."""
     import shutil
 
-    from galaxies import crb_sets, measure
+    from galaxies.cutouts import measure
+    from galaxies.inference import crb_sets
 
     data = generate_random(tmp_path / "set.h5", SPEC, 4, seed=3, jobs=1, progress=False)
     shutil.copy(data, tmp_path / "copy.h5")  # its own cache of bounds
@@ -138,7 +140,7 @@ def test_engine_none_is_the_local_pool_and_the_variable_the_default(monkeypatch)
 
 
 def test_missing_dask_says_what_to_install(monkeypatch):
-    from galaxies import cluster as dask_cluster
+    from galaxies.runtime import cluster as dask_cluster
     monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if not installed
     with pytest.raises(InputError, match=r"pip install 'dask\[distributed\]"):
         dask_cluster.Cluster("local")

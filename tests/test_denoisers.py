@@ -4,10 +4,10 @@ import json
 import numpy as np
 import pytest
 
-from galaxies import profiles
-from galaxies.experiments import denoise
-from galaxies.image_quality import psnr, ssim
-from galaxies.training import denoiser as denoiser_training
+from galaxies.evaluation.experiments import denoise
+from galaxies.evaluation.image_quality import psnr, ssim
+from galaxies.networks.training import denoiser as denoiser_training
+from galaxies.runtime import profiles
 
 TINY = {"edsr": dict(blocks=2, filters=8, downscale=2),
         "rdn": dict(blocks=2, layers_per_block=2, growth=8, features=8, downscale=2)}
@@ -18,7 +18,7 @@ TINY = {"edsr": dict(blocks=2, filters=8, downscale=2),
 @pytest.mark.parametrize("name", ["edsr", "rdn"])
 @pytest.mark.parametrize("downscale", [1, 2])
 def test_output_has_the_input_shape(name, downscale):
-    from galaxies.models.denoisers import get_denoiser
+    from galaxies.networks.models.denoisers import get_denoiser
     sizes = {**TINY[name], "downscale": downscale}
     model = get_denoiser(name)(input_shape=(64, 64, 1), **sizes)
     out = model.predict(np.random.default_rng(0).normal(size=(3, 64, 64, 1)).astype("float32"),
@@ -28,7 +28,7 @@ def test_output_has_the_input_shape(name, downscale):
 
 
 def test_seed_sizes_have_the_seed_parameter_counts():
-    from galaxies.models.denoisers import build_edsr, build_rdn
+    from galaxies.networks.models.denoisers import build_edsr, build_rdn
     edsr = build_edsr(**profiles.SEED_DENOISERS["edsr"]).count_params()
     rdn = build_rdn(**profiles.SEED_DENOISERS["rdn"]).count_params()
     assert 19.3e6 < edsr < 19.7e6  # the seed: about 19.5 M
@@ -36,7 +36,7 @@ def test_seed_sizes_have_the_seed_parameter_counts():
 
 
 def test_edsr_has_no_batch_normalization_and_rdn_fuses_every_block():
-    from galaxies.models.denoisers import build_edsr, build_rdn
+    from galaxies.networks.models.denoisers import build_edsr, build_rdn
     edsr = build_edsr(blocks=3, filters=8)
     assert not [l for l in edsr.layers if "Normalization" in type(l).__name__]
     assert len([l for l in edsr.layers if l.name.endswith("_scale")]) == 3  # residual scaling
@@ -47,13 +47,13 @@ def test_edsr_has_no_batch_normalization_and_rdn_fuses_every_block():
 
 @pytest.mark.parametrize("bad", [dict(blocks=0), dict(filters=2.5), dict(res_scale=0)])
 def test_bad_sizes_are_refused(bad):
-    from galaxies.models.denoisers import build_edsr
+    from galaxies.networks.models.denoisers import build_edsr
     with pytest.raises(ValueError, match=next(iter(bad))):
         build_edsr(**{**TINY["edsr"], **bad})
 
 
 def test_unknown_denoiser_is_refused():
-    from galaxies.models.denoisers import get_denoiser
+    from galaxies.networks.models.denoisers import get_denoiser
     with pytest.raises(ValueError, match="unknown denoiser 'unet'"):
         get_denoiser("unet")
 
@@ -144,8 +144,8 @@ def _unscaled_pairs(batches, scaler, epochs):
 
 def test_the_stream_gives_fresh_noise_around_the_noiseless_target(
         small_sets, faint_read_noise, check_noise_model, find_orientation):
-    from galaxies import files
-    from galaxies.training import split_rows
+    from galaxies.networks.training import split_rows
+    from galaxies.storage import files
     ds = faint_read_noise(files.load_dataset(small_sets["random"], fields=("img_nonoise",)))
     config = denoise.DenoiserConfig(model="edsr", model_kwargs=TINY["edsr"], batch_size=8)
     train, val = split_rows(len(ds), config.validation_fraction, config.seed)
@@ -167,8 +167,8 @@ def test_the_stream_gives_fresh_noise_around_the_noiseless_target(
 
 
 def test_the_fixed_way_pairs_the_sets_noisy_and_noiseless_images(small_sets, find_orientation):
-    from galaxies import files
-    from galaxies.training import dihedral, split_rows
+    from galaxies.networks.training import dihedral, split_rows
+    from galaxies.storage import files
     ds = files.load_dataset(small_sets["random"], fields=("img", "img_nonoise"))
     config = denoise.DenoiserConfig(model="edsr", model_kwargs=TINY["edsr"], batch_size=8,
                                     noise="fixed")
@@ -188,7 +188,7 @@ def test_the_fixed_way_pairs_the_sets_noisy_and_noiseless_images(small_sets, fin
 
 
 def test_one_seed_trains_one_denoiser(small_sets):
-    from galaxies import files
+    from galaxies.storage import files
     ds = files.load_dataset(small_sets["random"], fields=("img", "img_nonoise"))
     config = dict(model="rdn", model_kwargs=TINY["rdn"], epochs=2, batch_size=8)
     runs = [denoiser_training.fit(denoise.DenoiserConfig(**config, seed=seed), ds, verbose=0)
@@ -200,7 +200,7 @@ def test_one_seed_trains_one_denoiser(small_sets):
 
 
 def test_saved_denoiser_loads_and_denoises_the_same(trained, small_sets):
-    from galaxies import files
+    from galaxies.storage import files
     images = files.load_dataset(small_sets["random"], fields=("img",)).img[:11]
     before = trained.denoise(images, batch_size=4, progress=False)  # 11 = 2 x 4 + a padded 3
     again = denoise.Denoiser.load(trained.path)
@@ -258,7 +258,7 @@ def test_profiles_size_the_denoisers():
 def test_compare_and_rmse_change_read_the_predictions_files(small_sets, tmp_path, monkeypatch):
     import shutil
 
-    from galaxies import files
+    from galaxies.storage import files
     monkeypatch.setattr(profiles, "ROOT", tmp_path)
     profile = profiles.get("smoke")
     profile.data_dir.mkdir(parents=True)
@@ -284,7 +284,7 @@ def test_compare_and_rmse_change_read_the_predictions_files(small_sets, tmp_path
 def test_a_control_is_trained_where_the_plain_xception_trains_otherwise(monkeypatch):
     import dataclasses
 
-    from galaxies.experiments import xception
+    from galaxies.evaluation.experiments import xception
     # the plain Xception trains on the stream, the two-stage one on fixed images: every
     # profile needs the control, whatever its budgets
     for name in profiles.PROFILES:
@@ -296,7 +296,7 @@ def test_a_control_is_trained_where_the_plain_xception_trains_otherwise(monkeypa
 
 
 def test_a_denoiser_names_the_images_it_lacks(small_sets):
-    from galaxies import files
+    from galaxies.storage import files
     config = denoise.DenoiserConfig(model="rdn", model_kwargs=TINY["rdn"], epochs=1)
     only_noisy = files.load_dataset(small_sets["random"], fields=("img",))
     with pytest.raises(ValueError, match="a denoiser with fresh noise needs img_nonoise loaded"):

@@ -1,8 +1,8 @@
 """The differentiable model against GalSim and against independent reasoning.
 
-GalSim is the reference for the images (`galaxies.simulate` draws the data sets), for the
-bound (`galaxies.crb`, central differences of GalSim renders) and for the fit
-(`galaxies.baseline`, L-BFGS-B on GalSim renders); analytic cases check the tables themselves.
+GalSim is the reference for the images (`galaxies.simulation.render` draws the data sets), for the
+bound (`galaxies.inference.crb`, central differences of GalSim renders) and for the fit
+(`galaxies.inference.galsim_fit`, L-BFGS-B on GalSim renders); analytic cases check the tables themselves.
 """
 import math
 
@@ -10,9 +10,12 @@ import galsim
 import numpy as np
 import pytest
 
-from galaxies import baseline, crb, simulate
-from galaxies.differentiable import bound, fit, grid, posterior, render, tables, validation
-from galaxies.differentiable.model import DifferentiableModel
+from galaxies import conventions
+from galaxies.inference import crb, galsim_fit
+from galaxies.inference.differentiable import (bound, fit, grid, posterior, render, tables,
+                                               validation)
+from galaxies.inference.differentiable.model import DifferentiableModel
+from galaxies.simulation import render as galsim_render
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +48,16 @@ def test_the_half_index_sersic_is_a_gaussian():
 
 def test_galsims_fft_grid_is_chosen_as_galsim_chooses_it():
     table = tables.profile_tables()
-    renderer = simulate.GalaxyRenderer()
+    renderer = galsim_render.GalaxyRenderer()
     for n, r, g1, g2, fwhm in [(3.0, 0.3, -0.069, 0.15, 0.5), (6.0, 0.6, 0.0, 0.0, 0.5),
                                (0.5, 0.1, 0.3, 0.3, 1.0), (4.0, 0.55, 0.5, -0.3, 0.7)]:
         size, k_size = grid.fft_sizes(table, n, r, g1, g2, table.moffat_stepk / fwhm,
-                                      table.moffat_maxk / fwhm, (64, 64), simulate.PIXEL_SCALE)
+                                      table.moffat_maxk / fwhm, (64, 64), conventions.PIXEL_SCALE)
         profile = galsim.Convolve(renderer.galaxy(1.0, n, r, g1, g2), renderer.psf(fwhm),
-                                  galsim.Pixel(simulate.PIXEL_SCALE))
-        profile = profile.shift(-0.5 * simulate.PIXEL_SCALE, -0.5 * simulate.PIXEL_SCALE)
+                                  galsim.Pixel(conventions.PIXEL_SCALE))
+        profile = profile.shift(-0.5 * conventions.PIXEL_SCALE, -0.5 * conventions.PIXEL_SCALE)
         expected = max(galsim.Image.good_fft_size(max(profile.getGoodImageSize(
-            simulate.PIXEL_SCALE), 64)), 128)
+            conventions.PIXEL_SCALE), 64)), 128)
         assert size == expected, (n, r, fwhm)
 
 
@@ -68,14 +71,14 @@ def test_images_are_galsims_over_the_prior_and_its_corners(model):
 
 def test_a_cutouts_stamp_offset_and_psf_image_are_galsims():
     """Another pixel scale, an odd non-square stamp, an offset centre and a PSF given as an
-    image (an InterpolatedImage, pixel included): as GalSim draws them (`simulate.Stamp`)."""
+    image (an InterpolatedImage, pixel included): as GalSim draws them (`galsim_render.Stamp`)."""
     psf_image = galsim.Moffat(beta=2.5, fwhm=0.6).drawImage(nx=41, ny=41, scale=0.1)
     psf = galsim.InterpolatedImage(psf_image)
-    stamp = simulate.Stamp(pixel_scale=0.1, shape=(45, 51), psf=psf, pixel_included=True,
+    stamp = galsim_render.Stamp(pixel_scale=0.1, shape=(45, 51), psf=psf, pixel_included=True,
                            offset=(0.7, -1.2))
     ours = DifferentiableModel(shape=stamp.shape, pixel_scale=0.1, psf=psf,
                                pixel_included=True, offset=stamp.offset)
-    renderer = simulate.GalaxyRenderer()
+    renderer = galsim_render.GalaxyRenderer()
     for theta in ([2e4, 1.5, 0.4, 0.2, -0.1], [5e4, 4.0, 0.25, -0.3, 0.05]):
         reference = stamp.draw(galsim.Convolve(renderer.galaxy(*theta), psf))
         image = ours.images(np.array([theta]))[0]
@@ -116,10 +119,10 @@ def test_the_flux_bound_has_its_closed_form_without_poisson_noise(model):
 
 def snr60_images(seeds):
     """The snr60 galaxy's labels and noisy GalSim images (read noise 200) for ``seeds``."""
-    g = simulate.TEST_GALAXY
+    g = conventions.TEST_GALAXY
     truth = np.array([g["flux"], g["sersic_n"], g["sersic_r"], g["g1"], g["g2"]])
-    clean = simulate.GalaxyRenderer().draw(*truth, g["psf_fwhm"])
-    return truth, np.array([simulate.add_noise(clean, 200.0, seed) for seed in seeds])
+    clean = galsim_render.GalaxyRenderer().draw(*truth, g["psf_fwhm"])
+    return truth, np.array([galsim_render.add_noise(clean, 200.0, seed) for seed in seeds])
 
 
 @pytest.mark.slow
@@ -127,7 +130,7 @@ def test_the_fit_is_the_galsim_fit_within_two_hundredths_of_the_bound(model):
     truth, images = snr60_images(range(1, 7))
     ours = fit.fit(images, np.full(6, 0.5), 200.0, model=model)
     assert ours.converged.all()
-    reference = np.array([baseline.fit_image(image, 0.5, 200.0).params for image in images])
+    reference = np.array([galsim_fit.fit_image(image, 0.5, 200.0).params for image in images])
     scale = bound.cramer_rao_bounds(truth[None], [0.5], 200.0, model)[0]
     assert np.sqrt(np.mean(((ours.params - reference) / scale) ** 2, axis=0)).max() < 0.02
 
@@ -154,9 +157,9 @@ def test_the_posterior_of_a_well_measured_galaxy_is_its_likelihood(model):
     """At SNR ~60 inside the prior the posterior is close to Gaussian: its mean near the fit and
     its width near the bound, with at least 200 effective draws."""
     truth = np.array([[1.5e5, 2.0, 0.35, 0.1, -0.15]])
-    clean = simulate.GalaxyRenderer().draw(*truth[0], 0.6)
+    clean = galsim_render.GalaxyRenderer().draw(*truth[0], 0.6)
     sigma = float(np.linalg.norm(clean) / 60)
-    image = simulate.add_noise(clean, sigma, seed=3)[None]
+    image = galsim_render.add_noise(clean, sigma, seed=3)[None]
     estimate = fit.fit(image, [0.6], sigma, model=model)
     mu, jac = model.images_and_jacobians(estimate.params, [0.6])
     covariance = bound.covariances(bound.fisher_matrices(mu, jac, np.array([sigma])))
@@ -168,7 +171,7 @@ def test_the_posterior_of_a_well_measured_galaxy_is_its_likelihood(model):
 
 
 def test_bad_inputs_are_refused_in_one_line(model):
-    from galaxies.errors import InputError
+    from galaxies.runtime.errors import InputError
     with pytest.raises(InputError, match="shape"):
         fit.fit(np.zeros((2, 10, 10)), [0.5, 0.5], 200.0, model=model)
     with pytest.raises(InputError, match="non-finite"):

@@ -3,10 +3,11 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import baseline, crb_sets, files
-from galaxies.differentiable import datasets
-from galaxies.errors import InputError
-from galaxies.refine import FLAGS
+from galaxies.inference import crb_sets, galsim_fit
+from galaxies.inference.differentiable import datasets
+from galaxies.inference.refine import FLAGS
+from galaxies.runtime.errors import InputError
+from galaxies.storage import files
 
 #: the bound of snr60's galaxy (`galaxies crb`)
 SNR60_CRB = np.array([5648.0, 0.777, 0.0287, 0.0543, 0.0549])
@@ -18,7 +19,7 @@ def test_the_fit_of_a_set_is_the_galsim_fits_file_and_estimates(small_sets, tmp_
     pred = files.load_predictions(out)
     assert pred.estimator == datasets.FIT_ESTIMATOR == "lm-jax" and pred.dataset == "snr60"
     assert list(pred.index) == [0, 1, 2, 3] and pred.pred_std is not None
-    galsim = files.load_predictions(baseline.fit_dataset(
+    galsim = files.load_predictions(galsim_fit.fit_dataset(
         small_sets["fixed"], tmp_path / "lbfgsb.h5", limit=4, jobs=1, progress=False))
     assert set(galsim.extra) <= set(pred.extra)  # converged, nfev, nit, seconds, message
     assert pred.extra["converged"].all() and (pred.extra["nfev"] > pred.extra["nit"]).all()

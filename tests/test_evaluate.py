@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from galaxies import evaluate, files
+from galaxies.evaluation import evaluate
+from galaxies.storage import files
 
 
 @pytest.fixture
@@ -120,7 +121,7 @@ def test_rows_with_nan_or_infinite_values_are_counted_and_said(truth_and_predict
 
     from click.testing import CliRunner
 
-    from galaxies.cli import main
+    from galaxies.interfaces.cli import main
     ds, _, pred, scale, _ = truth_and_predictions
     pred = pred.copy()
     pred[0, 1], pred[1, 3], pred[2, :] = np.nan, np.inf, -np.inf

@@ -5,7 +5,7 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import atomic, files
+from galaxies.storage import atomic, files
 
 
 def test_dataset_file_follows_the_contract(small_sets):

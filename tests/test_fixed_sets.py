@@ -6,11 +6,16 @@ import galsim
 import numpy as np
 import pytest
 
-from galaxies import crb_sets, files, profiles, recipes, testsets
-from galaxies.errors import InputError
-from galaxies.recipes import RECIPES, covers, observing_range
-from galaxies.simulate import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
-                               TEST_GALAXY, GalaxyRenderer, snr)
+from galaxies.conventions import (IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE,
+                                  TEST_GALAXY, snr)
+from galaxies.evaluation import testsets
+from galaxies.inference import crb_sets
+from galaxies.runtime import profiles
+from galaxies.runtime.errors import InputError
+from galaxies.simulation import recipes
+from galaxies.simulation.recipes import RECIPES, covers, observing_range
+from galaxies.simulation.render import GalaxyRenderer
+from galaxies.storage import files
 
 NEW = ("compact", "extended")
 

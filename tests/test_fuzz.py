@@ -1,6 +1,6 @@
 """Property-based tests of the readers and of the command line's option parsing (Hypothesis).
 
-The property everywhere: a clean error of the project's (`galaxies.errors`) or a correct
+The property everywhere: a clean error of the project's (`galaxies.runtime.errors`) or a correct
 result, never a traceback from somewhere else, and never a changed input file. Each test
 prints how many inputs it tried; together they run over 5,000 in `make test`, whose summary
 shows the count (`test_the_fuzzed_inputs_add_up`). Beyond the readers and the options: FITS
@@ -18,13 +18,13 @@ import click
 import h5py
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from galaxies import cutouts, files
-from galaxies.cli import main
-from galaxies.errors import GalaxiesError
-from galaxies.simulate import IMAGE_SIZE, LABEL_COLUMNS
+from galaxies.conventions import IMAGE_SIZE, LABEL_COLUMNS
+from galaxies.cutouts import uploads
+from galaxies.interfaces.cli import main
+from galaxies.runtime.errors import GalaxiesError
+from galaxies.storage import files
 
 #: the readers warn about broken files (astropy: "may have been truncated"); that is expected here
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -200,7 +200,7 @@ def npy_bytes(array) -> bytes:
 
 
 @st.composite
-def uploads(draw):
+def upload_files(draw):
     """Cutout files, valid and broken: random bytes, good files truncated or with their
     header's shape or dtype rewritten, archives with several members, FITS tables."""
     kind = draw(st.sampled_from(["random", "npy", "npz", "fits", "fits.gz", "header claim"]))
@@ -240,11 +240,11 @@ def uploads(draw):
 
 
 @fuzz(700)
-@given(uploads())
+@given(upload_files())
 def test_reading_any_upload_is_a_clean_error_or_a_cutout(upload):
     data, name = upload
     try:
-        image = cutouts.read_cutout(data, name)
+        image = uploads.read_cutout(data, name)
     except GalaxiesError:
         pass
     except zipfile.BadZipFile as err:  # pragma: no cover - a failure of the property
@@ -295,8 +295,9 @@ def test_parsing_any_command_line_is_a_clean_usage_error_or_a_parse(command, dat
 
 # ------------------------------------------------------- FITS headers, WCS matrices, PSFs
 
-from galaxies import atomic, fits_cutouts, measure_inputs  # noqa: E402
-from galaxies.errors import USER_ERRORS, ResourceError  # noqa: E402
+from galaxies.cutouts import fits_files, measure_inputs  # noqa: E402
+from galaxies.runtime.errors import USER_ERRORS, ResourceError  # noqa: E402
+from galaxies.storage import atomic
 
 SCALES = st.sampled_from([0.0, 1e-12, 1e-7, 0.03 / 3600, 0.3 / 3600, 0.3, 1.0, 1e3, -0.3 / 3600,
                           float("inf"), float("nan")])
@@ -353,8 +354,8 @@ def test_any_fits_header_and_wcs_is_a_clean_error_or_a_checked_cutout(case):
         path = Path(folder) / "c.fits"
         path.write_bytes(raw)
         try:
-            for cutout in fits_cutouts.read_cutouts(path, pixel_scale=pixel_scale):
-                low, high = fits_cutouts.SCALE_RANGE
+            for cutout in fits_files.read_cutouts(path, pixel_scale=pixel_scale):
+                low, high = fits_files.SCALE_RANGE
                 assert low <= cutout.pixel_scale <= high
                 assert cutout.frame is None or (np.isfinite(cutout.frame[0])
                                                 and isinstance(cutout.frame[1], bool))
@@ -406,9 +407,9 @@ def test_any_psf_image_is_refused_or_centred_and_positive(image):
         path = Path(folder) / "psf.fits"
         fits.PrimaryHDU(image.astype(np.float32)).writeto(path)
         before = sha(path)
-        cutout = fits_cutouts.Cutout(np.zeros((33, 33)), "c.fits", 0, None, 0.3)
+        cutout = fits_files.Cutout(np.zeros((33, 33)), "c.fits", 0, None, 0.3)
         try:
-            psf, scale = fits_cutouts.read_psf(path)
+            psf, scale = fits_files.read_psf(path)
             measure_inputs.check_cutout(cutout, path, psf, scale, None, None)
         except GalaxiesError:
             pass

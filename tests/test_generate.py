@@ -3,11 +3,14 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import files, profiles, resumable
-from galaxies.errors import InputError, OutputExistsError
-from galaxies.generate import FixedSpec, RandomSpec, draw_candidates, generate, generate_fixed
-from galaxies.recipes import RECIPES, build_datasets, recipe_record
-from galaxies.simulate import GalaxyRenderer, ParameterRangeError, snr
+from galaxies.conventions import snr
+from galaxies.runtime import profiles
+from galaxies.runtime.errors import InputError, OutputExistsError, ParameterRangeError
+from galaxies.simulation.generate import (FixedSpec, RandomSpec, draw_candidates, generate,
+                                          generate_fixed)
+from galaxies.simulation.recipes import RECIPES, build_datasets, recipe_record
+from galaxies.simulation.render import GalaxyRenderer
+from galaxies.storage import files, resumable
 
 
 def test_random_set_keeps_only_snr_in_window_and_labels_in_range(small_sets):
@@ -169,7 +172,7 @@ def test_a_killed_run_resumes_to_the_same_file(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
         from galaxies import resumable
-        from galaxies.generate import RandomSpec, generate
+        from galaxies.simulation.generate import RandomSpec, generate
         original, calls = resumable.Progress.mark_done, []
         def mark_done(self, chunk, stats=()):
             original(self, chunk, stats)

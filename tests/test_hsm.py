@@ -4,9 +4,11 @@ import h5py
 import numpy as np
 import pytest
 
-from galaxies import evaluate, files, hsm
-from galaxies.errors import InputError
-from galaxies.simulate import IMAGE_SIZE, PIXEL_SCALE
+from galaxies.conventions import IMAGE_SIZE, PIXEL_SCALE
+from galaxies.evaluation import evaluate
+from galaxies.inference import hsm
+from galaxies.runtime.errors import InputError
+from galaxies.storage import files
 
 
 @pytest.mark.parametrize("g1, g2", [(0.2, -0.1), (-0.05, 0.4), (0.0, 0.0)])

@@ -1,5 +1,5 @@
 """`galaxies measure`: FITS cutouts of any pixel scale and size, measured with the domain checked
-(`galaxies.fits_cutouts`, `galaxies.measure`, the generalized model, fit and bound)."""
+(`galaxies.cutouts.fits_files`, `galaxies.cutouts.measure`, the generalized model, fit and bound)."""
 from pathlib import Path
 
 import galsim
@@ -10,9 +10,12 @@ from astropy.table import Table
 from astropy.wcs import WCS
 from click.testing import CliRunner
 
-from galaxies import baseline, crb, likelihood, measure, simulate
-from galaxies.cli import main
-from galaxies.fits_cutouts import Cutout, read_cutouts
+from galaxies import conventions
+from galaxies.cutouts import measure
+from galaxies.cutouts.fits_files import Cutout, read_cutouts
+from galaxies.inference import crb, galsim_fit, likelihood
+from galaxies.interfaces.cli import main
+from galaxies.simulation import render
 
 HST = Path(__file__).resolve().parent / "data" / "hst"
 TRUTH = np.array([1e5, 2.0, 0.35, 0.12, -0.08])
@@ -110,7 +113,7 @@ def test_bad_inputs_are_one_line_and_status_2(tmp_path):
 # ------------------------------------------------------------------ the generalized model
 
 def test_the_generalized_model_and_bound_at_the_simulation_stamp_are_the_existing_ones():
-    stamp = simulate.Stamp(psf=galsim.Moffat(beta=2.0, fwhm=0.6))  # a PSF object of its own
+    stamp = render.Stamp(psf=galsim.Moffat(beta=2.0, fwhm=0.6))  # a PSF object of its own
     assert not stamp.is_default
     old, new = likelihood.SersicModel(0.6), likelihood.SersicModel(None, stamp=stamp)
     for theta in ((3.0, 0.3, -0.069, 0.15), (1.27, 0.45, 0.2, -0.1)):
@@ -123,21 +126,21 @@ def test_the_generalized_model_and_bound_at_the_simulation_stamp_are_the_existin
     # a sigma map of one value is that value
     assert np.allclose(crb.cutout_bound(params, stamp, np.full((64, 64), 250.0)),
                        crb.cutout_bound(params, stamp, 250.0), rtol=1e-12)
-    image = simulate.simulate(*params, psf_fwhm=0.6, sigma=250.0, seed=4).noisy
-    assert np.array_equal(baseline.fit_image(image, 0.6, 250.0).params,
-                          baseline.fit_image(image, None, 250.0, stamp=stamp).params)
+    image = render.simulate(*params, psf_fwhm=0.6, sigma=250.0, seed=4).noisy
+    assert np.array_equal(galsim_fit.fit_image(image, 0.6, 250.0).params,
+                          galsim_fit.fit_image(image, None, 250.0, stamp=stamp).params)
 
 
 def test_the_bound_follows_the_pixel_scale_and_the_masked_pixels():
     params = (1e5, 2.0, 0.35, 0.1, -0.05)
     psf = galsim.Moffat(beta=2.0, fwhm=0.7)
-    fine = crb.cutout_bound(params, simulate.Stamp(0.1, (121, 121), psf), 50.0, gain=None)
+    fine = crb.cutout_bound(params, render.Stamp(0.1, (121, 121), psf), 50.0, gain=None)
     # the same noise per arcsec^2 on pixels 3x as large: sigma x 3, the same information
-    coarse = crb.cutout_bound(params, simulate.Stamp(0.3, (41, 41), psf), 150.0, gain=None)
+    coarse = crb.cutout_bound(params, render.Stamp(0.3, (41, 41), psf), 150.0, gain=None)
     assert np.allclose(fine[[0, 3, 4]], coarse[[0, 3, 4]], rtol=0.1)
     half = np.full((41, 41), 150.0)
     half[:, :20] = np.inf  # half the stamp masked: less information
-    assert np.all(crb.cutout_bound(params, simulate.Stamp(0.3, (41, 41), psf), half,
+    assert np.all(crb.cutout_bound(params, render.Stamp(0.3, (41, 41), psf), half,
                                    gain=None) > coarse)
 
 
@@ -154,7 +157,7 @@ def test_a_simulated_fits_cutout_is_measured_within_a_few_sigma(tmp_path, scale,
     assert m.converged and m.params.shape == (5,) and np.all(m.std > 0)
     z = (m.params - TRUTH) / m.std
     assert np.all(np.abs(z) < 4), z
-    bound = crb.cutout_bound(TRUTH, simulate.Stamp(scale, (size, size), galsim.InterpolatedImage(
+    bound = crb.cutout_bound(TRUTH, render.Stamp(scale, (size, size), galsim.InterpolatedImage(
         galsim.Image(psf, scale=scale)), pixel_included=True), sigma, gain=None)
     assert np.allclose(m.std, bound, rtol=0.3)  # the bound at the estimate, near the truth's
     assert np.abs(m.data - m.model).std() < 1.3 * sigma  # the residual is noise
@@ -167,11 +170,11 @@ def test_resampled_noise_matches_the_interpolation_kernel():
     sum_i K(u - i)^2 sum_j K(v - j)^2; the Monte Carlo of `resampled_sigma` must agree."""
     scale, size, sigma = 0.3, 41, 10.0
     quintic = galsim.Quintic()
-    centre_in, centre_out = (size - 1) / 2, (simulate.IMAGE_SIZE - 1) / 2
-    u = centre_in + (np.arange(simulate.IMAGE_SIZE) - centre_out) * simulate.PIXEL_SCALE / scale
+    centre_in, centre_out = (size - 1) / 2, (conventions.IMAGE_SIZE - 1) / 2
+    u = centre_in + (np.arange(conventions.IMAGE_SIZE) - centre_out) * conventions.PIXEL_SCALE / scale
     taps = np.arange(-4, 5)
     k2 = np.array([np.sum(quintic.xval(x - np.round(x) - taps) ** 2) for x in u])
-    variance = sigma**2 * (simulate.PIXEL_SCALE / scale) ** 4 * np.outer(k2, k2)
+    variance = sigma**2 * (conventions.PIXEL_SCALE / scale) ** 4 * np.outer(k2, k2)
     expected = np.sqrt(variance.mean())
     measured = measure.resampled_sigma((size, size), scale, sigma, realizations=12)
     assert measured == pytest.approx(expected, rel=0.03)
@@ -185,7 +188,7 @@ def test_the_equivalent_noise_keeps_the_variance_of_a_flux():
     over a wide aperture of a resampled pure-noise field has the variance that white noise of
     `equivalent_sigma` per 0.23" pixel gives it (a Monte Carlo, upsampling and integrating),
     while the correlated pixels' own standard deviation misses it by far when upsampling."""
-    from galaxies import resampling
+    from galaxies.cutouts import resampling
     rng = np.random.default_rng(3)
     for scale, size in ((0.3, 60), (0.1, 160)):
         sums = []
@@ -202,7 +205,7 @@ def test_the_equivalent_noise_keeps_the_variance_of_a_flux():
 def test_the_stamp_fwhm_is_the_moffat_s_own_on_the_simulation_s_pixels():
     """A PSF drawn as the simulations draw it (Moffat beta 2, 0.23" pixels) gives back its FWHM;
     coarser cutout pixels widen the PSF, and the match grows with them."""
-    from galaxies import resampling
+    from galaxies.cutouts import resampling
     for fwhm in (0.5, 0.8):
         drawn = galsim.Moffat(beta=2.0, fwhm=fwhm).drawImage(nx=64, ny=64, scale=0.23).array
         assert resampling.stamp_fwhm(drawn / drawn.sum()) == pytest.approx(fwhm, abs=2e-3)
@@ -281,7 +284,7 @@ def test_the_network_sees_the_resampled_stamp_and_refined_starts_from_it():
     # told the noise and PSF in its training's terms: white noise of the same information,
     # the Moffat matching the resampled PSF (0.1" pixels add little to a 0.7" Moffat)
     assert seen["sigma"][0] == pytest.approx(nn.sigma_stamp)
-    assert nn.sigma_stamp == pytest.approx(sigma * simulate.PIXEL_SCALE / scale)
+    assert nn.sigma_stamp == pytest.approx(sigma * conventions.PIXEL_SCALE / scale)
     assert seen["psf_fwhm"][0] == pytest.approx(nn.psf_fwhm_stamp)
     assert nn.psf_fwhm_stamp == pytest.approx(0.7, abs=0.02)
     assert np.array_equal(nn.params, start) and np.all(np.isfinite(nn.std))
@@ -306,7 +309,7 @@ def test_the_psf_from_a_header_keyword_and_a_moffat(tmp_path):
 
 
 def test_the_jax_model_measures_a_cutout_as_galsim_does_or_falls_back_saying_why(monkeypatch):
-    from galaxies.differentiable import cutouts
+    from galaxies.inference.differentiable import cutouts
     noisy, psf = simulated(0.3, 41, 150.0, seed=11)
     cutout = Cutout(noisy, "sim.fits", 0, None, 0.3)
     jax, galsim_ = (measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=150.0, renderer=r)

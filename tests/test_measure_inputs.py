@@ -1,5 +1,5 @@
-"""`galaxies measure` checks what it is given for meaning (`galaxies.measure_inputs`,
-`galaxies.fits_cutouts`): unit mistakes, a PSF off its centre, header values that are not
+"""`galaxies measure` checks what it is given for meaning (`galaxies.cutouts.measure_inputs`,
+`galaxies.cutouts.fits_files`): unit mistakes, a PSF off its centre, header values that are not
 numbers, a rotated or skewed WCS, files that are damaged, and the memory bound."""
 import cmath
 import math
@@ -9,10 +9,11 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 from click.testing import CliRunner
-
-from galaxies import fits_cutouts, measure_inputs, resources
-from galaxies.cli import main
 from test_measure import header, one_line_error, simulated, write
+
+from galaxies.cutouts import fits_files, measure_inputs
+from galaxies.interfaces.cli import main
+from galaxies.runtime import resources
 
 SCALE = 0.3
 
@@ -88,7 +89,7 @@ def test_a_skewed_wcs_is_refused(tmp_path, galaxy):
     fits.PrimaryHDU(image, rotated_header(10, image.shape, skew=0.2)).writeto(path)
     one_line_error(cli("measure", path, "--psf-fwhm", "0.7", "--out", tmp_path / "o.csv"),
                    "skew.fits", "skew")
-    assert fits_cutouts.wcs_frame(rotated_header(10, image.shape), "x")[0] == pytest.approx(
+    assert fits_files.wcs_frame(rotated_header(10, image.shape), "x")[0] == pytest.approx(
         math.radians(10))
 
 

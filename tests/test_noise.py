@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 
-from galaxies import files
-from galaxies.errors import InputError
-from galaxies.simulate import SNR_RANGE, add_noise, default_renderer
-from galaxies.training import TrainingConfig, fit, input_fields
-from galaxies.training.noise import FreshNoise
+from galaxies.conventions import SNR_RANGE
+from galaxies.networks.training import TrainingConfig, fit, input_fields
+from galaxies.networks.training.noise import FreshNoise
+from galaxies.runtime.errors import InputError
+from galaxies.simulation.render import add_noise, default_renderer
+from galaxies.storage import files
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ clone (CI) everything runs.
 import nbformat
 import pytest
 
-from galaxies import pipeline, profiles
+from galaxies.interfaces import pipeline
+from galaxies.runtime import profiles
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
@@ -35,6 +36,6 @@ def test_every_notebook_runs_under_the_smoke_profile():
     # what each step's kernel imported was recorded: the Xception builder, reached through a
     # function-level import, is among the modules of every step that trains an Xception
     for name in ("xception", "autoencoder", "gridsearch", "denoising"):
-        assert "galaxies.models.xception" in state[name]["modules"], name
+        assert "galaxies.networks.models.xception" in state[name]["modules"], name
     assert (results / "presentation.slides.html").is_file()
     assert "reveal" in (results / "presentation.slides.html").read_text()[:20000].lower()

@@ -1,4 +1,4 @@
-"""The one rule for outputs (`galaxies.atomic`), and a full disk.
+"""The one rule for outputs (`galaxies.storage.atomic`), and a full disk.
 
 Only a regular file (or a folder holding ``training.json``) is ever replaced, with ``--force``;
 a missing parent folder exists only if the command succeeded; every message names the path the
@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from galaxies import atomic
-from galaxies.cli import main
-from galaxies.errors import OutputExistsError, ResourceError
+from galaxies.interfaces.cli import main
+from galaxies.runtime.errors import OutputExistsError, ResourceError
+from galaxies.storage import atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,6 @@ def test_a_simulated_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypa
     assert not atomic.is_disk_full(OSError("Can't write data (wrong type)"))
 
     from astropy.table import Table
-
     from test_measure import simulated, write
 
     def full(*args, **kwargs):
@@ -182,7 +181,7 @@ def full_tmpfs(tmp_path):
 
 def test_a_real_full_disk_is_one_line_and_leaves_nothing(full_tmpfs, small_sets):
     out = full_tmpfs / "sub" / "fit.h5"
-    done = subprocess.run([sys.executable, "-m", "galaxies.cli", "fit", str(small_sets["fixed"]),
+    done = subprocess.run([sys.executable, "-m", "galaxies.interfaces.cli", "fit", str(small_sets["fixed"]),
                            str(out), "--limit", "2", "--jobs", "1"], capture_output=True,
                           text=True, cwd=ROOT, timeout=300)
     lines = done.stderr.strip().splitlines()

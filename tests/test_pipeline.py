@@ -1,12 +1,13 @@
 """The pipeline: dependency order, skipping unchanged steps, and failing notebooks named."""
 import json
-import time
 import shutil
+import time
 
 import nbformat
 import pytest
 
-from galaxies import pipeline, profiles, sources
+from galaxies.interfaces import pipeline
+from galaxies.runtime import code_dependencies, profiles
 
 
 def write_notebook(path, *cells):
@@ -85,7 +86,7 @@ def test_unknown_step_is_refused():
 
 
 def test_fingerprint_follows_package_imports():
-    deps = {p.name for p in sources.package_dependencies(["from galaxies import evaluate"])}
+    deps = {p.name for p in code_dependencies.package_dependencies(["from galaxies import evaluate"])}
     assert {"evaluate.py", "files.py", "simulate.py", "crb.py", "__init__.py"} <= deps
     assert not {"loop.py", "baseline.py", "report.py"} & deps
 
@@ -98,7 +99,7 @@ def package_copy(tmp_path, monkeypatch):
         shutil.copytree(profiles.ROOT / folder, tmp_path / folder,
                         ignore=shutil.ignore_patterns("*.h5", "__pycache__", "quick", "smoke", "full"))
     monkeypatch.setattr(profiles, "ROOT", tmp_path)
-    monkeypatch.setattr(sources, "PACKAGE_DIR", tmp_path / "galaxies")
+    monkeypatch.setattr(code_dependencies, "PACKAGE_DIR", tmp_path / "galaxies")
     return tmp_path / "galaxies"
 
 
@@ -134,19 +135,19 @@ def test_a_comment_changes_no_fingerprint(package_copy):
 def test_a_module_only_the_kernel_imported_is_covered(package_copy):
     """A module no notebook imports by name (reached through a string, say) counts once the
     run recorded it."""
-    before = _fingerprints({"eda": ["galaxies.cutouts"]})
+    before = _fingerprints({"eda": ["galaxies.cutouts.uploads"]})
     cutouts = package_copy / "cutouts.py"
     cutouts.write_text(cutouts.read_text() + "\nEXTRA = 1\n")
-    after = _fingerprints({"eda": ["galaxies.cutouts"]})
+    after = _fingerprints({"eda": ["galaxies.cutouts.uploads"]})
     assert before["eda"] != after["eda"] and before["baseline"] == after["baseline"]
 
 
 def test_the_record_cell_reports_imports_and_leaves_no_trace(toy):
     root, log, steps = toy
-    write_notebook(root / "a.ipynb", "import importlib; importlib.import_module('galaxies.cutouts')")
+    write_notebook(root / "a.ipynb", "import importlib; importlib.import_module('galaxies.cutouts.uploads')")
     pipeline.run("smoke", steps=steps[:1], log=quiet)
     state = json.loads((root / "results" / "smoke" / pipeline.STATE_FILE).read_text())
-    assert "galaxies.cutouts" in state["a"]["modules"]
+    assert "galaxies.cutouts.uploads" in state["a"]["modules"]
     executed = nbformat.read(root / "results" / "smoke" / "a.ipynb", as_version=4)
     assert not [c for c in executed.cells if pipeline.RECORD_TAG in c.metadata.get("tags", [])]
     assert pipeline.run("smoke", steps=steps[:1], log=quiet)["a"]["status"] == "skipped"
@@ -168,7 +169,7 @@ def test_a_notebook_runs_once_per_parameter_set(toy):
 def test_the_command_lists_every_notebook_run():
     from click.testing import CliRunner
 
-    from galaxies.cli import main
+    from galaxies.interfaces.cli import main
     result = CliRunner().invoke(main, ["run", "--list"])
     assert result.exit_code == 0, result.output
     assert "two_stage.ipynb[denoiser=rdn]" in result.output and "final_report" in result.output

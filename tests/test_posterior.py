@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from galaxies import crb, posterior
-from galaxies.errors import InputError
-from galaxies.simulate import GalaxyRenderer, add_noise
+from galaxies.inference import crb, posterior
+from galaxies.runtime.errors import InputError
+from galaxies.simulation.render import GalaxyRenderer, add_noise
 
 
 def test_log_prior_is_the_recipes_draw():

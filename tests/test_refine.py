@@ -3,10 +3,11 @@ the predictions file, refusals."""
 import numpy as np
 import pytest
 
-from galaxies import crb, files, refine
-from galaxies.errors import InputError
-from galaxies.likelihood import BOUNDS
-from galaxies.simulate import GalaxyRenderer, ParameterRangeError, add_noise
+from galaxies.inference import crb, refine
+from galaxies.inference.likelihood import BOUNDS
+from galaxies.runtime.errors import InputError, ParameterRangeError
+from galaxies.simulation.render import GalaxyRenderer, add_noise
+from galaxies.storage import files
 
 SNR60 = np.array([1e5, 3.0, 0.3, -0.069, 0.15])
 
@@ -166,7 +167,7 @@ def test_cli_refines_predictions_and_fits_from_them(small_sets, tmp_path, render
                                                     refined_name, fit_name):
     from click.testing import CliRunner
 
-    from galaxies.cli import main
+    from galaxies.interfaces.cli import main
     start = _start_file(tmp_path / "net__snr60.h5", 4, "snr60")
     runner = CliRunner()
     result = runner.invoke(main, ["refine", "--start", str(start), str(small_sets["fixed"]),
@@ -189,7 +190,7 @@ def test_cli_refines_predictions_and_fits_from_them(small_sets, tmp_path, render
 def test_cli_refuses_a_start_of_another_set_and_a_wrong_path_count(small_sets, tmp_path):
     from click.testing import CliRunner
 
-    from galaxies.cli import main
+    from galaxies.interfaces.cli import main
     other = _start_file(tmp_path / "net__snr30.h5", 4, "snr30")
     runner = CliRunner()
     for args in (["fit", str(small_sets["fixed"]), str(tmp_path / "f.h5"), "--start", str(other)],

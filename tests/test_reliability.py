@@ -16,16 +16,19 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from galaxies import atomic, crb_sets, cutouts, estimators, evaluate, files
-from galaxies.cli import main
-from galaxies.commandline import user_errors
-from galaxies.errors import FileFormatError, InputError, OutputExistsError
+from galaxies.cutouts import uploads
+from galaxies.evaluation import estimators, evaluate
+from galaxies.inference import crb_sets
+from galaxies.interfaces.cli import main
+from galaxies.interfaces.cli.options import user_errors
+from galaxies.runtime.errors import FileFormatError, InputError, OutputExistsError
+from galaxies.storage import atomic, files
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def galaxies(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "galaxies.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "galaxies.interfaces.cli", *map(str, args)],
                           capture_output=True, text=True, cwd=ROOT, timeout=timeout)
 
 
@@ -79,7 +82,7 @@ def test_fit_and_predict_keep_an_existing_output_without_force(small_sets, tmp_p
 
 
 def test_predict_without_a_model_names_the_profile_s_recommended_network(small_sets, tmp_path):
-    from galaxies import profiles
+    from galaxies.runtime import profiles
     out = tmp_path / "pred.h5"
     full = profiles.get("full")
     assert full.recommended in full.xception_variants  # every profile trains its own
@@ -268,7 +271,7 @@ def _running(pid: int) -> bool:
 @pytest.fixture(scope="module")
 def bigger_set(tmp_path_factory):
     """160 random galaxies: enough bounds for a pool of two to work for several seconds."""
-    from galaxies.generate import RandomSpec, generate
+    from galaxies.simulation.generate import RandomSpec, generate
     return generate(tmp_path_factory.mktemp("bigger") / "v1.h5",
                     RandomSpec(sersics=4, psf_fwhm=0.5, sigma=200.0), size=160, seed=3, jobs=1,
                     progress=False, name="v1")
@@ -284,7 +287,7 @@ def test_sigterm_stops_the_workers_and_says_so(small_sets, bigger_set, tmp_path,
     args += ["--renderer", "galsim"]
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
-        proc = subprocess.Popen([sys.executable, "-m", "galaxies.cli", *args], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "galaxies.interfaces.cli", *args], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.time() + 90
     workers: list[int] = []
@@ -310,18 +313,18 @@ def test_an_npy_header_claiming_a_huge_array_is_refused_before_loading():
                                                   "shape": (10**6, 10**6)})
     data = buffer.getvalue()
     assert len(data) < 200
-    with pytest.raises(cutouts.CutoutError, match="1000000 x 1000000"):
-        cutouts.read_cutout(data, "huge.npy")
+    with pytest.raises(uploads.CutoutError, match="1000000 x 1000000"):
+        uploads.read_cutout(data, "huge.npy")
 
 
 def test_an_npz_bomb_is_refused_before_decompressing():
     buffer = bytes_io.BytesIO()
     np.savez_compressed(buffer, img=np.zeros((4096, 4096)))  # 134 MB of zeros in 130 kB
     data = buffer.getvalue()
-    assert len(data) < cutouts.MAX_UPLOAD_BYTES
+    assert len(data) < uploads.MAX_UPLOAD_BYTES
     start = time.perf_counter()
-    with pytest.raises(cutouts.CutoutError, match="unpacks to 134 MB"):
-        cutouts.read_cutout(data, "bomb.npz")
+    with pytest.raises(uploads.CutoutError, match="unpacks to 134 MB"):
+        uploads.read_cutout(data, "bomb.npz")
     assert time.perf_counter() - start < 1.0
 
 
@@ -332,5 +335,5 @@ def test_a_gzipped_fits_cutout_is_read():
     image = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
     buffer = bytes_io.BytesIO()
     fits.PrimaryHDU(image).writeto(buffer)
-    got = cutouts.read_cutout(gzip.compress(buffer.getvalue()), "galaxy.fits.gz")
+    got = uploads.read_cutout(gzip.compress(buffer.getvalue()), "galaxy.fits.gz")
     np.testing.assert_array_equal(got, image)

@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from galaxies import files, profiles, report, tradeoffs
+from galaxies.evaluation import report, tradeoffs
+from galaxies.runtime import profiles
+from galaxies.storage import files
 
 
 @pytest.fixture
@@ -78,7 +80,7 @@ def every_test_set(profile):
     """The profile's test sets at 8 rows, and predictions on the fixed ones: the fit, the v1
     network with a standard deviation (the most accurate), and the recommended v3 network
     (truth plus noise)."""
-    from galaxies.recipes import build_datasets
+    from galaxies.simulation.recipes import build_datasets
 
     small = profiles.get(profile, sizes={**profile.sizes, **{t: 8 for t in profiles.TESTSETS}})
     build_datasets(small, profiles.TESTSETS, jobs=1, progress=False, log=lambda m: None)

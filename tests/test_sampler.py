@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from galaxies import files, resumable, sampler
-from galaxies import generate as generate_module
-from galaxies.generate import RandomSpec, generate, render_candidates
-from galaxies.simulate import RANGES, SNR_RANGE
+from galaxies.conventions import RANGES, SNR_RANGE
+from galaxies.simulation import generate as generate_module, sampler
+from galaxies.simulation.generate import RandomSpec, generate, render_candidates
+from galaxies.storage import files, resumable
 
 # Fixed PSF, noise in [200, 400] (the SNR per unit flux scales as 1 / sigma), four indices.
 SPEC = RandomSpec(sersics=4, psf_fwhm=0.5, sigma=None)

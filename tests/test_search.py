@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from galaxies.experiments import gridsearch as gs
+from galaxies.evaluation.experiments import gridsearch as gs
 
 
 def _records(folder):
@@ -72,11 +72,11 @@ def test_best_accuracy_per_parameter_and_the_comparison(tmp_path):
 
 
 def test_autokeras_patch_casts_the_head_units():
-    from autokeras.blocks import heads
     import keras
     import keras_tuner
+    from autokeras.blocks import heads
 
-    from galaxies.experiments import autokeras_space
+    from galaxies.evaluation.experiments import autokeras_space
 
     autokeras_space.patch_autokeras()
     assert autokeras_space.patch_autokeras() is False  # idempotent
@@ -90,7 +90,7 @@ def test_autokeras_patch_casts_the_head_units():
 def test_convblock_choices_from_the_profile():
     from keras_tuner.engine.hyperparameters import Choice
 
-    from galaxies.experiments import autokeras_space
+    from galaxies.evaluation.experiments import autokeras_space
 
     args = autokeras_space.conv_block_arguments({"filters": [8, 16], "kernel_size": 3,
                                                  "max_pooling": True, "separable": [True, False]},
@@ -104,8 +104,8 @@ def test_convblock_choices_from_the_profile():
 def test_a_one_trial_search_keeps_its_trial_and_a_plain_keras_pick(tmp_path):
     import keras
 
-    from galaxies.experiments import autokeras as aks
-    from galaxies.models import architecture
+    from galaxies.evaluation.experiments import autokeras as aks
+    from galaxies.networks.models import architecture
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 64, 64, 1)).astype(np.float32)
@@ -147,8 +147,9 @@ def test_the_autokeras_pick_is_retrained_on_the_stream(small_sets, tmp_path, mon
 
     import keras
 
-    from galaxies import files, profiles
-    from galaxies.experiments import autokeras as aks
+    from galaxies.evaluation.experiments import autokeras as aks
+    from galaxies.runtime import profiles
+    from galaxies.storage import files
 
     monkeypatch.setattr(profiles, "ROOT", tmp_path)
     profile = profiles.get("smoke")

@@ -3,9 +3,11 @@ import galsim
 import numpy as np
 import pytest
 
-from galaxies import simulate
-from galaxies.simulate import (GalaxyRenderer, ParameterRangeError, add_noise, check_parameters,
-                               ellipticity_to_shear, shear_to_ellipticity, simulate as sim)
+from galaxies import conventions
+from galaxies.conventions import check_parameters, ellipticity_to_shear, shear_to_ellipticity
+from galaxies.runtime.errors import ParameterRangeError
+from galaxies.simulation import render
+from galaxies.simulation.render import GalaxyRenderer, add_noise, simulate as sim
 
 CASES = [  # flux, n, r, g1, g2, psf
     (1e5, 3.0, 0.3, -0.069, 0.15, 0.5),
@@ -64,7 +66,7 @@ def test_shear_orientation_matches_adaptive_moments():
     """The sheared image is elongated along beta, as GalSim's HSM moments measure it."""
     renderer = GalaxyRenderer()
     for beta in np.radians([0, 30, 75, 120]):
-        g1, g2 = simulate.shear_components(0.4, beta)
+        g1, g2 = conventions.shear_components(0.4, beta)
         image = renderer.draw(1e5, 1.0, 0.5, g1, g2, 0.5)
         shape = galsim.hsm.FindAdaptiveMom(galsim.ImageF(image, scale=0.23)).observed_shape
         measured = np.mod(0.5 * np.arctan2(shape.e2, shape.e1), np.pi)

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from galaxies import evaluate, files, tradeoffs
+from galaxies.evaluation import evaluate, tradeoffs
+from galaxies.storage import files
 
 
 def test_front_by_hand():

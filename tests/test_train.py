@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
-from galaxies import estimators, files, training
-from galaxies.training import losses
-from galaxies.training import saved as saved_format
-from galaxies.simulate import GalaxyRenderer
+from galaxies.evaluation import estimators
+from galaxies.networks import training
+from galaxies.networks.training import losses, saved as saved_format
+from galaxies.simulation.render import GalaxyRenderer
+from galaxies.storage import files
 
 TINY = dict(entry_filters=8, block_filters=8, blocks=1, exit_filters=8)
 
@@ -37,7 +38,7 @@ def trained(small_sets, tmp_path_factory, keras):
 @pytest.mark.parametrize("kwargs, n_conditioning, n_outputs", [
     ({}, 0, 5), ({"stem": "conv"}, 0, 5), ({"patch": 8}, 2, 10), ({"patch": 2, **TINY}, 1, 5)])
 def test_builder_output_shape(keras, kwargs, n_conditioning, n_outputs):
-    from galaxies.models import get_builder
+    from galaxies.networks.models import get_builder
     model = get_builder("xception")((64, 64, 2), n_conditioning, n_outputs, **kwargs)
     x = [np.zeros((3, 64, 64, 2), np.float32)]
     if n_conditioning:
@@ -46,7 +47,7 @@ def test_builder_output_shape(keras, kwargs, n_conditioning, n_outputs):
 
 
 def test_seed_architecture_is_kept(keras):
-    from galaxies.models.xception import SEED, build
+    from galaxies.networks.models.xception import SEED, build
     model = build((64, 64, 1), **SEED)
     assert model.count_params() == 86821  # the seed's layout: 5x5/2 conv, 8 blocks at 32 x 32
     assert model.get_layer(index=1).strides == (2, 2)
@@ -55,7 +56,7 @@ def test_seed_architecture_is_kept(keras):
 @pytest.mark.parametrize("kwargs, message", [({"stem": "pixels"}, "stem"), ({"patch": 5}, "multiple"),
                                             ({"blocks": -1}, "blocks"), ({"block_filters": 0}, "block_filters")])
 def test_builder_rejects_bad_sizes(keras, kwargs, message):
-    from galaxies.models.xception import build
+    from galaxies.networks.models.xception import build
     with pytest.raises(ValueError, match=message):
         build((64, 64, 1), **kwargs)
 
@@ -196,7 +197,7 @@ def test_predictions_in_blocks_are_bitwise_those_of_one_pass(trained, small_sets
 def test_predicting_a_file_that_breaks_the_contract(trained, small_sets, tmp_path, without_field):
     from click.testing import CliRunner
 
-    from galaxies.cli import main
+    from galaxies.interfaces.cli import main
     broken = without_field(small_sets["fixed"], "sigma")
     with pytest.raises(files.FileFormatError, match="sigma"):
         estimators.load(trained["plain"].path).predict_file(broken, tmp_path / "p.h5")
@@ -207,7 +208,7 @@ def test_predicting_a_file_that_breaks_the_contract(trained, small_sets, tmp_pat
 
 
 def test_uncertainty_output(trained, small_sets, tmp_path):
-    from galaxies import evaluate
+    from galaxies.evaluation import evaluate
     out = estimators.Network(trained["nll"]).predict_file(small_sets["fixed"], tmp_path / "nll.h5")
     pred = files.load_predictions(out)
     assert pred.pred_std.shape == (16, 5) and np.all(pred.pred_std > 0)
@@ -239,7 +240,7 @@ def test_decoupled_loss_trains_means_like_mse(keras):
 def test_cli_train_and_predict(small_sets, tmp_path, keras):
     from click.testing import CliRunner
 
-    from galaxies.cli import main
+    from galaxies.interfaces.cli import main
     runner = CliRunner()
     result = runner.invoke(main, ["train", "xception", "--data", str(small_sets["random"]),
                                   "--out", str(tmp_path / "m"), "--epochs", "1", "--limit", "20",
@@ -257,8 +258,8 @@ def test_cli_train_and_predict(small_sets, tmp_path, keras):
 
 
 def test_variants_name_their_files_and_options():
-    from galaxies import profiles
-    from galaxies.experiments import xception as variants
+    from galaxies.evaluation.experiments import xception as variants
+    from galaxies.runtime import profiles
     smoke = profiles.get("smoke")
     assert variants.model_dir("xception-noiseless_v1", smoke) == smoke.models_dir / "xception-noiseless_v1"
     assert variants.config("xception_v3", smoke).conditioning == ("psf_fwhm", "sigma")

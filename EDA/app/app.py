@@ -4,8 +4,8 @@ trained models, and measure your own cutout.
     make app                         # = .venv/bin/streamlit run EDA/app/app.py
     GALAXIES_PROFILE=smoke make app  # show the smoke profile's data and models
 
-Every computation is in the `galaxies` package (`galaxies.app_support`, `galaxies.eda`,
-`galaxies.plots`); the pages under ``views/`` only lay it out.
+Every computation is in the `galaxies` package (`galaxies.interfaces.app_support`, `galaxies.simulation.exploration`,
+`galaxies.interfaces.plots`); the pages under ``views/`` only lay it out.
 """
 import sys
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Widgets and cached computations shared by the explorer's pages.
 
-The logic lives in `galaxies.app_support`; this module only binds it to Streamlit: the galaxy
+The logic lives in `galaxies.interfaces.app_support`; this module only binds it to Streamlit: the galaxy
 parameters in the sidebar (kept when the user switches pages), caches around rendering and
 model loading, and the block of estimates that the Models and Your-image pages share.
 """
@@ -13,9 +13,10 @@ import time
 import numpy as np
 import streamlit as st
 
-from galaxies import app_support as support
-from galaxies import plots, profiles
-from galaxies.simulate import RANGES, ParameterRangeError
+from galaxies.conventions import RANGES
+from galaxies.interfaces import app_support as support, plots
+from galaxies.runtime import profiles
+from galaxies.runtime.errors import ParameterRangeError
 
 SHAPE_MODES = ("axis ratio q and angle β", "shear g1, g2")
 
@@ -140,7 +141,7 @@ def show_images(images: list, captions: list, mode: str = "linear", width: int =
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model ...")
 def load_model(path: str, modified: float):
-    """An estimator (`galaxies.estimators`; kept in memory, ``modified`` makes a retrained
+    """An estimator (`galaxies.evaluation.estimators`; kept in memory, ``modified`` makes a retrained
     one reload)."""
     return support.load_estimator(path)
 

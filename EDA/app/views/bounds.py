@@ -1,11 +1,10 @@
 """Bounds: how precisely the sliders' galaxy can be measured at all (Cramér–Rao), and how
 visible each parameter is against the noise."""
+import explorer_ui as ui
 import streamlit as st
 
-import explorer_ui as ui
-from galaxies import app_support as support
-from galaxies import plots
-from galaxies.simulate import LABEL_WIDTHS
+from galaxies.conventions import LABEL_WIDTHS
+from galaxies.interfaces import app_support as support, plots
 
 st.title("Bounds")
 st.caption("The Cramér–Rao bound is the smallest standard deviation any unbiased estimator "

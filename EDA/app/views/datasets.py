@@ -1,10 +1,10 @@
 """Data sets: pick a generated HDF5 file, filter it by label and SNR, browse its images."""
+import explorer_ui as ui
 import numpy as np
 import streamlit as st
 
-import explorer_ui as ui
-from galaxies import app_support as support
-from galaxies import files, plots
+from galaxies.interfaces import app_support as support, plots
+from galaxies.storage import files
 
 PER_PAGE = 24
 
@@ -17,7 +17,7 @@ if not paths:
     st.info(f"No data sets for profile {profile} yet: run `make datasets PROFILE={profile}` "
             f"(they are written to data/{profile}/).{hint}")
     if profile == "smoke" and st.button("Build the smoke data sets here (under a minute)"):
-        from galaxies.recipes import build_datasets
+        from galaxies.simulation.recipes import build_datasets
         with st.spinner("Simulating the smoke data sets ..."):
             build_datasets(profile, jobs=1, progress=False, log=lambda message: None)
         st.rerun()

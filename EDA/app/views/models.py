@@ -1,9 +1,11 @@
 """Models: the trained estimators on the sliders' galaxy, and their predictions on data sets."""
+import explorer_ui as ui
 import streamlit as st
 
-import explorer_ui as ui
-from galaxies import app_support as support
-from galaxies import evaluate, files, plots, profiles
+from galaxies.evaluation import evaluate
+from galaxies.interfaces import app_support as support, plots
+from galaxies.runtime import profiles
+from galaxies.storage import files
 
 st.title("Models")
 profile = ui.current_profile()

@@ -1,8 +1,8 @@
 """Simulator: one galaxy from the sliders, with its noise, PSF and SNR."""
+import explorer_ui as ui
 import streamlit as st
 
-import explorer_ui as ui
-from galaxies import app_support as support
+from galaxies.interfaces import app_support as support
 
 st.title("Simulator")
 st.caption("A Sérsic galaxy, sheared, seen through a Moffat PSF (β = 2) on 64 × 64 pixels of "

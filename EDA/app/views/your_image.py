@@ -1,20 +1,20 @@
 """Your image: upload a cutout and get the estimators' estimates.
 
 A .npy/.npz cutout must be the simulations' 64 x 64 stamp of 0.23" pixels. A FITS cutout may be
-of any pixel scale and size: `galaxies.measure` reads it (the pixel scale from its WCS),
+of any pixel scale and size: `galaxies.cutouts.measure` reads it (the pixel scale from its WCS),
 subtracts the border's background, centres on the galaxy and resamples it to the simulations'
 stamp for the networks; the fit runs at the cutout's own pixels, and its model and residual are
 shown beside the data, with the flags of what lies outside the training domain.
 """
+import explorer_ui as ui
 import numpy as np
 import streamlit as st
 
-import explorer_ui as ui
-from galaxies import app_support as support
-from galaxies import cutouts, plots
-from galaxies.errors import GalaxiesError
-from galaxies.measure import FLAGS
-from galaxies.simulate import RANGES
+from galaxies.conventions import RANGES
+from galaxies.cutouts import uploads
+from galaxies.cutouts.measure import FLAGS
+from galaxies.interfaces import app_support as support, plots
+from galaxies.runtime.errors import GalaxiesError
 
 st.title("Your image")
 st.caption("A FITS cutout of any pixel scale and size (pixel scale from its WCS), or a 64 × 64 "
@@ -29,12 +29,12 @@ psf_fwhm = middle.number_input("PSF FWHM [arcsec] (Moffat β = 2)", min_value=0.
 scale = right.number_input("pixel scale [arcsec] (FITS without WCS)", min_value=0.001,
                            max_value=10.0, value=0.23, step=0.01, key="up_scale", format="%g")
 border_noise = st.checkbox("FITS: estimate the noise from the border instead", key="up_border")
-upload = st.file_uploader("cutout", type=sorted({s.split(".")[-1] for s in cutouts.CUTOUT_SUFFIXES}),
+upload = st.file_uploader("cutout", type=sorted({s.split(".")[-1] for s in uploads.CUTOUT_SUFFIXES}),
                           max_upload_size=2, key="up_file")
 
 example = ui.render(**support.GalaxyParameters().as_dict())["noisy"]
 st.download_button("Download an example cutout (.npy: the test galaxy, σ = 200, PSF 0.5″)",
-                   cutouts.cutout_bytes(example), file_name="example_cutout.npy",
+                   uploads.cutout_bytes(example), file_name="example_cutout.npy",
                    mime="application/octet-stream", key="up_example")
 if upload is None:
     st.info("Upload a cutout to see the estimates.")
@@ -47,16 +47,16 @@ def measured(data: bytes, name: str, scale: float, psf_fwhm: float, sigma, fit: 
 
 
 content, name = upload.getvalue(), upload.name
-is_fits = name.lower().endswith(cutouts.CUTOUT_SUFFIXES[2:]) or content[:9] == b"SIMPLE  ="
+is_fits = name.lower().endswith(uploads.CUTOUT_SUFFIXES[2:]) or content[:9] == b"SIMPLE  ="
 measurement = None
 try:
-    if is_fits and len(content) <= cutouts.MAX_UPLOAD_BYTES:
+    if is_fits and len(content) <= uploads.MAX_UPLOAD_BYTES:
         noise = None if border_noise else float(sigma)
         measurement = measured(content, name, float(scale), float(psf_fwhm), noise, False)
         image, sigma = measurement.stamp.astype(np.float32), measurement.sigma_stamp
         psf_fwhm = measurement.psf_fwhm_stamp  # the network's convention on the stamp
     else:
-        image = cutouts.read_cutout(content, name)
+        image = uploads.read_cutout(content, name)
 except GalaxiesError as err:
     st.error(f"This file cannot be used: {err}")
     st.stop()

@@ -1,0 +1,7 @@
+"""Judging estimators: one interface to all of them, their accuracy against the bound, the report.
+
+`estimators` (one interface for everything that predicts), `evaluate` (bias, spread and RMSE
+against the bound), `testsets` (the profile's test sets predicted and judged),
+`image_quality` (PSNR and SSIM of the denoisers), `report` (every estimator side by side),
+`tradeoffs` (accuracy against cost), `experiments` (what each notebook runs).
+"""

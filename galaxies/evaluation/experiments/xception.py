@@ -1,0 +1,146 @@
+"""The Xception experiment (``models/xception.ipynb``): the variants, what each is trained on.
+
+Each variant is a model directory ``models/<profile>/<estimator>_<trainset>/`` and, for every
+test set, a predictions file ``results/<profile>/predictions/<estimator>_<trainset>__<testset>.h5``:
+
+Every variant but one is trained on the fresh-noise stream (`galaxies.networks.training.noise`): new
+noise on the training set's noiseless images at every showing, the read noise either the
+set's own (v1: sigma 200) or drawn per image in [200, 400] and given to the network.
+``xception_v3`` is the seed's way, fixed noisy images, kept as the named ablation of the
+recommended ``xception-fresh_v3`` on the same set and budget.
+
+=========================  =========  ==========================================================
+name                       train set  what it is
+=========================  =========  ==========================================================
+``xception_v1``            v1         fixed PSF (0.5") and noise (sigma 200): the main estimator
+``xception_v2``            v2         noise sigma drawn in [200, 400] per showing; sigma known
+``xception_v3``            v3         PSF FWHM and sigma vary, both known; **fixed** noisy
+                                      images (the seed's way): the ablation of
+                                      ``xception-fresh_v3``
+``xception-psfimg_v3``     v3         PSF image as a second image channel, sigma drawn and known
+``xception-noiseless_v1``  v1         trained and evaluated on the noiseless images (the floor)
+``xception-nll_v1``        v1         also predicts a standard deviation per label (pred_std)
+``xception-fresh_v3``      v3         fresh noise on v3 (PSF FWHM in [0.5", 1"] and sigma drawn
+                                      in [200, 400], both known): one network for every PSF
+                                      and noise level of the recipes, the profiles'
+                                      recommended estimator (`galaxies.runtime.profiles.Profile.recommended`)
+=========================  =========  ==========================================================
+
+Sigma and the PSF are known for real surveys (measured from the background and from stars), so
+giving them to the network is fair; the noise level could also be read off the image's
+background, the PSF hardly. Sizes, epochs and which variants run come from the profile
+(``epochs``, ``batch_size``, ``patience``, ``xception_*``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from galaxies.runtime import profiles
+from galaxies.runtime.errors import InputError
+from galaxies.runtime.profiles import TESTSETS
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One trained estimator: its file names and its `galaxies.networks.training.TrainingConfig` options."""
+
+    estimator: str
+    trainset: str
+    description: str
+    options: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.estimator}_{self.trainset}"
+
+
+#: fresh noise with each row's own read noise, or with sigma drawn per image and known
+_FRESH = {"noise": "fresh"}
+_FRESH_SIGMA = {"noise": "fresh", "noise_sigma": (200.0, 400.0)}
+
+VARIANTS: dict[str, Variant] = {v.name: v for v in [
+    Variant("xception", "v1", "fixed PSF and noise level; fresh noise", _FRESH),
+    Variant("xception", "v2", "noise level drawn in [200, 400] and known; fresh noise",
+            {"conditioning": ("sigma",), **_FRESH_SIGMA}),
+    Variant("xception", "v3", "PSF and noise vary, PSF FWHM and sigma known; fixed noisy images "
+            "(the seed's way, the ablation of xception-fresh_v3)",
+            {"conditioning": ("psf_fwhm", "sigma")}),
+    Variant("xception-psfimg", "v3", "PSF and noise vary; PSF image as a channel, sigma known; "
+            "fresh noise", {"psf_channel": True, "conditioning": ("sigma",), **_FRESH_SIGMA}),
+    Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
+    Variant("xception-nll", "v1", "fixed PSF and noise level; predicts a standard deviation too; "
+            "fresh noise", {"uncertainty": True, **_FRESH}),
+    Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
+            "[200, 400] and known", {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA}),
+]}
+
+
+def variant(name: str) -> Variant:
+    """The variant called ``name`` (e.g. ``"xception_v2"``)."""
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise InputError(f"unknown Xception variant {name!r}; choose from {', '.join(VARIANTS)}") from None
+
+
+def config(name: str, profile=None, **overrides):
+    """The `galaxies.networks.training.TrainingConfig` of a variant under a profile."""
+    from galaxies.networks.training import TrainingConfig
+    v = variant(name)
+    return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **overrides})
+
+
+def model_dir(name: str, profile=None) -> Path:
+    v = variant(name)
+    return profiles.get(profile).model_dir(v.estimator, v.trainset)
+
+
+def train(name: str, profile=None, verbose=2, **overrides):
+    """Train a variant on its training set under ``profile`` and save it to `model_dir`.
+    Keyword arguments replace `galaxies.networks.training.TrainingConfig` fields. Returns the
+    `galaxies.networks.training.SavedModel`."""
+    from galaxies.networks.training import fit
+    profile = profiles.get(profile)
+    v = variant(name)
+    return fit(config(name, profile, **overrides), profile.dataset(v.trainset),
+               model_dir(name, profile), estimator=v.estimator, verbose=verbose)
+
+
+def predict(name: str, profile=None, testsets=TESTSETS) -> dict[str, Path]:
+    """Write a trained variant's predictions on each test set; returns the files by test set.
+    A noiseless variant reads the test sets' noiseless images."""
+    from .. import testsets as testsets_module
+    profile = profiles.get(profile)
+    v = variant(name)
+    return testsets_module.predict(model_dir(name, profile), profile, testsets=testsets,
+                                   name=v.estimator, trainset=v.trainset)
+
+
+def load(name: str, profile=None):
+    """The trained variant as a `galaxies.networks.training.SavedModel`."""
+    from galaxies.networks.training import SavedModel
+    path = model_dir(name, profile)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: {name} is not trained under profile "
+                                f"{profiles.get(profile).name} (run models/xception.ipynb)")
+    return SavedModel.load(path)
+
+
+def against_crb(names, profile=None, testsets=TESTSETS):
+    """Bias, std, RMSE and their ratios to the CRB of each variant's predictions, indexed by
+    (estimator, testset, parameter); variants without predictions are left out."""
+    import pandas as pd
+
+    from .. import testsets as testsets_module
+    profile = profiles.get(profile)
+    tables = {}
+    for name in names:
+        v = variant(name)
+        try:
+            tables[name] = testsets_module.against_crb(profile, v.estimator, v.trainset, testsets)
+        except FileNotFoundError:
+            continue
+    if not tables:
+        raise FileNotFoundError(f"no predictions of {', '.join(names)} under profile {profile.name}")
+    return pd.concat(tables, names=["estimator"])

@@ -1,8 +1,0 @@
-"""One module per experiment, mirroring the notebook folders: what each notebook runs.
-
-`xception` (``models/xception.ipynb``), `autoencoder` (``Project/autoencoder.ipynb``),
-`autokeras` and `autokeras_space` (``experiments/autokeras/``), `gridsearch`
-(``experiments/gridsearch/``), `denoise` (``experiments/denoising/``). They combine the
-layers below (`galaxies.training`, `galaxies.estimators`, `galaxies.testsets`) with the
-profile's settings; nothing below imports them.
-"""

@@ -1,0 +1,1 @@
+"""Neural estimators: the Keras builders (`models`) and how they are trained (`training`)."""

@@ -1,0 +1,6 @@
+"""The simulated galaxies: GalSim's image of one, the prior they are drawn from, and the data sets.
+
+`render` (GalSim's image of one galaxy, with noise), `sampler` (the prior inside the SNR
+window), `generate` (data sets, in parallel), `recipes` (the project's data sets per profile),
+`exploration` (the numbers behind the exploratory data analysis).
+"""
