@@ -2,7 +2,7 @@
 
 Its layers, lowest first; a module imports only from its own layer and the ones before it
 (`galaxies.runtime.code_dependencies.LAYERS`; docs/architecture.md draws the graph, and
-tests/test_architecture.py checks both and regenerates this list):
+tests/system/test_architecture.py checks both and regenerates this list):
 
 <!-- layout: start -->
 1. foundations:

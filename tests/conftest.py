@@ -101,7 +101,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter):
-    """The fuzz suite's count of inputs (tests/test_fuzz.py), also from an xdist worker."""
+    """The fuzz suite's count of inputs (tests/system/test_fuzz.py), also from an xdist worker."""
     for report in terminalreporter.stats.get("passed", []):
         for name, value in getattr(report, "user_properties", ()):
             if name == "fuzzed inputs":

@@ -7,7 +7,7 @@ the new stamp reaches past the cutout, and samples it in real space at 0.23"; wh
 pixels are larger than the old, it samples k x k points of each and adds them up, which
 integrates the light over the new pixel (the simulations' pixel response). The result's noise
 is correlated and its level changed: `resampled_sigma` measures it by resampling pure-noise
-fields of the cutout's noise the same way (a Monte Carlo; tests/test_measure.py checks it
+fields of the cutout's noise the same way (a Monte Carlo; tests/cutouts/test_measure.py checks it
 against the interpolant's kernel, ``sigma (0.23/s)^2 sqrt(sum K^2 sum K^2)`` when sampling).
 
 A network trained on white noise is told the noise and the PSF in its training's terms:

@@ -32,7 +32,7 @@ Derivatives
 central differences of GalSim renders, ``(mu(theta + h) - mu(theta - h)) / 2h``, with steps
 `STEPS` (``sersic_n`` 0.01, ``sersic_r`` 1e-3 arcsec, ``g1`` and ``g2`` 1e-3). Their truncation
 error is O(h^2) and, at these steps, below GalSim's own rendering accuracy (~1e-5 relative):
-the bounds agree to 0.1% for steps from a third to three times these (tests/test_crb.py checks
+the bounds agree to 0.1% for steps from a third to three times these (tests/inference/test_crb.py checks
 that). Images are drawn in double precision so the differences do not lose digits to float32.
 
 The bound is ``sqrt(diag(F^-1))``, in label units (photo-electrons, -, arcsec, -, -).

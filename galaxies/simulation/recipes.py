@@ -138,7 +138,7 @@ def build_datasets(profile, names=None, jobs: int | None = None, force: bool = F
 
 def _same_rows(have: dict | None, wanted: dict) -> bool:
     """Whether a file of recipe ``have`` holds the rows ``wanted`` asks for. The sampler is left
-    out: both write the same rows (tests/test_sampler.py), and sets made before it was
+    out: both write the same rows (tests/simulation/test_sampler.py), and sets made before it was
     recorded name none."""
     if have is None:
         return False

@@ -10,7 +10,7 @@ The rejection sampler draws every parameter of a candidate (flux included) and r
 59% of renders are thrown away at ``--sersics 1000``. An `Envelope` bounds ``A`` from below
 and above without rendering (a table of ``log A`` rendered once on a grid of shapes,
 multilinear interpolation, and a relative `MARGIN` far above the interpolation error measured
-in ``tests/test_sampler.py``), hence bounds the flux window from outside. A candidate whose
+in ``tests/simulation/test_sampler.py``), hence bounds the flux window from outside. A candidate whose
 flux lies outside the envelope's window cannot pass the cut and is rejected without a render;
 the others are rendered and cut exactly as before. This is the scheme "accept the shape with
 probability Lmax / Delta, render, accept with probability L / Lmax, flux uniform on the exact

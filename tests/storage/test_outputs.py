@@ -23,7 +23,7 @@ from galaxies.interfaces.cli import main
 from galaxies.runtime.errors import OutputExistsError, ResourceError
 from galaxies.storage import atomic
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def one_line(result, *words):

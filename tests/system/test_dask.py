@@ -17,7 +17,7 @@ from galaxies.simulation.generate import RandomSpec, generate_random
 
 pytest.importorskip("distributed")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPEC = RandomSpec(sersics=3, psf_fwhm=None, sigma=None)  # a PSF image per row: every field varies
 
 

@@ -24,7 +24,7 @@ from galaxies.interfaces.cli.options import user_errors
 from galaxies.runtime.errors import FileFormatError, InputError, OutputExistsError
 from galaxies.storage import atomic, files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def galaxies(*args, timeout=300):

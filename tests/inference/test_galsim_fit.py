@@ -13,7 +13,7 @@ from galaxies.runtime.errors import ParameterRangeError
 from galaxies.simulation.render import GalaxyRenderer
 from galaxies.storage import files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SNR60 = (1e5, 3.0, 0.3, -0.069, 0.15)
 
 

@@ -14,7 +14,7 @@ from galaxies.runtime.errors import ParameterRangeError
 from galaxies.simulation.render import GalaxyRenderer, add_noise
 from galaxies.storage import files
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GALAXY = dict(flux=1e5, sersic_n=3.0, sersic_r=0.3, g1=-0.069, g2=0.15, psf_fwhm=0.5)
 #: the seed's report, sigma 200 (SNR ~ 60)
 REFERENCE = np.array([0.056e5, 0.78, 0.028, 0.054, 0.054])

@@ -2,7 +2,7 @@
 
 The GPU machine's Python has JAX but no TensorFlow, so the full profile must train there with
 ``KERAS_BACKEND=jax``. The backend is fixed when Keras is first imported, so the networks run
-in a fresh interpreter (`tests/jax_networks.py`) on the CPU build of JAX.
+in a fresh interpreter (`tests/networks/jax_networks.py`) on the CPU build of JAX.
 """
 import os
 import subprocess

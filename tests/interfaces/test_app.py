@@ -24,7 +24,7 @@ from galaxies.runtime.errors import ParameterRangeError
 from galaxies.simulation import exploration
 from galaxies.storage import files
 
-APP = Path(__file__).resolve().parents[1] / "EDA" / "app" / "app.py"
+APP = Path(__file__).resolve().parents[2] / "EDA" / "app" / "app.py"
 
 
 @pytest.fixture(autouse=True)

@@ -57,7 +57,7 @@ def test_the_package_docstring_lists_the_layers_as_they_are():
     listed = doc.split(LAYOUT_START)[1].split(LAYOUT_END)[0].strip()
     assert listed == code_dependencies.layout_text(), (
         "galaxies/__init__.py's layout is out of date; regenerate it with "
-        "`python tests/test_architecture.py`")
+        "`python tests/system/test_architecture.py`")
 
 
 def test_every_module_has_a_layer_and_none_imports_upward():
@@ -117,7 +117,7 @@ def test_the_documented_import_graph_is_current():
     drawn = doc.split(GRAPH_START)[1].split(GRAPH_END)[0].strip()
     assert drawn == graph_markdown(), (
         "docs/architecture.md's import graph is out of date; regenerate it with "
-        "`python tests/test_architecture.py`")
+        "`python tests/system/test_architecture.py`")
 
 
 if __name__ == "__main__":  # rewrite the graph in docs/architecture.md

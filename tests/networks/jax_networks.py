@@ -1,10 +1,10 @@
 """Every network of the project built, trained a few steps on the fresh-noise stream and used
 under the JAX backend.
 
-Run by `tests/test_jax_backend.py` in a fresh interpreter with ``KERAS_BACKEND=jax`` (the
+Run by `tests/networks/test_jax_backend.py` in a fresh interpreter with ``KERAS_BACKEND=jax`` (the
 backend is fixed when Keras is first imported), so that the full profile can train on a GPU
 machine whose Python has JAX but no TensorFlow. Prints one ``OK <what>`` line per network.
-Usage: ``KERAS_BACKEND=jax python tests/jax_networks.py FOLDER``.
+Usage: ``KERAS_BACKEND=jax python tests/networks/jax_networks.py FOLDER``.
 """
 import sys
 from pathlib import Path

@@ -17,7 +17,7 @@ from galaxies.inference import crb, galsim_fit, likelihood
 from galaxies.interfaces.cli import main
 from galaxies.simulation import render
 
-HST = Path(__file__).resolve().parent / "data" / "hst"
+HST = Path(__file__).resolve().parents[1] / "data" / "hst"
 TRUTH = np.array([1e5, 2.0, 0.35, 0.12, -0.08])
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from galaxies.runtime import profiles
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("GALAXIES_CHROMIUM", "/usr/bin/chromium")
 #: What Chromium needs on a headless CI machine, and nothing that reaches the network.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
