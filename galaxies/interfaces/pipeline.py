@@ -53,19 +53,38 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Task:
+    """Work a step does in the pipeline's own process, before its notebooks: ``function`` of
+    package module ``module``, called as ``function(profile, jobs=..., log=...)``. ``record``,
+    a function of the same module called as ``record(profile)``, returns what the work depends
+    on besides the code (the data sets' recipes, say); it enters the step's fingerprint."""
+
+    module: str
+    function: str
+    record: str = ""
+
+    def attribute(self, name: str):
+        import importlib
+        return getattr(importlib.import_module(self.module), name)
+
+
+@dataclass(frozen=True)
 class Step:
-    """One stage of the pipeline: notebooks run in order (a path, or a `Run` with parameters)."""
+    """One stage of the pipeline: an optional `Task`, then notebooks run in order (a path, or a
+    `Run` with parameters)."""
 
     name: str
     notebooks: tuple = ()
     after: tuple[str, ...] = ()
     description: str = ""
     slides: tuple[str, ...] = field(default=())  # notebooks also rendered as reveal.js slides
+    task: Task | None = None
 
 
 #: The steps in dependency order (``after`` names earlier steps only).
 STEPS: tuple[Step, ...] = (
-    Step("data", description="build the data sets (galaxies datasets)"),
+    Step("data", description="build the data sets (galaxies datasets)",
+         task=Task("galaxies.simulation.recipes", "build_datasets", "recipes_record")),
     Step("datasets", ("data/datasets.ipynb",), ("data",), "the data sets explained"),
     Step("eda", ("EDA/EDA.ipynb",), ("data",), "exploratory data analysis"),
     Step("xception", ("models/xception.ipynb",), ("data",), "the Xception CNN estimator"),
@@ -109,10 +128,9 @@ def _notebook_code(path: Path) -> str:
 def step_modules(step: Step, recorded=()) -> list[Path]:
     """Package files a step can execute: its notebooks' imports followed through the package,
     and the modules its last run recorded (``recorded``, dotted names)."""
-    if step.name == "data":
-        code = ["from galaxies import recipes"]
-    else:
-        code = [_notebook_code(profiles.ROOT / nb) for nb in dict.fromkeys(r.notebook for r in runs(step))]
+    code = [_notebook_code(profiles.ROOT / nb) for nb in dict.fromkeys(r.notebook for r in runs(step))]
+    if step.task:
+        code.append(f"import {step.task.module}")
     return code_dependencies.package_dependencies(code, recorded)
 
 
@@ -124,9 +142,9 @@ def fingerprint(step: Step, profile: profiles.Profile, upstream: dict[str, str],
                               "runs": [[r.notebook, list(r.parameters)] for r in runs(step)],
                               "upstream": {a: upstream.get(a, "") for a in step.after}},
                              sort_keys=True).encode())
-    if step.name == "data":
-        from galaxies.simulation.recipes import RECIPES, recipe_record
-        digest.update(json.dumps([recipe_record(r, profile) for r in RECIPES.values()]).encode())
+    if step.task and step.task.record:
+        digest.update(json.dumps(step.task.attribute(step.task.record)(profile), sort_keys=True,
+                                 default=str).encode())
     for nb in dict.fromkeys(r.notebook for r in runs(step)):
         digest.update((profiles.ROOT / nb).read_bytes())
     digest.update(code_dependencies.digest(step_modules(step, recorded)).encode())
@@ -314,8 +332,8 @@ def run(profile=None, only=None, force: bool = False, jobs: int | None = None,
         steps=STEPS, log=print, timeout: int | None = None) -> dict[str, dict]:
     """Run the pipeline; returns ``{step: {"status": ..., "seconds": ...}}``.
 
-    ``status`` is ``ran``, ``skipped`` (unchanged since its last successful run) or
-    ``missing`` (a notebook of the step does not exist yet). Raises `StepFailed`.
+    ``status`` is ``ran`` or ``skipped`` (unchanged since its last successful run). Raises
+    `StepFailed` (a notebook that fails or does not exist).
     """
     profile = profiles.get(profile)
     state = _load_state(profile)
@@ -328,9 +346,8 @@ def run(profile=None, only=None, force: bool = False, jobs: int | None = None,
         head = f"[{k}/{len(chosen)}] {step.name}"
         missing = [r.notebook for r in runs(step) if not (profiles.ROOT / r.notebook).is_file()]
         if missing:
-            summary[step.name] = {"status": "missing", "seconds": 0.0}
-            log(f"{head}: not built yet (missing {', '.join(missing)})")
-            continue
+            raise StepFailed(f"step {step.name!r}: no notebook {', '.join(missing)} under "
+                             f"{profiles.ROOT}")
         done = state.get(step.name, {})
         fingerprints[step.name] = fp = fingerprint(step, profile, fingerprints, done.get("modules", ()))
         if (not force and done.get("fingerprint") == fp
@@ -343,11 +360,11 @@ def run(profile=None, only=None, force: bool = False, jobs: int | None = None,
         state.pop(step.name, None)
         _save_state(profile, state)
         try:
-            if step.name == "data":
+            if step.task:
                 from galaxies.runtime.parallel import engine
-                from galaxies.simulation.recipes import build_datasets
                 with engine(workers=jobs):  # GALAXIES_SCHEDULER's cluster, for this step only
-                    build_datasets(profile, jobs=jobs, force=False, log=lambda m: log(f"    {m}"))
+                    step.task.attribute(step.task.function)(profile, jobs=jobs,
+                                                            log=lambda m: log(f"    {m}"))
             imported = set()
             for r in runs(step):
                 t1 = time.perf_counter()

@@ -16,7 +16,7 @@ from galaxies.storage import files, resumable
 
 from .generate import FixedSpec, RandomSpec, generate, recipe_attribute
 
-__all__ = ["Recipe", "RECIPES", "recipe_record", "build_datasets", "describe_recipes",
+__all__ = ["Recipe", "RECIPES", "recipe_record", "recipes_record", "build_datasets", "describe_recipes",
            "observing_range", "covers", "extrapolates"]
 
 
@@ -96,6 +96,12 @@ def recipe_record(recipe: Recipe, profile) -> dict:
     """The ``recipe`` attribute a data set built from ``recipe`` under ``profile`` carries."""
     recipe = recipe.for_profile(profile)
     return recipe_attribute(recipe.spec, profile.sizes[recipe.name], recipe.seed, recipe.name)
+
+
+def recipes_record(profile) -> list[dict]:
+    """What every data set of ``profile`` is made from (`recipe_record` of each recipe): the
+    pipeline's data step reruns when it changes."""
+    return [recipe_record(r, profile) for r in RECIPES.values()]
 
 
 def build_datasets(profile, names=None, jobs: int | None = None, force: bool = False,

@@ -86,9 +86,10 @@ def test_unknown_step_is_refused():
 
 
 def test_fingerprint_follows_package_imports():
-    deps = {p.name for p in code_dependencies.package_dependencies(["from galaxies import evaluate"])}
-    assert {"evaluate.py", "files.py", "simulate.py", "crb.py", "__init__.py"} <= deps
-    assert not {"loop.py", "baseline.py", "report.py"} & deps
+    deps = {p.name for p in code_dependencies.package_dependencies(
+        ["from galaxies.evaluation import evaluate"])}
+    assert {"evaluate.py", "files.py", "conventions.py", "crb.py", "__init__.py"} <= deps
+    assert not {"loop.py", "galsim_fit.py", "report.py"} & deps
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ XCEPTION_STEPS = {"xception", "autoencoder", "gridsearch", "denoising"}
 
 def test_changing_the_xception_builder_reruns_every_step_that_trains_one(package_copy):
     before = _fingerprints()
-    builder = package_copy / "models" / "xception.py"
+    builder = package_copy / "networks" / "models" / "xception.py"
     builder.write_text(builder.read_text() + "\nSTEMS = STEMS + ()\n")
     after = _fingerprints()
     changed = {name for name in before if before[name] != after[name]}
@@ -126,7 +127,7 @@ def test_changing_the_xception_builder_reruns_every_step_that_trains_one(package
 
 def test_a_comment_changes_no_fingerprint(package_copy):
     before = _fingerprints()
-    for module in ("cutouts.py", "models/xception.py", "simulate.py"):
+    for module in ("cutouts/uploads.py", "networks/models/xception.py", "simulation/render.py"):
         path = package_copy / module
         path.write_text("# a comment only\n\n" + path.read_text() + "\n\n# and one at the end\n")
     assert _fingerprints() == before
@@ -136,7 +137,7 @@ def test_a_module_only_the_kernel_imported_is_covered(package_copy):
     """A module no notebook imports by name (reached through a string, say) counts once the
     run recorded it."""
     before = _fingerprints({"eda": ["galaxies.cutouts.uploads"]})
-    cutouts = package_copy / "cutouts.py"
+    cutouts = package_copy / "cutouts" / "uploads.py"
     cutouts.write_text(cutouts.read_text() + "\nEXTRA = 1\n")
     after = _fingerprints({"eda": ["galaxies.cutouts.uploads"]})
     assert before["eda"] != after["eda"] and before["baseline"] == after["baseline"]
@@ -232,3 +233,31 @@ def test_a_kernel_that_dies_starting_is_started_once_more(toy, monkeypatch):
     monkeypatch.setattr(papermill, "execute_notebook", dies_first)
     pipeline.run("smoke", steps=steps[:1], log=quiet)
     assert len(calls) == 2 and log.read_text() == "a:smoke\n"
+
+
+def test_the_data_step_runs_its_task_and_its_fingerprint_covers_the_recipes():
+    data = next(s for s in pipeline.STEPS if s.name == "data")
+    files = {p.name for p in pipeline.step_modules(data)}
+    assert {"recipes.py", "generate.py", "render.py", "sampler.py"} <= files
+    assert data.task.attribute(data.task.function).__name__ == "build_datasets"
+
+
+def test_a_task_runs_before_the_notebooks_and_its_record_enters_the_fingerprint(toy, monkeypatch):
+    root, log, steps = toy
+    calls, record = [], {"value": 1}
+    monkeypatch.setattr(pipeline.Task, "attribute", lambda self, name: {
+        "work": lambda profile, jobs, log: calls.append(profile.name),
+        "inputs": lambda profile: dict(record)}[name])
+    step = pipeline.Step("a", ("a.ipynb",), task=pipeline.Task("galaxies.conventions", "work", "inputs"))
+    pipeline.run("smoke", steps=(step,), log=quiet)
+    assert calls == ["smoke"] and log.read_text() == "a:smoke\n"
+    assert pipeline.run("smoke", steps=(step,), log=quiet)["a"]["status"] == "skipped"
+    record["value"] = 2
+    assert pipeline.run("smoke", steps=(step,), log=quiet)["a"]["status"] == "ran"
+    assert calls == ["smoke", "smoke"]
+
+
+def test_a_step_whose_notebook_does_not_exist_fails_naming_it(toy):
+    root, log, steps = toy
+    with pytest.raises(pipeline.StepFailed, match="no notebook nowhere.ipynb"):
+        pipeline.run("smoke", steps=(pipeline.Step("x", ("nowhere.ipynb",)),), log=quiet)
