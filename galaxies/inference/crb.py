@@ -184,8 +184,8 @@ def cramer_rao_bound(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, sigma=200.0
     """Cramér–Rao bounds (5,): the smallest standard deviations of unbiased estimates of
     ``flux, sersic_n, sersic_r, g1, g2`` from one image, in label units.
 
-    Arguments as in `fisher_matrix`. About 0.1-0.3 s for a new galaxy (three new Sérsic
-    tables and six renders); a few milliseconds when only ``sigma`` changed.
+    Arguments as in `fisher_matrix`. A new galaxy costs three new Sérsic tables and six
+    renders; only ``sigma`` changed, almost nothing.
 
     >>> cramer_rao_bound(1e5, 3.0, 0.3, -0.069, 0.15, psf_fwhm=0.5, sigma=200.0).round(3)
     ... # doctest: +SKIP

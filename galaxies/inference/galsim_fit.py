@@ -27,12 +27,12 @@ profiles, gradients from image derivatives, FFT sizes under control); and here:
 * **A start from adaptive moments.** ``galsim.hsm.FindAdaptiveMom`` gives size and shape,
   corrected for the PSF's size; nine single-profile renders pick the index and size factor.
 
-Where the time goes (snr60, one core): ~9 objective evaluations of 7 renders each (the four
-node images, then one `galsim.Sum` render for each of r, g1, g2), ~10 renders for the start;
+Where the time goes: objective evaluations of 7 renders each (the four node images, then one
+`galsim.Sum` render for each of r, g1, g2), and the renders of the start;
 GalSim's k-space evaluation of the Sérsic profiles is most of it, the FFTs and scipy a little.
 Large, high-index galaxies need FFTs of 256-768 points (GalSim's choice, needed for accuracy)
 and cost several times more. Each process also builds the tables of the nodes it visits once
-(at most 60, ~50 ms each).
+(at most 60). `benchmarks/baseline.py` measures it (docs/benchmarks.md).
 
 Bounds are the generator's ranges: n in [0.5, 6], r in [0.1, 0.6], flux in [3e4, 4e5], and
 |g1|, |g2| <= 0.67 (L-BFGS-B takes boxes; the generator's disk |g| <= 0.67 is not a box).

@@ -92,8 +92,8 @@ def hsm_dataset(data_path, out_path, method: str = "KSB", limit: int | None = No
     write a predictions file (estimator ``hsm-<method>``; flux, n and r NaN; per row
     ``converged`` (HSM succeeded), ``seconds`` and ``message``).
 
-    ``jobs`` defaults to 1: HSM takes ~3 ms an image, and a worker process costs seconds to
-    start, so workers pay only for sets of tens of thousands of images (None: all cores)."""
+    ``jobs`` defaults to 1: HSM is cheap next to starting a worker process, so workers pay
+    only for sets of tens of thousands of images (None: all cores)."""
     from galaxies.runtime.parallel import map_rows
     from galaxies.runtime.resources import resolve_jobs
     from galaxies.storage import files

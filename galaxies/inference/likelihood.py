@@ -6,13 +6,13 @@ the noiseless GalSim image, plus the generator's noise (Poisson counts and Gauss
 log-likelihood is ``1/2 sum_p (d_p - mu_p)^2 / V_p`` (see `galaxies.inference.galsim_fit` for how the fit
 holds V and `galaxies.inference.crb` for the bound).
 
-How it is made fast (a plain L-BFGS-B fit with finite differences cost ~2.7 s an image)
-------------------------------------------------------------------------------------------
+How it is made fast (against a plain L-BFGS-B fit with finite differences)
+------------------------------------------------------------------------
 * **Flux is profiled out.** ``mu`` is linear in the flux, so for given shape parameters the
   best flux is a weighted least-squares ratio (no render); L-BFGS-B works on the four shape
   parameters and the flux-shape degeneracy no longer slows it.
 * **Sérsic index on a grid of GalSim profiles.** GalSim builds a Hankel table for every new
-  index n (30-80 ms, against 1-2 ms for an image with a known index), so an optimizer moving n
+  index n (many times the cost of an image with a known index), so an optimizer moving n
   continuously pays a new table at each step. Here ``u`` at index n is the cubic (Catmull-Rom,
   continuous slope) interpolation between the profiles at the four nearest nodes of a grid of
   spacing `NODE_SPACING` in n: each node's table is built once per process, then reused by

@@ -1,7 +1,7 @@
 """Likelihood refinement: a few bounded Gauss-Newton steps from another estimator's estimate.
 
-A network estimates ``flux, sersic_n, sersic_r, g1, g2`` in ~0.3 ms, short of the fit's
-(`galaxies.inference.galsim_fit`, ~0.35 s) accuracy. Refinement takes K steps of Fisher scoring from its
+A network estimates ``flux, sersic_n, sersic_r, g1, g2`` a thousand times faster than the fit
+(`galaxies.inference.galsim_fit`), short of its accuracy. Refinement takes K steps of Fisher scoring from its
 estimate on the very likelihood the fit minimizes (`galaxies.inference.likelihood`): the same GalSim model
 (`SersicModel`), the flux profiled, the same image derivatives (`Objective.evaluate`) and box.
 
@@ -24,12 +24,10 @@ conditioned here (from a network's estimate 99% of the images never backtrack): 
 Levenberg-Marquardt damping, which would only shorten good steps. The refinement ends early when
 no parameter would move by more than ``stop`` (default 0.05) of its standard deviation.
 
-Cost (one core, FFT of 128 points): an evaluation is 7 renders (~15-18 ms: four node profiles,
-then a `galsim.Sum` for each of r, g1 and g2), a trial 1 render (~3.5 ms): K steps take at most
-7 K + 1 renders, a median 0.025-0.03 s for K = 1 and 0.045-0.06 s for K = 2 on snr60 (a busy
-2-core machine), plus each process's one-off Sérsic tables (~50 ms a node). From the Xception
-estimates (`benchmarks/refine.py`, 200 images) two steps give the fit's RMSE and bias within 0.03
-of the bound on snr60, three on snr30; one step leaves the bias ~0.1 of the bound short.
+Cost: an evaluation is 7 renders (four node profiles, then a `galsim.Sum` for each of r, g1 and
+g2), a trial 1 render: K steps take at most 7 K + 1 renders, plus each process's one-off Sérsic
+tables. `benchmarks/refine.py` measures the time and how many steps reach the fit's accuracy
+(docs/benchmarks.md).
 
 The standard deviation. ``std`` is the square root of the diagonal of the inverse of the full
 5 x 5 Fisher matrix (flux included, not profiled; `galaxies.inference.crb.fisher_from_jacobian`, variance

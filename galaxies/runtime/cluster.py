@@ -183,7 +183,7 @@ class LocalhostCluster:
         return worker
 
     def stop(self) -> None:
-        """Workers first (one that ran GalSim can take over 10 s to honour SIGTERM, and holds
+        """Workers first (one that ran GalSim can be slow to honour SIGTERM, and holds
         nothing to keep: killed after 3 s), then the scheduler."""
         import subprocess
         for process in self.processes[::-1]:

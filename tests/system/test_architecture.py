@@ -52,6 +52,22 @@ def test_every_subpackage_docstring_names_each_of_its_modules():
     assert missing == []
 
 
+#: a duration measured, as a docstring would state it ("~3 ms", "0.35 s an image", "12 ms")
+MEASURED_TIME = re.compile(r"~\s?\d[\d.,]*\s?(ms|s|min)\b|\d[\d.]*\s?(ms|µs)\b|"
+                           r"\d[\d.]*\s?s (an|a|per) (image|galaxy|epoch|fit)")
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
+def test_no_docstring_states_a_measured_time(path):
+    """Measured figures go stale in code; they live in docs/benchmarks.md."""
+    import ast
+    tree = ast.parse(path.read_text())
+    nodes = [tree] + [n for n in ast.walk(tree)
+                      if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    found = [m.group(0) for n in nodes for m in MEASURED_TIME.finditer(ast.get_docstring(n) or "")]
+    assert found == [], f"{path.relative_to(ROOT)} states measured times {found}"
+
+
 def test_the_package_docstring_lists_the_layers_as_they_are():
     doc = (PACKAGE / "__init__.py").read_text()
     listed = doc.split(LAYOUT_START)[1].split(LAYOUT_END)[0].strip()

@@ -31,10 +31,9 @@ Patches and pitfalls (AutoKeras 3.0.0 with Keras 3.15, measured here; docs/archi
 * ResNet and Xception blocks are ``keras.applications`` models (21-24 M parameters, inputs
   resized to at least 32 or 71 pixels). They are always built with ``pretrained=False`` (there
   is no network at run time), with the ``imagenet_size`` choice fixed to False (224-pixel inputs
-  have (224 / 64)^2, about 12, times the pixels) and ResNet fixed to ``resnet50_v2``. On the
-  project's 2-core CPU, shared with other jobs, one epoch of 160 images took 116 s (ResNet50V2)
-  and 32 s (Xception), against seconds for a ConvBlock, so the smoke and quick profiles search
-  ConvBlocks only (with max-pooling after each block: see ``profile.autokeras_conv``).
+  have (224 / 64)^2, about 12, times the pixels) and ResNet fixed to ``resnet50_v2``. On a
+  CPU an epoch of these blocks costs tens to a hundred times a ConvBlock's
+  (docs/benchmarks.md), so the smoke and quick profiles search ConvBlocks only (with max-pooling after each block: see ``profile.autokeras_conv``).
 * The exported model starts with AutoKeras's ``CastToFloat32`` layer, which plain Keras cannot
   load; `plain_architecture` replaces it (and the adapted ``Normalization``, redundant on
   standardized inputs) by ``Identity``.

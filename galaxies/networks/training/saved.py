@@ -79,7 +79,7 @@ def history_frame(history: dict):
 def predict_in_batches(predict, x: list, batch_size: int, n_outputs: int | None = None) -> np.ndarray:
     """``predict(batch)`` over the rows of the arrays ``x`` (model inputs), ``batch_size`` rows
     at a time, the last batch padded with zeros: a new batch shape would make TensorFlow trace
-    the compiled function again (~0.5 s). ``n_outputs`` shapes the result of zero rows."""
+    the compiled function again. ``n_outputs`` shapes the result of zero rows."""
     n = len(x[0])
     out = []
     for start in range(0, n, batch_size):
