@@ -226,4 +226,4 @@ def estimates(image: np.ndarray, psf_fwhm: float, sigma: float, truth=None,
                    f"{'converged' if converged else 'did NOT converge'}.")
     if found or truth is not None:
         table = support.estimates_table(truth, found)
-        st.table(table.style.format("{:.4g}"))
+        st.table(table.style.format(support.number))

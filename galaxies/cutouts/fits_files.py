@@ -265,10 +265,11 @@ def read_map(path, shape, hdu=None, what: str = "RMS map") -> np.ndarray:
     return data
 
 
-def read_psf(path, hdu=None) -> tuple[np.ndarray, float | None]:
-    """A PSF image normalized to unit sum, and its pixel scale from its WCS (None without)."""
-    path = str(path)
-    with _open(path) as hdus:
+def read_psf(path, hdu=None, name: str | None = None) -> tuple[np.ndarray, float | None]:
+    """A PSF image normalized to unit sum, and its pixel scale from its WCS (None without);
+    ``path`` may be a binary file object, named ``name`` in messages."""
+    source, path = path, name or str(path)
+    with _open(source, path) as hdus:
         index = _select(hdus, path, hdu)
         data = _data(hdus, index, path, "PSF")
         header = hdus[index].header.copy()

@@ -32,7 +32,7 @@ __all__ = [
     "outside_training",
     "filter_rows", "bounds_table", "bounds_versus_snr", "visibility", "renderer_lock",
     "estimates_table", "approximate_snr", "predict_one", "psf_image", "maximum_likelihood",
-    "measure_fits_upload",
+    "recommended_index", "default_prediction", "one_galaxy", "number",
 ]
 
 
@@ -333,7 +333,7 @@ def estimates_table(truth, estimates: dict):
     return table
 
 
-# ------------------------------------------------------------------- FITS cutouts (measure)
+# ------------------------------------------------------------------ what a page shows first
 
 def recommended_index(models: list, profile) -> int:
     """Where the profile's recommended network (`galaxies.runtime.profiles.Profile.recommended`) is in
@@ -342,25 +342,29 @@ def recommended_index(models: list, profile) -> int:
     return next((k for k, path in enumerate(models) if Path(path).name == name), 0)
 
 
-def measure_fits_upload(data: bytes, name: str, pixel_scale: float | None, psf_fwhm: float,
-                        sigma: float | None, fit: bool = False):
-    """A FITS cutout of any pixel scale and size as `galaxies.cutouts.measure` sees it (the
-    `galaxies.cutouts.measure.Measurement` of its first stamp): the resampled 64 x 64 stamp at 0.23",
-    the noise there, the flags, and with ``fit`` the fit at its own pixels with its model.
-    ``pixel_scale`` is used when the header has no WCS; ``sigma`` None: from the border. Holds
-    `renderer_lock` (the fit draws with GalSim). Raises the readers' one-line errors."""
-    import io
+def default_prediction(table, profile) -> int:
+    """The row of a predictions table (`list_prediction_files`) a visitor should see first: the
+    profile's recommended network on ``test``; else any estimator on ``test``; else the first."""
+    name = profiles.get(profile).recommended
+    keys = [f"{e}_{t}" for e, t in zip(table.estimator, table.trainset)]
+    on_test = [k for k, testset in enumerate(table.testset) if testset == "test"]
+    return next((k for k in on_test if keys[k] == name), on_test[0] if on_test else 0)
 
-    from galaxies.cutouts import measure, uploads
-    from galaxies.cutouts.fits_files import read_cutouts
-    if data[:2] == b"\x1f\x8b":
-        data = uploads._gunzip(data, name)
-    try:
-        first = read_cutouts(io.BytesIO(data), name=name)[0]
-    except InputError as err:
-        if "no pixel scale" not in str(err) or pixel_scale is None:
-            raise
-        first = read_cutouts(io.BytesIO(data), pixel_scale=pixel_scale, name=name)[0]
-    with renderer_lock:
-        return measure.measure_cutout(first, "fit" if fit else None, psf_fwhm=psf_fwhm,
-                                      sigma=sigma)
+
+def one_galaxy(truth: np.ndarray) -> bool:
+    """Whether every row of a set's labels is the same galaxy (a fixed set such as snr60),
+    whose estimates are shown as histograms around the truth rather than against it."""
+    truth = np.asarray(truth)
+    return len(truth) > 1 and bool(np.all(truth == truth[0]))
+
+
+def number(value) -> str:
+    """The app's one number format: four significant digits, never an exponent (``10010``,
+    ``5419``, ``0.01235``), integers as integers; NaN as a dash."""
+    value = float(value)
+    if not math.isfinite(value):
+        return "-"
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value)}"
+    return np.format_float_positional(value, precision=4, unique=False, fractional=False,
+                                      trim="-")

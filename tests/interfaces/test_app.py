@@ -421,3 +421,70 @@ def test_to_rgb():
     rgb = plots.to_rgb(image, "log", upscale=3, symmetric=True)
     assert rgb.shape == (192, 192, 3) and rgb.dtype == np.uint8
     assert not np.array_equal(rgb[0, 0], rgb[-1, -1])
+
+
+# ------------------------------------------------------------- what a visitor sees first
+
+def test_models_page_opens_on_the_recommended_network_on_test_and_a_fixed_set_as_histograms(
+        project, with_sets):
+    smoke = profiles.get("smoke")
+    shutil.copy(with_sets / "v1.h5", with_sets / "test.h5")
+    estimator, trainset = smoke.recommended.rsplit("_", 1)
+    for name, train, testset in (("autoencoder", "v1", "snr60"), (estimator, trainset, "snr60"),
+                                 (estimator, trainset, "test")):
+        truth = files.load_dataset(with_sets / f"{testset}.h5", fields=()).label
+        files.write_predictions(smoke.predictions(name, train, testset), truth + 0.01,
+                                np.arange(len(truth)), estimator=name, dataset=testset,
+                                seconds_per_image=1e-3)
+    at = open_app("models")
+    box = at.selectbox(key="models_predictions")
+    assert box.value == next(k for k, text in enumerate(box.options)
+                             if text.startswith(f"{estimator} trained on {trainset}, tested on test"))
+    assert "Histograms" not in texts(at.caption)  # random galaxies: truth against estimate
+    box.select_index(next(k for k, text in enumerate(box.options) if "on snr60" in text)).run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert "Histograms of the estimates of one galaxy" in texts(at.caption)
+
+
+def test_one_number_format():
+    assert [support.number(v) for v in (10010.0, 5419.3, 0.0123456, 3.0, float("nan"))] == [
+        "10010", "5419", "0.01235", "3", "-"]
+    assert support.one_galaxy(np.ones((4, 5))) and not support.one_galaxy(np.eye(5))
+
+
+def test_your_image_offers_the_real_cutouts_with_their_psf_image():
+    from galaxies.interfaces import app_cutouts
+    examples = app_cutouts.real_cutout_examples()
+    assert set(examples) == {"a2744_f105w_dwarf", "a2744_f105w_neighbour", "a2744_f105w_compact"}
+    at = open_app("your_image")
+    at.button(key="up_real_a2744_f105w_compact").click().run()
+    assert not at.exception and not at.error, [e.message for e in at.exception]
+    assert "a2744_f105w_compact.fits.gz, with a2744_f105w_psf.fits.gz" in texts(at.caption)
+    assert float(metric(at, "approximate SNR")) > 5
+
+
+def test_your_image_takes_a_psf_image():
+    """A PSF image replaces the Moffat of the FWHM field: the networks are then told the PSF
+    the image gives (here a Moffat of 0.8", where the field says 0.5")."""
+    import galsim
+    from astropy.io import fits
+    galaxy = galsim.Sersic(2.0, half_light_radius=0.3, flux=1e5)
+    psf = galsim.Moffat(beta=2.0, fwhm=0.8)
+    clean = galsim.Convolve(galaxy, psf).drawImage(nx=64, ny=64, scale=0.23).array
+    noisy = clean + np.random.default_rng(5).normal(0.0, 200.0, clean.shape)
+    psf_image = psf.drawImage(nx=41, ny=41, scale=0.23).array
+    buffers = []
+    for array in (noisy, psf_image):
+        buffer = bytes_io.BytesIO()
+        header = fits.Header({"PIXSCALE": 0.23})
+        fits.PrimaryHDU(array.astype(np.float32), header).writeto(buffer)
+        buffers.append(buffer.getvalue())
+    at = open_app("your_image")
+    at.file_uploader(key="up_file").upload("g.fits", buffers[0], "application/octet-stream").run()
+    without = texts(at.caption)
+    at.file_uploader(key="up_psf_file").upload("psf.fits", buffers[1],
+                                               "application/octet-stream").run()
+    assert not at.exception and not at.error, [e.message for e in at.exception]
+    with_psf = texts(at.caption)
+    fwhm = lambda text: float(text.split("a PSF FWHM of ")[1].split("″")[0])  # noqa: E731
+    assert abs(fwhm(without) - 0.5) < 0.05 and abs(fwhm(with_psf) - 0.8) < 0.08

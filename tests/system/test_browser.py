@@ -1,6 +1,7 @@
 """The explorer app in a real browser: Streamlit serves it on localhost, headless Chromium
 (Debian's ``chromium`` package, driven by Playwright) opens it, moves a slider, and checks that
-the page redrew. A screenshot goes to ``results/<profile>/app_browser.png``.
+the page redrew, opens every page and measures a real HST cutout. Screenshots go to
+``results/<profile>/app_browser.png``, ``app_models.png`` and ``app_your_image.png``.
 
 Nothing is installed at run time: without ``/usr/bin/chromium`` (``apt-get install chromium``;
 ``.ci/run`` does it) the test is skipped with that reason.
@@ -136,9 +137,25 @@ def test_slider_redraws_the_simulator(app_url, browser_page):
 
 
 def test_pages_open_without_errors(app_url, browser_page):
+    """Every page opens; the Models page and a real HST cutout on "Your image" are saved as
+    screenshots (``results/<profile>/app_models.png``, ``app_your_image.png``)."""
     page = browser_page
+    results = profiles.get("smoke").results_dir
+    results.mkdir(parents=True, exist_ok=True)
     for title in ("Bounds", "Data sets", "Models", "Your image"):
         page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).click()
         page.get_by_role("heading", name=title).wait_for(timeout=60_000)
         page.wait_for_load_state("networkidle")
         assert page.locator('[data-testid="stException"]').count() == 0, title
+        if title == "Models":
+            wait_until_idle(page)
+            page.screenshot(path=str(results / "app_models.png"), full_page=True)
+    page.get_by_role("button", name="dwarf", exact=True).click()
+    page.get_by_text("Example: a2744_f105w_dwarf.fits.gz").wait_for(timeout=120_000)
+    page.get_by_text("approximate SNR").wait_for(timeout=120_000)  # measured and shown
+    wait_until_idle(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlert"]').filter(has_text="cannot be used").count() == 0
+    shot = results / "app_your_image.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000

@@ -36,7 +36,7 @@ except Exception as err:  # the bound can fail for extreme parameters; say so pl
     st.error(f"The Cramér–Rao bound could not be computed here: {type(err).__name__}: {err}")
 else:
     st.subheader(f"Cramér–Rao bound at SNR {images['snr']:.1f}")
-    st.table(table.style.format("{:.4g}"))
+    st.table(table.style.format(support.number))
     st.subheader("The bound as the SNR changes")
     try:
         curve = bounds_over_snr(values)
@@ -50,7 +50,7 @@ else:
         st.error(f"The bounds over SNR could not be computed: {type(err).__name__}: {err}")
 
 st.subheader("How visible is each parameter?")
-st.table(visibility(values).style.format("{:.3g}"))
+st.table(visibility(values).style.format(support.number))
 st.caption("`change / noise`: how far a step of 10% of the parameter's range moves the image, "
            "in units of the pixel noise (below ~1 it is lost in one image's noise). "
            "`unique share`: the part of that change the other four parameters cannot mimic. "

@@ -3,6 +3,7 @@ import explorer_ui as ui
 import streamlit as st
 
 from galaxies.evaluation import evaluate
+from galaxies.inference import crb
 from galaxies.interfaces import app_support as support, plots
 from galaxies.runtime import profiles
 from galaxies.storage import files
@@ -34,6 +35,7 @@ if table.empty:
 outside = [support.outside_training(t, s) for t, s in zip(table.trainset, table.testset)]
 choice = st.selectbox(
     "predictions", range(len(table)), key="models_predictions",
+    index=support.default_prediction(table, profile),
     format_func=lambda k: (f"{table.estimator[k]} trained on {table.trainset[k]}, "
                            f"tested on {table.testset[k]} ({table.n[k]} images)"
                            + (" †" if outside[k] else "")))
@@ -53,6 +55,13 @@ try:
 except (files.FileFormatError, ValueError, OSError) as err:
     st.error(f"{row.path.name} does not match {testset.name}: {err}")
     st.stop()
-ui.show_figure(plots.true_vs_predicted(truth, pred, title=row.path.stem))
-st.table(evaluate.summary(predictions, dataset).style.format("{:.4g}"))
-st.caption(f"{predictions.seconds_per_image * 1000:.2f} ms per image.")
+if support.one_galaxy(truth):  # a fixed set: the estimates' spread around the truth and the bound
+    bound = crb.cramer_rao_bound(*truth[0], psf_fwhm=float(dataset.psf_fwhm[0]),
+                                 sigma=float(dataset.sigma[0]))
+    ui.show_figure(plots.estimates_vs_crb(truth[0], pred, bound, title=row.path.stem))
+    st.caption("Histograms of the estimates of one galaxy over its noise realizations; dashed: "
+               "the truth; solid: the Gaussian of an unbiased estimator at the Cramér–Rao bound.")
+else:
+    ui.show_figure(plots.true_vs_predicted(truth, pred, title=row.path.stem))
+st.table(evaluate.summary(predictions, dataset).style.format(support.number))
+st.caption(f"{support.number(predictions.seconds_per_image * 1000)} ms per image.")
