@@ -9,22 +9,26 @@ Every estimator of the project, whatever it is inside, is loaded by `load` and a
 * ``predict_file(data, out)``: the predictions file of a data set (the contract of
   `galaxies.storage.files.write_predictions`), ``seconds_per_image`` measured on this machine.
 
-========================  ==================================================================
-what `load` is given      what it returns
-========================  ==================================================================
-a network's directory     `Network`: an Xception, the autoencoder's encoder, an AutoKeras pick
-a two-stage directory     `TwoStage`: the denoiser its ``training.json`` names, then the network
-``"lbfgsb"``              `MaximumLikelihood`: the L-BFGS-B fit of `galaxies.inference.galsim_fit`
-a denoiser's directory    an error: a denoiser makes images, not labels
-========================  ==================================================================
+==========================  ================================================================
+what `load` is given        what it returns
+==========================  ================================================================
+a network's directory       `Network`: an Xception, the autoencoder's encoder, an AutoKeras pick
+a two-stage directory       `TwoStage`: the denoiser its ``training.json`` names, then the network
+``"lbfgsb"``, ``"lm-jax"``  `Fit`: the maximum-likelihood fit on GalSim's renders, on the JAX model
+``"hsm-ksb"``, ...          `HSM`: GalSim's own shear estimators
+a denoiser's directory      an error: a denoiser makes images, not labels
+==========================  ================================================================
 
+`Fit` (with ``start``: the started fit) and `Refined` take another estimator and build on it.
 A two-stage directory refers to its denoiser by a path relative to itself (``denoiser`` in its
 ``training.json``), so loading it always brings the denoiser along: noisy images in, labels out.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,10 +42,11 @@ from galaxies.storage import files
 from galaxies.storage.atomic import check_destination
 from galaxies.storage.chunked import BLOCK_ROWS, DatasetReader, NonFinite
 
-__all__ = ["Estimator", "Network", "TwoStage", "MaximumLikelihood", "load", "FIT"]
+__all__ = ["Estimator", "Network", "TwoStage", "Fit", "Refined", "HSM", "load", "FIT", "JAX_FIT",
+           "NAMED"]
 
-#: the name `load` takes for the maximum-likelihood fit (it has no directory)
-FIT = "lbfgsb"
+#: the names of the two maximum-likelihood fits (on GalSim's renders, on the JAX model)
+FIT, JAX_FIT = "lbfgsb", "lm-jax"
 
 
 class Estimator:
@@ -150,38 +155,142 @@ class TwoStage(Estimator):
         return {**super().file_attrs(), "denoiser": str(self.denoiser.path)}
 
 
-class MaximumLikelihood(Estimator):
-    """The maximum-likelihood fit (`galaxies.inference.galsim_fit.fit_image`), image by image.
+class Fit(Estimator):
+    """The maximum-likelihood fit, image by image: L-BFGS-B on GalSim's renders
+    (``renderer="galsim"``, `galaxies.inference.galsim_fit`, named ``"lbfgsb"``) or
+    Levenberg–Marquardt on the differentiable model (``"jax"``, named ``"lm-jax"``), from its
+    own start or from another estimator's estimates (``start``: the started fit).
 
-    Its ``seconds_per_image`` is the CPU time of one fit on one core (the fits run in
-    ``jobs`` processes), as `galaxies.inference.galsim_fit.fit_dataset` measures it.
+    Its ``seconds_per_image`` is the CPU time of one fit on one core (plus the start's), as
+    the data-set functions measure it.
     """
 
-    name, trainset, path, fields = FIT, "fit", None, ("img",)
+    fields = ("img",)
 
-    def __init__(self, jobs: int | None = None, progress: bool = False):
-        self.jobs, self.progress = jobs, progress
+    def __init__(self, renderer: str = "galsim", start: Estimator | None = None,
+                 jobs: int | None = None, progress: bool = False):
+        if renderer not in ("galsim", "jax"):
+            raise InputError(f"renderer = {renderer!r}; choose from galsim, jax")
+        self.renderer, self.start, self.jobs, self.progress = renderer, start, jobs, progress
+        own = FIT if renderer == "galsim" else JAX_FIT
+        self.name = own if start is None else f"{own}+{start.name}"
+        self.trainset = "fit" if start is None else start.trainset
+        self.path = None if start is None else start.path
 
     def predict(self, images, psf_fwhm=None, sigma=None, psf_img=None):
+        images, psf, noise = _batch(images, psf_fwhm, sigma)
+        start = None if self.start is None else self.start.predict(images, psf, noise)[0]
+        if self.renderer == "jax":
+            from galaxies.inference.differentiable.fit import fit
+            result = fit(images, psf, noise, start=start)
+            return np.asarray(result.params, np.float64), np.asarray(result.std, np.float64)
         from galaxies.inference.galsim_fit import fit_image
-        images = np.asarray(images, np.float64)
-        images = images[None] if images.ndim == 2 else images
-        n = len(images)
-        psf = np.broadcast_to(np.asarray(psf_fwhm, float), (n,))
-        noise = np.broadcast_to(np.asarray(sigma, float), (n,))
-        return np.array([fit_image(im, p, s).params for im, p, s in zip(images, psf, noise)]), None
+        starts = [None] * len(images) if start is None else start
+        return np.array([fit_image(im, p, s, start=s0).params
+                         for im, p, s, s0 in zip(images, psf, noise, starts)]), None
 
     def predict_file(self, data, out, limit: int | None = None, force: bool = False) -> Path:
-        from galaxies.inference.galsim_fit import fit_dataset
-        return fit_dataset(data, out, limit=limit, jobs=self.jobs, progress=self.progress, force=force)
+        from galaxies.inference import galsim_fit
+        from galaxies.inference.differentiable import datasets
+        fit_dataset = galsim_fit.fit_dataset if self.renderer == "galsim" else datasets.fit_dataset
+        with _start_file(self.start, data, out, limit) as start:
+            return fit_dataset(data, out, limit=limit, jobs=self.jobs, progress=self.progress,
+                               force=force, start=start)
+
+
+class Refined(Estimator):
+    """Another estimator's estimates refined by at most ``steps`` Gauss–Newton steps of the
+    likelihood, on the differentiable model (``renderer="jax"``, named
+    ``<start>+newton<K>-jax``) or on GalSim's renders (``"galsim"``, ``<start>+newton<K>``)."""
+
+    def __init__(self, start: Estimator, steps: int = 2, renderer: str = "jax",
+                 jobs: int | None = None, progress: bool = False):
+        if renderer not in ("galsim", "jax"):
+            raise InputError(f"renderer = {renderer!r}; choose from galsim, jax")
+        self.start, self.steps, self.renderer = start, int(steps), renderer
+        self.jobs, self.progress = jobs, progress
+        self.name = f"{start.name}+newton{self.steps}" + ("-jax" if renderer == "jax" else "")
+        self.trainset, self.path = start.trainset, start.path
+        self.fields = tuple(dict.fromkeys(("img",) + tuple(start.fields)))
+
+    def predict(self, images, psf_fwhm=None, sigma=None, psf_img=None):
+        images, psf, noise = _batch(images, psf_fwhm, sigma)
+        start = self.start.predict(images, psf, noise, psf_img)[0]
+        if self.renderer == "jax":
+            from galaxies.inference.differentiable.fit import refine
+            result = refine(images, psf, noise, start, steps=self.steps)
+            return np.asarray(result.params, np.float64), np.asarray(result.std, np.float64)
+        from galaxies.inference.refine import refine_image
+        results = [refine_image(im, p, s, s0, steps=self.steps)
+                   for im, p, s, s0 in zip(images, psf, noise, start)]
+        return np.array([r.params for r in results]), np.array([r.std for r in results])
+
+    def predict_file(self, data, out, limit: int | None = None, force: bool = False) -> Path:
+        from galaxies.inference import refine
+        from galaxies.inference.differentiable import datasets
+        refine_dataset = refine.refine_dataset if self.renderer == "galsim" else datasets.refine_dataset
+        with _start_file(self.start, data, out, limit) as start:
+            return refine_dataset(start, data, out, steps=self.steps, jobs=self.jobs, limit=limit,
+                                  progress=self.progress, force=force)
+
+
+class HSM(Estimator):
+    """GalSim's own shear estimators (`galaxies.inference.hsm`), ``"ksb"`` or ``"regauss"``:
+    shear only (flux, n and r are NaN)."""
+
+    def __init__(self, method: str = "ksb", progress: bool = False):
+        if method.lower() not in ("ksb", "regauss"):
+            raise InputError(f"HSM method = {method!r}; choose from ksb, regauss")
+        self.method, self.progress = method.upper(), progress
+        self.name, self.trainset, self.path = f"hsm-{method.lower()}", "galsim", None
+
+    def predict(self, images, psf_fwhm=None, sigma=None, psf_img=None):
+        from galaxies.inference.hsm import measure_shear
+        images, psf, noise = _batch(images, psf_fwhm, sigma)
+        out = np.full((len(images), 5), np.nan)
+        out[:, 3:] = [measure_shear(im, p, s, self.method) for im, p, s in zip(images, psf, noise)]
+        return out, None
+
+    def predict_file(self, data, out, limit: int | None = None, force: bool = False) -> Path:
+        from galaxies.inference.hsm import hsm_dataset
+        return hsm_dataset(data, out, method=self.method, limit=limit, progress=self.progress,
+                           force=force)
+
+
+def _batch(images, psf_fwhm, sigma):
+    """Images (N, ny, nx) as float64 and their PSF FWHM and sigma as (N,) arrays."""
+    images = np.asarray(images, np.float64)
+    images = images[None] if images.ndim == 2 else images
+    n = len(images)
+    return (images, np.broadcast_to(np.asarray(psf_fwhm, float), (n,)).copy(),
+            np.broadcast_to(np.asarray(sigma, float), (n,)).copy())
+
+
+@contextlib.contextmanager
+def _start_file(start: Estimator | None, data, out, limit):
+    """The start estimator's predictions of ``data``, written beside ``out`` and removed after
+    (None without a start)."""
+    if start is None:
+        yield None
+        return
+    folder = Path(out).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".start-") as work:
+        yield start.predict_file(data, Path(work) / "start.h5", limit=limit)
+
+
+#: the names `load` takes for the estimators that have no directory
+NAMED = {FIT: lambda **o: Fit("galsim", **o), JAX_FIT: lambda **o: Fit("jax", **o),
+         "hsm-ksb": lambda **o: HSM("ksb", progress=o.get("progress", False)),
+         "hsm-regauss": lambda **o: HSM("regauss", progress=o.get("progress", False))}
 
 
 def load(path, **options) -> Estimator:
-    """The estimator stored in a model directory, or the fit for ``"lbfgsb"`` (``options``:
-    ``jobs``, ``progress``). Raises FileNotFoundError for a folder that holds no model and
-    ValueError for a denoiser."""
-    if str(path) == FIT:
-        return MaximumLikelihood(**options)
+    """The estimator stored in a model directory, or one of `NAMED` (the two fits, HSM;
+    ``options``: ``jobs``, ``progress``). Raises FileNotFoundError for a folder that holds no
+    model and `InputError` for a denoiser."""
+    if str(path) in NAMED:
+        return NAMED[str(path)](**options)
     path = Path(path)
     info = read_info(path)
     if info.get("task") == "denoise":
