@@ -293,7 +293,7 @@ def architectures(batch_size: int = 128, steps: int = 4) -> None:
     y = rng.normal(size=(batch_size * steps, 5)).astype(np.float32)
     print(f"architectures on random inputs ({keras.backend.backend()} backend, batch {batch_size} "
           "for training, 256 for inference):")
-    for label, kwargs in (("seed (conv stem, 32 x 32 grid)", xception.SEED), ("default", {})):
+    for label, kwargs in (("seed (conv stem, 32 x 32 grid)", xception.ORIGINAL_STUDY), ("default", {})):
         model = xception.build((64, 64, 1), **kwargs)
         model.compile(optimizer="adam", loss="mse")
         model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)

@@ -36,7 +36,7 @@ the bounds agree to 0.1% for steps from a third to three times these (tests/infe
 that). Images are drawn in double precision so the differences do not lose digits to float32.
 
 The bound is ``sqrt(diag(F^-1))``, in label units (photo-electrons, -, arcsec, -, -).
-Reference (the seed's report, flux 1e5, n 3, r 0.3, g (-0.069, 0.15), PSF 0.5, sigma 200):
+Reference (the original study's report, flux 1e5, n 3, r 0.3, g (-0.069, 0.15), PSF 0.5, sigma 200):
 5600, 0.78, 0.028, 0.054, 0.054, and twice those at sigma 400.
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ with the variance held at ``V_p = sigma^2 + max(mu_p(theta_0), 0)`` of the start
 recover the exact parameters of a noiseless image, and it costs nothing in accuracy: letting V
 follow theta adds only the information of the variance itself (~1e-5 of the total, see
 `galaxies.inference.crb`), and a second pass with V from the first fit changed no estimate of 400 snr60
-realizations beyond the fourth digit. The model image carries no noise of its own (the seed's
+realizations beyond the fourth digit. The model image carries no noise of its own (the original study's
 fit added noise to it, which biased the estimates). ``psf_fwhm`` and ``sigma`` are known inputs,
 read from the data set.
 

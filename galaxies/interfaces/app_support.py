@@ -111,7 +111,7 @@ def render(params: GalaxyParameters) -> Galaxy:
 
 
 def snr_verdict(snr: float) -> tuple[bool, str]:
-    """Whether the seed's SNR cut keeps an image of this SNR, and a sentence saying so."""
+    """Whether the original study's SNR cut keeps an image of this SNR, and a sentence saying so."""
     low, high = SNR_RANGE.low, SNR_RANGE.high
     if not math.isfinite(snr):
         return False, f"SNR is {snr}: not a usable image"

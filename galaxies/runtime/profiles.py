@@ -20,14 +20,14 @@ DEFAULT_PROFILE = "quick"
 
 
 #: the test sets every estimator is evaluated on (fixed galaxies first, then the random set):
-#: the seed's galaxy at two noise levels, a compact and an extended galaxy under other PSFs and
+#: the original study's galaxy at two noise levels, a compact and an extended galaxy under other PSFs and
 #: noise levels (`galaxies.simulation.recipes.RECIPES` says why each), and random galaxies like v1
 TESTSETS = ("snr60", "snr30", "compact", "extended", "test")
 #: the random-parameter test set, and the fixed-galaxy ones (many noise realizations of one galaxy)
 RANDOM_TESTSET = "test"
 FIXED_TESTSETS = tuple(t for t in TESTSETS if t != RANDOM_TESTSET)
 
-#: The seed's denoisers: EDSR 16 blocks x 256 filters (19.5 M parameters), RDN 20 blocks of
+#: The original study's denoisers: EDSR 16 blocks x 256 filters (19.5 M parameters), RDN 20 blocks of
 #: 6 layers, growth 32 (5.5 M), both at full resolution.
 
 SEED_DENOISERS = {

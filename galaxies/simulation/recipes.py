@@ -47,7 +47,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("test", RandomSpec(psf_fwhm=0.5, sigma=200.0), 5, "random test set (like v1)"),
     Recipe("snr60", FixedSpec(**TEST_GALAXY, sigma=200.0), 6, "fixed galaxy, sigma 200 (SNR ~ 60)"),
     Recipe("snr30", FixedSpec(**TEST_GALAXY, sigma=400.0), 7, "fixed galaxy, sigma 400 (SNR ~ 30)"),
-    # The seed's galaxy (n 3, r 0.3", PSF 0.5") sits in the middle of the prior and under the
+    # The original study's galaxy (n 3, r 0.3", PSF 0.5") sits in the middle of the prior and under the
     # sharpest PSF. These two take other corners, with a PSF and a noise level of their own
     # (inside v3's ranges, outside v1's) and SNR ~ 50, well inside the training cut [10, 100]:
     # a galaxy smaller than its PSF, whose size, index and shape hide in the PSF's core (its

@@ -47,8 +47,8 @@ def test_builder_output_shape(keras, kwargs, n_conditioning, n_outputs):
 
 
 def test_seed_architecture_is_kept(keras):
-    from galaxies.networks.models.xception import SEED, build
-    model = build((64, 64, 1), **SEED)
+    from galaxies.networks.models.xception import ORIGINAL_STUDY, build
+    model = build((64, 64, 1), **ORIGINAL_STUDY)
     assert model.count_params() == 86821  # the seed's layout: 5x5/2 conv, 8 blocks at 32 x 32
     assert model.get_layer(index=1).strides == (2, 2)
 

@@ -21,7 +21,7 @@ __all__ = ["config_from_profile", "fit", "Autoencoder", "loss_terms", "losses_on
 def config_from_profile(profile=None, **overrides):
     """A `galaxies.networks.training.TrainingConfig` (``model="autoencoder"``) from the profile's
     ``autoencoder_*`` settings, on the fresh-noise stream (``noise="fresh"``; ``noise="fixed"``
-    is the seed's way, the set's noisy images); keyword arguments replace fields, and the
+    is the original study's way, the set's noisy images); keyword arguments replace fields, and the
     entries of a ``model_kwargs`` override (``image_weight``, ``encoder``, ``decoder_filters``)
     are merged."""
     profile = profiles.get(profile)

@@ -260,7 +260,7 @@ def retrain_best(profile=None, variant: str = "noisy", verbose="auto", **overrid
     """Retrain the best architecture of a kept search on the profile's v1 set
     (``profile.autokeras_retrain_limit`` rows, ``profile.autokeras_retrain_epochs`` epochs) with
     `galaxies.networks.training.fit` on the fresh-noise stream (a new noisy draw of each noiseless image
-    at every showing; ``noise="fixed"`` trains on the set's noisy images, the seed's way), save
+    at every showing; ``noise="fixed"`` trains on the set's noisy images, the original study's way), save
     it to ``models/<profile>/autokeras_v1`` and return it. Keyword arguments replace
     `galaxies.networks.training.TrainingConfig` fields. The search itself ran on fixed noisy images,
     inside AutoKeras."""

@@ -6,7 +6,7 @@ test set, a predictions file ``results/<profile>/predictions/<estimator>_<trains
 Every variant but one is trained on the fresh-noise stream (`galaxies.networks.training.noise`): new
 noise on the training set's noiseless images at every showing, the read noise either the
 set's own (v1: sigma 200) or drawn per image in [200, 400] and given to the network.
-``xception_v3`` is the seed's way, fixed noisy images, kept as the named ablation of the
+``xception_v3`` is the original study's way, fixed noisy images, kept as the named ablation of the
 recommended ``xception-fresh_v3`` on the same set and budget.
 
 =========================  =========  ==========================================================
@@ -15,7 +15,7 @@ name                       train set  what it is
 ``xception_v1``            v1         fixed PSF (0.5") and noise (sigma 200): the main estimator
 ``xception_v2``            v2         noise sigma drawn in [200, 400] per showing; sigma known
 ``xception_v3``            v3         PSF FWHM and sigma vary, both known; **fixed** noisy
-                                      images (the seed's way): the ablation of
+                                      images (the original study's way): the ablation of
                                       ``xception-fresh_v3``
 ``xception-psfimg_v3``     v3         PSF image as a second image channel, sigma drawn and known
 ``xception-noiseless_v1``  v1         trained and evaluated on the noiseless images (the floor)
@@ -64,7 +64,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("xception", "v2", "noise level drawn in [200, 400] and known; fresh noise",
             {"conditioning": ("sigma",), **_FRESH_SIGMA}),
     Variant("xception", "v3", "PSF and noise vary, PSF FWHM and sigma known; fixed noisy images "
-            "(the seed's way, the ablation of xception-fresh_v3)",
+            "(the original study's way, the ablation of xception-fresh_v3)",
             {"conditioning": ("psf_fwhm", "sigma")}),
     Variant("xception-psfimg", "v3", "PSF and noise vary; PSF image as a channel, sigma known; "
             "fresh noise", {"psf_channel": True, "conditioning": ("sigma",), **_FRESH_SIGMA}),

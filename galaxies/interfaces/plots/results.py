@@ -85,7 +85,7 @@ def ratio_bars(table, column: str = "rmse/crb", title: str = ""):
 # ------------------------------------------------------------------------- final report
 
 def crb_chart(table, title: str = ""):
-    """The seed's CRB chart: per parameter, each estimator's standard deviation (bar) and
+    """The original study's CRB chart: per parameter, each estimator's standard deviation (bar) and
     absolute bias (hatched bar) next to the Cramér–Rao bound (dashed line).
 
     ``table`` is indexed by (estimator, parameter) with columns ``std``, ``bias`` and ``crb``

@@ -7,16 +7,15 @@ normalization (SELU keeps the activations standardized on its own).
 
 Two stems, chosen by ``stem``:
 
-* ``"conv"`` (the seed's network, `SEED`): a 5 x 5 stride-2 convolution of 16 filters, so the
-  blocks run on a 32 x 32 grid; 86,821 parameters. On the 2 CPU cores of the development
-  machine (TensorFlow), a separable convolution of 64 filters costs 4.6 times more at
-  32 x 32 than at 16 x 16, and the 17 of them are nearly all of the work: the seed trained at
-  ~75 images per second.
+* ``"conv"`` (the original study's network, `ORIGINAL_STUDY`): a 5 x 5 stride-2 convolution
+  of 16 filters, so the blocks run on a 32 x 32 grid; 86,821 parameters. Its 17 separable
+  convolutions of 64 filters on that grid are nearly all of the work (docs/benchmarks.md
+  has the training speeds).
 * ``"patch"`` (the default): space-to-depth, which rearranges each ``patch x patch``
   block of pixels into the channels of one cell without losing any information (64 x 64 x 1
   becomes 8 x 8 x 64 for ``patch=8``), then a 3 x 3 convolution of ``entry_filters`` over the
   cells (24 x 24 pixels). The blocks run on the coarse grid, 16 times fewer positions than the
-  seed's. A galaxy spans a few pixels, so the stem sees each one whole; on the quick profile
+  original study's. A galaxy spans a few pixels, so the stem sees each one whole; on the quick profile
   this network reached a lower validation loss than the 16 x 16 grid (``patch=4``) in
   less than half the CPU time.
 
@@ -29,8 +28,8 @@ from keras import layers
 
 from galaxies.runtime.errors import InputError
 
-#: The seed's architecture (blocks on a 32 x 32 grid), for comparison.
-SEED = dict(stem="conv", entry_filters=16, block_filters=64, blocks=8, exit_filters=128)
+#: The original study's architecture (blocks on a 32 x 32 grid), for comparison.
+ORIGINAL_STUDY = dict(stem="conv", entry_filters=16, block_filters=64, blocks=8, exit_filters=128)
 STEMS = ("patch", "conv")
 
 
@@ -67,10 +66,10 @@ def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
         exit_filters:    filters of the exit separable convolution.
         activation:      activation of every hidden layer.
         stem:            ``"patch"`` (space-to-depth by ``patch``, then a 3 x 3 convolution) or
-                         ``"conv"`` (the seed's 5 x 5 stride-2 convolution).
+                         ``"conv"`` (the original study's 5 x 5 stride-2 convolution).
         patch:           the space-to-depth factor of the ``"patch"`` stem (2, 4 or 8 for 64 px).
 
-    The seed's network is ``build(**SEED)``.
+    The original study's network is ``build(**ORIGINAL_STUDY)``.
     """
     if stem not in STEMS:
         raise InputError(f"stem = {stem!r}; choose from {STEMS}")

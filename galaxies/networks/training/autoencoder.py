@@ -19,7 +19,7 @@ Noise. The project's way (``noise="fresh"``, `galaxies.evaluation.experiments.au
 is the fresh-noise stream (`galaxies.networks.training.noise`): at every showing the encoder reads a new
 noisy draw (Poisson counts plus the row's own read noise) of the galaxy's noiseless image, and
 the decoder's target is that noiseless image in the same orientation. ``noise="fixed"`` trains
-on the set's noisy images (the seed's way).
+on the set's noisy images (the original study's way).
 
 A trained autoencoder is a directory in the `galaxies.networks.training.SavedModel` layout whose
 ``model.keras`` is the encoder (noisy image -> scaled labels), so `galaxies.evaluation.estimators`, `galaxies
@@ -154,7 +154,7 @@ def fit(config, data, out_dir=None, name: str | None = None, verbose="auto",
                   see `config_from_profile`. ``limit`` keeps the first rows of the set.
                   ``noise``: ``"fresh"`` (the profile's way, `config_from_profile`) draws a new
                   noisy input from each noiseless image at every showing (the read noise each
-                  row's own); ``"fixed"`` trains on the set's noisy images (the seed's way).
+                  row's own); ``"fixed"`` trains on the set's noisy images (the original study's way).
         data:     a data set path or a loaded `files.Dataset` with ``img_nonoise`` (and ``img``
                   for fixed noise).
         out_dir:  the model directory to write (None: in memory only; an existing model is

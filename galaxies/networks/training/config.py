@@ -41,7 +41,7 @@ class TrainingConfig:
         train_rows:     train on only this many rows of the seeded training split (its
                         first, by row number); the validation rows are those of the whole
                         split, so runs of different sizes are judged on the same rows.
-        noise:          ``"fixed"``: the set's noisy images (the seed's way); ``"fresh"``: new
+        noise:          ``"fixed"``: the set's noisy images (the original study's way); ``"fresh"``: new
                         noise on the noiseless images at every showing (`galaxies.networks.training.noise`).
         noise_sigma:    with fresh noise, the read-noise range ``(low, high)`` drawn per image
                         (give ``conditioning=("sigma",)`` so the network knows it), or None

@@ -5,7 +5,7 @@ fresh-noise stream (``noise="fresh"``, the default; `galaxies.networks.training.
 the input is a new noisy draw (Poisson counts plus the row's own read noise) of a training
 galaxy's noiseless image, and the target that noiseless image, both in the same one of the
 eight orientations of the pixel grid (``augment``); ``noise="fixed"`` trains on the set's noisy
-images (the seed's way). Image scaling: one mean and one standard deviation, fitted on noisy
+images (the original study's way). Image scaling: one mean and one standard deviation, fitted on noisy
 training images (the set's, or one fresh draw), are applied to both the noisy input and the
 noiseless target, so the network's output maps back to photo-electrons with the same affine
 map. Its directory has the layout of `galaxies.networks.training.SavedModel` (scaler
