@@ -2,7 +2,8 @@
 
 `options` (the shared options and the one-line errors), `data` (generate, generate-test,
 datasets), `run` (the pipeline), `networks` (train, predict), `estimates` (crb, fit, refine,
-evaluate), `measure` (a person's FITS cutouts).
+evaluate), `measure` (a person's FITS cutouts); `__main__` runs the group (``python -m
+galaxies.interfaces.cli``).
 
 Each subcommand is a thin layer over the package. User errors (`galaxies.runtime.errors`: a value out
 of range, a file that breaks its contract, an existing output, a path that cannot be read or

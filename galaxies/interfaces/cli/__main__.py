@@ -1,0 +1,4 @@
+"""`python -m galaxies.interfaces.cli`: the `galaxies` command."""
+from . import main
+
+main()
