@@ -67,7 +67,34 @@ GALSIM_SERSIC_N = (0.3, 6.2)
 
 
 def check_range(name: str, value: float) -> float:
-    """Return ``value`` as a float, or raise `ParameterRangeError` naming it and its range."""
+    """A parameter's value checked against its range in `RANGES`.
+
+    Parameters
+    ----------
+    name : str
+        A key of `RANGES` (``"flux"``, ``"sersic_n"``, ``"sersic_r"``, ``"psf_fwhm"``, ...).
+    value : float
+        The value to check.
+
+    Returns
+    -------
+    float
+        ``value`` as a float.
+
+    Raises
+    ------
+    ParameterRangeError
+        When ``value`` is not finite or outside the range; the message names both.
+
+    Examples
+    --------
+    >>> check_range("sersic_n", 3)
+    3.0
+    >>> check_range("sersic_r", 2.0)
+    Traceback (most recent call last):
+    ...
+    galaxies.runtime.errors.ParameterRangeError: sersic_r = 2 is outside the allowed range [0.1, 0.6] arcsec (half-light radius)
+    """
     allowed = RANGES[name]
     value = float(value)
     if not (math.isfinite(value) and value in allowed):
@@ -79,7 +106,23 @@ def check_range(name: str, value: float) -> float:
 
 
 def check_shear(g1: float, g2: float) -> tuple[float, float]:
-    """Validate a reduced shear: both components finite and ``|g| <= 0.67``."""
+    """A reduced shear checked: both components finite and ``|g| <= 0.67`` (``q >= 0.2``).
+
+    Returns
+    -------
+    tuple of float
+        ``(g1, g2)``.
+
+    Raises
+    ------
+    ParameterRangeError
+        When ``|g|`` is not finite or above the limit.
+
+    Examples
+    --------
+    >>> check_shear(0.3, -0.4)
+    (0.3, -0.4)
+    """
     g1, g2 = float(g1), float(g2)
     g = math.hypot(g1, g2)
     limit = RANGES["shear"].high
@@ -91,15 +134,43 @@ def check_shear(g1: float, g2: float) -> tuple[float, float]:
 
 
 def shear_components(g: float | np.ndarray, beta: float | np.ndarray):
-    """Reduced shear ``(g1, g2)`` from its magnitude ``g = |g|`` and orientation ``beta`` (rad)."""
+    """Reduced shear ``(g1, g2) = (|g| cos 2 beta, |g| sin 2 beta)``.
+
+    Parameters
+    ----------
+    g : float or ndarray
+        The shear's magnitude ``|g|``.
+    beta : float or ndarray
+        Its orientation, radians.
+
+    Examples
+    --------
+    >>> [round(float(c), 6) for c in shear_components(0.2, np.pi / 4)]
+    [0.0, 0.2]
+    """
     return g * np.cos(2 * beta), g * np.sin(2 * beta)
 
 
 def shear_to_ellipticity(g1, g2):
-    """Axis ratio ``q`` and orientation ``beta`` in [0, pi) of the shear ``(g1, g2)``.
+    """Axis ratio and orientation of the ellipse a reduced shear makes of a circle.
 
-    ``q = (1 - |g|) / (1 + |g|)``; ``beta`` is the position angle of the major axis.
-    Works element-wise on arrays.
+    Parameters
+    ----------
+    g1, g2 : float or ndarray
+        The reduced shear (element-wise on arrays).
+
+    Returns
+    -------
+    q : float or ndarray
+        The axis ratio ``(1 - |g|) / (1 + |g|)``.
+    beta : float or ndarray
+        The position angle of the major axis, in [0, pi).
+
+    Examples
+    --------
+    >>> q, beta = shear_to_ellipticity(0.0, 0.5)
+    >>> round(float(q), 4), round(float(np.degrees(beta)), 1)
+    (0.3333, 45.0)
     """
     g = np.hypot(g1, g2)
     q = (1 - g) / (1 + g)
@@ -108,7 +179,20 @@ def shear_to_ellipticity(g1, g2):
 
 
 def ellipticity_to_shear(q, beta):
-    """Reduced shear ``(g1, g2)`` of an ellipse of axis ratio ``q`` in (0, 1] at angle ``beta``."""
+    """Reduced shear ``(g1, g2)`` of an ellipse of axis ratio ``q`` at angle ``beta``: the
+    inverse of `shear_to_ellipticity`.
+
+    Raises
+    ------
+    ParameterRangeError
+        When ``q`` is outside (0, 1].
+
+    Examples
+    --------
+    >>> g1, g2 = ellipticity_to_shear(1 / 3, np.pi / 4)
+    >>> round(float(g1), 6), round(float(g2), 6)
+    (0.0, 0.5)
+    """
     q = np.asarray(q, dtype=float)
     if np.any((q <= 0) | (q > 1)):
         raise ParameterRangeError(f"axis ratio q = {q} is outside the allowed range (0, 1]")
@@ -117,14 +201,35 @@ def ellipticity_to_shear(q, beta):
 
 
 def snr(clean: np.ndarray, sigma) -> np.ndarray | float:
-    """Signal-to-noise ratio ``sqrt(sum(clean**2)) / sigma`` of one image or a stack."""
+    """Signal-to-noise ratio ``sqrt(sum(clean**2)) / sigma`` of one image or a stack.
+
+    Parameters
+    ----------
+    clean : ndarray
+        A noiseless image (ny, nx) or a stack (N, ny, nx), photo-electrons.
+    sigma : float or ndarray
+        The read noise, photo-electrons per pixel (one per image of a stack).
+
+    Examples
+    --------
+    >>> float(snr(np.full((4, 4), 50.0), 10.0))
+    20.0
+    """
     clean = np.asarray(clean, dtype=np.float64)
     return np.sqrt(np.sum(clean**2, axis=(-2, -1))) / sigma
 
 
-
 def check_parameters(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=None, sigma=None) -> None:
-    """Raise `ParameterRangeError` for the first parameter outside the simulated ranges."""
+    """Raise `ParameterRangeError` for the first parameter outside the simulated ranges.
+
+    Examples
+    --------
+    >>> check_parameters(1e5, 3.0, 0.3, -0.069, 0.15, psf_fwhm=0.5, sigma=200.0)
+    >>> check_parameters(1e5, 3.0, 0.3, 0.0, 0.0, psf_fwhm=2.0)
+    Traceback (most recent call last):
+    ...
+    galaxies.runtime.errors.ParameterRangeError: psf_fwhm = 2 is outside the allowed range [0.5, 1] arcsec
+    """
     check_range("flux", flux)
     check_range("sersic_n", sersic_n)
     check_range("sersic_r", sersic_r)

@@ -184,14 +184,38 @@ def simulate(flux: float, sersic_n: float, sersic_r: float, g1: float, g2: float
              renderer: GalaxyRenderer | None = None) -> Galaxy:
     """Simulate one galaxy with every parameter checked against `RANGES`.
 
-    Parameters:
-        flux:      total flux, photo-electrons.
-        sersic_n:  Sérsic index.
-        sersic_r:  half-light radius, arcsec.
-        g1, g2:    reduced shear.
-        psf_fwhm:  Moffat (beta = 2) FWHM, arcsec.
-        sigma:     Gaussian read noise, photo-electrons per pixel.
-        seed:      positive integer fixing the noise realization.
+    Parameters
+    ----------
+    flux : float
+        Total flux, photo-electrons.
+    sersic_n : float
+        Sérsic index.
+    sersic_r : float
+        Half-light radius, arcsec.
+    g1, g2 : float
+        Reduced shear.
+    psf_fwhm : float
+        Moffat (beta = 2) FWHM, arcsec.
+    sigma : float
+        Gaussian read noise, photo-electrons per pixel.
+    seed : int
+        A positive integer fixing the noise realization.
+
+    Returns
+    -------
+    Galaxy
+        The noiseless and noisy images (64 x 64, photo-electrons), the PSF's image and the SNR.
+
+    Raises
+    ------
+    ParameterRangeError
+        For the first parameter outside the simulated ranges.
+
+    Examples
+    --------
+    >>> galaxy = simulate(1e5, 3.0, 0.3, -0.069, 0.15, psf_fwhm=0.5, sigma=200.0, seed=7)
+    >>> galaxy.noisy.shape, round(galaxy.snr)
+    ((64, 64), 60)
     """
     check_parameters(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma)
     renderer = renderer or default_renderer()
