@@ -61,7 +61,9 @@ ESTIMATORS: tuple[Entry, ...] = (
     Entry("hsm-regauss", "galsim", "GalSim HSM REGAUSS (shear only)", model="-"),
     Entry("xception-noiseless", "v1", "Xception on noiseless images", noiseless=True),
 )
-BASELINE = "lbfgsb_fit"
+#: The maximum-likelihood fit on GalSim's renders (`galaxies.inference.galsim_fit`): the reference
+#: every table divides by.
+GALSIM_FIT = "lbfgsb_fit"
 #: The mark of an estimator on a test set whose PSF or noise its training set never had, and
 #: the footnote that explains it (`in_domain`).
 OUT_OF_DOMAIN = "†"
@@ -92,7 +94,7 @@ def estimators(profile=None) -> tuple[Entry, ...]:
     staged.append(Entry(f"{key}+lbfgsb", trainset, f"L-BFGS-B from {start}", model=profile.refine_start))
     staged_jax = [refined(k, refined_name(key, k), " (JAX model)") for k in profile.refine_steps]
     names = [e.name for e in ESTIMATORS]
-    at, at_jax = names.index(BASELINE) + 1, names.index(JAX_FIT) + 1
+    at, at_jax = names.index(GALSIM_FIT) + 1, names.index(JAX_FIT) + 1
     return (ESTIMATORS[:at] + tuple(staged) + ESTIMATORS[at:at_jax] + tuple(staged_jax)
             + ESTIMATORS[at_jax:])
 
@@ -211,7 +213,7 @@ def timing(profile) -> pd.DataFrame:
         train_s = _training_seconds(profile, info) if info else np.nan
         rows.append({"estimator": est.label, "training [s]": train_s, "seconds per image": spi})
     table = pd.DataFrame(rows).set_index("estimator")
-    baseline = table.loc[by_name(BASELINE).label, "seconds per image"]
+    baseline = table.loc[by_name(GALSIM_FIT).label, "seconds per image"]
     table["speed-up over L-BFGS-B"] = baseline / table["seconds per image"]
     return table
 
@@ -309,7 +311,7 @@ def conclusions(profile, tables: dict | None = None) -> list[str]:
                 if (ratios.loc[label, ["flux", "sersic_r", "g1", "g2"]] <= 1.1).all()]
         lines.append(f"On {testset}, estimators within 1.1 x CRB for flux, r, g1 and g2: "
                      f"{', '.join(near) if near else 'none'}.")
-        base = by_name(BASELINE).label
+        base = by_name(GALSIM_FIT).label
         plain = by_name("xception_v1").label
         if base in ratios.index and plain in ratios.index:
             lines.append(
@@ -331,7 +333,7 @@ def conclusions(profile, tables: dict | None = None) -> list[str]:
     if np.isfinite(speedup):
         lines.append(f"{plain} predicts in {times.loc[plain, 'seconds per image'] * 1e3:.2f} ms per image, "
                      f"{speedup:,.0f} x faster than the L-BFGS-B fit "
-                     f"({times.loc[by_name(BASELINE).label, 'seconds per image']:.2f} s per image).")
+                     f"({times.loc[by_name(GALSIM_FIT).label, 'seconds per image']:.2f} s per image).")
     nll = profile.predictions("xception-nll", "v1", "test")
     if nll.is_file():
         ds = files.load_dataset(profile.dataset("test"), fields=())
@@ -347,7 +349,7 @@ def _refinement_conclusions(profile, tables: dict | None) -> list[str]:
     """How far each refinement of the recommended network is from the fit (on the same
     galaxies: both cover the fit's rows), and at what share of its time."""
     lines = []
-    base = by_name(BASELINE, profile)
+    base = by_name(GALSIM_FIT, profile)
     staged = [e for e in estimators(profile) if e.model == profile.refine_start]
     for testset in TESTSETS:
         table = tables[testset] if tables and testset in tables else comparison(profile, testset)

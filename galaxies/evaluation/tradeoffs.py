@@ -27,7 +27,7 @@ __all__ = ["ACCURACY_PARAMETERS", "same_rows", "against_reference", "accuracy_sp
 ACCURACY_PARAMETERS = ("flux", "sersic_r", "g1", "g2")
 
 
-def same_rows(profile, names, reference: str = report.BASELINE, testsets_=TESTSETS) -> dict:
+def same_rows(profile, names, reference: str = report.GALSIM_FIT, testsets_=TESTSETS) -> dict:
     """``{test set: table}``: `galaxies.evaluation.evaluate.against_crb` of each estimator in ``names``
     (`galaxies.evaluation.report.Entry` names) on the rows that ``reference``'s predictions cover; rows of
     a table indexed by (estimator label, parameter). Estimators without a file are left out."""

@@ -50,7 +50,7 @@ def test_timing_adds_the_denoiser_to_a_two_stage_estimator(profile):
 
 def test_the_profiles_refinements_are_listed_with_their_network(profile):
     names = [e.name for e in report.estimators(profile)]
-    at = names.index(report.BASELINE)
+    at = names.index(report.GALSIM_FIT)
     assert names[at + 1:at + 4] == ["xception+newton1_v1", "xception+newton2_v1", "xception+lbfgsb_v1"]
     # the JAX model's fit, then its refinements of the same network
     at = names.index(report.JAX_FIT)
