@@ -61,18 +61,14 @@ ESTIMATORS: tuple[Entry, ...] = (
     Entry("hsm-regauss", "galsim", "GalSim HSM REGAUSS (shear only)", model="-"),
     Entry("xception-noiseless", "v1", "Xception on noiseless images", noiseless=True),
 )
-#: The maximum-likelihood fit on GalSim's renders (`galaxies.inference.galsim_fit`): the reference
-#: every table divides by.
-GALSIM_FIT = "lbfgsb_fit"
+#: The two maximum-likelihood fits: on GalSim's renders (`galaxies.inference.galsim_fit`, the
+#: reference the tables divide by) and on the differentiable JAX model.
+GALSIM_FIT, JAX_FIT = "lbfgsb_fit", "lm-jax_fit"
 #: The mark of an estimator on a test set whose PSF or noise its training set never had, and
 #: the footnote that explains it (`in_domain`).
 OUT_OF_DOMAIN = "†"
 OUT_OF_DOMAIN_NOTE = (f"{OUT_OF_DOMAIN} outside its training set's PSF / noise (a two-stage or "
                       "refined estimator: its network's); shown, but an extrapolation")
-
-
-#: The Levenberg–Marquardt fit on the differentiable JAX model (`galaxies.inference.differentiable`).
-JAX_FIT = "lm-jax_fit"
 
 
 def estimators(profile=None) -> tuple[Entry, ...]:
