@@ -57,7 +57,7 @@ from .resampling import equivalent_sigma, psf_profile, resample, resampled_sigma
 from .segmentation import GROW, border, border_stats, segment
 
 __all__ = ["FLAGS", "METHODS", "Measurement", "measure_cutout", "fit_box", "measure_files",
-           "write_table", "border_stats", "segment"]
+           "write_table"]
 
 METHODS = ("fit", "nn", "refined")
 #: what each flag means
