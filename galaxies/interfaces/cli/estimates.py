@@ -161,10 +161,13 @@ def evaluate(data, pred, no_crb, by_snr, jobs):
 
 
 def _is_predictions(path) -> bool:
-    """Whether ``path`` is an HDF5 file with a predictions file's ``pred`` field (False for
-    anything unreadable: the loaders then say what is wrong)."""
+    """Whether ``path`` is a regular HDF5 file with a predictions file's ``pred`` field (False
+    for anything else, never opening a pipe or a device: the loaders then say what is wrong)."""
+    from pathlib import Path
     try:
         import h5py
+        if not Path(path).is_file():
+            return False
         with h5py.File(path, "r") as f:
             return "pred" in f
     except Exception:  # noqa: BLE001 - not a readable predictions file; load_* reports why
