@@ -13,7 +13,7 @@ from .options import COUNT, PROFILE_OPTION, RENDERER, SCHEDULER, Command
 
 
 @click.command("measure", cls=Command, renamed={"--out": "the last argument, OUTPUT"})
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, metavar="FILES...", type=click.Path(dir_okay=False))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--method", type=click.Choice(["fit", "nn", "refined"]), default="fit",
               show_default=True, help="Maximum-likelihood fit, a network, or the network refined.")
@@ -50,6 +50,9 @@ def measure(files, output, method, model_dir, profile, hdu, pixel_scale, psf, ps
     from galaxies.cutouts.measure_inputs import finite_option
     from galaxies.runtime.errors import InputError
     from galaxies.runtime.parallel import engine
+    if not files:
+        raise InputError(f"one path given ({output}): name the cutouts FILES... and then the "
+                         f"table to write, OUTPUT")
     sigma, gain, psf_fwhm = (finite_option(name, value) for name, value in (
         ("--sigma", sigma), ("--gain", gain), ("--psf-fwhm", psf_fwhm)))
     background = finite_option("--background", background, positive=False)
