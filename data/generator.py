@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Generate a training set (the seed's command, a thin wrapper of `galaxies generate`, which
-spells --noise as --sigma).
+spells --size as --rows, --psf as --psf-fwhm and --noise as --sigma).
 
     python data/generator.py FILE --size N [--sersics K] [--psf FWHM|random]
                              [--noise SIGMA|random] [--seed S] [--jobs J] [--force]
