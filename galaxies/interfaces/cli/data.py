@@ -12,8 +12,8 @@ from .options import (COUNT, FLOAT_OR_RANDOM, PROFILE_OPTION, SCHEDULER, SEED, C
                       galaxy_options)
 
 #: the seed's option names, kept by its scripts data/generator.py and data/gen_test.py
-SEED_ALIASES = {"--noise": "--sigma", "--sersic-index": "--sersic-n", "--sersic-radius": "--sersic-r",
-                "--size": "--rows", "--psf": "--psf-fwhm"}
+SEED_ALIASES = {"--noise": "--sigma", "--sersic-index": "--sersic-n",
+                "--sersic-radius": "--sersic-r", "--size": "--rows", "--psf": "--psf-fwhm"}
 #: the options `generate` and `generate-test` renamed (old spelling -> new)
 RENAMED = {"--size": "--rows", "--psf": "--psf-fwhm"}
 

@@ -40,8 +40,8 @@ from .options import COUNT, PROFILE_OPTION, RENDERER, SCHEDULER, Command
 @SCHEDULER
 @RENDERER
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
-def measure(files, output, method, model_dir, profile, hdu, pixel_scale, psf, psf_fwhm, psf_fwhm_key, rms,
-            sigma, gain, background, steps, scheduler, renderer, force):
+def measure(files, output, method, model_dir, profile, hdu, pixel_scale, psf, psf_fwhm,
+            psf_fwhm_key, rms, sigma, gain, background, steps, scheduler, renderer, force):
     """Measure flux, Sérsic n, r, g1 and g2 of the galaxy in each FITS cutout FILE (one image
     or a cube of stamps a file); one row per stamp, with flags for what lies outside the
     training domain, written to the table OUTPUT (CSV, or a FITS table when it ends in .fits).

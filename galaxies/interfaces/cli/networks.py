@@ -46,7 +46,8 @@ def recommended_model(profile, instead: str):
 @click.option("--no-augment", is_flag=True, help="Do not turn and mirror the training images.")
 @click.option("--arch", "arch", multiple=True, metavar="KEY=VALUE",
               help="A builder keyword, e.g. blocks=4 or stem=conv (repeatable).")
-@click.option("--force", is_flag=True, help="Replace the model already in MODEL_DIR (never a folder that holds no model).")
+@click.option("--force", is_flag=True,
+              help="Replace the model already in MODEL_DIR (never a folder that holds no model).")
 def train(data, model_dir, model, profile, inputs, condition, psf_channel, uncertainty, epochs,
           batch_size, limit, seed, learning_rate, schedule, no_augment, arch, force):
     """Train a network (--model, default xception) on the data set DATA and save it to the

@@ -47,7 +47,9 @@ class FloatOrRandom(click.ParamType):
             self.fail(f"{value!r} must be a number or 'random'", param, ctx)
 
 
+#: a number or 'random' (`generate`'s --psf-fwhm and --sigma)
 FLOAT_OR_RANDOM = FloatOrRandom()
+
 #: where the workers run (`galaxies.runtime.parallel.engine`): the command's body runs inside
 #: ``with engine(scheduler, workers=jobs)``
 SCHEDULER = click.option(
