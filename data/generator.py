@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Generate a training set (the seed's command, a thin wrapper of `galaxies generate`, which
-spells --noise as --sigma).
+spells --size as --rows, --psf as --psf-fwhm and --noise as --sigma).
 
     python data/generator.py FILE --size N [--sersics K] [--psf FWHM|random]
                              [--noise SIGMA|random] [--seed S] [--jobs J] [--force]
 """
 import sys
 
-from galaxies.interfaces.cli.data import generate, seed_arguments
+from galaxies.interfaces.cli.data import generate, study_arguments
 
 if __name__ == "__main__":
-    generate(seed_arguments(sys.argv[1:], drop=()), prog_name="data/generator.py")
+    generate(study_arguments(sys.argv[1:], drop=()), prog_name="data/generator.py")

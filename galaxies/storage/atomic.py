@@ -127,7 +127,7 @@ def check_writable(path: str | os.PathLike, force: bool = False, directory: bool
         raise NotADirectoryError(f"{path} is a file, expected a folder")
     if directory and not (marker and (path / marker).is_file()):
         raise OutputExistsError(f"{path} exists and is not a model directory (no "
-                                f"{marker or 'training.json'}); choose another --out")
+                                f"{marker or 'training.json'}); choose another model directory")
     if not force:
         raise OutputExistsError(f"{path} already exists; use --force (force=True) to overwrite it")
     return path

@@ -72,40 +72,40 @@ def test_bad_inputs_are_one_line_and_status_2(tmp_path):
     psf_file = write(tmp_path / "psf.fits", psf)
     out = tmp_path / "out.csv"
     no_wcs = write(tmp_path / "nowcs.fits", noisy)
-    one_line_error(cli("measure", no_wcs, "--psf", psf_file, "--out", out),
+    one_line_error(cli("measure", no_wcs, "--psf", psf_file, out),
                    "nowcs.fits", "no pixel scale", "--pixel-scale")
     big_psf = write(tmp_path / "bigpsf.fits", np.ones((45, 45)))
-    one_line_error(cli("measure", good, "--psf", big_psf, "--out", out),
+    one_line_error(cli("measure", good, "--psf", big_psf, out),
                    "bigpsf.fits", "45 x 45", "larger than the cutout", "41 x 41")
     rms = write(tmp_path / "rms.fits", np.full((40, 41), 150.0))
-    one_line_error(cli("measure", good, "--psf", psf_file, "--rms", rms, "--out", out),
+    one_line_error(cli("measure", good, "--psf", psf_file, "--rms", rms, out),
                    "rms.fits", "40 x 41", "41 x 41")
     holed = noisy.copy()
     holed[3:5, 7] = np.nan
     nan = write(tmp_path / "nan.fits", holed, 0.3)
-    one_line_error(cli("measure", nan, "--psf", psf_file, "--out", out), "nan.fits", "2 NaN")
+    one_line_error(cli("measure", nan, "--psf", psf_file, out), "nan.fits", "2 NaN")
     empty = tmp_path / "empty.fits"
     fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.zeros((41, 41), np.float32),
                                                    header(0.3, (41, 41)), name="SCI")]).writeto(empty)
-    one_line_error(cli("measure", empty, "--hdu", "0", "--psf", psf_file, "--out", out),
+    one_line_error(cli("measure", empty, "--hdu", "0", "--psf", psf_file, out),
                    "empty.fits", "HDU 0 holds no image data", "1 (SCI)")
     nothing = tmp_path / "nothing.fits"
     fits.PrimaryHDU().writeto(nothing)
-    one_line_error(cli("measure", nothing, "--psf-fwhm", "0.7", "--out", out), "nothing.fits",
+    one_line_error(cli("measure", nothing, "--psf-fwhm", "0.7", out), "nothing.fits",
                    "no HDU holds image data")
-    one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", "--out", out),
+    one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", out),
                    "--model DIR")
     one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", "--model",
-                       tmp_path / "gone", "--out", out), "--model", "gone", "no such directory")
+                       tmp_path / "gone", out), "--model", "gone", "no such directory")
     # the inputs are checked before the network is loaded (TensorFlow takes seconds): an empty
     # model directory is not reached when a cutout is bad
     (tmp_path / "models").mkdir()
     one_line_error(cli("measure", nan, "--psf", psf_file, "--method", "nn", "--model",
-                       tmp_path / "models", "--out", out), "nan.fits", "2 NaN")
-    one_line_error(cli("measure", good, "--out", out), "--psf")
+                       tmp_path / "models", out), "nan.fits", "2 NaN")
+    one_line_error(cli("measure", good, out), "--psf")
     assert not out.exists()
     # the empty primary is skipped by default: the SCI extension is measured
-    done = cli("measure", empty, "--psf", psf_file, "--sigma", "150", "--out", out)
+    done = cli("measure", empty, "--psf", psf_file, "--sigma", "150", out)
     assert done.exit_code == 0, done.output
     assert Table.read(out, format="ascii.csv")["hdu"][0] == 1
 
@@ -221,7 +221,7 @@ def test_a_cube_of_stamps_gives_a_row_each_in_a_fits_table(tmp_path):
     _, psf = simulated(0.3, 41, 150.0, 1)
     cube = write(tmp_path / "cube.fits", np.stack(planes), 0.3)
     out = tmp_path / "out.fits"
-    done = cli("measure", cube, "--psf", write(tmp_path / "psf.fits", psf), "--out", out)
+    done = cli("measure", cube, "--psf", write(tmp_path / "psf.fits", psf), out)
     assert done.exit_code == 0, (done.output, done.exception)
     assert "estimated from the border" in done.output  # the noise estimate is printed
     table = Table.read(out)
@@ -230,9 +230,9 @@ def test_a_cube_of_stamps_gives_a_row_each_in_a_fits_table(tmp_path):
             "flags", "converged"} <= set(table.colnames)
     assert np.all(np.abs(table["sigma"] - 150.0) < 30)  # the border's noise estimate
     # refusing to overwrite without --force, then replacing with it
-    again = cli("measure", cube, "--psf", tmp_path / "psf.fits", "--out", out)
+    again = cli("measure", cube, "--psf", tmp_path / "psf.fits", out)
     one_line_error(again, "out.fits", "already exists", "--force")
-    assert cli("measure", cube, "--psf", tmp_path / "psf.fits", "--out", out, "--force",
+    assert cli("measure", cube, "--psf", tmp_path / "psf.fits", out, "--force",
                "--sigma", "150").exit_code == 0
 
 
@@ -242,7 +242,7 @@ def test_the_real_hst_cutouts_give_a_flagged_row_each(tmp_path):
     names = ("dwarf", "neighbour", "compact")
     out = tmp_path / "real.csv"
     args = ["measure", *[HST / f"a2744_f105w_{n}.fits.gz" for n in names],
-            "--psf", HST / "a2744_f105w_psf.fits.gz", "--out", out]
+            "--psf", HST / "a2744_f105w_psf.fits.gz", out]
     for n in names:
         args += ["--rms", HST / f"a2744_f105w_{n}_rms.fits.gz"]
     done = cli(*args)
@@ -299,12 +299,12 @@ def test_the_psf_from_a_header_keyword_and_a_moffat(tmp_path):
     noisy, _ = simulated(0.3, 41, 150.0, seed=2)
     path = write(tmp_path / "kw.fits", noisy, 0.3, SEEING=0.7)
     out = tmp_path / "kw.csv"
-    done = cli("measure", path, "--psf-fwhm-key", "SEEING", "--sigma", "150", "--out", out)
+    done = cli("measure", path, "--psf-fwhm-key", "SEEING", "--sigma", "150", out)
     assert done.exit_code == 0, (done.output, done.exception)
     row = Table.read(out, format="ascii.csv")[0]
     assert row["psf_fwhm"] == pytest.approx(0.7) and row["sigma"] == pytest.approx(150.0)
     assert abs(row["sersic_r"] - TRUTH[2]) < 4 * row["sersic_r_std"]
-    one_line_error(cli("measure", path, "--psf-fwhm-key", "FWHM", "--out", out, "--force"),
+    one_line_error(cli("measure", path, "--psf-fwhm-key", "FWHM", out, "--force"),
                    "kw.fits", "no header keyword 'FWHM'")
 
 

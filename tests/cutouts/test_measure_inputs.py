@@ -50,7 +50,7 @@ def measured(tmp_path, image, hdr, name):
     path = tmp_path / f"{name}.fits"
     fits.PrimaryHDU(image, hdr).writeto(path)
     out = tmp_path / f"{name}.csv"
-    done = cli("measure", path, "--psf-fwhm", "0.7", "--sigma", "150", "--out", out)
+    done = cli("measure", path, "--psf-fwhm", "0.7", "--sigma", "150", out)
     assert done.exit_code == 0, (done.output, done.exception)
     return Table.read(out, format="ascii.csv")[0]
 
@@ -78,7 +78,7 @@ def test_without_a_wcs_the_shear_is_on_the_pixel_axes(tmp_path, galaxy):
     path = write(tmp_path / "bare.fits", image)
     out = tmp_path / "bare.csv"
     done = cli("measure", path, "--pixel-scale", SCALE, "--psf-fwhm", "0.7", "--sigma", "150",
-               "--out", out)
+               out)
     assert done.exit_code == 0, done.output
     assert Table.read(out, format="ascii.csv")[0]["shear_frame"] == "pixel"
 
@@ -87,7 +87,7 @@ def test_a_skewed_wcs_is_refused(tmp_path, galaxy):
     image, _ = galaxy
     path = tmp_path / "skew.fits"
     fits.PrimaryHDU(image, rotated_header(10, image.shape, skew=0.2)).writeto(path)
-    one_line_error(cli("measure", path, "--psf-fwhm", "0.7", "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", path, "--psf-fwhm", "0.7", tmp_path / "o.csv"),
                    "skew.fits", "skew")
     assert fits_files.wcs_frame(rotated_header(10, image.shape), "x")[0] == pytest.approx(
         math.radians(10))
@@ -97,7 +97,7 @@ def test_a_skewed_wcs_is_refused(tmp_path, galaxy):
 def test_a_psf_fwhm_in_the_wrong_unit_is_refused_before_any_work(tmp_path, galaxy, fwhm):
     image, _ = galaxy
     path = write(tmp_path / "c.fits", image, SCALE)
-    one_line_error(cli("measure", path, "--psf-fwhm", fwhm, "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", path, "--psf-fwhm", fwhm, tmp_path / "o.csv"),
                    "c.fits", "PSF FWHM", "outside", "pixels")
 
 
@@ -109,7 +109,7 @@ def test_a_wcs_in_the_wrong_unit_is_refused(tmp_path, galaxy, cdelt, unit, word)
     hdr["CUNIT1"] = hdr["CUNIT2"] = unit
     path = tmp_path / "units.fits"
     fits.PrimaryHDU(image, hdr).writeto(path)
-    one_line_error(cli("measure", path, "--psf-fwhm", "0.7", "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", path, "--psf-fwhm", "0.7", tmp_path / "o.csv"),
                    "units.fits", "pixel scale of its WCS", word, "--pixel-scale")
 
 
@@ -118,7 +118,7 @@ def test_a_wcs_in_the_wrong_unit_is_refused(tmp_path, galaxy, cdelt, unit, word)
 def test_a_header_fwhm_must_be_a_number_in_range(tmp_path, galaxy, value, words):
     image, _ = galaxy
     path = write(tmp_path / "kw.fits", image, SCALE, SEEING=value)
-    one_line_error(cli("measure", path, "--psf-fwhm-key", "SEEING", "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", path, "--psf-fwhm-key", "SEEING", tmp_path / "o.csv"),
                    "kw.fits", *words)
 
 
@@ -126,17 +126,17 @@ def test_a_psf_image_off_its_centre_or_negative_is_refused(tmp_path, galaxy):
     image, psf = galaxy
     cutout = write(tmp_path / "c.fits", image, SCALE)
     off = write(tmp_path / "off.fits", np.roll(psf, 12, axis=1))
-    one_line_error(cli("measure", cutout, "--psf", off, "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", cutout, "--psf", off, tmp_path / "o.csv"),
                    "off.fits", "peak", "12.0 pixels from the image's centre")
     below = psf.copy()
     below[:10] = -0.35 * psf.sum() / below[:10].size  # sums to 0.65: positive, but not a PSF
     negative = write(tmp_path / "neg.fits", below)
-    one_line_error(cli("measure", cutout, "--psf", negative, "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", cutout, "--psf", negative, tmp_path / "o.csv"),
                    "neg.fits", "negative pixels")
-    one_line_error(cli("measure", cutout, "--psf", write(tmp_path / "sum.fits", -psf), "--out",
-                       tmp_path / "o.csv"), "sum.fits", "positive")
+    one_line_error(cli("measure", cutout, tmp_path / "o.csv", "--psf",
+                       write(tmp_path / "sum.fits", -psf)), "sum.fits", "positive")
     centred = write(tmp_path / "psf.fits", psf)
-    done = cli("measure", cutout, "--psf", centred, "--sigma", "150", "--out", tmp_path / "o.csv")
+    done = cli("measure", cutout, "--psf", centred, "--sigma", "150", tmp_path / "o.csv")
     assert done.exit_code == 0, done.output
 
 
@@ -147,7 +147,7 @@ def test_numbers_that_are_not_finite_are_refused(tmp_path, galaxy, option, value
     image, _ = galaxy
     path = write(tmp_path / "c.fits", image, SCALE)
     extra = [] if option == "--psf-fwhm" else ["--psf-fwhm", "0.7"]
-    one_line_error(cli("measure", path, *extra, option, value, "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", path, *extra, option, value, tmp_path / "o.csv"),
                    option, "finite")
 
 
@@ -157,10 +157,10 @@ def test_damaged_inputs_are_one_line(tmp_path, galaxy):
     truncated = tmp_path / "cut.fits"
     truncated.write_bytes(whole[:len(whole) - 3000])
     out = tmp_path / "o.csv"
-    one_line_error(cli("measure", truncated, "--psf-fwhm", "0.7", "--out", out), "cut.fits")
+    one_line_error(cli("measure", truncated, "--psf-fwhm", "0.7", out), "cut.fits")
     loop = tmp_path / "loop.fits"
     loop.symlink_to(loop)
-    one_line_error(cli("measure", loop, "--psf-fwhm", "0.7", "--out", out), "loop.fits",
+    one_line_error(cli("measure", loop, "--psf-fwhm", "0.7", out), "loop.fits",
                    "symbolic links")
     good = tmp_path / "whole.fits"
     model = tmp_path / "model"
@@ -172,14 +172,14 @@ def test_damaged_inputs_are_one_line(tmp_path, galaxy):
                           ('{"config": {"epochs": "many", "nonsense": 1}}', ["configuration"])):
         (model / "training.json").write_text(record)
         one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", "--model",
-                           model, "--out", out), *words)
+                           model, out), *words)
     assert not out.exists()
 
 
 def test_memory_is_bounded_before_any_work(tmp_path, monkeypatch):
     big = tmp_path / "big.fits"
     fits.PrimaryHDU(np.zeros((2048, 2048), np.float32), header(0.03, (2048, 2048))).writeto(big)
-    one_line_error(cli("measure", big, "--psf-fwhm", "0.02", "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", big, "--psf-fwhm", "0.02", tmp_path / "o.csv"),
                    "big.fits", "FFT", str(measure_inputs.MAX_FFT), "smaller stamp")
     # a stamp of ordinary size: its bound is well under a gigabyte, the largest model's FFT in it
     import galsim
@@ -194,5 +194,5 @@ def test_memory_is_bounded_before_any_work(tmp_path, monkeypatch):
     assert measure_inputs.work_bytes((64, 64), 0.23, psf, high) < 2e9
     cutout = write(tmp_path / "c.fits", np.zeros((41, 41)), SCALE)
     monkeypatch.setattr(resources, "free_memory", lambda: 10_000_000)
-    one_line_error(cli("measure", cutout, "--psf-fwhm", "0.7", "--out", tmp_path / "o.csv"),
+    one_line_error(cli("measure", cutout, "--psf-fwhm", "0.7", tmp_path / "o.csv"),
                    "GB of memory", "available")

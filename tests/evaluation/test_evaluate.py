@@ -136,7 +136,7 @@ def test_rows_with_nan_or_infinite_values_are_counted_and_said(truth_and_predict
     assert table.attrs == {"dropped_rows": 4, "dropped_predictions": 3, "dropped_labels": 1,
                            "rows": len(ds)}
     assert np.isfinite(table.loc["sersic_n", "rmse"])
-    done = CliRunner().invoke(main, ["evaluate", str(path), str(ds.path), "--no-crb"])
+    done = CliRunner().invoke(main, ["evaluate", str(ds.path), str(path), "--no-crb"])
     assert done.exit_code == 0, done.output
     header = done.output.splitlines()[0]
     assert f"({len(ds)} rows" in header and "3 row(s) left out" in header, header

@@ -174,8 +174,8 @@ def test_for_dataset_bad_input(small_sets, tmp_path, without_field):
 def test_cli_prints_the_bounds_as_json():
     done = subprocess.run(
         [sys.executable, "-m", "galaxies.interfaces.cli", "crb", "--flux", "1e5", "--sersic-n", "3",
-         "--sersic-r", "0.3", "--g1", "-0.069", "--g2", "0.15", "--psf", "0.5", "--sigma", "200",
-         "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+         "--sersic-r", "0.3", "--g1", "-0.069", "--g2", "0.15", "--psf-fwhm", "0.5", "--sigma",
+         "200", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     values = json.loads(done.stdout)
     assert list(values) == list(LABEL_COLUMNS)

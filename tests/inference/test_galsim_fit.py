@@ -174,7 +174,7 @@ def test_cli_fit_and_evaluate(small_sets, tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "1 fits, 1 converged" in done.stdout and out.is_file()
-    done = subprocess.run(cli + ["evaluate", str(out), str(small_sets["fixed"])],
+    done = subprocess.run(cli + ["evaluate", str(small_sets["fixed"]), str(out)],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "rmse/crb" in done.stdout and "sersic_r" in done.stdout

@@ -43,13 +43,13 @@ def test_seed_test_script(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["generate", "{out}", "--size", "5", "--psf", "2.0"], "psf_fwhm = 2 is outside"),
-    (["generate", "{out}", "--size", "5", "--sigma", "1000"], "sigma = 1000 is outside"),
-    (["generate", "{out}", "--size", "-3"], "'--size': -3"),
-    (["generate", "{out}", "--size", "5", "--sersics", "0"], "'--sersics': 0"),
-    (["generate-test", "{out}", "--size", "5", "--sersic-n", "9"], "sersic_n = 9 is outside"),
-    (["generate-test", "{out}", "--size", "5", "--g1", "0.6", "--g2", "0.6"], "shear"),
-    (["generate-test", "{out}", "--size", "5", "--flux", "1e7"], "flux = 1e+07 is outside"),
+    (["generate", "{out}", "--rows", "5", "--psf-fwhm", "2.0"], "psf_fwhm = 2 is outside"),
+    (["generate", "{out}", "--rows", "5", "--sigma", "1000"], "sigma = 1000 is outside"),
+    (["generate", "{out}", "--rows", "-3"], "'--rows': -3"),
+    (["generate", "{out}", "--rows", "5", "--sersics", "0"], "'--sersics': 0"),
+    (["generate-test", "{out}", "--rows", "5", "--sersic-n", "9"], "sersic_n = 9 is outside"),
+    (["generate-test", "{out}", "--rows", "5", "--g1", "0.6", "--g2", "0.6"], "shear"),
+    (["generate-test", "{out}", "--rows", "5", "--flux", "1e7"], "flux = 1e+07 is outside"),
 ])
 def test_out_of_range_option_exits_2_with_one_line_and_no_file(tmp_path, args, message):
     out = tmp_path / "x.h5"
@@ -63,10 +63,10 @@ def test_out_of_range_option_exits_2_with_one_line_and_no_file(tmp_path, args, m
 def test_existing_output_needs_force(tmp_path):
     out = tmp_path / "x.h5"
     out.write_bytes(b"keep me")
-    done = galaxies("generate-test", out, "--size", "3")
+    done = galaxies("generate-test", out, "--rows", "3")
     assert done.returncode == 2 and "already exists" in done.stderr and "--force" in done.stderr
     assert out.read_bytes() == b"keep me"
-    done = galaxies("generate-test", out, "--size", "3", "--force")
+    done = galaxies("generate-test", out, "--rows", "3", "--force")
     assert done.returncode == 0, done.stderr
     assert len(files.load_dataset(out)) == 3
 
@@ -82,7 +82,7 @@ def test_interrupted_generation_leaves_no_file_but_a_resumable_partial(tmp_path,
     # print where each thread is, should it ever hang.
     with log.open("w") as stderr:
         proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "galaxies.interfaces.cli",
-                                 "generate", str(folder / "big.h5"), "--size", "100000",
+                                 "generate", str(folder / "big.h5"), "--rows", "100000",
                                  "--sersics", "50", "--jobs", str(jobs)],
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -110,7 +110,7 @@ def test_generate_resume(tmp_path):
     """A partial file is refused without --resume, resumed with the same settings only."""
     out = tmp_path / "set.h5"
     reference = tmp_path / "ref.h5"
-    args = ["--size", "30", "--sersics", "3", "--seed", "2", "--jobs", "1"]
+    args = ["--rows", "30", "--sersics", "3", "--seed", "2", "--jobs", "1"]
     assert galaxies("generate", reference, *args).returncode == 0
     # an interrupted run's partial file: the reference, its one chunk not done and blanked
     import h5py
@@ -136,16 +136,20 @@ def test_generate_resume(tmp_path):
 
 
 def test_every_command_has_the_one_line_error_handler():
+    """The group's command class applies the handler to every command (none repeats it)."""
+    from galaxies.interfaces import pipeline
     from galaxies.interfaces.cli import main
-    from galaxies.interfaces.cli.options import user_errors
+    from galaxies.interfaces.cli.options import Command, user_errors
     wrapper = user_errors(lambda: None).__code__
     for name, command in main.commands.items():
+        assert isinstance(command, Command), f"galaxies {name} is not made by the Command class"
         assert command.callback.__code__ is wrapper, f"galaxies {name} lacks user_errors"
+        assert command.callback.__wrapped__.__code__ is not wrapper, f"galaxies {name}: twice"
     done = galaxies("run", "--only", "nonexistent-step")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         "galaxies: error: unknown step(s) ['nonexistent-step']; choose from "
-        + ", ".join(s.name for s in __import__("galaxies.interfaces.pipeline").pipeline.STEPS)]
+        + ", ".join(s.name for s in pipeline.STEPS)]
 
 
 def test_third_party_log_lines_do_not_precede_the_error(tmp_path, small_sets):
@@ -166,7 +170,7 @@ def test_third_party_log_lines_do_not_precede_the_error(tmp_path, small_sets):
 
 def test_a_log_gets_no_progress_bar_frames(tmp_path):
     from galaxies.runtime import console
-    done = galaxies("generate-test", tmp_path / "t.h5", "--size", "40")  # stderr is a pipe
+    done = galaxies("generate-test", tmp_path / "t.h5", "--rows", "40")  # stderr is a pipe
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stderr and "%|" not in done.stderr, done.stderr
     assert not console.show_progress(True, stream=open(tmp_path / "log.txt", "w"))

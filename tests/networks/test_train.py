@@ -242,18 +242,18 @@ def test_cli_train_and_predict(small_sets, tmp_path, keras):
 
     from galaxies.interfaces.cli import main
     runner = CliRunner()
-    result = runner.invoke(main, ["train", "xception", "--data", str(small_sets["random"]),
-                                  "--out", str(tmp_path / "m"), "--epochs", "1", "--limit", "20",
-                                  "--condition", "sigma", "--size", "blocks=1",
-                                  "--size", "block_filters=8"])
+    result = runner.invoke(main, ["train", str(small_sets["random"]), str(tmp_path / "m"),
+                                  "--model", "xception", "--epochs", "1", "--limit", "20",
+                                  "--condition", "sigma", "--arch", "blocks=1",
+                                  "--arch", "block_filters=8"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "m" / "training.json").read_text())["train_rows"] == 18
     result = runner.invoke(main, ["predict", str(tmp_path / "m"), str(small_sets["fixed"]),
                                   str(tmp_path / "p.h5")])
     assert result.exit_code == 0, result.output
     assert len(files.load_predictions(tmp_path / "p.h5")) == 16
-    result = runner.invoke(main, ["train", "--data", str(small_sets["random"]), "--out",
-                                  str(tmp_path / "m2"), "--condition", "snr"])
+    result = runner.invoke(main, ["train", str(small_sets["random"]), str(tmp_path / "m2"),
+                                  "--condition", "snr"])
     assert result.exit_code == 2 and "galaxies: error:" in result.output
 
 

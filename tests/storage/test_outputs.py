@@ -36,7 +36,7 @@ def one_line(result, *words):
 
 
 def generate_test(out, *extra):
-    return CliRunner().invoke(main, ["generate-test", str(out), "--size", "2", *extra])
+    return CliRunner().invoke(main, ["generate-test", str(out), "--rows", "2", *extra])
 
 
 def leftovers(folder: Path) -> list[Path]:
@@ -82,8 +82,8 @@ def test_measure_does_not_replace_a_device(tmp_path):
     cutout = write(tmp_path / "c.fits", noisy, 0.3)
     fifo = tmp_path / "mynull"
     os.mkfifo(fifo)
-    result = CliRunner().invoke(main, ["measure", str(cutout), "--psf-fwhm", "0.7", "--out",
-                                       str(fifo), "--force"])
+    result = CliRunner().invoke(main, ["measure", str(cutout), str(fifo), "--psf-fwhm", "0.7",
+                                       "--force"])
     one_line(result, "mynull", "named pipe", "regular file")
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
@@ -112,7 +112,7 @@ def test_missing_parents_exist_only_after_success(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("the work failed")
     assert list(tmp_path.iterdir()) == []
-    result = generate_test(tmp_path / "x" / "y" / "set.h5", "--psf", "99")  # refused: no folder
+    result = generate_test(tmp_path / "x" / "y" / "set.h5", "--psf-fwhm", "99")  # refused: no folder
     one_line(result, "psf")
     assert list(tmp_path.iterdir()) == []
     atomic.write_text(out, "whole")
@@ -147,7 +147,7 @@ def test_a_simulated_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypa
     monkeypatch.setattr(Table, "write", full)
     table = tmp_path / "out" / "m.csv"
     result = CliRunner().invoke(main, ["measure", str(cutout), "--psf-fwhm", "0.7", "--sigma",
-                                       "150", "--out", str(table)])
+                                       "150", str(table)])
     one_line(result, str(table), "disk quota exceeded")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.fits"]
 
@@ -198,8 +198,8 @@ def test_an_input_that_is_not_a_regular_file_is_one_line(tmp_path):
         os.mknod(tmp_path / "zero.fits", stat.S_IFCHR | 0o666, os.makedev(1, 5))
         inputs.append(tmp_path / "zero.fits")
     for path in inputs:
-        one_line(CliRunner().invoke(main, ["measure", str(path), "--psf-fwhm", "0.7", "--out",
-                                           str(tmp_path / "o.csv")]), str(path), "not a regular file")
+        one_line(CliRunner().invoke(main, ["measure", str(path), str(tmp_path / "o.csv"),
+                                           "--psf-fwhm", "0.7"]), str(path), "not a regular file")
         one_line(CliRunner().invoke(main, ["evaluate", str(path), str(path)]), str(path),
                  "not a regular file")
 

@@ -57,7 +57,7 @@ def test_workers_give_the_local_bits_and_a_lost_worker_only_its_tasks(cluster, t
                                      progress=False)
 
     # the command line joins the running scheduler; the rows come back the local pool's bits
-    done = CliRunner().invoke(main, ["generate", str(tmp_path / "dask.h5"), "--size", "16",
+    done = CliRunner().invoke(main, ["generate", str(tmp_path / "dask.h5"), "--rows", "16",
                                      "--sersics", "3", "--seed", "7", "--scheduler",
                                      cluster.address])
     assert done.exit_code == 0, done.output

@@ -55,8 +55,8 @@ def test_train_never_deletes_a_folder_that_holds_no_model(small_sets, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     keep = copy_set(small_sets["random"], data / "v1.h5")
-    result = CliRunner().invoke(main, ["train", "--data", str(keep), "--out", str(data),
-                                       "--epochs", "1", "--force"])
+    result = CliRunner().invoke(main, ["train", str(keep), str(data), "--epochs", "1",
+                                       "--force"])
     assert result.exit_code == 2 and "not a model directory" in result.output
     assert keep.is_file() and digest(keep) == digest(small_sets["random"])
 
@@ -65,8 +65,8 @@ def test_train_asks_for_force_before_replacing_a_model(small_sets, tmp_path):
     model = tmp_path / "m"
     model.mkdir()
     (model / "training.json").write_text("{}")
-    result = CliRunner().invoke(main, ["train", "--data", str(small_sets["random"]),
-                                       "--out", str(model), "--epochs", "1"])
+    result = CliRunner().invoke(main, ["train", str(small_sets["random"]), str(model),
+                                       "--epochs", "1"])
     assert result.exit_code == 2 and "--force" in result.output
     assert (model / "training.json").read_text() == "{}"
 
@@ -116,17 +116,17 @@ def test_two_writers_of_one_name_cannot_both_win(tmp_path):
 # -------------------------------------------------------------- bad options, one line each
 
 @pytest.mark.parametrize("args, words", [
-    (["generate", "{out}", "--size", str(10**12)], ["GB", "free"]),
-    (["generate", "{out}", "--size", "10", "--jobs", "1000"], ["jobs = 1000", "choose 1 to"]),
-    (["generate", "{out}", "--size", "10", "--jobs", "0"], ["'--jobs'", "0"]),
-    (["generate", "{out}", "--size", "10", "--jobs", "-2"], ["'--jobs'", "-2"]),
-    (["generate", "{out}", "--size", "10", "--seed", "-1"], ["'--seed'", "-1"]),
-    (["generate-test", "{out}", "--size", str(10**12)], ["GB", "free"]),
+    (["generate", "{out}", "--rows", str(10**12)], ["GB", "free"]),
+    (["generate", "{out}", "--rows", "10", "--jobs", "1000"], ["jobs = 1000", "choose 1 to"]),
+    (["generate", "{out}", "--rows", "10", "--jobs", "0"], ["'--jobs'", "0"]),
+    (["generate", "{out}", "--rows", "10", "--jobs", "-2"], ["'--jobs'", "-2"]),
+    (["generate", "{out}", "--rows", "10", "--seed", "-1"], ["'--seed'", "-1"]),
+    (["generate-test", "{out}", "--rows", str(10**12)], ["GB", "free"]),
     (["predict", "lbfgsb", "{data}", "{out}", "--limit", "-1"], ["'--limit'", "-1"]),
     (["predict", "lbfgsb", "{data}", "{out}", "--batch-size", "0"], ["'--batch-size'", "0"]),
-    (["crb", "--dataset", "{data}", "--limit", "0"], ["'--limit'", "0"]),
-    (["train", "--data", "{data}", "--out", "{out}", "--batch-size", "0"], ["'--batch-size'"]),
-    (["generate", "{out}", "--size"], ["'--size'"]),
+    (["crb", "{data}", "--limit", "0"], ["'--limit'", "0"]),
+    (["train", "{data}", "{out}", "--batch-size", "0"], ["'--batch-size'"]),
+    (["generate", "{out}", "--rows"], ["'--rows'"]),
     (["generate", "{out}", "--nonsense"], ["--nonsense"]),
 ])
 def test_refused_options_name_the_value(small_sets, tmp_path, args, words):
@@ -147,14 +147,14 @@ def test_the_seed_script_refuses_a_huge_size_up_front(tmp_path):
 def test_a_parent_that_is_a_file_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    one_line_error(galaxies("generate-test", blocker / "x.h5", "--size", 2))
+    one_line_error(galaxies("generate-test", blocker / "x.h5", "--rows", 2))
 
 
 def test_a_read_only_place_is_one_line(small_sets, tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(tmp_path / "out.h5"))
     monkeypatch.setattr(atomic, "check_writable", refuse)
-    result = CliRunner().invoke(main, ["generate-test", str(tmp_path / "out.h5"), "--size", "2"])
+    result = CliRunner().invoke(main, ["generate-test", str(tmp_path / "out.h5"), "--rows", "2"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"galaxies: error: {tmp_path / 'out.h5'}: permission denied"]
@@ -226,7 +226,7 @@ def test_evaluate_refuses_predictions_of_another_set(small_sets, tmp_path):
     other = _predictions(tmp_path, "snr30", np.arange(16))
     with pytest.raises(InputError, match="'snr30'"):
         evaluate.summary(other, small_sets["fixed"])
-    one_line_error(galaxies("evaluate", other, small_sets["fixed"], "--no-crb"), "snr30")
+    one_line_error(galaxies("evaluate", small_sets["fixed"], other, "--no-crb"), "snr30")
 
 
 def test_evaluate_refuses_repeated_and_negative_rows(small_sets, tmp_path):
@@ -283,7 +283,7 @@ def test_sigterm_stops_the_workers_and_says_so(small_sets, bigger_set, tmp_path,
     # GalSim's path: the one with worker processes (the JAX model's runs in the command's own)
     args = (["fit", str(small_sets["random"]), str(tmp_path / "fit.h5"), "--jobs", "2"]
             if command == "fit" else
-            ["crb", "--dataset", str(copy_set(bigger_set, tmp_path / "v1.h5")), "--jobs", "2"])
+            ["crb", str(copy_set(bigger_set, tmp_path / "v1.h5")), "--jobs", "2"])
     args += ["--renderer", "galsim"]
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:

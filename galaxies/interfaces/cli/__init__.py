@@ -2,8 +2,12 @@
 
 `options` (the shared options and the one-line errors), `data` (generate, generate-test,
 datasets), `run` (the pipeline), `networks` (train, predict), `estimates` (crb, fit, refine,
-evaluate), `measure` (a person's FITS cutouts); `__main__` runs the group (``python -m
-galaxies.interfaces.cli``).
+evaluate), `measure` (a person's FITS cutouts); `__main__` runs the group for
+``python -m galaxies.interfaces.cli``.
+
+One grammar for every command: ``galaxies VERB INPUTS... OUTPUT``, the inputs first and the file
+written last, as positional arguments; an option means one thing wherever it appears (``--psf``
+a PSF image file, ``--psf-fwhm`` a FWHM, ``--profile`` the shared `options.PROFILE_OPTION`).
 
 Each subcommand is a thin layer over the package. User errors (`galaxies.runtime.errors`: a value out
 of range, a file that breaks its contract, an existing output, a path that cannot be read or

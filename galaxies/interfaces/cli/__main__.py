@@ -1,4 +1,4 @@
-"""`python -m galaxies.interfaces.cli`: the `galaxies` command."""
-from . import main
+"""``python -m galaxies.interfaces.cli``: the ``galaxies`` command (as the tests run it)."""
+from galaxies.interfaces.cli import main
 
 main()

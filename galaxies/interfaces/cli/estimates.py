@@ -8,24 +8,23 @@ import click
 
 from galaxies.runtime.errors import InputError
 
-from .options import COUNT, RENDERER, SCHEDULER, Command, galaxy_options, user_errors
+from .options import COUNT, RENDERER, SCHEDULER, Command, galaxy_options
 
 
-@click.command(cls=Command)
+@click.command(cls=Command, renamed={"--dataset": "the argument DATA",
+                                     "--psf": "--psf-fwhm"})
+@click.argument("dataset", metavar="[DATA]", required=False, type=click.Path(dir_okay=False))
 @galaxy_options
-@click.option("--dataset", type=click.Path(dir_okay=False), default=None,
-              help="Instead: the bounds of every galaxy of this data set (cached next to it).")
-@click.option("--limit", type=COUNT, default=None, help="With --dataset: only the first LIMIT rows.")
-@click.option("--jobs", type=COUNT, default=None, help="With --dataset: worker processes.")
+@click.option("--limit", type=COUNT, default=None, help="With DATA: only the first LIMIT rows.")
+@click.option("--jobs", type=COUNT, default=None, help="With DATA: worker processes.")
 @SCHEDULER
 @RENDERER
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by label column.")
-@user_errors
-def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs, scheduler,
+def crb(dataset, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, limit, jobs, scheduler,
         renderer, as_json):
     """Cramér–Rao bounds (standard deviations) of flux, n, r, g1 and g2 for one galaxy image.
 
-    With --dataset, the bounds of each galaxy of a data set are computed (and kept beside it,
+    With a data set DATA, the bounds of each galaxy of a data set are computed (and kept beside it,
     in <set>.crb.h5, or <set>.crb-jax.h5 for the JAX model's); their RMS over the rows is printed.
     """
     import json
@@ -68,7 +67,6 @@ def crb(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, dataset, limit, jobs,
 @SCHEDULER
 @RENDERER
 @click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
-@user_errors
 def fit(data, pred, limit, jobs, start, scheduler, renderer, force):
     """Maximum-likelihood fit of every image of DATA (Levenberg–Marquardt on the JAX model, or
     L-BFGS-B on GalSim's renders); predictions written to PRED."""
@@ -95,7 +93,6 @@ def fit(data, pred, limit, jobs, start, scheduler, renderer, force):
 @SCHEDULER
 @RENDERER
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-@user_errors
 def refine(paths, start, steps, limit, jobs, scheduler, renderer, force):
     """Refine an estimator's estimates of DATA by a few steps of the likelihood: the network in
     MODEL_DIR predicts first (or --start gives its predictions); the refined estimates, their
@@ -130,19 +127,21 @@ def refine(paths, start, steps, limit, jobs, scheduler, renderer, force):
 
 
 @click.command(cls=Command)
-@click.argument("pred", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path(dir_okay=False))
+@click.argument("pred", type=click.Path(dir_okay=False))
 @click.option("--no-crb", is_flag=True, help="Skip the Cramér–Rao bound (and the ratios to it).")
 @click.option("--by-snr", is_flag=True, help="Also print the RMSE in bins of SNR.")
 @click.option("--jobs", type=COUNT, default=None, help="Processes for the bounds of a random set.")
-@user_errors
-def evaluate(pred, data, no_crb, by_snr, jobs):
+def evaluate(data, pred, no_crb, by_snr, jobs):
     """Bias, standard deviation and RMSE of the predictions PRED of data set DATA, and their
     ratios to the Cramér–Rao bound."""
     import pandas as pd
 
     from galaxies.evaluation import evaluate as ev
     from galaxies.storage import files
+    if _is_predictions(data) and not _is_predictions(pred):
+        raise InputError(f"{data} holds predictions and {pred} does not: the order is DATA PRED "
+                         f"(galaxies evaluate {pred} {data})")
     predictions = files.load_predictions(pred)
     dataset = files.load_dataset(data, fields=())
     if no_crb:
@@ -159,3 +158,17 @@ def evaluate(pred, data, no_crb, by_snr, jobs):
         click.echo(table.to_string())
         if by_snr:
             click.echo(ev.by_snr(predictions, dataset).to_string())
+
+
+def _is_predictions(path) -> bool:
+    """Whether ``path`` is a regular HDF5 file with a predictions file's ``pred`` field (False
+    for anything else, never opening a pipe or a device: the loaders then say what is wrong)."""
+    from pathlib import Path
+    try:
+        import h5py
+        if not Path(path).is_file():
+            return False
+        with h5py.File(path, "r") as f:
+            return "pred" in f
+    except Exception:  # noqa: BLE001 - not a readable predictions file; load_* reports why
+        return False

@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import click
 
-from .options import COUNT, RENDERER, SCHEDULER, Command, user_errors
+from .options import COUNT, PROFILE_OPTION, RENDERER, SCHEDULER, Command
 
 
-@click.command("measure", cls=Command)
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
-              help="Table to write: CSV, or a FITS table when it ends in .fits.")
+@click.command("measure", cls=Command, renamed={"--out": "the last argument, OUTPUT"})
+@click.argument("files", nargs=-1, metavar="FILES...", type=click.Path(dir_okay=False))
+@click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--method", type=click.Choice(["fit", "nn", "refined"]), default="fit",
               show_default=True, help="Maximum-likelihood fit, a network, or the network refined.")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
-              help="The network's model directory (for nn and refined).")
+              help="The network's model directory (for nn and refined) [default: the "
+                   "--profile's recommended network].")
+@PROFILE_OPTION
 @click.option("--hdu", default=None, help="HDU of the images (number or EXTNAME) [default: "
               "the first holding an image].")
 @click.option("--pixel-scale", type=float, default=None, help="Arcsec per pixel [default: the WCS].")
@@ -38,17 +39,20 @@ from .options import COUNT, RENDERER, SCHEDULER, Command, user_errors
 @click.option("--steps", type=COUNT, default=2, show_default=True, help="Refinement steps.")
 @SCHEDULER
 @RENDERER
-@click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
-@user_errors
-def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_fwhm_key, rms,
-            sigma, gain, background, steps, scheduler, renderer, force):
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def measure(files, output, method, model_dir, profile, hdu, pixel_scale, psf, psf_fwhm,
+            psf_fwhm_key, rms, sigma, gain, background, steps, scheduler, renderer, force):
     """Measure flux, Sérsic n, r, g1 and g2 of the galaxy in each FITS cutout FILE (one image
     or a cube of stamps a file); one row per stamp, with flags for what lies outside the
-    training domain. With --scheduler, the fits (--method fit) run on the Dask cluster."""
+    training domain, written to the table OUTPUT (CSV, or a FITS table when it ends in .fits).
+    With --scheduler, the fits (--method fit) run on the Dask cluster."""
     from galaxies.cutouts import measure as measuring
     from galaxies.cutouts.measure_inputs import finite_option
     from galaxies.runtime.errors import InputError
     from galaxies.runtime.parallel import engine
+    if not files:
+        raise InputError(f"one path given ({output}): name the cutouts FILES... and then the "
+                         f"table to write, OUTPUT")
     sigma, gain, psf_fwhm = (finite_option(name, value) for name, value in (
         ("--sigma", sigma), ("--gain", gain), ("--psf-fwhm", psf_fwhm)))
     background = finite_option("--background", background, positive=False)
@@ -56,9 +60,10 @@ def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_
     if method != "fit":
         from pathlib import Path
         if model_dir is None:
-            raise InputError(f"--method {method} needs a trained network: give --model DIR "
-                             f"(a directory under models/<profile>/)")
-        if not Path(model_dir).is_dir():
+            from .networks import recommended_model
+            model_dir = recommended_model(profile, instead=f"give --method {method} a trained "
+                                                           f"network with --model DIR")
+        elif not Path(model_dir).is_dir():
             raise InputError(f"--model {model_dir}: no such directory")
 
         def load_network():  # after every input is checked: TensorFlow takes seconds to import
@@ -66,10 +71,10 @@ def measure(files, out, method, model_dir, hdu, pixel_scale, psf, psf_fwhm, psf_
             return estimators.load(model_dir)
     with engine(scheduler):
         results = measuring.measure_files(
-            list(files), out, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
+            list(files), output, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
             psf_fwhm=psf_fwhm, psf_fwhm_key=psf_fwhm_key, rms=list(rms) or None, sigma=sigma,
             gain=gain, load_network=load_network, force=force, steps=steps,
             background=background, log=click.echo, renderer=renderer)
     flagged = sum(bool(r.flags) for r in results)
-    click.echo(f"wrote {out}: {len(results)} cutout(s), {flagged} flagged outside the training "
+    click.echo(f"wrote {output}: {len(results)} cutout(s), {flagged} flagged outside the training "
                f"domain or not converged")

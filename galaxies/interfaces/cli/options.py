@@ -7,6 +7,11 @@ words, never a bare errno. Third-party log lines are silenced before any command
 (`galaxies.runtime.console.quiet_libraries`), so the error is the only line. Ctrl-C exits 130 and
 SIGTERM 143, each with one line, after cleanup. Any other exception is a bug and shows its
 traceback.
+
+The group's command class, `Command`, applies that handler (`user_errors`) to every command's
+callback, so no command repeats it. A command also names the options it renamed
+(``renamed={"--size": "--rows"}``): an old spelling, ``--size 5`` or ``--size=5``, is answered
+with one line naming the new one and the command's arguments, status 2.
 """
 from __future__ import annotations
 
@@ -19,12 +24,32 @@ from galaxies.conventions import TEST_GALAXY
 from galaxies.inference.differentiable import RENDERERS
 from galaxies.runtime.errors import USER_ERRORS, Terminated
 
-__all__ = ["COUNT", "SEED", "SCHEDULER", "RENDERER", "PROFILE_OPTION", "Command", "Group",
-           "user_errors", "describe", "fail", "galaxy_options"]
+__all__ = ["COUNT", "SEED", "FLOAT_OR_RANDOM", "SCHEDULER", "RENDERER", "PROFILE_OPTION",
+           "Command", "Group", "user_errors", "describe", "fail", "galaxy_options"]
 
 #: option types that name the option and the allowed values when a value is refused
 COUNT = click.IntRange(min=1)
 SEED = click.IntRange(min=0, max=2**63 - 1)
+
+
+class FloatOrRandom(click.ParamType):
+    """A number, or 'random' (None: drawn per galaxy)."""
+    name = "float|random"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).lower() == "random":
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} must be a number or 'random'", param, ctx)
+
+
+#: a number or 'random' (`generate`'s --psf-fwhm and --sigma)
+FLOAT_OR_RANDOM = FloatOrRandom()
+
 #: where the workers run (`galaxies.runtime.parallel.engine`): the command's body runs inside
 #: ``with engine(scheduler, workers=jobs)``
 SCHEDULER = click.option(
@@ -61,7 +86,30 @@ class _OneLineErrors:
 
 
 class Command(_OneLineErrors, click.Command):
-    pass
+    """A command whose callback reports user errors in one line (`user_errors`), and which
+    answers an option it ``renamed`` (old spelling -> new) with one line naming the new one."""
+
+    def __init__(self, *args, renamed: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.renamed = dict(renamed or {})
+        if self.callback is not None:
+            self.callback = user_errors(self.callback)
+
+    def parse_args(self, ctx, args):
+        for arg in args:
+            if arg == "--":
+                break
+            old = arg.partition("=")[0]
+            if old in self.renamed:
+                raise click.UsageError(f"{old} is now {self.renamed[old]} ({self.synopsis()})",
+                                       ctx)
+        return super().parse_args(ctx, args)
+
+    def synopsis(self) -> str:
+        """``galaxies NAME ARGUMENTS... [OPTIONS]``: how the command is called."""
+        names = [p.make_metavar(click.Context(self)) for p in self.params
+                 if isinstance(p, click.Argument)]
+        return " ".join(["galaxies", self.name, *names, "[OPTIONS]"])
 
 
 class Group(_OneLineErrors, click.Group):
@@ -102,9 +150,12 @@ def user_errors(func):
     return wrapper
 
 
+#: the profile (`galaxies.runtime.profiles`): its data sets, sizes and recommended network; one
+#: definition for every command that takes it
 PROFILE_OPTION = click.option(
     "--profile", default=None, envvar="GALAXIES_PROFILE", show_envvar=True,
-    type=click.Choice(["smoke", "quick", "full"]), help="[default: quick]")
+    type=click.Choice(["smoke", "quick", "full"]),
+    help="The profile: its data sets, sizes and recommended network [default: quick].")
 
 
 def galaxy_options(func):
@@ -114,7 +165,7 @@ def galaxy_options(func):
             ("--sersic-n", "sersic_n", "Sérsic index."),
             ("--sersic-r", "sersic_r", "Half-light radius, arcsec."),
             ("--g1", "g1", "Reduced shear g1."), ("--g2", "g2", "Reduced shear g2."),
-            ("--psf", "psf_fwhm", "PSF FWHM, arcsec.")]):
+            ("--psf-fwhm", "psf_fwhm", "PSF FWHM, arcsec.")]):
         func = click.option(name, key, type=float, default=TEST_GALAXY[key], show_default=True,
                             help=help_text)(func)
     return click.option("--sigma", type=float, default=200.0, show_default=True,

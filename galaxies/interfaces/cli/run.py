@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .options import COUNT, PROFILE_OPTION, Command, fail, user_errors
+from .options import COUNT, PROFILE_OPTION, Command, fail
 
 
 @click.command(cls=Command)
@@ -12,7 +12,6 @@ from .options import COUNT, PROFILE_OPTION, Command, fail, user_errors
 @click.option("--force", is_flag=True, help="Rerun steps even when nothing changed.")
 @click.option("--jobs", type=COUNT, default=None, help="Processes for data generation.")
 @click.option("--list", "list_steps", is_flag=True, help="List the steps and exit.")
-@user_errors
 def run(profile, only, force, jobs, list_steps):
     """Build the data sets and execute every notebook; results go to results/<profile>/."""
     from galaxies.interfaces.pipeline import STEPS, StepFailed, run as run_pipeline, runs
