@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generate a training set (the seed's command, a thin wrapper of `galaxies generate`, which
+"""Generate a training set (the original study's command, a thin wrapper of `galaxies generate`, which
 spells --size as --rows, --psf as --psf-fwhm and --noise as --sigma).
 
     python data/generator.py FILE --size N [--sersics K] [--psf FWHM|random]
