@@ -34,23 +34,24 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-IMPORT_TF = "import keras, tensorflow; from galaxies import estimators"
-IMPORT_NETWORK = "from galaxies import estimators; estimators.load({model!r})"
-IMPORT_FIT = "import galsim, scipy.optimize; from galaxies import baseline, chunked, parallel"
+IMPORT_TF = "import keras, tensorflow; from galaxies.evaluation import estimators"
+IMPORT_NETWORK = "from galaxies.evaluation import estimators; estimators.load({model!r})"
+IMPORT_FIT = ("import galsim, scipy.optimize; from galaxies.inference import galsim_fit; "
+             "from galaxies.storage import chunked; from galaxies.runtime import parallel")
 PREDICT = ("from galaxies.interfaces.cli import main; main(['predict', {model!r}, {data!r}, {out!r}, '--force'"
            "{options}])")
 FIT = ("from galaxies.interfaces.cli import main; main(['fit', {data!r}, {out!r}, '--limit', '{limit}', "
        "'--jobs', '1', '--force'])")
 FIT_EVERY_ROW = """
 import numpy as np
-from galaxies import baseline
+from galaxies.inference import galsim_fit
 def nothing(images, psf_fwhm, sigma, starts):  # the reading and dispatch only
     return [(np.full(5, float(im.sum())), True, 0, 0, 0.0, "") for im in images]
-baseline._fit_rows = nothing
-baseline.fit_dataset({data!r}, {out!r}, jobs=1, progress=False, force=True)
+galsim_fit._fit_rows = nothing
+galsim_fit.fit_dataset({data!r}, {out!r}, jobs=1, progress=False, force=True)
 """
-HSM = "from galaxies import hsm; hsm.hsm_dataset({data!r}, {out!r}, jobs={jobs}, progress=False, force=True)"
-LOAD = "from galaxies import files; files.load_dataset({data!r}, fields=('img',))"
+HSM = "from galaxies.inference import hsm; hsm.hsm_dataset({data!r}, {out!r}, jobs={jobs}, progress=False, force=True)"
+LOAD = "from galaxies.storage import files; files.load_dataset({data!r}, fields=('img',))"
 
 
 def build_set(size: int, cache: Path) -> Path:

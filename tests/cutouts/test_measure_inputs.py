@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 from click.testing import CliRunner
-from test_measure import header, one_line_error, simulated, write
+from cutout_files import header, one_line_error, simulated, write
 
 from galaxies.cutouts import fits_files, measure_inputs
 from galaxies.interfaces.cli import main

@@ -171,7 +171,7 @@ def test_a_killed_run_resumes_to_the_same_file(tmp_path):
     path = tmp_path / "set.h5"
     script = textwrap.dedent(f"""
         import os, signal
-        from galaxies import resumable
+        from galaxies.storage import resumable
         from galaxies.simulation.generate import RandomSpec, generate
         original, calls = resumable.Progress.mark_done, []
         def mark_done(self, chunk, stats=()):

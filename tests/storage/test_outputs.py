@@ -77,7 +77,7 @@ def test_force_never_replaces_a_special_file_or_a_link(tmp_path):
 
 
 def test_measure_does_not_replace_a_device(tmp_path):
-    from test_measure import simulated, write
+    from cutout_files import simulated, write
     noisy, _ = simulated(0.3, 33, 150.0, 1)
     cutout = write(tmp_path / "c.fits", noisy, 0.3)
     fifo = tmp_path / "mynull"
@@ -138,7 +138,7 @@ def test_a_simulated_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypa
     assert not atomic.is_disk_full(OSError("Can't write data (wrong type)"))
 
     from astropy.table import Table
-    from test_measure import simulated, write
+    from cutout_files import simulated, write
 
     def full(*args, **kwargs):
         raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
