@@ -152,17 +152,27 @@ def fisher_matrix(flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma,
     """Fisher information matrix (5, 5) of one image, in label order
     ``flux, sersic_n, sersic_r, g1, g2`` (units: 1 / (label unit)^2).
 
-    Parameters:
-        flux:      total flux, photo-electrons.
-        sersic_n:  Sérsic index.
-        sersic_r:  half-light radius, arcsec.
-        g1, g2:    reduced shear.
-        psf_fwhm:  Moffat (beta = 2) FWHM, arcsec.
-        sigma:     Gaussian read noise, photo-electrons per pixel.
-        renderer:  a `GalaxyRenderer` to draw with (default: the process-wide one, and the
-                   derivatives of recent parameter sets are reused).
-        steps:     central-difference steps overriding `STEPS`.
-        poisson:   include the Poisson variance (the generator's noise); False: read noise only.
+    Parameters
+    ----------
+    flux
+        total flux, photo-electrons.
+    sersic_n
+        Sérsic index.
+    sersic_r
+        half-light radius, arcsec.
+    g1, g2
+        reduced shear.
+    psf_fwhm
+        Moffat (beta = 2) FWHM, arcsec.
+    sigma
+        Gaussian read noise, photo-electrons per pixel.
+    renderer
+        a `GalaxyRenderer` to draw with (default: the process-wide one, and the derivatives of
+        recent parameter sets are reused).
+    steps
+        central-difference steps overriding `STEPS`.
+    poisson
+        include the Poisson variance (the generator's noise); False: read noise only.
 
     Raises `ParameterRangeError` when a parameter is outside the simulated ranges.
     """

@@ -158,15 +158,22 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     """Cramér–Rao bounds of every galaxy of a data set: an (N, 5) array, row i for row i of
     the set, in label units.
 
-    Parameters:
-        path:      the data set (HDF5, the contract of docs/architecture.md).
-        limit:     compute only the first ``limit`` rows (the others are NaN).
-        jobs:      worker processes (default: all cores; 1 computes in this process).
-        progress:  show a tqdm progress bar.
-        rows:      instead of ``limit``: the row numbers to compute (e.g. those an estimator
-                   predicted); the others are NaN.
-        renderer:  ``"galsim"`` (`galaxies.inference.crb`, in ``jobs`` processes) or ``"jax"`` (the
-                   differentiable model, batched in this process; ``jobs`` unused).
+    Parameters
+    ----------
+    path
+        the data set (HDF5, the contract of docs/architecture.md).
+    limit
+        compute only the first ``limit`` rows (the others are NaN).
+    jobs
+        worker processes (default: all cores; 1 computes in this process).
+    progress
+        show a tqdm progress bar.
+    rows
+        instead of ``limit``: the row numbers to compute (e.g. those an estimator predicted);
+        the others are NaN.
+    renderer
+        ``"galsim"`` (`galaxies.inference.crb`, in ``jobs`` processes) or ``"jax"`` (the
+        differentiable model, batched in this process; ``jobs`` unused).
 
     Results are kept in `cache_path` (``<set>.crb.h5`` or ``<set>.crb-jax.h5``, written
     atomically) and reused while the set's labels, PSF and noise are unchanged; rows computed

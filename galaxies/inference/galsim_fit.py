@@ -164,22 +164,34 @@ def fit_image(image: np.ndarray, psf_fwhm: float, sigma: float, start=None,
               gain: float | None = 1.0, bounds=None, flux_range=None) -> FitResult:
     """Fit one noisy image by maximum likelihood (L-BFGS-B); see the module docstring.
 
-    Parameters:
-        image:     (64, 64) noisy image, photo-electrons.
-        psf_fwhm:  Moffat (beta = 2) FWHM in arcsec.
-        sigma:     Gaussian read-noise level, photo-electrons per pixel.
-        start:     optional starting ``flux, sersic_n, sersic_r, g1, g2`` (the flux is ignored:
-                   it is profiled); default: from adaptive moments (`start_point`).
-        renderer:  the `GalaxyRenderer` whose PSF to use (default: the process-wide one).
-        maxiter:   L-BFGS-B iteration limit.
-        gtol:      tolerance on the projected gradient, in units of the statistical errors.
-        ftol:      tolerance on the relative decrease of the NLL.
-        restarts:  how many times to restart L-BFGS-B after a failed line search.
-        stamp:     a `galaxies.simulation.render.Stamp`: fit a cutout at its own pixel scale, shape, PSF
-                   and centre (``psf_fwhm`` may then be None and ``sigma`` a map; no range
-                   checks: `galaxies.cutouts.measure` flags what lies outside the simulations).
-        gain, bounds, flux_range:  the Poisson gain, the box of (n, r, g1, g2) and the flux
-                   range (`galaxies.inference.likelihood.Objective`; defaults: the simulation's).
+    Parameters
+    ----------
+    image
+        (64, 64) noisy image, photo-electrons.
+    psf_fwhm
+        Moffat (beta = 2) FWHM in arcsec.
+    sigma
+        Gaussian read-noise level, photo-electrons per pixel.
+    start
+        optional starting ``flux, sersic_n, sersic_r, g1, g2`` (the flux is ignored: it is
+        profiled); default: from adaptive moments (`start_point`).
+    renderer
+        the `GalaxyRenderer` whose PSF to use (default: the process-wide one).
+    maxiter
+        L-BFGS-B iteration limit.
+    gtol
+        tolerance on the projected gradient, in units of the statistical errors.
+    ftol
+        tolerance on the relative decrease of the NLL.
+    restarts
+        how many times to restart L-BFGS-B after a failed line search.
+    stamp
+        a `galaxies.simulation.render.Stamp`: fit a cutout at its own pixel scale, shape, PSF
+        and centre (``psf_fwhm`` may then be None and ``sigma`` a map; no range checks:
+        `galaxies.cutouts.measure` flags what lies outside the simulations).
+    gain, bounds, flux_range
+        the Poisson gain, the box of (n, r, g1, g2) and the flux range
+        (`galaxies.inference.likelihood.Objective`; defaults: the simulation's).
 
     Raises ValueError for an image of the wrong shape or with non-finite pixels, and
     `ParameterRangeError` for a PSF or noise level outside the simulated ranges.
@@ -276,17 +288,26 @@ def fit_dataset(data_path, out_path, limit: int | None = None, jobs: int | None 
                 progress: bool = True, force: bool = False, start=None) -> Path:
     """Fit every image of a data set (or the first ``limit``) and write the predictions file.
 
-    Parameters:
-        data_path:  a data set following docs/architecture.md (``img``, ``psf_fwhm`` and ``sigma`` are used).
-        out_path:   the predictions file to write (atomically; an existing one is replaced
-                    only with ``force``).
-        limit:      fit only the first ``limit`` rows.
-        jobs:       worker processes (default: all cores; 1 fits in this process).
-        progress:   show a tqdm progress bar.
-        force:      replace an existing ``out_path``.
-        start:      another estimator's predictions file of this data set to start from
-                    instead of adaptive moments (its rows, its first ``limit``, are fitted;
-                    the estimator is then ``lbfgsb+<its name>``).
+    Parameters
+    ----------
+    data_path
+        a data set following docs/architecture.md (``img``, ``psf_fwhm`` and ``sigma`` are
+        used).
+    out_path
+        the predictions file to write (atomically; an existing one is replaced only with
+        ``force``).
+    limit
+        fit only the first ``limit`` rows.
+    jobs
+        worker processes (default: all cores; 1 fits in this process).
+    progress
+        show a tqdm progress bar.
+    force
+        replace an existing ``out_path``.
+    start
+        another estimator's predictions file of this data set to start from instead of adaptive
+        moments (its rows, its first ``limit``, are fitted; the estimator is then ``lbfgsb+<its
+        name>``).
 
     The file holds the contract's ``pred``, ``index``, attributes ``estimator`` (``lbfgsb``),
     ``dataset`` and ``seconds_per_image`` (mean CPU time of one fit on one core, including the

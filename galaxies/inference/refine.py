@@ -160,17 +160,26 @@ def refine_image(image, psf_fwhm, sigma, start, steps: int = 2, stop: float = ST
     """Refine the estimate ``start`` of one image by at most ``steps`` bounded Gauss-Newton
     steps of the fit's likelihood (see the module docstring).
 
-    Parameters:
-        image:     (64, 64) noisy image, photo-electrons.
-        psf_fwhm:  Moffat (beta = 2) FWHM, arcsec.
-        sigma:     Gaussian read noise, photo-electrons per pixel.
-        start:     ``flux, sersic_n, sersic_r, g1, g2`` to start from (the flux only sets the
-                   variance: it is profiled); outside the box it is moved onto it (flagged).
-        steps:     the most Gauss-Newton steps to take (K >= 1).
-        stop:      end early when no parameter would move by more than this fraction of its std.
-        renderer:  the `GalaxyRenderer` whose PSF to use (default: the process-wide one).
-        stamp, gain, bounds, flux_range:  a cutout's own stamp, Poisson gain, box and flux
-                   range, as in `galaxies.inference.galsim_fit.fit_image` (no range checks with a stamp).
+    Parameters
+    ----------
+    image
+        (64, 64) noisy image, photo-electrons.
+    psf_fwhm
+        Moffat (beta = 2) FWHM, arcsec.
+    sigma
+        Gaussian read noise, photo-electrons per pixel.
+    start
+        ``flux, sersic_n, sersic_r, g1, g2`` to start from (the flux only sets the variance: it
+        is profiled); outside the box it is moved onto it (flagged).
+    steps
+        the most Gauss-Newton steps to take (K >= 1).
+    stop
+        end early when no parameter would move by more than this fraction of its std.
+    renderer
+        the `GalaxyRenderer` whose PSF to use (default: the process-wide one).
+    stamp, gain, bounds, flux_range
+        a cutout's own stamp, Poisson gain, box and flux range, as in
+        `galaxies.inference.galsim_fit.fit_image` (no range checks with a stamp).
 
     Raises `galaxies.runtime.errors.InputError` naming the value for an image of the wrong shape or with non-finite
     pixels, a start that is not five finite numbers, ``steps`` < 1 or a ``stop`` outside (0, 1),
@@ -255,17 +264,26 @@ def refine_dataset(start_predictions_path, data_path, out_path, steps: int = 2,
                    progress: bool = True, force: bool = False) -> Path:
     """Refine every row of a predictions file on its data set and write the refined predictions.
 
-    Parameters:
-        start_predictions_path:  the start, a predictions file of ``data_path`` (its ``dataset``
-                                 attribute must be the data set's name and its rows the set's).
-        data_path:   the data set (``img``, ``psf_fwhm`` and ``sigma`` are used).
-        out_path:    the predictions file to write (atomically; an existing one is replaced
-                     only with ``force``, and never if it is one of the inputs).
-        steps:       Gauss-Newton steps per image (K).
-        jobs:        worker processes (default: all cores; 1 refines in this process).
-        stop:        the early stop, a fraction of each parameter's standard deviation.
-        limit:       refine only the first ``limit`` rows of the start's file.
-        progress:    show a tqdm progress bar.
+    Parameters
+    ----------
+    start_predictions_path
+        the start, a predictions file of ``data_path`` (its ``dataset`` attribute must be the
+        data set's name and its rows the set's).
+    data_path
+        the data set (``img``, ``psf_fwhm`` and ``sigma`` are used).
+    out_path
+        the predictions file to write (atomically; an existing one is replaced only with
+        ``force``, and never if it is one of the inputs).
+    steps
+        Gauss-Newton steps per image (K).
+    jobs
+        worker processes (default: all cores; 1 refines in this process).
+    stop
+        the early stop, a fraction of each parameter's standard deviation.
+    limit
+        refine only the first ``limit`` rows of the start's file.
+    progress
+        show a tqdm progress bar.
 
     The file holds ``pred``, ``index`` (the start's), ``pred_std`` (the Fisher std), attributes
     ``estimator`` (``<start estimator>+newton<K>``), ``dataset`` and ``seconds_per_image`` (the

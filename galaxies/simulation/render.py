@@ -59,9 +59,12 @@ class GalaxyRenderer:
 
     A renderer is not thread-safe; give each process its own (they are cheap to create).
 
-    Parameters:
-        max_sersics:  how many Sérsic indices to keep (each table is tens of kB).
-        max_psfs:     how many PSF FWHMs to keep.
+    Parameters
+    ----------
+    max_sersics
+        how many Sérsic indices to keep (each table is tens of kB).
+    max_psfs
+        how many PSF FWHMs to keep.
     """
 
     def __init__(self, max_sersics: int = 4096, max_psfs: int = 4):

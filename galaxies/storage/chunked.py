@@ -33,14 +33,19 @@ _SMALL = ("label", "psf_fwhm", "sigma", "snr")
 class DatasetReader:
     """A data set read in blocks of rows.
 
-    Parameters:
-        path:    a data set (docs/architecture.md, "File contracts").
-        fields:  the array fields a block holds (default all; ``label``, ``psf_fwhm``, ``sigma``
-                 and ``snr`` always).
-        rows:    what `galaxies.storage.files.load_dataset` takes (a slice, increasing row indices, a
-                 count of leading rows, default all), or distinct row indices in any order:
-                 blocks then hold the rows in that order (each is read in increasing order).
-        block:   the most rows a block holds (the default of `blocks`; default `BLOCK_ROWS`).
+    Parameters
+    ----------
+    path
+        a data set (docs/architecture.md, "File contracts").
+    fields
+        the array fields a block holds (default all; ``label``, ``psf_fwhm``, ``sigma`` and
+        ``snr`` always).
+    rows
+        what `galaxies.storage.files.load_dataset` takes (a slice, increasing row indices, a
+        count of leading rows, default all), or distinct row indices in any order: blocks then
+        hold the rows in that order (each is read in increasing order).
+    block
+        the most rows a block holds (the default of `blocks`; default `BLOCK_ROWS`).
 
     The file is checked when the reader is made, as `load_dataset` checks it, and the memory
     of one block against what is free; each block is read when it is asked for.

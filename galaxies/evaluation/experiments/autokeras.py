@@ -89,16 +89,21 @@ def search(x_train, y_train, x_val, y_val, folder, *, block_types=("vanilla",),
     """Run an AutoKeras search and keep its trials in ``folder``; returns the trials as a
     DataFrame (see `load_trials`), best first.
 
-    Parameters:
-        block_types:  block types searched, from ``BLOCK_TYPES``.
-        conv:         the ConvBlock's choices: keyword (``filters``, ``kernel_size``,
-                      ``num_blocks``, ``num_layers``, ``dropout``, ``max_pooling``,
-                      ``separable``) -> a list of choices or one fixed value.
-        max_trials:   trials (each trains one model): ``initial_points`` drawn at random
-                      (default ``max(2, max_trials // 3)``; keras-tuner's own default, three
-                      per hyper-parameter, would leave every trial of a small budget random),
-                      the rest proposed by the Gaussian-process Bayesian optimization.
-        epochs:       epochs per trial (with early stopping of ``patience`` epochs).
+    Parameters
+    ----------
+    block_types
+        block types searched, from ``BLOCK_TYPES``.
+    conv
+        the ConvBlock's choices: keyword (``filters``, ``kernel_size``, ``num_blocks``,
+        ``num_layers``, ``dropout``, ``max_pooling``, ``separable``) -> a list of choices or one
+        fixed value.
+    max_trials
+        trials (each trains one model): ``initial_points`` drawn at random (default ``max(2,
+        max_trials // 3)``; keras-tuner's own default, three per hyper-parameter, would leave
+        every trial of a small budget random), the rest proposed by the Gaussian-process
+        Bayesian optimization.
+    epochs
+        epochs per trial (with early stopping of ``patience`` epochs).
 
     The search starts afresh (keras-tuner's ``overwrite``). Nothing is refitted after it: the
     best trial's weights are kept (``best_model.keras`` in the project folder).

@@ -112,19 +112,29 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         gain: float | None = 1.0, box: np.ndarray = BOX) -> FitResults:
     """Fit (or, from ``start`` with few ``max_steps``, refine) a batch of images.
 
-    Parameters:
-        images:    (B, ny, nx) noisy images, photo-electrons.
-        psf_fwhm:  (B,) Moffat FWHMs, arcsec (ignored when ``model`` has a shared PSF).
-        sigma:     read noise per galaxy (B,), one number, or maps (B, ny, nx) (``inf`` masks).
-        start:     (B, 5) starting labels, or None for `start_points`.
-        max_steps: accepted steps at most (2 for a refinement, 30 for a fit).
-        stop:      end a galaxy when no parameter would move by more than this fraction of its
-                   standard deviation.
-        lambda0:   the damping at the start (0: a Gauss–Newton step first).
-        model:     the `DifferentiableModel` (its stamp, pixel scale, PSF); default the
-                   simulation's.
-        gain:      photo-electrons per count of the Poisson term (None: read noise only).
-        box:       (5, 2) bounds of the labels.
+    Parameters
+    ----------
+    images
+        (B, ny, nx) noisy images, photo-electrons.
+    psf_fwhm
+        (B,) Moffat FWHMs, arcsec (ignored when ``model`` has a shared PSF).
+    sigma
+        read noise per galaxy (B,), one number, or maps (B, ny, nx) (``inf`` masks).
+    start
+        (B, 5) starting labels, or None for `start_points`.
+    max_steps
+        accepted steps at most (2 for a refinement, 30 for a fit).
+    stop
+        end a galaxy when no parameter would move by more than this fraction of its standard
+        deviation.
+    lambda0
+        the damping at the start (0: a Gauss–Newton step first).
+    model
+        the `DifferentiableModel` (its stamp, pixel scale, PSF); default the simulation's.
+    gain
+        photo-electrons per count of the Poisson term (None: read noise only).
+    box
+        (5, 2) bounds of the labels.
     """
     clock = time.process_time()
     model = model or DifferentiableModel()

@@ -60,16 +60,22 @@ class Plan:
 class DifferentiableModel:
     """GalSim's images of sheared Sérsic galaxies, batched and differentiable (see module).
 
-    Parameters:
-        shape:        (ny, nx) of the stamp; default the simulation's 64 x 64.
-        pixel_scale:  arcsec per pixel; default the simulation's.
-        psf:          a GalSim profile shared by every galaxy (for example a PSF image's
-                      `galsim.InterpolatedImage`), or None: a Moffat (beta = 2) of each row's
-                      ``psf_fwhm``.
-        pixel_included:  the PSF already holds the pixel response (a PSF image): the pixel is
-                      not convolved again (GalSim's ``method="no_pixel"``).
-        offset:       (x, y) pixels of the galaxy's centre from the stamp's true centre.
-        chunk:        galaxies per compiled call (`CHUNK`; larger on a GPU).
+    Parameters
+    ----------
+    shape
+        (ny, nx) of the stamp; default the simulation's 64 x 64.
+    pixel_scale
+        arcsec per pixel; default the simulation's.
+    psf
+        a GalSim profile shared by every galaxy (for example a PSF image's
+        `galsim.InterpolatedImage`), or None: a Moffat (beta = 2) of each row's ``psf_fwhm``.
+    pixel_included
+        the PSF already holds the pixel response (a PSF image): the pixel is not convolved again
+        (GalSim's ``method="no_pixel"``).
+    offset
+        (x, y) pixels of the galaxy's centre from the stamp's true centre.
+    chunk
+        galaxies per compiled call (`CHUNK`; larger on a GPU).
     """
 
     def __init__(self, shape=(IMAGE_SIZE, IMAGE_SIZE), pixel_scale: float = PIXEL_SCALE,

@@ -59,15 +59,24 @@ def posterior_moments(images, psf_fwhm, sigma, centre, covariance, samples: int 
                       model: DifferentiableModel | None = None) -> Posterior:
     """Posterior mean and standard deviation of each of ``images`` (B, ny, nx).
 
-    Parameters:
-        images:      noisy images, photo-electrons.
-        psf_fwhm:    (B,) Moffat FWHMs, arcsec (ignored with a model's shared PSF).
-        sigma:       (B,) read noise, photo-electrons per pixel.
-        centre:      (B, 5) the proposal's centres (the fit's estimates).
-        covariance:  (B, 5, 5) the proposal's covariances (the inverse Fisher at the fit).
-        samples:     draws per round; rounds are added until ``min_ess`` or ``max_samples``.
-        seed:        the draws' seed (galaxy b uses ``seed + b``).
-        shear_density:  the prior's ``1 / |g|`` (False: uniform in the shear's box).
+    Parameters
+    ----------
+    images
+        noisy images, photo-electrons.
+    psf_fwhm
+        (B,) Moffat FWHMs, arcsec (ignored with a model's shared PSF).
+    sigma
+        (B,) read noise, photo-electrons per pixel.
+    centre
+        (B, 5) the proposal's centres (the fit's estimates).
+    covariance
+        (B, 5, 5) the proposal's covariances (the inverse Fisher at the fit).
+    samples
+        draws per round; rounds are added until ``min_ess`` or ``max_samples``.
+    seed
+        the draws' seed (galaxy b uses ``seed + b``).
+    shear_density
+        the prior's ``1 / |g|`` (False: uniform in the shear's box).
     """
     images = np.asarray(images, dtype=np.float64)
     rows = len(images)

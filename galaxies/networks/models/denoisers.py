@@ -67,16 +67,24 @@ def build_edsr(input_shape=(64, 64, 1), blocks: int = 16, filters: int = 256,
                image_skip: bool = True, name: str = "edsr") -> keras.Model:
     """Build an EDSR denoiser.
 
-    Parameters:
-        input_shape:  (height, width, channels) of the scaled image; height and width may be
-                      None (the network is fully convolutional).
-        blocks:       number of residual blocks (the original study: 16).
-        filters:      feature maps in every block (the original study: 256).
-        res_scale:    factor applied to each block's residual before the addition; EDSR uses
-                      0.1 for wide networks, which keeps the training of deep stacks stable.
-        kernel_size:  size of every convolution.
-        downscale:    run the body on an image this many times smaller (see `_head`).
-        image_skip:   add the input image to the output (predict a correction).
+    Parameters
+    ----------
+    input_shape
+        (height, width, channels) of the scaled image; height and width may be None (the network
+        is fully convolutional).
+    blocks
+        number of residual blocks (the original study: 16).
+    filters
+        feature maps in every block (the original study: 256).
+    res_scale
+        factor applied to each block's residual before the addition; EDSR uses 0.1 for wide
+        networks, which keeps the training of deep stacks stable.
+    kernel_size
+        size of every convolution.
+    downscale
+        run the body on an image this many times smaller (see `_head`).
+    image_skip
+        add the input image to the output (predict a correction).
     """
     _check_sizes(blocks=blocks, filters=filters, kernel_size=kernel_size, downscale=downscale)
     if not 0 < res_scale <= 1:
@@ -101,16 +109,24 @@ def build_rdn(input_shape=(64, 64, 1), blocks: int = 20, layers_per_block: int =
               downscale: int = 1, image_skip: bool = True, name: str = "rdn") -> keras.Model:
     """Build an RDN denoiser.
 
-    Parameters:
-        input_shape:       (height, width, channels) of the scaled image (height and width
-                           may be None).
-        blocks:            residual dense blocks, D in the paper (the original study: 20).
-        layers_per_block:  convolutions per block, C (the original study: 6).
-        growth:            feature maps each convolution adds, G (the original study: 32).
-        features:          feature maps between blocks, G0 (the paper: 64).
-        kernel_size:       size of the 3 x 3 convolutions.
-        downscale:         run the body on an image this many times smaller (see `_head`).
-        image_skip:        add the input image to the output (predict a correction).
+    Parameters
+    ----------
+    input_shape
+        (height, width, channels) of the scaled image (height and width may be None).
+    blocks
+        residual dense blocks, D in the paper (the original study: 20).
+    layers_per_block
+        convolutions per block, C (the original study: 6).
+    growth
+        feature maps each convolution adds, G (the original study: 32).
+    features
+        feature maps between blocks, G0 (the paper: 64).
+    kernel_size
+        size of the 3 x 3 convolutions.
+    downscale
+        run the body on an image this many times smaller (see `_head`).
+    image_skip
+        add the input image to the output (predict a correction).
     """
     _check_sizes(blocks=blocks, layers_per_block=layers_per_block, growth=growth,
                  features=features, kernel_size=kernel_size, downscale=downscale)

@@ -51,23 +51,34 @@ def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
           patch: int = 8, name: str = "xception") -> keras.Model:
     """Build the estimator.
 
-    Parameters:
-        input_shape:     (height, width, channels) of the standardized image input; channel 1,
-                         when present, is the PSF image.
-        n_conditioning:  length of an optional second input of known per-galaxy numbers
-                         (standardized PSF FWHM, noise sigma). It enters twice: as constant
-                         extra channels of the stem, so the convolutions can adapt to the PSF
-                         and noise, and next to the pooled features before a hidden dense layer.
-        n_outputs:       5 for the labels; 10 when the network also predicts log standard
-                         deviations (see `galaxies.networks.training`).
-        entry_filters:   filters of the stem convolution.
-        block_filters:   filters of the separable convolutions in each residual block.
-        blocks:          number of residual blocks.
-        exit_filters:    filters of the exit separable convolution.
-        activation:      activation of every hidden layer.
-        stem:            ``"patch"`` (space-to-depth by ``patch``, then a 3 x 3 convolution) or
-                         ``"conv"`` (the original study's 5 x 5 stride-2 convolution).
-        patch:           the space-to-depth factor of the ``"patch"`` stem (2, 4 or 8 for 64 px).
+    Parameters
+    ----------
+    input_shape
+        (height, width, channels) of the standardized image input; channel 1, when present, is
+        the PSF image.
+    n_conditioning
+        length of an optional second input of known per-galaxy numbers (standardized PSF FWHM,
+        noise sigma). It enters twice: as constant extra channels of the stem, so the
+        convolutions can adapt to the PSF and noise, and next to the pooled features before a
+        hidden dense layer.
+    n_outputs
+        5 for the labels; 10 when the network also predicts log standard deviations (see
+        `galaxies.networks.training`).
+    entry_filters
+        filters of the stem convolution.
+    block_filters
+        filters of the separable convolutions in each residual block.
+    blocks
+        number of residual blocks.
+    exit_filters
+        filters of the exit separable convolution.
+    activation
+        activation of every hidden layer.
+    stem
+        ``"patch"`` (space-to-depth by ``patch``, then a 3 x 3 convolution) or ``"conv"`` (the
+        original study's 5 x 5 stride-2 convolution).
+    patch
+        the space-to-depth factor of the ``"patch"`` stem (2, 4 or 8 for 64 px).
 
     The original study's network is ``build(**ORIGINAL_STUDY)``.
     """

@@ -147,19 +147,23 @@ def fit(config, data, out_dir=None, name: str | None = None, verbose="auto",
         force: bool = True) -> Autoencoder:
     """Train an autoencoder on a data set's noisy images, labels and noiseless images; save it.
 
-    Parameters:
-        config:   a `galaxies.networks.training.TrainingConfig` with ``model="autoencoder"`` and
-                  ``model_kwargs`` ``image_weight`` (the weight of the image term, >= 0),
-                  ``encoder`` (Xception sizes) and ``decoder_filters``;
-                  see `config_from_profile`. ``limit`` keeps the first rows of the set.
-                  ``noise``: ``"fresh"`` (the profile's way, `config_from_profile`) draws a new
-                  noisy input from each noiseless image at every showing (the read noise each
-                  row's own); ``"fixed"`` trains on the set's noisy images (the original study's way).
-        data:     a data set path or a loaded `files.Dataset` with ``img_nonoise`` (and ``img``
-                  for fixed noise).
-        out_dir:  the model directory to write (None: in memory only; an existing model is
-                  replaced only with ``force``).
-        verbose:  Keras' ``verbose`` ("auto", 0, 1 or 2).
+    Parameters
+    ----------
+    config
+        a `galaxies.networks.training.TrainingConfig` with ``model="autoencoder"`` and
+        ``model_kwargs`` ``image_weight`` (the weight of the image term, >= 0), ``encoder``
+        (Xception sizes) and ``decoder_filters``; see `config_from_profile`. ``limit`` keeps the
+        first rows of the set. ``noise``: ``"fresh"`` (the profile's way, `config_from_profile`)
+        draws a new noisy input from each noiseless image at every showing (the read noise each
+        row's own); ``"fixed"`` trains on the set's noisy images (the original study's way).
+    data
+        a data set path or a loaded `files.Dataset` with ``img_nonoise`` (and ``img`` for fixed
+        noise).
+    out_dir
+        the model directory to write (None: in memory only; an existing model is replaced only
+        with ``force``).
+    verbose
+        Keras' ``verbose`` ("auto", 0, 1 or 2).
 
     As `galaxies.networks.training.fit`: the validation split (`galaxies.networks.training.split_rows`; with
     fresh noise its inputs are one fixed, seeded draw), the augmentation by the symmetries of

@@ -115,16 +115,23 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         force: bool = True) -> SavedModel:
     """Train an estimator on a data set; save it to ``out_dir`` when one is given.
 
-    Parameters:
-        config:    what to train (model, inputs, sizes, epochs ...).
-        data:      a data set path or a loaded `galaxies.storage.files.Dataset`.
-        out_dir:   the model directory to write (None: keep the model in memory only). An
-                   existing one is replaced only with ``force``; a folder that is not a model
-                   directory never is.
-        images:    optional replacement for the set's images (e.g. denoised images), one per row.
-        name:      the model's name (default: the directory's).
-        estimator: the estimator name written to predictions (default: ``config.model``).
-        verbose:   Keras' ``verbose``: "auto", 0, 1 (progress bar) or 2 (a line an epoch).
+    Parameters
+    ----------
+    config
+        what to train (model, inputs, sizes, epochs ...).
+    data
+        a data set path or a loaded `galaxies.storage.files.Dataset`.
+    out_dir
+        the model directory to write (None: keep the model in memory only). An existing one is
+        replaced only with ``force``; a folder that is not a model directory never is.
+    images
+        optional replacement for the set's images (e.g. denoised images), one per row.
+    name
+        the model's name (default: the directory's).
+    estimator
+        the estimator name written to predictions (default: ``config.model``).
+    verbose
+        Keras' ``verbose``: "auto", 0, 1 (progress bar) or 2 (a line an epoch).
 
     The validation split, scalers, augmentation and schedule are described in
     `galaxies.networks.training`. Returns the trained model.
