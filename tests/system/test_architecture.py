@@ -68,6 +68,14 @@ def test_no_docstring_states_a_measured_time(path):
     assert found == [], f"{path.relative_to(ROOT)} states measured times {found}"
 
 
+def test_the_readme_is_a_front_page():
+    """What it is, a picture, the two commands, one table, where things are, links: the rest
+    lives in docs/."""
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    assert "make run" in readme and "make test" in readme and "docs/results.md" in readme
+
+
 def test_the_package_docstring_lists_the_layers_as_they_are():
     doc = (PACKAGE / "__init__.py").read_text()
     listed = doc.split(LAYOUT_START)[1].split(LAYOUT_END)[0].strip()
