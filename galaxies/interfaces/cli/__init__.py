@@ -23,8 +23,8 @@ import click
 from galaxies import __version__
 
 from .data import datasets, generate, generate_test
-from .estimates import crb, evaluate, fit, refine
-from .measure import measure
+from .estimates import crb_command, evaluate_command, fit_command, refine_command
+from .measure import measure_command
 from .networks import predict, train
 from .options import Group
 from .run import run
@@ -36,8 +36,8 @@ def main():
     """Simulate galaxies, train estimators of their parameters, and compare them."""
 
 
-for command in (generate, generate_test, datasets, run, train, predict, crb, fit, refine, evaluate,
-                measure):
+for command in (generate, generate_test, datasets, run, train, predict, crb_command, fit_command,
+                refine_command, evaluate_command, measure_command):
     main.add_command(command)
 
 if __name__ == "__main__":

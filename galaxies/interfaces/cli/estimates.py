@@ -11,7 +11,7 @@ from galaxies.runtime.errors import InputError
 from .options import COUNT, RENDERER, SCHEDULER, Command, galaxy_options
 
 
-@click.command(cls=Command, renamed={"--dataset": "the argument DATA",
+@click.command("crb", cls=Command, renamed={"--dataset": "the argument DATA",
                                      "--psf": "--psf-fwhm"})
 @click.argument("dataset", metavar="[DATA]", required=False, type=click.Path(dir_okay=False))
 @galaxy_options
@@ -20,7 +20,7 @@ from .options import COUNT, RENDERER, SCHEDULER, Command, galaxy_options
 @SCHEDULER
 @RENDERER
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object keyed by label column.")
-def crb(dataset, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, limit, jobs, scheduler,
+def crb_command(dataset, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, limit, jobs, scheduler,
         renderer, as_json):
     """Cramér–Rao bounds (standard deviations) of flux, n, r, g1 and g2 for one galaxy image.
 
@@ -32,7 +32,7 @@ def crb(dataset, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, limit, jobs,
     import numpy as np
 
     from galaxies.conventions import LABEL_COLUMNS, check_parameters
-    from galaxies.inference import crb as crb_module, crb_sets
+    from galaxies.inference import crb, crb_sets
     from galaxies.inference.differentiable.bound import cramer_rao_bounds
     from galaxies.runtime.parallel import engine
     if dataset:
@@ -46,7 +46,7 @@ def crb(dataset, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, limit, jobs,
         galaxy = (flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma)
         check_parameters(*galaxy)
         values = (cramer_rao_bounds([galaxy[:5]], galaxy[5:6], sigma)[0] if renderer == "jax"
-                  else crb_module.cramer_rao_bound(*galaxy))
+                  else crb.cramer_rao_bound(*galaxy))
         title = (f"Cramér–Rao bound (1 sigma) at flux={flux:g}, n={sersic_n:g}, r={sersic_r:g}, "
                  f"g=({g1:g}, {g2:g}), psf={psf_fwhm:g}, sigma={sigma:g}")
     if as_json:
@@ -57,7 +57,7 @@ def crb(dataset, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, limit, jobs,
         click.echo(f"  {column:<9} {value:.4g}")
 
 
-@click.command(cls=Command)
+@click.command("fit", cls=Command)
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.argument("pred", type=click.Path(dir_okay=False))
 @click.option("--limit", type=COUNT, default=None, help="Fit only the first LIMIT images.")
@@ -67,7 +67,7 @@ def crb(dataset, flux, sersic_n, sersic_r, g1, g2, psf_fwhm, sigma, limit, jobs,
 @SCHEDULER
 @RENDERER
 @click.option("--force", is_flag=True, help="Overwrite PRED if it exists.")
-def fit(data, pred, limit, jobs, start, scheduler, renderer, force):
+def fit_command(data, pred, limit, jobs, start, scheduler, renderer, force):
     """Maximum-likelihood fit of every image of DATA (Levenberg–Marquardt on the JAX model, or
     L-BFGS-B on GalSim's renders); predictions written to PRED."""
     from galaxies.inference import galsim_fit
@@ -82,7 +82,7 @@ def fit(data, pred, limit, jobs, start, scheduler, renderer, force):
                f"{result.seconds_per_image:.3f} s per image (CPU, one core)")
 
 
-@click.command(cls=Command)
+@click.command("refine", cls=Command)
 @click.argument("paths", nargs=-1, metavar="[MODEL_DIR] DATA OUT")
 @click.option("--start", type=click.Path(dir_okay=False), default=None,
               help="Refine these predictions of DATA instead of a model's.")
@@ -93,12 +93,12 @@ def fit(data, pred, limit, jobs, start, scheduler, renderer, force):
 @SCHEDULER
 @RENDERER
 @click.option("--force", is_flag=True, help="Overwrite OUT if it exists.")
-def refine(paths, start, steps, limit, jobs, scheduler, renderer, force):
+def refine_command(paths, start, steps, limit, jobs, scheduler, renderer, force):
     """Refine an estimator's estimates of DATA by a few steps of the likelihood: the network in
     MODEL_DIR predicts first (or --start gives its predictions); the refined estimates, their
     standard deviations from the Fisher matrix and per-row flags are written to OUT."""
     from galaxies.evaluation import estimators
-    from galaxies.inference import refine as refinement
+    from galaxies.inference import refine
     from galaxies.inference.differentiable import datasets
     from galaxies.runtime.parallel import engine
     from galaxies.storage import atomic
@@ -115,7 +115,7 @@ def refine(paths, start, steps, limit, jobs, scheduler, renderer, force):
                 made = atomic.temporary_name(out)
                 start = estimators.load(paths[0]).predict_file(data, made, limit=limit)
             with engine(scheduler, workers=jobs):
-                path = (datasets if renderer == "jax" else refinement).refine_dataset(
+                path = (datasets if renderer == "jax" else refine).refine_dataset(
                     start, data, out, steps=steps, jobs=jobs, limit=limit, force=force)
         finally:
             if made is not None:
@@ -126,18 +126,18 @@ def refine(paths, start, steps, limit, jobs, scheduler, renderer, force):
                f"failed, {result.seconds_per_image:.3f} s per image (both stages)")
 
 
-@click.command(cls=Command)
+@click.command("evaluate", cls=Command)
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.argument("pred", type=click.Path(dir_okay=False))
 @click.option("--no-crb", is_flag=True, help="Skip the Cramér–Rao bound (and the ratios to it).")
 @click.option("--by-snr", is_flag=True, help="Also print the RMSE in bins of SNR.")
 @click.option("--jobs", type=COUNT, default=None, help="Processes for the bounds of a random set.")
-def evaluate(data, pred, no_crb, by_snr, jobs):
+def evaluate_command(data, pred, no_crb, by_snr, jobs):
     """Bias, standard deviation and RMSE of the predictions PRED of data set DATA, and their
     ratios to the Cramér–Rao bound."""
     import pandas as pd
 
-    from galaxies.evaluation import evaluate as ev
+    from galaxies.evaluation import evaluate
     from galaxies.storage import files
     if _is_predictions(data) and not _is_predictions(pred):
         raise InputError(f"{data} holds predictions and {pred} does not: the order is DATA PRED "
@@ -145,11 +145,11 @@ def evaluate(data, pred, no_crb, by_snr, jobs):
     predictions = files.load_predictions(pred)
     dataset = files.load_dataset(data, fields=())
     if no_crb:
-        table = ev.summary(predictions, dataset)
+        table = evaluate.summary(predictions, dataset)
     else:
-        table = ev.against_dataset_crb(predictions, dataset, jobs=jobs)
+        table = evaluate.against_dataset_crb(predictions, dataset, jobs=jobs)
     with pd.option_context("display.float_format", "{:.4g}".format, "display.width", 120):
-        left_out = ev.dropped(*ev.aligned(predictions, dataset)[:2])
+        left_out = evaluate.dropped(*evaluate.aligned(predictions, dataset)[:2])
         click.echo(f"{predictions.estimator} on {dataset.name} ({len(predictions)} rows, "
                    f"{predictions.seconds_per_image:.3g} s per image)"
                    + (f"; {left_out['rows']} row(s) left out for NaN or infinite predictions "
@@ -157,7 +157,7 @@ def evaluate(data, pred, no_crb, by_snr, jobs):
                       f"columns n and dropped" if left_out["rows"] else ""))
         click.echo(table.to_string())
         if by_snr:
-            click.echo(ev.by_snr(predictions, dataset).to_string())
+            click.echo(evaluate.by_snr(predictions, dataset).to_string())
 
 
 def _is_predictions(path) -> bool:

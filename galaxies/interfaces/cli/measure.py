@@ -40,13 +40,13 @@ from .options import COUNT, PROFILE_OPTION, RENDERER, SCHEDULER, Command
 @SCHEDULER
 @RENDERER
 @click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
-def measure(files, output, method, model_dir, profile, hdu, pixel_scale, psf, psf_fwhm,
+def measure_command(files, output, method, model_dir, profile, hdu, pixel_scale, psf, psf_fwhm,
             psf_fwhm_key, rms, sigma, gain, background, steps, scheduler, renderer, force):
     """Measure flux, Sérsic n, r, g1 and g2 of the galaxy in each FITS cutout FILE (one image
     or a cube of stamps a file); one row per stamp, with flags for what lies outside the
     training domain, written to the table OUTPUT (CSV, or a FITS table when it ends in .fits).
     With --scheduler, the fits (--method fit) run on the Dask cluster."""
-    from galaxies.cutouts import measure as measuring
+    from galaxies.cutouts import measure
     from galaxies.cutouts.measure_inputs import finite_option
     from galaxies.runtime.errors import InputError
     from galaxies.runtime.parallel import engine
@@ -70,7 +70,7 @@ def measure(files, output, method, model_dir, profile, hdu, pixel_scale, psf, ps
             from galaxies.evaluation import estimators
             return estimators.load(model_dir)
     with engine(scheduler):
-        results = measuring.measure_files(
+        results = measure.measure_files(
             list(files), output, method=method, hdu=hdu, pixel_scale=pixel_scale, psf=psf,
             psf_fwhm=psf_fwhm, psf_fwhm_key=psf_fwhm_key, rms=list(rms) or None, sigma=sigma,
             gain=gain, load_network=load_network, force=force, steps=steps,
