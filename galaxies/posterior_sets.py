@@ -38,7 +38,8 @@ from .console import show_progress
 from .errors import FileFormatError, InputError
 from .simulate import LABEL_COLUMNS, LABEL_WIDTHS, RANGES, SNR_RANGE
 
-__all__ = ["PosteriorSet", "SETTINGS", "cache_path", "prior_record", "for_dataset", "load"]
+__all__ = ["PosteriorSet", "SETTINGS", "cache_path", "prior_record", "for_dataset",
+           "store_results", "load"]
 
 #: Importance sampling's settings (`posterior_moments`'s keywords) and the rows of a block.
 SETTINGS = dict(samples=1024, max_samples=8192, min_ess=200.0, seed=0)
@@ -218,18 +219,39 @@ def for_dataset(path, recipe: str, limit: int | None = None, rows=None, sersics:
             bar.close()
         computed[todo] = True
     if not np.array_equal(computed, stored):
-        _write(store, mean, std, ess, computed, {
-            "dataset": Path(path).name, "recipe": recipe, "covers": bool(covers),
-            "fingerprint": fingerprint, "prior": json.dumps(prior, sort_keys=True),
-            "settings": json.dumps(settings, sort_keys=True),
-            "method": "importance sampling from the Laplace approximation at the JAX model's "
-                      "fit (galaxies.differentiable.posterior)",
-            "galaxies_version": files._version()})
+        store_results(path, recipe, mean, std, ess, computed, sersics, settings)
     keep = np.zeros(size, bool)
     keep[wanted] = computed[wanted]
     nan = np.full((size, 5), np.nan)
     return PosteriorSet(np.where(keep[:, None], mean, nan), np.where(keep[:, None], std, nan),
                         np.where(keep, ess, 0.0), keep, recipe, bool(covers), store)
+
+
+def store_results(path, recipe: str, mean, std, ess, computed, sersics: int | None = None,
+                  settings: dict | None = None) -> Path:
+    """Write the cache of the data set at ``path`` under ``recipe``'s prior: posterior ``mean``
+    and ``std`` (N, 5), ``ess`` (N,) and ``computed`` (N,) for every row of the set (results
+    computed elsewhere, or by `for_dataset`), atomically; returns the file's path."""
+    settings = {**SETTINGS, **(settings or {})}
+    prior = prior_record(recipe, sersics)
+    dataset = files.load_dataset(path, fields=())
+    size = len(dataset)
+    mean, std = (np.asarray(a, dtype=np.float64) for a in (mean, std))
+    ess, computed = np.asarray(ess, dtype=np.float64), np.asarray(computed, dtype=bool)
+    if mean.shape != (size, 5) or std.shape != (size, 5) or ess.shape != (size,) \
+            or computed.shape != (size,):
+        raise InputError(f"posteriors of {path} need ({size}, 5) means and stds and ({size},) "
+                         f"ess and computed")
+    covers = recipes.covers(recipe, dataset.name) if dataset.name in recipes.RECIPES else False
+    store = cache_path(path, recipe)
+    _write(store, mean, std, ess, computed, {
+        "dataset": Path(path).name, "recipe": recipe, "covers": bool(covers),
+        "fingerprint": _fingerprint(dataset, prior, settings),
+        "prior": json.dumps(prior, sort_keys=True), "settings": json.dumps(settings, sort_keys=True),
+        "method": "importance sampling from the Laplace approximation at the JAX model's fit "
+                  "(galaxies.differentiable.posterior)",
+        "galaxies_version": files._version()})
+    return store
 
 
 def load(path, recipe: str) -> PosteriorSet:

@@ -1,6 +1,4 @@
 """Estimators against the Bayes reference (`galaxies.against_posterior`)."""
-import json
-
 import numpy as np
 import pytest
 
@@ -61,17 +59,10 @@ def test_a_profile_table_has_the_reference_row_and_each_estimator(tmp_path, monk
     monkeypatch.setattr(testsets, "crb", lambda profile, testset: crb)
     rng = np.random.default_rng(1)
     mean = ds.label + 0.3 * rng.standard_normal((12, 5))
-    store = posterior_sets.cache_path(profile.dataset("snr60"), "v3")
-    fingerprint = posterior_sets._fingerprint(ds, posterior_sets.prior_record("v3", profile.sersics),
-                                              posterior_sets.SETTINGS)
     computed = np.arange(12) < profile.posterior_rows("snr60")
-    posterior_sets._write(store, np.where(computed[:, None], mean, np.nan), np.ones((12, 5)),
-                          np.full(12, 300.0), computed,
-                          {"recipe": "v3", "covers": True, "fingerprint": fingerprint,
-                           "prior": json.dumps(posterior_sets.prior_record(
-                               "v3", profile.sersics), sort_keys=True),
-                           "settings": json.dumps(posterior_sets.SETTINGS,
-                                                                sort_keys=True)})
+    posterior_sets.store_results(profile.dataset("snr60"), "v3",
+                                 np.where(computed[:, None], mean, np.nan), np.ones((12, 5)),
+                                 np.full(12, 300.0), computed)
     profile.predictions_dir.mkdir(parents=True)
     files.write_predictions(profile.predictions("net", "v3", "snr60"), mean + 0.2, np.arange(12),
                             estimator="net", dataset="snr60", seconds_per_image=0.0,
