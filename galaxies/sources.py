@@ -105,7 +105,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "baseline", "refine", "hsm",
                  "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
                  "segmentation", "measure")),
-    ("networks", ("models", "training")),
+    ("networks", ("models", "training", "likelihood_training")),
     ("estimators", ("estimators", "testsets", "against_posterior")),
     ("experiments", ("experiments",)),
     ("presentation", ("plots", "report", "tradeoffs", "app_support", "pipeline", "commandline", "cli",
