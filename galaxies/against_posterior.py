@@ -95,8 +95,8 @@ def against_posterior(predictions, dataset, crb, post: posterior_sets.PosteriorS
         dataset = files.load_dataset(dataset, fields=())
     pred, truth, take = evaluate.aligned(predictions, dataset)
     crb = np.asarray(crb, dtype=np.float64)
-    keep = post.computed[take] & np.isfinite(post.mean[take]).all(axis=1) \
-        & np.isfinite(crb[take]).all(axis=1)
+    reliable = np.isin(take, post.rows)
+    keep = reliable & np.isfinite(crb[take]).all(axis=1)
     if not keep.any():
         raise InputError(f"no galaxy of {predictions.path} has both a posterior and a bound")
     rows = take[keep]

@@ -44,6 +44,10 @@ __all__ = ["PosteriorSet", "SETTINGS", "cache_path", "prior_record", "for_datase
 #: Importance sampling's settings (`posterior_moments`'s keywords) and the rows of a block.
 SETTINGS = dict(samples=1024, max_samples=8192, min_ess=200.0, seed=0)
 BLOCK = 32
+#: Galaxies whose importance weights have a smaller effective sample size (the sampler's
+#: ``max_samples`` spent before ``min_ess``: a posterior far from its Laplace approximation,
+#: e.g. a faint galaxy against the box's edges) are left out of the reference (`rows`).
+RELIABLE_ESS = 50.0
 
 
 @dataclass
@@ -63,8 +67,10 @@ class PosteriorSet:
 
     @property
     def rows(self) -> np.ndarray:
-        """The rows computed with a finite posterior."""
-        return np.flatnonzero(self.computed & np.isfinite(self.mean).all(axis=1))
+        """The rows computed with a finite posterior and at least `RELIABLE_ESS` effective
+        draws."""
+        return np.flatnonzero(self.computed & np.isfinite(self.mean).all(axis=1)
+                              & (self.ess >= RELIABLE_ESS))
 
 
 def cache_path(dataset_path, recipe: str) -> Path:

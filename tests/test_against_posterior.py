@@ -62,7 +62,7 @@ def test_a_profile_table_has_the_reference_row_and_each_estimator(tmp_path, monk
     computed = np.arange(12) < profile.posterior_rows("snr60")
     posterior_sets.store_results(profile.dataset("snr60"), "v3",
                                  np.where(computed[:, None], mean, np.nan), np.ones((12, 5)),
-                                 np.full(12, 300.0), computed)
+                                 np.where(np.arange(12) == 0, 10.0, 300.0), computed)
     profile.predictions_dir.mkdir(parents=True)
     files.write_predictions(profile.predictions("net", "v3", "snr60"), mean + 0.2, np.arange(12),
                             estimator="net", dataset="snr60", seconds_per_image=0.0,
@@ -74,7 +74,8 @@ def test_a_profile_table_has_the_reference_row_and_each_estimator(tmp_path, monk
     assert list(table.index.get_level_values(0).unique()) == [against_posterior.POSTERIOR,
                                                                "lm-jax_fit", "net_v3"]
     net = table.loc["net_v3"]
-    assert (net["n"] == profile.posterior_rows("snr60")).all()
+    # row 0's posterior has 10 effective draws: left out
+    assert (net["n"] == profile.posterior_rows("snr60") - 1).all()
     # predictions are float32: a flux of 1e5 is rounded to 1/128
     assert net["rms to posterior"].to_numpy() == pytest.approx(np.full(5, 0.2), abs=0.01)
     assert np.allclose(net["std ratio"], 2.0)
