@@ -80,7 +80,8 @@ class LikelihoodTuner:
 
     ``step(images, psf_fwhm, sigma)`` takes one optimizer step on a batch and returns the
     batch's mean NLL before it; ``history`` keeps them. ``precondition`` uses the
-    Gauss–Newton direction (see the module)."""
+    Gauss–Newton direction (see the module). Batch normalization layers, if any, are
+    frozen."""
 
     saved: object
     learning_rate: float = 1e-4
@@ -95,6 +96,11 @@ class LikelihoodTuner:
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise InputError(f"learning_rate = {self.learning_rate} must be a positive number")
         self.model = self.model or DifferentiableModel()
+        # any batch normalization frozen (its inference statistics, at which `step`
+        # differentiates, also in the step itself); the Xception builder has none
+        for layer in self.saved.model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
         self.saved.model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
                                  loss=surrogate_loss)
         self._width = int(self.saved.model.outputs[0].shape[-1])
