@@ -110,7 +110,9 @@ def show(frames: dict) -> None:
         test = frames[profiles.RANDOM_TESTSET]
         print("test: normalized RMS / the posterior mean's (1 = the Bayes reference; "
               f"{int(test.loc[against_posterior.POSTERIOR, 'n'].min())} galaxies)")
-        print(test["ratio"].unstack("parameter")[list(LABEL_COLUMNS)].round(2).to_string(), "\n")
+        ratio = test["ratio"].unstack("parameter")[list(LABEL_COLUMNS)].round(2)
+        ratio["galaxies"] = test["n"].unstack("parameter").max(axis=1)  # each its own rows
+        print(ratio.to_string(), "\n")
         print("test: normalized RMS (each galaxy's error over its bound)")
         print(test["norm rmse"].unstack("parameter")[list(LABEL_COLUMNS)].round(2).to_string(), "\n")
     print("RMS of (estimate - posterior mean) / CRB, every set († outside the estimator's "

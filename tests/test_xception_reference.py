@@ -72,3 +72,27 @@ def test_targets_against_the_reference(tmp_path, monkeypatch, capsys):
     # met: 5 ratios, snr60's distance, the comparison with xception_v1; missed: the std ratio
     # and the coverage (100%) of the uncertainty network on both sets
     assert (verdicts.met, verdicts.missed) == (7, 4)
+
+
+def test_the_recommended_network_over_seeds(tmp_path, monkeypatch, capsys):
+    """--seeds K: K networks trained in a temporary folder (models/ untouched), each judged
+    against the posterior; two seeds give two different networks, hence a spread."""
+    pytest.importorskip("keras")
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    smoke = profiles.get("smoke")
+    profile = profiles.get(smoke, sizes={**smoke.sizes, "v3": 40, "snr60": 4},
+                           posterior_limit=4, batch_size=8,
+                           xception_model=dict(entry_filters=4, block_filters=4, blocks=1,
+                                               exit_filters=4))
+    build_datasets(profile, ["v3", "snr60"], jobs=1, progress=False, log=lambda m: None)
+    ds = files.load_dataset(profile.dataset("snr60"), fields=())
+    crb = 0.05 * np.abs(ds.label) + 0.01
+    posterior_sets.store_results(profile.dataset("snr60"), "v3", ds.label, crb,
+                                 np.full(len(ds), 300.0), np.ones(len(ds), bool), profile.sersics)
+    monkeypatch.setattr(testsets, "crb", lambda profile, testset: crb)
+    runs = _benchmark("xception_reference").seeds(profile, 2, log=lambda m: None)
+    assert not profile.models_dir.exists()
+    assert sorted(runs["seed"].unique()) == [0, 1] and set(runs["testset"]) == {"snr60"}
+    first, second = (runs[runs["seed"] == s]["rms to posterior"].to_numpy() for s in (0, 1))
+    assert np.all(first > 0) and not np.allclose(first, second)
+    assert "over 2 seeds" in capsys.readouterr().out
