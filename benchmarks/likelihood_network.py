@@ -4,8 +4,9 @@ A copy of the profile's recommended network (models/ is not touched) takes ``--s
 optimizer steps of `galaxies.likelihood_training.LikelihoodTuner` on batches of the noisy
 images of its training set (no labels read), then it, the network before, and the JAX fit
 (``lm-jax_fit`` predictions) are judged on the same first ``--rows`` rows of every fixed set
-(RMSE / CRB, bias / CRB) and of ``test`` (normalized RMS), with the NLL of the training
-batches along the way and the network's seconds per image.
+(RMSE / CRB, bias / CRB) and of ``test`` (normalized RMS), and the mean NLL of those images
+at each estimate less the fit's (in the flux column), with the NLL of the training batches
+along the way and the network's seconds per image.
 
     python benchmarks/likelihood_network.py --profile quick --steps 100 [--rows 100]
 """
@@ -43,7 +44,7 @@ def main(argv=None) -> int:
                         help="the plain NLL gradient instead of the Gauss-Newton direction")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
-    from galaxies.likelihood_training import LikelihoodTuner
+    from galaxies.likelihood_training import LikelihoodTuner, nll_and_gradient
     from galaxies.training import SavedModel
 
     estimator, trainset = profile.recommended.rsplit("_", 1)
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
         crb = testsets.crb(profile, testset)[: len(ds)]
         keep = np.isfinite(crb).all(axis=1)
         fit_path = profile.predictions("lm-jax", "fit", testset)
-        candidates = {}
+        candidates, nll_of = {}, {}
         if fit_path.is_file():
             fit = files.load_predictions(fit_path)
             where = {int(r): k for k, r in enumerate(fit.index)}
@@ -85,6 +86,12 @@ def main(argv=None) -> int:
             if not isinstance(pred, np.ndarray):
                 continue
             figures = judge(pred[keep], ds.label[keep], crb[keep])
+            # the objective itself: each image's NLL at the estimate, less the fit's
+            figures["nll - fit's"] = np.full(5, np.nan)
+            nll = nll_and_gradient(ds.img[keep], ds.psf_fwhm[keep], ds.sigma[keep], pred[keep],
+                                   tuner.model)[0]
+            nll_of[label] = nll
+            figures["nll - fit's"][0] = np.mean(nll - nll_of.get("lm-jax fit", np.nan))
             for name, values in figures.items():
                 rows.append({"testset": testset, "estimator": label, "figure": name,
                              **dict(zip(LABEL_COLUMNS, values)), "n": int(keep.sum())})

@@ -25,7 +25,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from galaxies import against_posterior, files, profiles, recipes

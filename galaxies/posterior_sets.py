@@ -140,14 +140,16 @@ def _compute(dataset_path, rows: np.ndarray, settings: dict, model, bar) -> tupl
     from .differentiable.fit import fit
     from .differentiable.posterior import posterior_moments
 
-    mean, std, ess = np.full((len(rows), 5), np.nan), np.full((len(rows), 5), np.nan), np.zeros(len(rows))
+    mean, std = np.full((len(rows), 5), np.nan), np.full((len(rows), 5), np.nan)
+    ess = np.zeros(len(rows))
     # contiguous runs of rows, cut into blocks
     runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
     at = 0
     for run in runs:
         for start in range(0, len(run), BLOCK):
             block = run[start:start + BLOCK]
-            ds = files.load_dataset(dataset_path, fields=("img",), rows=slice(block[0], block[-1] + 1))
+            ds = files.load_dataset(dataset_path, fields=("img",),
+                                    rows=slice(block[0], block[-1] + 1))
             estimate = fit(ds.img, ds.psf_fwhm, ds.sigma, model=model)
             mu, jac = model.images_and_jacobians(estimate.params, ds.psf_fwhm)
             covariance = covariances(fisher_matrices(mu, jac, ds.sigma))
