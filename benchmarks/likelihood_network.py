@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--rows", type=int, default=100, help="rows of each test set judged")
     parser.add_argument("--train-rows", type=int, default=2000)
+    parser.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     parser.add_argument("--gradient", action="store_true",
                         help="the plain NLL gradient instead of the Gauss-Newton direction")
     args = parser.parse_args(argv)
@@ -52,10 +53,10 @@ def main(argv=None) -> int:
     tuned = SavedModel.load(profile.recommended_dir)
     train = files.load_dataset(profile.dataset(trainset), fields=("img",), rows=args.train_rows)
     tuner = LikelihoodTuner(tuned, learning_rate=args.learning_rate,
-                            precondition=not args.gradient)
+                            precondition=not args.gradient, optimizer=args.optimizer)
     print(f"profile {profile.name}: {profile.recommended} fine-tuned on the NLL of {trainset}'s "
           f"first {len(train)} noisy images, {args.steps} steps of {args.batch_size}, "
-          f"learning rate {args.learning_rate:g}, "
+          f"{args.optimizer}, learning rate {args.learning_rate:g}, "
           f"{'NLL gradient' if args.gradient else 'Gauss-Newton direction'}")
     clock, cpu = time.perf_counter(), time.process_time()
     history = tuner.tune(train.img, train.psf_fwhm, train.sigma, args.steps, args.batch_size)

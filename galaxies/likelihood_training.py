@@ -80,12 +80,13 @@ class LikelihoodTuner:
 
     ``step(images, psf_fwhm, sigma)`` takes one optimizer step on a batch and returns the
     batch's mean NLL before it; ``history`` keeps them. ``precondition`` uses the
-    Gauss–Newton direction (see the module). Batch normalization layers, if any, are
-    frozen."""
+    Gauss–Newton direction (see the module); ``optimizer`` is ``"adam"`` or ``"sgd"``
+    (momentum 0.9). Batch normalization layers, if any, are frozen."""
 
     saved: object
     learning_rate: float = 1e-4
     precondition: bool = True
+    optimizer: str = "adam"
     model: object = None
     history: list = field(default_factory=list)
 
@@ -95,14 +96,17 @@ class LikelihoodTuner:
         from .differentiable.model import DifferentiableModel
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise InputError(f"learning_rate = {self.learning_rate} must be a positive number")
+        if self.optimizer not in ("adam", "sgd"):
+            raise InputError(f"optimizer = {self.optimizer!r}; choose adam or sgd")
         self.model = self.model or DifferentiableModel()
         # any batch normalization frozen (its inference statistics, at which `step`
         # differentiates, also in the step itself); the Xception builder has none
         for layer in self.saved.model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-        self.saved.model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
-                                 loss=surrogate_loss)
+        optimizer = (keras.optimizers.Adam(self.learning_rate) if self.optimizer == "adam"
+                     else keras.optimizers.SGD(self.learning_rate, momentum=0.9))
+        self.saved.model.compile(optimizer=optimizer, loss=surrogate_loss)
         self._width = int(self.saved.model.outputs[0].shape[-1])
 
     def estimates(self, images, psf_fwhm, sigma) -> np.ndarray:

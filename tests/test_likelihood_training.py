@@ -48,6 +48,14 @@ def test_an_estimate_outside_the_box_is_rendered_on_its_edge(model):
     assert inside[0, 1] == 6.0 and np.isfinite(gradient).all()
 
 
+def test_bad_settings_are_refused_in_one_line():
+    pytest.importorskip("keras")
+    with pytest.raises(InputError, match="optimizer"):
+        likelihood_training.LikelihoodTuner(None, optimizer="rmsprop")
+    with pytest.raises(InputError, match="learning_rate"):
+        likelihood_training.LikelihoodTuner(None, learning_rate=0.0)
+
+
 @pytest.mark.parametrize("precondition", [False, True])
 def test_a_few_steps_lower_the_nll_of_the_batch(small_sets, model, precondition):
     """A tiny network trained one epoch on labels, then ten steps on one batch's own NLL:
