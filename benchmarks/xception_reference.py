@@ -93,10 +93,11 @@ def targets(profile, frames: dict, verdicts) -> None:
             verdicts.line(f"{unc} {testset}", "no predictions", "", None)
             continue
         rows = frame.loc[unc]
-        verdicts.line(f"{unc} {testset} pred_std / post std",
+        mark = "" if rows["covers"].all() else " †"  # outside its training PSF / noise
+        verdicts.line(f"{unc} {testset}{mark} pred_std / post std",
                       " ".join(f"{v:.2f}" for v in rows["std ratio"]), f"{low:g}..{high:g}",
                       bool(rows["std ratio"].between(low, high).all()))
-        verdicts.line(f"{unc} {testset} coverage 68%",
+        verdicts.line(f"{unc} {testset}{mark} coverage 68%",
                       " ".join(f"{100 * v:.0f}" for v in rows["coverage"]) + "%",
                       f"{100 * cov_low:g}..{100 * cov_high:g}%",
                       bool(rows["coverage"].between(cov_low, cov_high).all()))
