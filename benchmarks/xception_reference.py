@@ -170,10 +170,16 @@ def seeds(profile, count: int, log=print) -> pd.DataFrame:
                     records.append({"seed": seed, "testset": testset, "parameter": parameter,
                                     "ratio": row["ratio"], "norm rmse": row["norm rmse"],
                                     "rms to posterior": row["rms to posterior"]})
-            log(f"  seed {seed}: trained and judged")
+            mine = pd.DataFrame([r for r in records if r["seed"] == seed])
+            log(f"  seed {seed}: " + "; ".join(
+                f"{t} {c} " + " ".join(f"{v:.2f}" for v in part[c])
+                for t, part in mine.groupby("testset", sort=False)
+                for c in (("ratio", "rms to posterior") if t == profiles.RANDOM_TESTSET
+                          else ("rms to posterior",))))
     runs = pd.DataFrame(records)
     if runs.empty:
         return runs
+    print()
     summary = runs.groupby(["testset", "parameter"], sort=False)[
         ["ratio", "norm rmse", "rms to posterior"]].agg(["mean", "std"])
     print(f"{name} over {count} seeds (mean, std over seeds)")
