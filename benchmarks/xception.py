@@ -20,15 +20,20 @@ Prints, for the profile chosen:
    and the speed-up over the L-BFGS-B baseline's seconds per image
    (``lbfgsb_fit__snr60.h5``, attribute ``seconds_per_image``);
 5. with ``--architectures``: training and inference images per second of the seed's
-   architecture (blocks on a 32 x 32 grid) and of the default one, on random inputs.
+   architecture (blocks on a 32 x 32 grid) and of the default one, on random inputs;
+6. with ``--reference``: every network against the Bayes reference, each galaxy's posterior
+   under its training prior (benchmarks/xception_reference.py: targets, tables, and with
+   ``--seeds K`` the recommended network retrained over K seeds).
 
     python benchmarks/xception.py --profile quick [--architectures] [--targets-only]
+        [--reference [--compute-posteriors] [--seeds 3]]
 
 Speeds depend on the machine and on what else runs on it: the figures are this run's.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -312,6 +317,15 @@ def architectures(batch_size: int = 128, steps: int = 4) -> None:
     print()
 
 
+def reference_module():
+    """benchmarks/xception_reference.py, loaded by its path (the benchmarks are no package)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xception_reference.py")
+    spec = importlib.util.spec_from_file_location("xception_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=None,
@@ -319,11 +333,22 @@ def main(argv=None) -> int:
     parser.add_argument("--architectures", action="store_true",
                         help="also time the seed's and the default architecture on random inputs")
     parser.add_argument("--targets-only", action="store_true", help="print only the targets")
+    parser.add_argument("--reference", action="store_true",
+                        help="also judge the networks against each galaxy's posterior")
+    parser.add_argument("--compute-posteriors", action="store_true",
+                        help="compute the posteriors the cache lacks (about 1 s a galaxy)")
+    parser.add_argument("--seeds", type=int, default=0,
+                        help="retrain the recommended network over this many seeds and judge "
+                             "each against the posterior (with --reference)")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     pd.set_option("display.width", 140)
     print(f"profile {profile.name}\n")
     targets(profile)
+    if args.reference:
+        verdicts = Verdicts()
+        reference_module().main(profile, verdicts, args.compute_posteriors, args.seeds)
+        print(f"  against the reference: {verdicts.met} met, {verdicts.missed} missed\n")
     if args.targets_only:
         return 0
     accuracy(profile)

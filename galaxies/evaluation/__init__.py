@@ -3,5 +3,6 @@
 `estimators` (one interface for everything that predicts), `evaluate` (bias, spread and RMSE
 against the bound), `testsets` (the profile's test sets predicted and judged),
 `image_quality` (PSNR and SSIM of the denoisers), `report` (every estimator side by side),
-`tradeoffs` (accuracy against cost), `experiments` (what each notebook runs).
+`tradeoffs` (accuracy against cost), `against_posterior` (estimators against the Bayes
+reference), `experiments` (what each notebook runs).
 """

@@ -56,6 +56,10 @@ class Profile:
     fit_limit_random: int = 100
     #: Cramér–Rao bounds computed per galaxy of a random-parameter set
     crb_limit: int = 500
+    #: galaxies whose posterior under a training prior is computed (`galaxies.inference.posterior_sets`,
+    #: about a second each): the first of each fixed-galaxy set, and of the random one
+    posterior_limit: int = 200
+    posterior_limit_random: int = 500
     #: denoisers (`galaxies.evaluation.experiments.denoise`), trained on v1a: network sizes by name (the builders'
     #: keyword arguments, `galaxies.networks.models.denoisers`), epochs, batch size, rows of v1a
     denoiser_sizes: dict = field(default_factory=lambda: dict(SEED_DENOISERS))
@@ -126,6 +130,14 @@ class Profile:
             raise InputError(f"unknown test set {testset!r}; choose from {', '.join(TESTSETS)}")
         return self.fit_limit_random if testset == RANDOM_TESTSET else self.fit_limit
 
+    def posterior_rows(self, testset: str) -> int:
+        """Rows of ``testset`` whose posterior is the networks' reference
+        (`galaxies.inference.posterior_sets`): the first ``posterior_limit`` of a fixed-galaxy set,
+        ``posterior_limit_random`` of the random one."""
+        if testset not in TESTSETS:
+            raise InputError(f"unknown test set {testset!r}; choose from {', '.join(TESTSETS)}")
+        return self.posterior_limit_random if testset == RANDOM_TESTSET else self.posterior_limit
+
     @property
     def recommended_dir(self) -> Path:
         """The recommended estimator's model directory."""
@@ -165,7 +177,7 @@ PROFILES: dict[str, Profile] = {
         sizes=dict(v1=256, v2=256, v3=256, v1a=128, test=128, snr60=64, snr30=64,
                    compact=64, extended=64),
         sersics=16, epochs=1, batch_size=64, patience=1, fit_limit=4,
-        fit_limit_random=4, crb_limit=8,
+        fit_limit_random=4, crb_limit=8, posterior_limit=8, posterior_limit_random=16,
         denoiser_sizes={"edsr": dict(blocks=2, filters=8, downscale=2),
                         "rdn": dict(blocks=2, layers_per_block=2, growth=8, features=8, downscale=2)},
         denoiser_epochs=1, denoiser_batch_size=32, denoiser_patience=1,
@@ -187,7 +199,8 @@ PROFILES: dict[str, Profile] = {
         sizes=dict(v1=8000, v2=2000, v3=8000, v1a=2000, test=2000, snr60=1000, snr30=1000,
                    compact=1000, extended=1000),
         sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=120,
-        fit_limit_random=100, crb_limit=300, refine_fit_limit=30,
+        fit_limit_random=100, crb_limit=300, refine_fit_limit=30, posterior_limit=100,
+        posterior_limit_random=200,
         denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
         denoiser_epochs=3, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=1800,
@@ -211,7 +224,8 @@ PROFILES: dict[str, Profile] = {
         sizes=dict(v1=200_000, v2=200_000, v3=200_000, v1a=200_000, test=10_000,
                    snr60=10_000, snr30=10_000, compact=10_000, extended=10_000),
         sersics=1000, epochs=100, batch_size=256, patience=10, fit_limit=1000,
-        fit_limit_random=1000, crb_limit=2000,
+        fit_limit_random=1000, crb_limit=2000, posterior_limit=1000,
+        posterior_limit_random=2000,
         denoiser_sizes=SEED_DENOISERS, denoiser_epochs=20, denoiser_batch_size=32,
         denoiser_patience=5,
         autoencoder_epochs=100, autoencoder_batch_size=256,

@@ -12,6 +12,7 @@ module             what it owns
 `.loop`            the schedule, the callbacks and record (`RecordedFit`), and `fit`
 `.autoencoder`     the autoencoder (labels as latent space): its directory and its fit
 `.denoiser`        the image-to-image denoisers (EDSR, RDN): their directory and their fit
+`.likelihood`      fine-tuning on each image's own NLL through the differentiable model
 =================  =====================================================================
 
 The names used everywhere are re-exported here: ``from galaxies.networks.training import fit,

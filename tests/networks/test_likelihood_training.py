@@ -1,0 +1,78 @@
+"""The likelihood-trained network (`galaxies.networks.training.likelihood`): the NLL's gradient, the
+surrogate loss and a few fine-tuning steps."""
+import numpy as np
+import pytest
+
+from galaxies.networks.training import likelihood
+from galaxies.networks import training
+from galaxies.runtime.errors import InputError
+from galaxies.simulation import render
+
+TINY = dict(entry_filters=8, block_filters=8, blocks=1, exit_filters=8)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from galaxies.inference.differentiable.model import DifferentiableModel
+    return DifferentiableModel()
+
+
+def test_the_gradient_is_the_nll_s_derivative(model):
+    """Against central differences of the NLL itself, on a noisy image away from its truth."""
+    truth = np.array([[1.2e5, 2.5, 0.3, 0.1, -0.2]])
+    clean = render.GalaxyRenderer().draw(*truth[0], 0.6)
+    image = render.add_noise(clean, 250.0, seed=4)[None]
+    theta = truth * np.array([1.05, 1.1, 0.95, 1.2, 0.9])
+    nll, gradient, inside = likelihood.nll_and_gradient(image, [0.6], [250.0], theta, model)
+    assert np.array_equal(inside, theta) and np.isfinite(nll).all()
+    steps = np.array([100.0, 1e-3, 1e-4, 1e-4, 1e-4])
+    for j, h in enumerate(steps):
+        up, down = theta.copy(), theta.copy()
+        up[0, j] += h
+        down[0, j] -= h
+        numeric = (likelihood.nll_and_gradient(image, [0.6], [250.0], up, model)[0]
+                   - likelihood.nll_and_gradient(image, [0.6], [250.0], down, model)[0]) / (2 * h)
+        assert gradient[0, j] == pytest.approx(numeric[0], rel=0.02), j
+    # the Gauss–Newton direction points downhill too
+    direction = likelihood.nll_and_gradient(image, [0.6], [250.0], theta, model, True)[1]
+    assert np.dot(direction[0], gradient[0]) > 0
+    after = likelihood.nll_and_gradient(image, [0.6], [250.0], theta - direction, model)[0]
+    assert after[0] < nll[0]
+    with pytest.raises(InputError, match="theta"):
+        likelihood.nll_and_gradient(image, [0.6], [250.0], theta[:, :4], model)
+
+
+def test_an_estimate_outside_the_box_is_rendered_on_its_edge(model):
+    truth = np.array([[1.2e5, 5.9, 0.3, 0.1, -0.2]])
+    image = render.GalaxyRenderer().draw(*truth[0], 0.6)[None]
+    theta = truth + np.array([[0, 1.0, 0, 0, 0]])  # n = 6.9, above the box
+    nll, gradient, inside = likelihood.nll_and_gradient(image, [0.6], [200.0], theta, model)
+    assert inside[0, 1] == 6.0 and np.isfinite(gradient).all()
+
+
+def test_bad_settings_are_refused_in_one_line():
+    pytest.importorskip("keras")
+    with pytest.raises(InputError, match="optimizer"):
+        likelihood.LikelihoodTuner(None, optimizer="rmsprop")
+    with pytest.raises(InputError, match="learning_rate"):
+        likelihood.LikelihoodTuner(None, learning_rate=0.0)
+
+
+@pytest.mark.parametrize("precondition", [False, True])
+def test_a_few_steps_lower_the_nll_of_the_batch(small_sets, model, precondition):
+    """A tiny network trained one epoch on labels, then ten steps on one batch's own NLL:
+    the NLL of that batch (at the network's new estimates) falls; no label is read."""
+    pytest.importorskip("keras")
+    from galaxies.storage import files
+    saved = training.fit(training.TrainingConfig(epochs=1, batch_size=8, model_kwargs=TINY),
+                         small_sets["random"], verbose=0)
+    ds = files.load_dataset(small_sets["random"], fields=("img",), rows=8)
+    tuner = likelihood.LikelihoodTuner(saved, learning_rate=3e-3,
+                                                precondition=precondition, model=model)
+    before = likelihood.nll_and_gradient(
+        ds.img, ds.psf_fwhm, ds.sigma, tuner.estimates(ds.img, ds.psf_fwhm, ds.sigma), model)[0]
+    history = tuner.tune(ds.img, ds.psf_fwhm, ds.sigma, steps=10, batch_size=8)
+    after = likelihood.nll_and_gradient(
+        ds.img, ds.psf_fwhm, ds.sigma, tuner.estimates(ds.img, ds.psf_fwhm, ds.sigma), model)[0]
+    assert len(history) == 10 and np.isfinite(history).all()
+    assert after.mean() < before.mean()

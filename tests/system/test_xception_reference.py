@@ -1,0 +1,101 @@
+"""benchmarks/xception.py --reference (benchmarks/xception_reference.py): the targets against the
+Bayes reference, MET or MISSED from predictions and a posterior cache made up here."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from galaxies.inference import posterior_sets
+from galaxies.evaluation import testsets
+from galaxies.runtime import profiles
+from galaxies.simulation.recipes import build_datasets
+from galaxies.storage import files
+
+
+def _benchmark(name):
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_targets_against_the_reference(tmp_path, monkeypatch, capsys):
+    """The recommended network 0.1 bound from the posterior mean (ratio 1.02: met), xception_v1 three
+    bounds off the truth (the recommended one beats it: met), the uncertainty network's
+    pred_std twice the posterior's (missed); sets without a posterior give no figure."""
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    smoke = profiles.get("smoke")
+    profile = profiles.get(smoke, sizes={**smoke.sizes, "snr60": 8, "test": 8},
+                           posterior_limit=6, posterior_limit_random=6)
+    build_datasets(profile, ["snr60", "test"], jobs=1, progress=False, log=lambda m: None)
+    bounds = {}
+    for testset in ("snr60", "test"):
+        ds = files.load_dataset(profile.dataset(testset), fields=())
+        crb = 0.05 * np.abs(ds.label) + 0.01
+        bounds[testset] = crb
+        # the posterior mean half a bound off the truth, alternately above and below
+        sign = np.where(np.arange(len(ds)) % 2, 1.0, -1.0)[:, None]
+        mean = ds.label + 0.5 * crb * sign
+        computed = np.arange(len(ds)) < profile.posterior_rows(testset)
+        posterior_sets.store_results(profile.dataset(testset), "v3", mean, crb,
+                                     np.full(len(ds), 300.0), computed, profile.sersics)
+        rows = np.arange(len(ds))
+        for name, pred, std in (("xception-fresh_v3", mean + 0.1 * crb, None),
+                                ("xception_v1", ds.label + 3 * crb, None),
+                                ("xception-nll_v1", mean, 2 * crb)):
+            estimator, trainset = name.rsplit("_", 1)
+            files.write_predictions(profile.predictions(estimator, trainset, testset), pred,
+                                    rows, estimator=estimator, dataset=testset,
+                                    seconds_per_image=1e-4, pred_std=std)
+    monkeypatch.setattr(testsets, "crb", lambda profile, testset: bounds[testset])
+    # v1's prior is v3's (PSF and noise known): its cache is filled from v3's
+    for testset in ("snr60", "test"):
+        posterior_sets.store_results(profile.dataset(testset), "v1",
+                                     *(lambda p: (p.mean, p.std, p.ess, p.computed))(
+                                         posterior_sets.load(profile.dataset(testset), "v3")),
+                                     profile.sersics)
+    benchmark = _benchmark("xception")
+    verdicts = benchmark.Verdicts()
+    benchmark.reference_module().main(profile, verdicts)
+    out = capsys.readouterr().out
+
+    def verdict(what):
+        found = [line.split()[-1] for line in out.splitlines() if line.startswith(f"  {what} ")]
+        assert len(found) == 1, what
+        return found[0]
+
+    assert verdict("xception-fresh_v3 test flux / posterior mean") == "MET"
+    assert verdict("xception-fresh_v3 snr60 - posterior") == "MET"
+    assert verdict("xception-fresh_v3 snr30 - posterior") == "figure"  # no set: no figure
+    assert verdict("xception-fresh_v3 test norm RMS vs xception_v1") == "MET"
+    assert verdict("xception-nll_v1 snr60 pred_std / post std") == "MISSED"
+    assert "posterior mean" in out and "xception_v1 snr60" in out
+    # met: 5 ratios, snr60's distance, the comparison with xception_v1; missed: the std ratio
+    # and the coverage (100%) of the uncertainty network on both sets
+    assert (verdicts.met, verdicts.missed) == (7, 4)
+
+
+def test_the_recommended_network_over_seeds(tmp_path, monkeypatch, capsys):
+    """--seeds K: K networks trained in a temporary folder (models/ untouched), each judged
+    against the posterior; two seeds give two different networks, hence a spread."""
+    pytest.importorskip("keras")
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    smoke = profiles.get("smoke")
+    profile = profiles.get(smoke, sizes={**smoke.sizes, "v3": 40, "snr60": 4},
+                           posterior_limit=4, batch_size=8,
+                           xception_model=dict(entry_filters=4, block_filters=4, blocks=1,
+                                               exit_filters=4))
+    build_datasets(profile, ["v3", "snr60"], jobs=1, progress=False, log=lambda m: None)
+    ds = files.load_dataset(profile.dataset("snr60"), fields=())
+    crb = 0.05 * np.abs(ds.label) + 0.01
+    posterior_sets.store_results(profile.dataset("snr60"), "v3", ds.label, crb,
+                                 np.full(len(ds), 300.0), np.ones(len(ds), bool), profile.sersics)
+    monkeypatch.setattr(testsets, "crb", lambda profile, testset: crb)
+    runs = _benchmark("xception_reference").seeds(profile, 2, log=lambda m: None)
+    assert not profile.models_dir.exists()
+    assert sorted(runs["seed"].unique()) == [0, 1] and set(runs["testset"]) == {"snr60"}
+    first, second = (runs[runs["seed"] == s]["rms to posterior"].to_numpy() for s in (0, 1))
+    assert np.all(first > 0) and not np.allclose(first, second)
+    assert "over 2 seeds" in capsys.readouterr().out
