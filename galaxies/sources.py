@@ -102,7 +102,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      "profiles", "parallel", "cluster", "sources")),
     ("physics", ("sampler", "resumable", "generate", "recipes", "likelihood", "differentiable", "crb",
                  "crb_sets", "posterior", "measure_inputs",
-                 "baseline", "refine", "hsm", "cosmos", "ring_test",
+                 "baseline", "refine", "hsm", "cosmos", "ring_test", "psf_wings",
                  "evaluate", "image_quality", "cutouts", "eda", "fits_cutouts", "resampling",
                  "segmentation", "measure")),
     ("networks", ("models", "training")),
