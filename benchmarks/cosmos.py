@@ -1,7 +1,7 @@
 """What each estimator does on galaxies that are not its model: the `cosmos` ring test.
 
 Builds the profile's `cosmos` set (`galaxies.cosmos`, GalSim's example COSMOS catalog) under
-``data/<profile>/cosmos.h5`` if it is missing, runs the cheap estimators on it
+``data/<profile>/cosmos.h5`` if it is missing (`galaxies.cosmos.build_for_profile`), runs the cheap estimators on it
 (`galaxies.cosmos_report.estimate`: the JAX fit, HSM KSB and REGAUSS, the networks named and the
 two-step JAX refinement of the first), and prints, per estimator and group (single Sérsic /
 bulge plus disc, inside / outside the training box): flux and half-light-radius bias and
@@ -32,9 +32,7 @@ def main(argv=None) -> None:
     parser.add_argument("--no-fit", action="store_true")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
-    path = profile.dataset("cosmos")
-    if not path.exists():
-        cosmos.build(path, cosmos.spec_for(profile), progress=False)
+    path = cosmos.build_for_profile(profile, progress=False)
     spec = cosmos.spec_for(profile)
     print(f"cosmos ({profile.name}): {spec.size} images, {spec.galaxies} galaxies x "
           f"{spec.angles} angles x {spec.realizations} realizations x +-g, |g| {spec.shear}, "

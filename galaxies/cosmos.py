@@ -49,7 +49,7 @@ from pathlib import Path
 import galsim
 import numpy as np
 
-from . import files
+from . import files, profiles
 from .atomic import atomic_h5
 from .errors import InputError, OutputExistsError
 from .profiles import ROOT
@@ -57,6 +57,7 @@ from .simulate import IMAGE_SIZE, MOFFAT_BETA, PIXEL_SCALE, RANGES, SNR_RANGE, s
 
 __all__ = ["CATALOG_DIR", "CATALOG_FILE", "KINDS", "SERSIC", "BULGE_DISC", "CatalogGalaxy",
            "catalog", "half_light_radius", "CosmosSpec", "SPECS", "spec_for", "build",
+           "build_for_profile", "recipe_record",
            "draw_row", "paired_noise", "total_shear", "EXTRA_FIELDS"]
 
 #: where the three tables of GalSim's example catalog are committed
@@ -284,6 +285,33 @@ def _in_box(gal: CatalogGalaxy, flux: float, row_snr: float, g: tuple) -> bool:
     return bool(inside)
 
 
+def recipe_record(spec: CosmosSpec, seed: int = SEED) -> dict:
+    """The ``recipe`` attribute of a `cosmos` file (what `build_for_profile` compares)."""
+    return {"kind": "cosmos", **{k: (list(v) if isinstance(v, tuple) else v)
+                                 for k, v in asdict(spec).items()},
+            "size": spec.size, "seed": int(seed), "name": "cosmos", "image_size": IMAGE_SIZE,
+            "pixel_scale": PIXEL_SCALE, "moffat_beta": MOFFAT_BETA, "catalog": CATALOG_FILE,
+            "noise": "paired"}
+
+
+def build_for_profile(profile, force: bool = False, progress: bool = True) -> Path:
+    """The profile's `cosmos` set, ``data/<profile>/cosmos.h5``: kept when its file carries the
+    same recipe, built when missing; one built otherwise is replaced only with ``force``."""
+    spec = spec_for(profile)
+    path = profiles.get(profile).dataset("cosmos")
+    if path.exists():
+        try:
+            have = files.dataset_info(path)["recipe"]
+        except (files.FileFormatError, OSError, KeyError):
+            have = None
+        if have == recipe_record(spec):
+            return path
+        if not force:
+            raise OutputExistsError(f"{path} exists but was built with other settings; "
+                                    "rebuild it with force=True")
+    return build(path, spec, force=True, progress=progress)
+
+
 def build(out, spec: CosmosSpec, seed: int = SEED, directory=CATALOG_DIR, force: bool = False,
           progress: bool = True) -> Path:
     """Write the `cosmos` set of ``spec`` to ``out`` (an HDF5 data set, module docstring)."""
@@ -325,9 +353,7 @@ def build(out, spec: CosmosSpec, seed: int = SEED, directory=CATALOG_DIR, force:
     # a galaxy is inside the box when every row of its ring is: the ring stays whole
     galaxy, inside = np.asarray(rows["galaxy"]), np.asarray(rows["in_box"])
     rows["in_box"] = [bool(inside[galaxy == g].all()) for g in galaxy]
-    record = {"kind": "cosmos", **asdict(spec), "size": n, "seed": int(seed), "name": "cosmos",
-              "image_size": IMAGE_SIZE, "pixel_scale": PIXEL_SCALE, "moffat_beta": MOFFAT_BETA,
-              "catalog": CATALOG_FILE}
+    record = recipe_record(spec, seed)
     with atomic_h5(out, force=force) as f:
         fields = files.create_dataset_fields(f, n, shared_psf=True)
         fields["psf_img"][0] = _psf(spec.psf_fwhm).drawImage(

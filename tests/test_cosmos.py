@@ -177,3 +177,20 @@ def _plain(path, out):
         for key in files.DATASET_FIELDS:
             src.copy(key, dst)
     return out
+
+
+def test_the_profiles_set_is_built_once_and_kept(tmp_path, monkeypatch):
+    from galaxies import profiles
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    path = cosmos.build_for_profile("smoke", progress=False)
+    assert path == tmp_path / "data" / "smoke" / "cosmos.h5"
+    assert len(files.load_dataset(path, fields=("label",))) == cosmos.SPECS["smoke"].size
+    stamp = path.stat().st_mtime_ns
+    assert cosmos.build_for_profile("smoke", progress=False) == path
+    assert path.stat().st_mtime_ns == stamp  # the same recipe: kept
+    with h5py.File(path, "a") as f:
+        f.attrs["recipe"] = '{"kind": "cosmos", "seed": 1}'
+    with pytest.raises(OutputExistsError, match="other settings"):
+        cosmos.build_for_profile("smoke", progress=False)
+    cosmos.build_for_profile("smoke", force=True, progress=False)
+    assert files.dataset_info(path)["recipe"] == cosmos.recipe_record(cosmos.SPECS["smoke"])
