@@ -64,10 +64,9 @@ def check_wings(image, where: str, limit: float = WARN_FRACTION) -> float:
     """`missing_light` of ``image``, with a `TruncatedPSFWarning` naming ``where`` when it
     passes ``limit``."""
     share = missing_light(image)
-    if not share <= limit:  # NaN (wings not measurable) passes silently, inf warns
-        if np.isfinite(share) or np.isinf(share):
-            warnings.warn(
-                f"{where}: the PSF image ({image.shape[0]} x {image.shape[1]} pixels) leaves out "
-                f"about {100 * share:.1f}% of its light in wings beyond its edge; fluxes come out "
-                f"low by as much (give a larger PSF image)", TruncatedPSFWarning, stacklevel=2)
+    if share > limit:  # NaN (wings not measurable) passes silently, inf warns
+        warnings.warn(
+            f"{where}: the PSF image ({image.shape[0]} x {image.shape[1]} pixels) leaves out "
+            f"about {100 * share:.1f}% of its light in wings beyond its edge; fluxes come out "
+            f"low by as much (give a larger PSF image)", TruncatedPSFWarning, stacklevel=2)
     return share
