@@ -5,7 +5,8 @@ Builds the profile's `cosmos` set (`galaxies.cosmos`, GalSim's example COSMOS ca
 (`galaxies.cosmos_report.estimate`: the JAX fit, HSM KSB and REGAUSS, the networks named and the
 two-step JAX refinement of the first), and prints, per estimator and group (single Sérsic /
 bulge plus disc, inside / outside the training box): flux and half-light-radius bias and
-scatter in percent, shear m and c with jackknife standard errors, and the CPU seconds per image.
+scatter in percent, shear m and c with jackknife standard errors, and the CPU seconds per image;
+on the single Sérsic galaxies inside the box, each estimator's error over the bound.
 Then the fit's domain flag (reduced chi-square against the image noise): the share of the fit's
 and of the first network's large errors it catches and of their good estimates it flags.
 
@@ -47,6 +48,13 @@ def main(argv=None) -> None:
     with pd.option_context("display.width", 250, "display.max_columns", 30,
                            "display.max_rows", 200, "display.float_format", "{:.4g}".format):
         print(show.to_string(index=False))
+    rows, crb = cosmos_report.sersic_bounds(path)
+    bounds = cosmos_report.against_bounds(
+        {k: v for k, v in estimates.items() if k not in cosmos_report.HSM}, path, rows, crb)
+    print(f"\nsingle Sérsic inside the box ({len(rows)} rows): error / each galaxy's bound "
+          "(the shear's truth: the galaxy's own shear)")
+    with pd.option_context("display.width", 250, "display.float_format", "{:.3f}".format):
+        print(bounds.to_string(index=False))
     if "fit" not in details:
         return
     ds = files.load_dataset(path, fields=("label",))

@@ -21,7 +21,7 @@ from .errors import InputError
 from .ring_test import table
 
 __all__ = ["FIT", "HSM", "estimate", "report_table", "reduced_chi2", "domain_flag",
-           "large_errors", "flag_performance", "CHI2_SIGMAS"]
+           "large_errors", "flag_performance", "CHI2_SIGMAS", "sersic_bounds", "against_bounds"]
 
 FIT = "lm-jax"
 HSM = ("hsm-KSB", "hsm-REGAUSS")
@@ -153,3 +153,36 @@ def flag_performance(flag, big) -> dict:
     return {"large": int(big.sum()), "good": int((~big).sum()),
             "caught": float(flag[big].mean()) if big.any() else float("nan"),
             "false_flags": float(flag[~big].mean()) if (~big).any() else float("nan")}
+
+
+def sersic_bounds(path) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the `cosmos` file ``path`` where a bound exists (single Sérsic inside the
+    box) and their Cramér–Rao bounds (rows, 5) at the truth: the catalog's flux, index and
+    radius, the galaxy's own shear (``g_total``), on the JAX model (`galaxies.differentiable`)."""
+    from .differentiable.bound import cramer_rao_bounds
+    ds = files.load_dataset(path, fields=("label", "psf_fwhm", "sigma"))
+    extra = cosmos.load_extra(path)
+    rows = np.flatnonzero((extra["kind"] == cosmos.SERSIC) & extra["in_box"])
+    truth = np.column_stack([ds.label[rows, :3], extra["g_total"][rows]]).astype(float)
+    crb = np.concatenate([cramer_rao_bounds(truth[i:i + BATCH], ds.psf_fwhm[rows][i:i + BATCH],
+                                            ds.sigma[rows][i:i + BATCH])
+                          for i in range(0, len(rows), BATCH)]) if len(rows) else np.zeros((0, 5))
+    return rows, crb
+
+
+def against_bounds(estimates: dict, path, rows, crb) -> "pd.DataFrame":
+    """Each estimator's error on the bounded rows (`sersic_bounds`) over each galaxy's own
+    bound: ``norm bias`` (mean of error / bound) and ``norm rmse`` (root mean square of it), per
+    parameter; the shear's truth is the galaxy's own shear (not only the applied one)."""
+    import pandas as pd
+    ds = files.load_dataset(path, fields=("label",))
+    extra = cosmos.load_extra(path)
+    truth = np.column_stack([ds.label[rows, :3], extra["g_total"][rows]]).astype(float)
+    records = []
+    for name, pred in estimates.items():
+        z = (np.asarray(pred, float)[rows] - truth) / crb
+        for stat, value in (("norm bias", np.nanmean(z, axis=0)),
+                            ("norm rmse", np.sqrt(np.nanmean(z**2, axis=0)))):
+            records.append({"estimator": name, "statistic": stat,
+                            **dict(zip(("flux", "sersic_n", "sersic_r", "g1", "g2"), value))})
+    return pd.DataFrame.from_records(records)

@@ -68,3 +68,22 @@ def test_large_errors_and_how_the_flag_scores():
     assert not cosmos_report.large_errors(pred, label, std, g_total, np.ones(4))[3]
     perf = cosmos_report.flag_performance([False, True, True, False], big)
     assert perf == {"large": 2, "good": 2, "caught": 0.5, "false_flags": 0.5}
+
+
+def test_errors_over_the_bound_on_the_single_sersics_inside_the_box(small_cosmos):
+    from galaxies.differentiable.bound import cramer_rao_bounds
+    rows, crb = cosmos_report.sersic_bounds(small_cosmos)
+    extra = cosmos.load_extra(small_cosmos)
+    assert len(rows) and (extra["kind"][rows] == cosmos.SERSIC).all() and extra["in_box"][rows].all()
+    ds = files.load_dataset(small_cosmos, fields=("label", "psf_fwhm", "sigma"))
+    truth = np.column_stack([ds.label[rows, :3], extra["g_total"][rows]]).astype(float)
+    np.testing.assert_allclose(crb[:2], cramer_rao_bounds(truth[:2], ds.psf_fwhm[rows][:2],
+                                                          ds.sigma[rows][:2]), rtol=1e-6)
+    full = np.zeros((len(ds), 5))
+    full[rows] = truth
+    shifted = full.copy()
+    shifted[rows] += 2.0 * crb  # two bounds off in every parameter
+    table = cosmos_report.against_bounds({"truth": full, "shifted": shifted}, small_cosmos,
+                                         rows, crb).set_index(["estimator", "statistic"])
+    assert np.allclose(table.loc[("truth", "norm rmse")], 0.0)
+    assert np.allclose(table.loc[("shifted", "norm bias")], 2.0)
