@@ -60,13 +60,17 @@ def missing_light(image, inner: float = 0.5) -> float:
     return float(max(total - image.sum(), 0.0) / total)
 
 
-def check_wings(image, where: str, limit: float = WARN_FRACTION) -> float:
-    """`missing_light` of ``image``, with a `TruncatedPSFWarning` naming ``where`` when it
-    passes ``limit``."""
+def check_wings(image, where: str, limit: float = WARN_FRACTION, stream=None) -> float:
+    """`missing_light` of ``image``; when it passes ``limit``, a one-line warning naming
+    ``where``: printed to ``stream`` (``galaxies: warning: ...``, as the command line shows it)
+    or, without one, a `TruncatedPSFWarning`."""
     share = missing_light(image)
     if share > limit:  # NaN (wings not measurable) passes silently, inf warns
-        warnings.warn(
-            f"{where}: the PSF image ({image.shape[0]} x {image.shape[1]} pixels) leaves out "
-            f"about {100 * share:.1f}% of its light in wings beyond its edge; fluxes come out "
-            f"low by as much (give a larger PSF image)", TruncatedPSFWarning, stacklevel=2)
+        message = (f"{where}: the PSF image ({image.shape[0]} x {image.shape[1]} pixels) leaves "
+                   f"out about {100 * share:.1f}% of its light in wings beyond its edge; fluxes "
+                   f"come out low by as much (give a larger PSF image)")
+        if stream is not None:
+            print(f"galaxies: warning: {message}", file=stream)
+        else:
+            warnings.warn(message, TruncatedPSFWarning, stacklevel=2)
     return share

@@ -41,3 +41,12 @@ def test_bad_images_are_one_line_errors():
         psf_wings.missing_light(np.ones(10))
     with pytest.raises(InputError, match="finite"):
         psf_wings.missing_light(np.full((11, 11), np.nan))
+
+
+def test_the_command_lines_warning_is_one_line():
+    import io
+    cut, _ = _moffat(2.0, 0.5, 41, 0.1)
+    stream = io.StringIO()
+    psf_wings.check_wings(cut, "psf.fits", stream=stream)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("galaxies: warning: psf.fits: the PSF image")
