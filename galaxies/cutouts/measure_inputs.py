@@ -34,6 +34,7 @@ stamps of ordinary size (a 64 x 64 stamp: under 1 GB, the FFT of its largest mod
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 
@@ -177,6 +178,8 @@ def check_cutout(cutout, psf_path, psf_image, psf_scale, psf_fwhm, psf_fwhm_key)
             raise InputError(f"{psf_path}: PSF pixels of {psf_scale:.4g}\", the cutout "
                              f"{cutout.name} has {scale:.4g}\"; give the PSF at the cutout's scale")
         check_psf_image(psf_image, str(psf_path))
+        from .psf_wings import check_wings
+        check_wings(psf_image, str(psf_path), stream=sys.stderr)  # a PSF cut inside its wings
         check_psf_fwhm(galsim.Image(psf_image, scale=psf_scale or scale).calculateFWHM(), scale,
                        shape, f"{psf_path}: its PSF image, on {cutout.name}")
         profile = psf_profile(psf_image, psf_scale or scale)

@@ -1,0 +1,88 @@
+"""What each estimator does on galaxies that are not its model: the `cosmos` ring test.
+
+Builds the profile's `cosmos` set (`galaxies.simulation.cosmos`, GalSim's example COSMOS catalog) under
+``data/<profile>/cosmos.h5`` if it is missing (`galaxies.simulation.cosmos.build_for_profile`), runs the cheap estimators on it
+(`galaxies.evaluation.cosmos_report.estimate`: the JAX fit, HSM KSB and REGAUSS, the networks named and the
+two-step JAX refinement of the first), and prints, per estimator and group (single Sérsic /
+bulge plus disc, inside / outside the training box): flux and half-light-radius bias and
+scatter in percent, shear m and c with jackknife standard errors, and the CPU seconds per image;
+on the single Sérsic galaxies inside the box, each estimator's error over the bound.
+Then the fit's domain flag (reduced chi-square against the image noise): the share of the fit's
+and of the first network's large errors it catches and of their good estimates it flags.
+
+    python benchmarks/cosmos.py --profile quick --networks xception-fresh_v3 xception_v1
+
+Reads the profile's trained models; writes only the `cosmos` set. Figures are this run's.
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from galaxies.evaluation import cosmos_report
+from galaxies.simulation import cosmos
+from galaxies.conventions import IMAGE_SIZE
+from galaxies.runtime import profiles
+from galaxies.storage import files
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--networks", nargs="*", default=None,
+                        help="models <estimator>_<trainset> (default: the recommended one)")
+    parser.add_argument("--no-fit", action="store_true")
+    args = parser.parse_args(argv)
+    profile = profiles.get(args.profile)
+    path = cosmos.build_for_profile(profile, progress=False)
+    spec = cosmos.spec_for(profile)
+    print(f"cosmos ({profile.name}): {spec.size} images, {spec.galaxies} galaxies x "
+          f"{spec.angles} angles x {spec.realizations} realizations x +-g, |g| {spec.shear}, "
+          f"PSF {spec.psf_fwhm}\", sigma {spec.sigma}")
+    estimates, details = cosmos_report.estimate(path, profile, networks=args.networks,
+                                                fit=not args.no_fit)
+    table = cosmos_report.report_table(path, estimates)
+    table["s/img"] = table["estimator"].map(details["seconds"])
+    show = table[["estimator", "group", "rows", "failed", "galaxies", "flux_bias_pct",
+                  "flux_scatter_pct", "r_bias_pct", "r_scatter_pct", "m", "m_se", "c1", "c1_se",
+                  "c2", "c2_se", "s/img"]]
+    with pd.option_context("display.width", 250, "display.max_columns", 30,
+                           "display.max_rows", 200, "display.float_format", "{:.4g}".format):
+        print(show.to_string(index=False))
+    rows, crb = cosmos_report.sersic_bounds(path)
+    bounds = cosmos_report.against_bounds(
+        {k: v for k, v in estimates.items() if k not in cosmos_report.HSM}, path, rows, crb)
+    print(f"\nsingle Sérsic inside the box ({len(rows)} rows): error / each galaxy's bound "
+          "(the shear's truth: the galaxy's own shear)")
+    with pd.option_context("display.width", 250, "display.float_format", "{:.3f}".format):
+        print(bounds.to_string(index=False))
+    if "fit" not in details:
+        return
+    ds = files.load_dataset(path, fields=("label",))
+    extra = cosmos.load_extra(path)
+    fit = details["fit"]
+    chi2 = cosmos_report.reduced_chi2(fit["nll"], IMAGE_SIZE * IMAGE_SIZE)
+    flag = cosmos_report.domain_flag(fit["nll"], IMAGE_SIZE * IMAGE_SIZE)
+    for kind, name in enumerate(cosmos.KINDS):
+        for box in (True, False):
+            sel = (extra["kind"] == kind) & (extra["in_box"] == box)
+            if sel.any():
+                print(f"fit reduced chi2, {name}, {'in' if box else 'outside'} box: median "
+                      f"{np.median(chi2[sel]):.3f}, flagged {flag[sel].mean():.2f}, "
+                      f"fit hit the box {fit['hit_box'][sel].mean():.2f}")
+    for name in [cosmos_report.FIT] + [n for n in estimates if n not in
+                                       (cosmos_report.FIT, *cosmos_report.HSM)][:1]:
+        for percent, rule in ((10.0, ">10% flux or r, or > 3 bounds"), (None, "> 3 bounds")):
+            big = cosmos_report.large_errors(estimates[name], ds.label, fit["std"],
+                                             extra["g_total"], extra["kind"], percent=percent)
+            perf = cosmos_report.flag_performance(flag, big)
+            print(f"domain flag (chi2/dof > 1 + {cosmos_report.CHI2_SIGMAS:g} sqrt(2/dof)) on "
+                  f"{name}'s errors: {perf['large']} large errors ({rule}), caught "
+                  f"{perf['caught']:.2f}; {perf['good']} good, wrongly flagged "
+                  f"{perf['false_flags']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""Every cheap estimator on the `cosmos` set, and the ring test's table of what it gets wrong.
+
+`estimate` runs, on the rows of a `cosmos` file (`galaxies.simulation.cosmos`), the estimators that cost
+little on a CPU: the JAX Levenberg–Marquardt fit (``lm-jax``), the two-step JAX refinement of
+a network (``<network>+newton2-jax``), GalSim's HSM shear (``hsm-KSB``, ``hsm-REGAUSS``) and
+the profile's trained networks. `report_table` turns their estimates into the ring-test table
+(`galaxies.evaluation.ring_test.table`): flux and half-light-radius bias and scatter, shear m and c with
+standard errors, per galaxy kind and inside / outside the training box, as a DataFrame.
+
+`domain_flag` is the fit's own warning that its model is wrong: the reduced chi-square of the
+fit's residuals against the image's noise (Poisson plus read noise at the fitted model), which
+a single Sérsic leaves near 1 and a galaxy it cannot describe raises. `flag_performance` says
+how many of an estimator's large errors it catches and how many good estimates it flags.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from galaxies.simulation import cosmos
+from galaxies.runtime import profiles
+from galaxies.runtime.errors import InputError
+from galaxies.storage import files
+
+from .ring_test import table
+
+__all__ = ["FIT", "HSM", "estimate", "report_table", "reduced_chi2", "domain_flag",
+           "large_errors", "flag_performance", "CHI2_SIGMAS", "sersic_bounds", "against_bounds"]
+
+FIT = "lm-jax"
+HSM = ("hsm-KSB", "hsm-REGAUSS")
+#: the flag's threshold: chi-square per degree of freedom this many of its standard deviations
+#: (sqrt(2 / dof)) above 1
+CHI2_SIGMAS = 5.0
+#: the JAX fit's batch (its Jacobians take about 0.7 MB an image)
+BATCH = 200
+
+
+def _batched(fn, images, *arrays, batch=BATCH):
+    out = [fn(images[i:i + batch], *(a[i:i + batch] for a in arrays))
+           for i in range(0, len(images), batch)]
+    return out
+
+
+def _fit(ds):
+    from galaxies.inference.differentiable.fit import fit
+    parts = _batched(lambda im, p, s: fit(im, p, s), ds.img, ds.psf_fwhm, ds.sigma)
+    pred = np.concatenate([r.params for r in parts])
+    info = {"std": np.concatenate([r.std for r in parts]),
+            "nll": np.concatenate([r.nll for r in parts]),
+            "hit_box": np.concatenate([r.hit_box for r in parts]),
+            "converged": np.concatenate([r.converged for r in parts]),
+            "seconds": sum(r.seconds for r in parts)}
+    return pred, info
+
+
+def _refine(ds, start):
+    from galaxies.inference.differentiable.fit import refine
+    parts = _batched(lambda im, p, s, st: refine(im, p, s, st, steps=2), ds.img, ds.psf_fwhm,
+                     ds.sigma, start)
+    return np.concatenate([r.params for r in parts]), sum(r.seconds for r in parts)
+
+
+def _hsm(ds, method):
+    from galaxies.inference.hsm import _measure_rows
+    rows = _measure_rows(ds.img, ds.psf_fwhm, ds.sigma, method)
+    pred = np.full((len(ds), 5), np.nan)
+    pred[:, 3:5] = [(g1, g2) for g1, g2, _, _ in rows]
+    return pred, sum(r[2] for r in rows)
+
+
+def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=True,
+             log=print) -> tuple[dict, dict]:
+    """``(estimates, details)``: name -> (N, 5) estimates of every row of the `cosmos` file
+    ``path``, and name -> CPU seconds per image, plus ``"fit"``: the fit's ``std``, ``nll``,
+    ``hit_box``, ``converged``. ``networks``: model names (``<estimator>_<trainset>``) of
+    ``profile`` (default: the profile's recommended one); ``refine_from``: the networks to
+    refine (default: the first network)."""
+    import time
+    profile = profiles.get(profile)
+    ds = files.load_dataset(path)
+    cosmos.load_extra(path)  # a cosmos set, or a one-line error
+    networks = [profile.recommended] if networks is None else list(networks)
+    refine_from = networks[:1] if refine_from is None else list(refine_from)
+    unknown = [r for r in refine_from if r not in networks]
+    if unknown:
+        raise InputError(f"refine_from {unknown} must be among the networks {networks}")
+    estimates, details = {}, {"seconds": {}}
+    if fit:
+        pred, info = _fit(ds)
+        estimates[FIT], details["fit"] = pred, info
+        details["seconds"][FIT] = info["seconds"] / len(ds)
+        log(f"{FIT}: {info['seconds'] / len(ds):.3f} s CPU per image")
+    if hsm:
+        for name in HSM:
+            pred, seconds = _hsm(ds, name.split("-", 1)[1])
+            estimates[name], details["seconds"][name] = pred, seconds / len(ds)
+    from .estimators import load
+    for name in networks:
+        estimator, trainset = name.rsplit("_", 1)
+        directory = profile.model_dir(estimator, trainset)
+        if not directory.is_dir():
+            raise InputError(f"no model {name} in {profile.models_dir} (train the profile first)")
+        clock = time.process_time()
+        pred, _ = load(directory).predict_dataset(ds)
+        estimates[name] = np.asarray(pred, float)
+        details["seconds"][name] = (time.process_time() - clock) / len(ds)
+        if name in refine_from:
+            refined, seconds = _refine(ds, np.asarray(pred, float))
+            key = f"{name}+newton2-jax"
+            estimates[key] = refined
+            details["seconds"][key] = details["seconds"][name] + seconds / len(ds)
+    return estimates, details
+
+
+def report_table(path, estimates: dict) -> "pd.DataFrame":
+    """The ring-test table (`galaxies.evaluation.ring_test.table`) of ``estimates`` on the `cosmos` file
+    ``path``: one row per estimator and group."""
+    ds = files.load_dataset(path, fields=("label",))
+    return table(estimates, ds.label, cosmos.load_extra(path))
+
+
+def reduced_chi2(nll, pixels: int, parameters: int = 5) -> np.ndarray:
+    """Chi-square per degree of freedom from the fit's ``nll`` (half the weighted residuals'
+    sum of squares, `galaxies.inference.differentiable.fit.FitResults.nll`) over ``pixels`` pixels."""
+    return 2.0 * np.asarray(nll, float) / (pixels - parameters)
+
+
+def domain_flag(nll, pixels: int, sigmas: float = CHI2_SIGMAS) -> np.ndarray:
+    """True where the fit's reduced chi-square is more than ``sigmas`` of its own standard
+    deviation above 1: the image is not the fit's model (or its noise is not the one given)."""
+    dof = pixels - 5
+    return reduced_chi2(nll, pixels) > 1.0 + sigmas * np.sqrt(2.0 / dof)
+
+
+def large_errors(pred, label, std, g_total, kind, percent: float | None = 10.0) -> np.ndarray:
+    """The issue's large error: flux or half-light radius more than ``percent`` off (None: no
+    such rule), or off by more than 3 times its bound (``std``, the fit's, at its estimate);
+    for a single Sérsic also a shear more than 3 bounds from the galaxy's own (``g_total``)."""
+    pred, label, std = (np.asarray(a, float) for a in (pred, label, std))
+    big = np.zeros(len(pred), bool)
+    for col in (0, 2):
+        err = pred[:, col] - label[:, col]
+        big |= np.abs(err) > 3 * std[:, col]
+        if percent is not None:
+            big |= np.abs(err) > percent / 100.0 * label[:, col]
+    sersic = np.asarray(kind) == cosmos.SERSIC
+    for i, col in enumerate((3, 4)):
+        err = np.abs(pred[:, col] - np.asarray(g_total)[:, i])
+        big |= sersic & (err > 3 * std[:, col])
+    return big
+
+
+def flag_performance(flag, big) -> dict:
+    """The share of large errors ``big`` the ``flag`` catches, and of good rows it flags."""
+    flag, big = np.asarray(flag, bool), np.asarray(big, bool)
+    return {"large": int(big.sum()), "good": int((~big).sum()),
+            "caught": float(flag[big].mean()) if big.any() else float("nan"),
+            "false_flags": float(flag[~big].mean()) if (~big).any() else float("nan")}
+
+
+def sersic_bounds(path) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the `cosmos` file ``path`` where a bound exists (single Sérsic inside the
+    box) and their Cramér–Rao bounds (rows, 5) at the truth: the catalog's flux, index and
+    radius, the galaxy's own shear (``g_total``), on the JAX model (`galaxies.inference.differentiable`)."""
+    from galaxies.inference.differentiable.bound import cramer_rao_bounds
+    ds = files.load_dataset(path, fields=("label", "psf_fwhm", "sigma"))
+    extra = cosmos.load_extra(path)
+    rows = np.flatnonzero((extra["kind"] == cosmos.SERSIC) & extra["in_box"])
+    truth = np.column_stack([ds.label[rows, :3], extra["g_total"][rows]]).astype(float)
+    crb = np.concatenate([cramer_rao_bounds(truth[i:i + BATCH], ds.psf_fwhm[rows][i:i + BATCH],
+                                            ds.sigma[rows][i:i + BATCH])
+                          for i in range(0, len(rows), BATCH)]) if len(rows) else np.zeros((0, 5))
+    return rows, crb
+
+
+def against_bounds(estimates: dict, path, rows, crb) -> "pd.DataFrame":
+    """Each estimator's error on the bounded rows (`sersic_bounds`) over each galaxy's own
+    bound: ``norm bias`` (mean of error / bound) and ``norm rmse`` (root mean square of it), per
+    parameter; the shear's truth is the galaxy's own shear (not only the applied one)."""
+    import pandas as pd
+    ds = files.load_dataset(path, fields=("label",))
+    extra = cosmos.load_extra(path)
+    truth = np.column_stack([ds.label[rows, :3], extra["g_total"][rows]]).astype(float)
+    records = []
+    for name, pred in estimates.items():
+        z = (np.asarray(pred, float)[rows] - truth) / crb
+        for stat, value in (("norm bias", np.nanmean(z, axis=0)),
+                            ("norm rmse", np.sqrt(np.nanmean(z**2, axis=0)))):
+            records.append({"estimator": name, "statistic": stat,
+                            **dict(zip(("flux", "sersic_n", "sersic_r", "g1", "g2"), value))})
+    return pd.DataFrame.from_records(records)
