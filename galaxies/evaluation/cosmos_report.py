@@ -53,21 +53,6 @@ def _fit(ds):
     return pred, info
 
 
-def _refine(ds, start):
-    from galaxies.inference.differentiable.fit import refine
-    parts = _batched(lambda im, p, s, st: refine(im, p, s, st, steps=2), ds.img, ds.psf_fwhm,
-                     ds.sigma, start)
-    return np.concatenate([r.params for r in parts]), sum(r.seconds for r in parts)
-
-
-def _hsm(ds, method):
-    from galaxies.inference.hsm import _measure_rows
-    rows = _measure_rows(ds.img, ds.psf_fwhm, ds.sigma, method)
-    pred = np.full((len(ds), 5), np.nan)
-    pred[:, 3:5] = [(g1, g2) for g1, g2, _, _ in rows]
-    return pred, sum(r[2] for r in rows)
-
-
 def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=True,
              log=print) -> tuple[dict, dict]:
     """``(estimates, details)``: name -> (N, 5) estimates of every row of the `cosmos` file
@@ -90,25 +75,27 @@ def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=
         estimates[FIT], details["fit"] = pred, info
         details["seconds"][FIT] = info["seconds"] / len(ds)
         log(f"{FIT}: {info['seconds'] / len(ds):.3f} s CPU per image")
+    from .estimators import HSM as HSMEstimator, Refined, load
     if hsm:
         for name in HSM:
-            pred, seconds = _hsm(ds, name.split("-", 1)[1])
-            estimates[name], details["seconds"][name] = pred, seconds / len(ds)
-    from .estimators import load
+            clock = time.process_time()
+            estimates[name] = HSMEstimator(name.split("-", 1)[1]).predict(ds.img, ds.psf_fwhm,
+                                                                          ds.sigma)[0]
+            details["seconds"][name] = (time.process_time() - clock) / len(ds)
     for name in networks:
         estimator, trainset = name.rsplit("_", 1)
         directory = profile.model_dir(estimator, trainset)
         if not directory.is_dir():
             raise InputError(f"no model {name} in {profile.models_dir} (train the profile first)")
-        clock = time.process_time()
-        pred, _ = load(directory).predict_dataset(ds)
-        estimates[name] = np.asarray(pred, float)
+        network, clock = load(directory), time.process_time()
+        estimates[name] = np.asarray(network.predict_dataset(ds)[0], float)
         details["seconds"][name] = (time.process_time() - clock) / len(ds)
-        if name in refine_from:
-            refined, seconds = _refine(ds, np.asarray(pred, float))
+        if name in refine_from:  # the network again, then two steps: as one estimator
+            refined, clock = Refined(network, steps=2, renderer="jax"), time.process_time()
             key = f"{name}+newton2-jax"
-            estimates[key] = refined
-            details["seconds"][key] = details["seconds"][name] + seconds / len(ds)
+            estimates[key] = np.concatenate(_batched(
+                lambda im, p, s: refined.predict(im, p, s)[0], ds.img, ds.psf_fwhm, ds.sigma))
+            details["seconds"][key] = (time.process_time() - clock) / len(ds)
     return estimates, details
 
 

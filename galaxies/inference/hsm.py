@@ -31,7 +31,7 @@ from galaxies.conventions import PIXEL_SCALE
 from galaxies.runtime.errors import InputError
 from galaxies.simulation.render import default_renderer
 
-__all__ = ["METHODS", "measure_shear", "hsm_dataset"]
+__all__ = ["METHODS", "measure_shear", "measure_rows", "hsm_dataset"]
 
 #: The methods offered, as `galsim.hsm.EstimateShear` names them.
 METHODS = ("KSB", "REGAUSS")
@@ -69,7 +69,7 @@ def measure_shear(image, psf_fwhm: float, sigma: float, method: str = "KSB") -> 
     return distortion_to_shear(shape.corrected_e1, shape.corrected_e2)
 
 
-def _measure_rows(images, psf_fwhm, sigma, method: str) -> list[tuple]:
+def measure_rows(images, psf_fwhm, sigma, method: str) -> list[tuple]:
     """(g1, g2, seconds, message) per image; a failure is a NaN row with its message."""
     import galsim
 
@@ -108,7 +108,7 @@ def hsm_dataset(data_path, out_path, method: str = "KSB", limit: int | None = No
     # the images are read block by block as the measurements go (the contract checks their shape)
     ds = DatasetReader(data_path, fields=("img",), rows=None if limit is None else int(limit))
     wall = time.perf_counter()
-    results, jobs = map_rows(_measure_rows, RowSource(ds, "img", ds.table.psf_fwhm, ds.table.sigma),
+    results, jobs = map_rows(measure_rows, RowSource(ds, "img", ds.table.psf_fwhm, ds.table.sigma),
                              resolve_jobs(jobs), method, desc=f"hsm {method} {ds.name}",
                              progress=progress)
     wall = time.perf_counter() - wall

@@ -148,13 +148,13 @@ def test_non_finite_rows_are_named_as_for_the_whole_set(small_sets, tmp_path, pi
 
 
 def test_map_rows_reads_a_row_source_as_it_goes(small_sets):
-    from galaxies.inference.hsm import _measure_rows
+    from galaxies.inference.hsm import measure_rows
     from galaxies.runtime.parallel import map_rows
     whole = files.load_dataset(small_sets["random"], fields=("img",))
-    expected, _ = map_rows(_measure_rows, (whole.img, whole.psf_fwhm, whole.sigma), 1, "KSB",
+    expected, _ = map_rows(measure_rows, (whole.img, whole.psf_fwhm, whole.sigma), 1, "KSB",
                            progress=False)
     reader = chunked.DatasetReader(small_sets["random"], fields=("img",), block=3)
-    got, _ = map_rows(_measure_rows, chunked.RowSource(reader, "img", whole.psf_fwhm, whole.sigma),
+    got, _ = map_rows(measure_rows, chunked.RowSource(reader, "img", whole.psf_fwhm, whole.sigma),
                       1, "KSB", progress=False)
     assert [r[:2] for r in got] == [r[:2] for r in expected]
 
