@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
 
 from galaxies.evaluation import cosmos_report
 from galaxies.simulation import cosmos
-from galaxies.conventions import IMAGE_SIZE
 from galaxies.runtime import profiles
-from galaxies.storage import files
 
 
 def main(argv=None) -> None:
@@ -60,28 +57,11 @@ def main(argv=None) -> None:
         print(bounds.to_string(index=False))
     if "fit" not in details:
         return
-    ds = files.load_dataset(path, fields=("label",))
-    extra = cosmos.load_extra(path)
-    fit = details["fit"]
-    chi2 = cosmos_report.reduced_chi2(fit["nll"], IMAGE_SIZE * IMAGE_SIZE)
-    flag = cosmos_report.domain_flag(fit["nll"], IMAGE_SIZE * IMAGE_SIZE)
-    for kind, name in enumerate(cosmos.KINDS):
-        for box in (True, False):
-            sel = (extra["kind"] == kind) & (extra["in_box"] == box)
-            if sel.any():
-                print(f"fit reduced chi2, {name}, {'in' if box else 'outside'} box: median "
-                      f"{np.median(chi2[sel]):.3f}, flagged {flag[sel].mean():.2f}, "
-                      f"fit hit the box {fit['hit_box'][sel].mean():.2f}")
-    for name in [cosmos_report.FIT] + [n for n in estimates if n not in
-                                       (cosmos_report.FIT, *cosmos_report.HSM)][:1]:
-        for percent, rule in ((10.0, ">10% flux or r, or > 3 bounds"), (None, "> 3 bounds")):
-            big = cosmos_report.large_errors(estimates[name], ds.label, fit["std"],
-                                             extra["g_total"], extra["kind"], percent=percent)
-            perf = cosmos_report.flag_performance(flag, big)
-            print(f"domain flag (chi2/dof > 1 + {cosmos_report.CHI2_SIGMAS:g} sqrt(2/dof)) on "
-                  f"{name}'s errors: {perf['large']} large errors ({rule}), caught "
-                  f"{perf['caught']:.2f}; {perf['good']} good, wrongly flagged "
-                  f"{perf['false_flags']:.2f}")
+    groups, scores = cosmos_report.flag_tables(path, estimates, details)
+    print(f"\nthe fit's domain flag (chi2/dof > 1 + {cosmos_report.CHI2_SIGMAS:g} sqrt(2/dof))")
+    with pd.option_context("display.width", 250, "display.float_format", "{:.3f}".format):
+        print(groups.to_string(index=False))
+        print(scores.to_string(index=False))
 
 
 if __name__ == "__main__":

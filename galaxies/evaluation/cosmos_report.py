@@ -23,7 +23,7 @@ from galaxies.storage import files
 
 from .ring_test import table
 
-__all__ = ["FIT", "HSM", "estimate", "report_table", "reduced_chi2", "domain_flag",
+__all__ = ["FIT", "HSM", "estimate", "report_table", "reduced_chi2", "domain_flag", "flag_tables",
            "large_errors", "flag_performance", "CHI2_SIGMAS", "sersic_bounds", "against_bounds"]
 
 FIT = "lm-jax"
@@ -176,3 +176,35 @@ def against_bounds(estimates: dict, path, rows, crb) -> "pd.DataFrame":
             records.append({"estimator": name, "statistic": stat,
                             **dict(zip(("flux", "sersic_n", "sersic_r", "g1", "g2"), value))})
     return pd.DataFrame.from_records(records)
+
+
+def flag_tables(path, estimates: dict, details: dict) -> tuple["pd.DataFrame", "pd.DataFrame"]:
+    """The fit's domain flag on the `cosmos` file ``path``: per galaxy kind and inside /
+    outside the box, the median reduced chi-square, the share flagged and the share of fits
+    that hit the box; and, for the fit and the first network, how many large errors (over 10%
+    in flux or r or over 3 bounds; over 3 bounds only) the flag catches and how many good
+    estimates it wrongly flags. Needs `estimate`'s ``details["fit"]``."""
+    import pandas as pd
+    from galaxies.conventions import IMAGE_SIZE
+    ds = files.load_dataset(path, fields=("label",))
+    extra, fit = cosmos.load_extra(path), details["fit"]
+    chi2 = reduced_chi2(fit["nll"], IMAGE_SIZE * IMAGE_SIZE)
+    flag = domain_flag(fit["nll"], IMAGE_SIZE * IMAGE_SIZE)
+    groups = []
+    for kind, name in enumerate(cosmos.KINDS):
+        for box in (True, False):
+            sel = (extra["kind"] == kind) & (extra["in_box"] == box)
+            if sel.any():
+                groups.append({"kind": name, "box": "inside" if box else "outside",
+                               "median chi2/dof": float(np.median(chi2[sel])),
+                               "flagged": float(flag[sel].mean()),
+                               "fit hit the box": float(fit["hit_box"][sel].mean())})
+    scores = []
+    networks = [n for n in estimates if n not in (FIT, *HSM) and "+" not in n][:1]
+    for name in [n for n in (FIT, *networks) if n in estimates]:
+        for percent, rule in ((10.0, "> 10% flux or r, or > 3 bounds"), (None, "> 3 bounds")):
+            big = large_errors(estimates[name], ds.label, fit["std"], extra["g_total"],
+                               extra["kind"], percent=percent)
+            scores.append({"estimator": name, "large error": rule,
+                           **flag_performance(flag, big)})
+    return pd.DataFrame(groups), pd.DataFrame(scores)

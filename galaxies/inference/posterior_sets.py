@@ -40,6 +40,7 @@ from galaxies.simulation import recipes
 from galaxies.storage import atomic, files
 
 __all__ = ["PosteriorSet", "SETTINGS", "cache_path", "prior_record", "for_dataset",
+           "build_references", "references_record",
            "store_results", "load"]
 
 #: Importance sampling's settings (`posterior_moments`'s keywords) and the rows of a block.
@@ -282,3 +283,43 @@ def load(path, recipe: str) -> PosteriorSet:
                               f"it with galaxies.inference.posterior_sets.for_dataset")
     return PosteriorSet(mean, std, ess, computed, str(attrs["recipe"]), bool(attrs["covers"]),
                         store)
+
+
+def _reference(path: str, recipe: str, limit: int, sersics: int) -> tuple[int, str]:
+    post = for_dataset(path, recipe, limit=limit, sersics=sersics, progress=False)
+    return int(post.computed.sum()), post.path.name
+
+
+def build_references(profile, jobs: int | None = None, log=print) -> None:
+    """The Bayes reference of every test set of ``profile`` (the pipeline's ``posterior``
+    step): the posteriors of each set's first ``profile.posterior_rows(set)`` rows under the
+    prior of the recommended network's recipe, the sets in ``jobs`` processes; then the same
+    files for the other random recipes, filled from it (their priors coincide given the PSF
+    and noise, module docstring)."""
+    from galaxies.runtime import profiles
+    from galaxies.runtime.parallel import process_pool
+    from galaxies.runtime.resources import resolve_jobs
+
+    profile = profiles.get(profile)
+    recipe = profile.recommended.rsplit("_", 1)[1]
+    tasks = {t: (str(profile.dataset(t)), profile.posterior_rows(t)) for t in profiles.TESTSETS}
+    with process_pool(resolve_jobs(jobs, len(tasks))) as pool:
+        done = {t: pool.submit(_reference, path, recipe, rows, profile.sersics)
+                for t, (path, rows) in tasks.items()}
+        for testset, future in done.items():
+            count, name = future.result()
+            log(f"{testset}: {count} posteriors under {recipe}'s prior -> {name}")
+    others = [name for name, r in recipes.RECIPES.items()
+              if hasattr(r.spec, "sersics") and name != recipe]
+    for path, rows in tasks.values():
+        for other in others:
+            _reference(path, other, rows, profile.sersics)
+
+
+def references_record(profile) -> dict:
+    """What `build_references` depends on besides the code: the rows, the recipe and the
+    sampler's settings."""
+    from galaxies.runtime import profiles
+    profile = profiles.get(profile)
+    return {"recipe": profile.recommended, "settings": SETTINGS, "sersics": profile.sersics,
+            "rows": {t: profile.posterior_rows(t) for t in profiles.TESTSETS}}

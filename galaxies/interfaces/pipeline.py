@@ -18,10 +18,8 @@ are drawn only on a terminal, and kernels are shut down without an interrupt
 (`QuietShutdown`): jupyter_client sends SIGINT to the kernel's whole process group before each
 shutdown request, and a kernel that is still busy then (its shutdown waits on child processes,
 e.g. multiprocessing's resource tracker, which ignores SIGTERM, after a process pool) logs
-"KeyboardInterrupt caught in kernel" although nothing was interrupted. The kernel talks to
-the pipeline over Unix sockets (ZeroMQ's ipc transport), not TCP ports on localhost: a port
-that jupyter_client found free can be taken by another process before the kernel binds it
-(tests running side by side, a Dask cluster), and the kernel then dies at start-up.
+"KeyboardInterrupt caught in kernel" although nothing was interrupted. Kernels listen on Unix
+sockets, not TCP ports: a port found free can be taken before the kernel binds it.
 """
 from __future__ import annotations
 
@@ -100,9 +98,13 @@ STEPS: tuple[Step, ...] = (
          "network first, physics second: refinement, network-started fit, HSM shear"),
     Step("real_cutouts", ("EDA/real_cutouts.ipynb",), ("data",),
          "real HST cutouts measured at their own pixels (galaxies measure)"),
+    Step("posterior", (), ("data",), "the Bayes reference: each test galaxy's posterior",
+         task=Task("galaxies.inference.posterior_sets", "build_references", "references_record")),
+    Step("cosmos", ("Project/cosmos.ipynb",), ("data", "xception"),
+         "galaxies that are not the model: COSMOS galaxies in a shear ring test"),
     Step("final_report", ("Project/final_report.ipynb",),
          ("datasets", "eda", "xception", "baseline", "autoencoder", "autokeras", "gridsearch",
-          "denoising", "refinement"), "every estimator side by side"),
+          "denoising", "refinement", "posterior", "cosmos"), "every estimator side by side"),
     Step("presentation", ("Project/presentation.ipynb",), ("final_report",), "the slides",
          slides=("Project/presentation.ipynb",)),
 )
@@ -162,16 +164,14 @@ def _quiet_shutdown():
     from traitlets import CaselessStrEnum, default
 
     class QuietShutdown(AsyncKernelManager):
-        """A kernel manager that does not interrupt (SIGINT) the kernel it is shutting down
-        and that connects over Unix sockets (see the module docstring); an interrupt asked
-        for otherwise is sent as usual."""
+        """A kernel manager that connects over Unix sockets and does not interrupt (SIGINT)
+        the kernel it is shutting down (see the module docstring)."""
 
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
         @default("ip")
         def _unique_socket_path(self) -> str:
-            # absolute (the kernel runs in the notebook's folder) and this kernel's own;
-            # jupyter_client removes the socket files at shutdown
+            # absolute (the kernel runs in the notebook's folder), this kernel's own
             return str(Path(tempfile.gettempdir()) / f"galaxies-kernel-{uuid.uuid4().hex}")
 
         async def _async_interrupt_kernel(self) -> None:
