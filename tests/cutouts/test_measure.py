@@ -12,6 +12,7 @@ from galaxies import conventions
 from galaxies.cutouts import measure
 from galaxies.cutouts.fits_files import Cutout, read_cutouts
 from galaxies.inference import crb, galsim_fit, likelihood
+from galaxies.runtime import profiles
 from galaxies.simulation import render
 
 from cutout_files import TRUTH, cli, header, one_line_error, simulated, write  # noqa: F401
@@ -45,8 +46,10 @@ def test_bad_inputs_are_one_line_and_status_2(tmp_path):
     fits.PrimaryHDU().writeto(nothing)
     one_line_error(cli("measure", nothing, "--psf-fwhm", "0.7", out), "nothing.fits",
                    "no HDU holds image data")
-    one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", out),
-                   "--model DIR")
+    with pytest.MonkeyPatch.context() as patch:  # no recommended network trained here, even
+        patch.setattr(profiles, "ROOT", tmp_path)  # while the notebook chain trains the smoke one
+        one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", out),
+                       "--model DIR")
     one_line_error(cli("measure", good, "--psf-fwhm", "0.7", "--method", "nn", "--model",
                        tmp_path / "gone", out), "--model", "gone", "no such directory")
     # the inputs are checked before the network is loaded (TensorFlow takes seconds): an empty
