@@ -52,6 +52,7 @@ def one_line_error(result, *words):
     assert len(lines) == 1 and lines[0].startswith("galaxies: error:"), result.stderr
     for word in words:
         assert word in lines[0], (word, lines[0])
+    return lines[0]
 
 
 # ------------------------------------------------------------------------ bad input

@@ -24,7 +24,7 @@ from galaxies.runtime.errors import InputError
 from .crb import STEPS, cramer_rao_bound
 from .differentiable import RENDERERS
 
-__all__ = ["RENDERERS", "for_dataset", "cache_path", "checked_rows"]
+__all__ = ["RENDERERS", "for_dataset", "cache_path", "checked_rows", "selected_rows"]
 
 
 
@@ -121,6 +121,19 @@ def _read_cache(path: Path, fingerprint: str, size: int) -> tuple[np.ndarray, np
         return empty
 
 
+def selected_rows(size: int, limit: int | None = None, rows=None, path="the set") -> np.ndarray:
+    """The rows of a set of ``size`` rows to work on, sorted: ``rows`` (each in [0, size)),
+    else the first ``limit`` (None: every row). Raises `InputError` for a bad request."""
+    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+        raise InputError(f"limit = {limit} must be a positive integer (or None for every row)")
+    if rows is not None:
+        wanted = np.unique(np.asarray(rows, dtype=np.int64))
+        if len(wanted) and (wanted[0] < 0 or wanted[-1] >= size):
+            raise InputError(f"rows must lie in [0, {size}) for {path}")
+        return wanted
+    return np.arange(size if limit is None else min(int(limit), size))
+
+
 def checked_rows(label, psf_fwhm, sigma) -> np.ndarray:
     """Parameter rows ``(flux, n, r, g1, g2, psf_fwhm, sigma)`` of a data set, in float64,
     checked against the simulated ranges.
@@ -190,14 +203,7 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     dataset = files.load_dataset(path, fields=())
     jobs = resolve_jobs(jobs)
     size = len(dataset)
-    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
-        raise InputError(f"limit = {limit} must be a positive integer (or None for every row)")
-    if rows is not None:
-        wanted = np.unique(np.asarray(rows, dtype=np.int64))
-        if len(wanted) and (wanted[0] < 0 or wanted[-1] >= size):
-            raise InputError(f"rows must lie in [0, {size}) for {path}")
-    else:
-        wanted = np.arange(size if limit is None else min(int(limit), size))
+    wanted = selected_rows(size, limit, rows, path)
     params = np.zeros((size, 7))
     params[wanted] = checked_rows(dataset.label[wanted], dataset.psf_fwhm[wanted],
                                   dataset.sigma[wanted])

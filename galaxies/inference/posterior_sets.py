@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from galaxies.inference.crb_sets import selected_rows
 from galaxies.conventions import LABEL_COLUMNS, LABEL_WIDTHS, RANGES, SNR_RANGE
 from galaxies.runtime.console import show_progress
 from galaxies.runtime.errors import FileFormatError, InputError
@@ -190,14 +191,7 @@ def for_dataset(path, recipe: str, limit: int | None = None, rows=None, sersics:
     prior = prior_record(recipe, sersics)
     dataset = files.load_dataset(path, fields=())
     size = len(dataset)
-    if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
-        raise InputError(f"limit = {limit} must be a positive integer (or None for every row)")
-    if rows is not None:
-        wanted = np.unique(np.asarray(rows, dtype=np.int64))
-        if len(wanted) and (wanted[0] < 0 or wanted[-1] >= size):
-            raise InputError(f"rows must lie in [0, {size}) for {path}")
-    else:
-        wanted = np.arange(size if limit is None else min(int(limit), size))
+    wanted = selected_rows(size, limit, rows, path)
     fingerprint = _fingerprint(dataset, prior, settings)
     store = cache_path(path, recipe)
     found = _read(store, fingerprint, size)

@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from galaxies.interfaces.cli import main
 from galaxies.interfaces.cli.options import FLOAT_OR_RANDOM, PROFILE_OPTION, Command
 
+from cutout_files import one_line_error
+
 #: every command's positional arguments, as its usage line names them: the inputs, then the
 #: output (none for the commands that only print or build a profile's sets)
 POSITIONALS = {
@@ -54,15 +56,6 @@ def runner() -> CliRunner:
 
 def invoke(*args):
     return runner().invoke(main, [str(a) for a in args])
-
-
-def one_line_error(result, *words):
-    lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert len(lines) == 1 and lines[0].startswith("galaxies: error:"), result.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 def positionals(command) -> list[str]:

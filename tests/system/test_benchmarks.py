@@ -14,7 +14,7 @@ from galaxies.simulation.recipes import build_datasets
 from galaxies.storage import files
 
 
-def _benchmark(name):
+def load_benchmark(name):
     path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
     module = importlib.util.module_from_spec(spec)
@@ -39,7 +39,7 @@ def test_learning_curves_at_smoke_sizes(tiny_root, monkeypatch):
     pytest.importorskip("keras")
     root, profile = tiny_root
     monkeypatch.setattr(profiles, "ROOT", root)
-    benchmark = _benchmark("learning_curves")
+    benchmark = load_benchmark("learning_curves")
     monkeypatch.setitem(benchmark.NETS, "small", dict(entry_filters=4, block_filters=4, blocks=1,
                                                       exit_filters=4))
     assert benchmark.default_sizes(profile) == [13, 27, 54]  # 60 rows, 6 held out
@@ -69,7 +69,7 @@ def test_xception_targets_from_predictions(tiny_root, monkeypatch, capsys):
     slower per image (met)."""
     root, profile = tiny_root
     monkeypatch.setattr(profiles, "ROOT", root)
-    benchmark = _benchmark("xception")
+    benchmark = load_benchmark("xception")
     rng = np.random.default_rng(0)
     estimator, trainset = profile.recommended.rsplit("_", 1)
     for testset in profiles.TESTSETS:

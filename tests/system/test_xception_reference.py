@@ -1,7 +1,5 @@
 """benchmarks/xception.py --reference (benchmarks/xception_reference.py): the targets against the
 Bayes reference, MET or MISSED from predictions and a posterior cache made up here."""
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,13 +10,7 @@ from galaxies.runtime import profiles
 from galaxies.simulation.recipes import build_datasets
 from galaxies.storage import files
 
-
-def _benchmark(name):
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from test_benchmarks import load_benchmark
 
 
 def test_targets_against_the_reference(tmp_path, monkeypatch, capsys):
@@ -56,7 +48,7 @@ def test_targets_against_the_reference(tmp_path, monkeypatch, capsys):
                                      *(lambda p: (p.mean, p.std, p.ess, p.computed))(
                                          posterior_sets.load(profile.dataset(testset), "v3")),
                                      profile.sersics)
-    benchmark = _benchmark("xception")
+    benchmark = load_benchmark("xception")
     verdicts = benchmark.Verdicts()
     benchmark.reference_module().main(profile, verdicts)
     out = capsys.readouterr().out
@@ -93,7 +85,7 @@ def test_the_recommended_network_over_seeds(tmp_path, monkeypatch, capsys):
     posterior_sets.store_results(profile.dataset("snr60"), "v3", ds.label, crb,
                                  np.full(len(ds), 300.0), np.ones(len(ds), bool), profile.sersics)
     monkeypatch.setattr(testsets, "crb", lambda profile, testset: crb)
-    runs = _benchmark("xception_reference").seeds(profile, 2, log=lambda m: None)
+    runs = load_benchmark("xception_reference").seeds(profile, 2, log=lambda m: None)
     assert not profile.models_dir.exists()
     assert sorted(runs["seed"].unique()) == [0, 1] and set(runs["testset"]) == {"snr60"}
     first, second = (runs[runs["seed"] == s]["rms to posterior"].to_numpy() for s in (0, 1))
