@@ -5,9 +5,12 @@ For each stamp (`galaxies.cutouts.fits_files.Cutout`, counts of the file, any pi
 1. **Background and noise** from a border annulus (`border_stats`: 3-sigma clipped median, and
    the clipped MAD standard deviation, `astropy.stats.sigma_clipped_stats`), unless an RMS map
    or ``sigma`` is given. The background is subtracted; on a small stamp the border holds
-   the galaxy's wings too, so after the fit the border of the residual (data - model) gives a
-   correction, and the fit is repeated once from its estimate when the correction exceeds
-   twice its standard error.
+   the galaxy's wings too, so the fit and the refinement on the JAX model then fit a constant
+   sky level with the galaxy (`galaxies.inference.differentiable.sky`, as GALFIT does), and
+   their standard deviations are the bound with the sky a sixth parameter
+   (``background_std`` its own); on GalSim's renders, the border of the residual
+   (data - model) gives a correction instead, and the fit is repeated once from its estimate
+   when the correction exceeds twice its standard error. A background given is taken as exact.
 2. **Sources** (`galaxies.cutouts.segmentation.segment`): the image over its noise, smoothed by a Gaussian of ``SMOOTHING``
    pixels, thresholded at ``DETECT`` times the smoothed noise and labelled
    (`scipy.ndimage.label`). The galaxy is the source under the centre (else the brightest);
@@ -54,7 +57,7 @@ from galaxies.simulation.render import Stamp
 from .fits_files import Cutout, sky_shear
 from .measure_inputs import check_psf_fwhm
 from .resampling import equivalent_sigma, psf_profile, resample, resampled_sigma, stamp_fwhm
-from .segmentation import GROW, border, border_stats, segment
+from .segmentation import GROW, border, border_stats, centre, segment
 
 __all__ = ["FLAGS", "METHODS", "Measurement", "measure_cutout", "fit_box", "measure_files",
            "write_table"]
@@ -102,6 +105,7 @@ class Measurement:
     seconds: float = 0.0
     renderer: str = "galsim"  # what drew the model of the fit or the refinement
     renderer_note: str = ""  # why GalSim drew it when the JAX model was asked for
+    background_std: float = math.nan  # the sky level's bound (0: given; NaN: not fitted)
 
     def row(self) -> dict:
         out = {"file": self.cutout.file, "hdu": self.cutout.hdu,
@@ -113,6 +117,7 @@ class Measurement:
                    sigma_stamp=self.sigma_stamp, pixel_sigma_stamp=self.pixel_sigma_stamp,
                    psf_fwhm=self.psf_fwhm, psf_fwhm_stamp=self.psf_fwhm_stamp,
                    pixel_scale=self.cutout.pixel_scale, background=self.background,
+                   background_std=self.background_std,
                    offset_x=float(self.offset[0]), offset_y=float(self.offset[1]),
                    converged=bool(self.converged), in_domain=not self.flags,
                    flags=";".join(self.flags), seconds=self.seconds)
@@ -131,6 +136,13 @@ def fit_box(stamp: Stamp) -> np.ndarray:
     return box
 
 
+def _less_sky(data, background, result):
+    """The data less the sky level fitted with the galaxy (``result``'s sixth column), the
+    background with it, and its standard deviation."""
+    sky = float(result.params[0][5])
+    return data - sky, background + sky, float(result.std[0][5])
+
+
 def _domain(params, snr_stamp, psf_fwhm, sigma_stamp) -> list[str]:
     flags = [name for name, value in zip(LABEL_COLUMNS[:3], params[:3])
              if not value in RANGES[name]]
@@ -143,27 +155,6 @@ def _domain(params, snr_stamp, psf_fwhm, sigma_stamp) -> list[str]:
     if not sigma_stamp in RANGES["sigma"]:
         flags.append("noise")
     return flags
-
-
-def _centre(image, mask, pixel_scale, labels, main) -> tuple[float, float]:
-    """Offset (x, y) pixels of the galaxy from the stamp's true centre: adaptive moments of the
-    masked image, else the galaxy's segment's centre of light."""
-    import galsim
-    from scipy import ndimage
-    masked = np.where(mask, 0.0, image)
-    ny, nx = image.shape
-    try:
-        moments = galsim.hsm.FindAdaptiveMom(galsim.Image(masked, scale=pixel_scale), strict=False)
-        if moments.moments_status == 0:
-            c = moments.moments_centroid
-            return float(c.x - (nx + 1) / 2), float(c.y - (ny + 1) / 2)
-    except (galsim.GalSimError, RuntimeError, ValueError):
-        pass
-    if main:
-        cy, cx = ndimage.center_of_mass(np.where(labels == main, np.maximum(masked, 0), 0))
-        if np.isfinite(cx) and np.isfinite(cy):
-            return float(cx - (nx - 1) / 2), float(cy - (ny - 1) / 2)
-    return 0.0, 0.0
 
 
 def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scale=None,
@@ -222,7 +213,7 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
                              f"--psf-fwhm-key KEY (got {psf_fwhm})")
         fwhm, pixel_included = check_psf_fwhm(psf_fwhm, scale, data.shape, cutout.name), False
         psf = galsim.Moffat(beta=MOFFAT_BETA, fwhm=fwhm)
-    offset = _centre(data, mask, scale, labels, main)
+    offset = centre(data, mask, scale, labels, main)
     stamp = Stamp(pixel_scale=scale, shape=data.shape, psf=psf, pixel_included=pixel_included,
                   offset=offset)
     noise_map = np.where(mask, np.inf, np.broadcast_to(noise, data.shape))
@@ -256,23 +247,23 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     from galaxies.inference.likelihood import SersicModel
     image_of = ((lambda p: jax_model.images(np.asarray(p)[None])[0]) if jax_model is not None
                 else (lambda p: p[0] * SersicModel(None, stamp=stamp).image(*p[1:])))
-    if method == "fit":
+    sky_std = math.nan if from_border else 0.0
+    if method == "fit" and jax_model is not None:  # the sky fitted with the galaxy if not given
+        r = fit_cutout(jax_model, weighted, noise_map, box, flux_range, gain, sky=from_border)
+        params, converged, std = r.params[0][:5], bool(r.converged[0]), r.std[0][:5]
+        if from_border:
+            data, background, sky_std = _less_sky(data, background, r)
+    elif method == "fit":  # GalSim: the border's sky corrected by the fit's residual there
         from galaxies.inference.galsim_fit import fit_image
-
-        def fitted(start=None):  # estimate, converged, std (None: the bound, below)
-            if jax_model is not None:
-                r = fit_cutout(jax_model, weighted, noise_map, box, flux_range, gain, start)
-                return r.params[0], bool(r.converged[0]), r.std[0]
-            r = fit_image(weighted, None, noise_map, start=start, **common)
-            return r.params, r.converged, None
-        params, converged, std = fitted()
+        r = fit_image(weighted, None, noise_map, **common)
+        params, converged = r.params, r.converged
         ring = border(data.shape) & ~mask
         correction = float(np.median((data - image_of(params))[ring]))
         error = 1.253 * float(np.median(noise)) / math.sqrt(ring.sum())  # of a median
         if from_border and abs(correction) > 2 * error:
             data, background = data - correction, background + correction
-            weighted = np.where(mask, 0.0, data)
-            params, converged, std = fitted(params)
+            r = fit_image(np.where(mask, 0.0, data), None, noise_map, start=params, **common)
+            params, converged = r.params, r.converged
     else:
         pred, _ = network.predict(resampled[None].astype(np.float32),
                                   psf_fwhm=np.array([fwhm_stamp]), sigma=np.array([sigma_stamp]),
@@ -282,17 +273,21 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
             from galaxies.inference.refine import refine_image
             start = np.clip(params, [-np.inf, *box[:, 0]], [np.inf, *box[:, 1]])
             if jax_model is not None:
-                r = fit_cutout(jax_model, weighted, noise_map, box, flux_range, gain, start, steps)
-                params, converged, std = r.params[0], bool(r.converged[0]), r.std[0]
+                r = fit_cutout(jax_model, weighted, noise_map, box, flux_range, gain, start, steps,
+                               sky=from_border)
+                params, converged, std = r.params[0][:5], bool(r.converged[0]), r.std[0][:5]
+                if from_border:
+                    data, background, sky_std = _less_sky(data, background, r)
             else:
                 result = refine_image(weighted, None, noise_map, start, steps=steps, **common)
                 params, converged, std = result.params, result.converged, result.std
     from galaxies.inference.crb import cutout_bound
     # a network's estimate may lie outside the box
     model = image_of(np.concatenate([params[:1], np.clip(params[1:], box[:, 0], box[:, 1])]))
-    if std is None:
+    if std is None:  # with the sky a parameter unless it was given
         try:
-            std = cutout_bound(params, stamp, noise_map, gain=gain)
+            std = cutout_bound(params, stamp, noise_map, gain=gain, sky=from_border)
+            std, sky_std = std[:5], float(std[5]) if from_border else sky_std
         except (np.linalg.LinAlgError, ValueError, RuntimeError):
             std = np.full(5, np.nan)
     snr = float(np.sqrt(np.sum(np.where(mask, 0.0, (model / np.broadcast_to(noise, data.shape))**2))))
@@ -309,8 +304,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     return Measurement(cutout=cutout, method=method, params=params, std=std, snr=snr, snr_stamp=snr_stamp,
                        sigma=float(np.median(noise)), sigma_stamp=sigma_stamp,
                        sigma_source=source, psf_fwhm=fwhm, psf_fwhm_stamp=fwhm_stamp,
-                       pixel_sigma_stamp=pixel_sigma, background=background, offset=offset,
-                       converged=bool(converged), flags=flags, data=data, model=model, mask=mask,
+                       pixel_sigma_stamp=pixel_sigma, background=background,
+                       background_std=sky_std, offset=offset, converged=bool(converged), flags=flags, data=data, model=model, mask=mask,
                        stamp=resampled, seconds=time.process_time() - t0,
                        renderer="jax" if jax_model is not None else "galsim", renderer_note=note)
 

@@ -1,4 +1,4 @@
-"""What is in a cutout besides the galaxy: the border's background and noise, and the sources.
+"""What is in a cutout besides the galaxy: the border's background and noise, the sources, the centre.
 
 `border_stats` takes a border annulus (`border`) and returns its 3-sigma clipped median and
 MAD standard deviation (`astropy.stats.sigma_clipped_stats`). `segment` smooths the image over
@@ -6,7 +6,8 @@ its noise by a Gaussian of ``SMOOTHING`` pixels, keeps what rises ``DETECT`` tim
 noise, labels it (`scipy.ndimage.label`), takes the source under the centre as the galaxy and
 the others peaking above ``SECOND`` levels as neighbours; a neighbour joined to the galaxy's
 segment is split off where a second peak rises ``PROMINENCE`` levels above the saddle between
-the two (`_deblend`). `galaxies.cutouts.measure` masks the neighbours, grown by ``GROW`` pixels.
+the two (`_deblend`). `galaxies.cutouts.measure` masks the neighbours, grown by ``GROW`` pixels,
+and draws its model at the galaxy's `centre`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import math
 import numpy as np
 
 __all__ = ["SMOOTHING", "DETECT", "SECOND", "GROW", "PROMINENCE", "border", "border_stats",
-           "segment"]
+           "segment", "centre"]
 
 SMOOTHING, DETECT, SECOND, GROW, PROMINENCE = 1.5, 3.0, 5.0, 2, 5.0
 
@@ -88,3 +89,24 @@ def _deblend(significance, labels, main, level):
             closer = (np.hypot(yy - ys[k], xx - xs[k]) < np.hypot(yy - ys[first], xx - xs[first]))
             return inside & closer
     return None
+
+
+def centre(image, mask, pixel_scale, labels, main) -> tuple[float, float]:
+    """Offset (x, y) pixels of the galaxy from the stamp's true centre: adaptive moments of the
+    masked image, else the galaxy's segment's centre of light."""
+    import galsim
+    from scipy import ndimage
+    masked = np.where(mask, 0.0, image)
+    ny, nx = image.shape
+    try:
+        moments = galsim.hsm.FindAdaptiveMom(galsim.Image(masked, scale=pixel_scale), strict=False)
+        if moments.moments_status == 0:
+            c = moments.moments_centroid
+            return float(c.x - (nx + 1) / 2), float(c.y - (ny + 1) / 2)
+    except (galsim.GalSimError, RuntimeError, ValueError):
+        pass
+    if main:
+        cy, cx = ndimage.center_of_mass(np.where(labels == main, np.maximum(masked, 0), 0))
+        if np.isfinite(cx) and np.isfinite(cy):
+            return float(cx - (nx - 1) / 2), float(cy - (ny - 1) / 2)
+    return 0.0, 0.0

@@ -287,15 +287,21 @@ def flux_checks(flux, sersic_n, sersic_r, g1, g2, psf_fwhm=0.5, sigma=200.0,
 
 
 def cutout_bound(params, stamp, sigma, gain: float | None = 1.0, psf_fwhm=None,
-                 steps: dict | None = None) -> np.ndarray:
+                 steps: dict | None = None, sky: bool = False) -> np.ndarray:
     """The Cramér–Rao bound (5,) of a galaxy ``params`` (flux, n, r, g1, g2) seen on a cutout's
     own stamp (`galaxies.simulation.render.Stamp`: pixel scale, shape, PSF, centre) with read noise
     ``sigma`` (a number or a map, ``inf`` masking a pixel) and Poisson variance ``mu / gain``
     (None: none). ``psf_fwhm`` names the Moffat when the stamp has no PSF of its own. At the
-    simulation's stamp this is `cramer_rao_bound`, to the last digit. No range checks."""
+    simulation's stamp this is `cramer_rao_bound`, to the last digit. No range checks.
+
+    ``sky``: a constant sky level is a sixth unknown (its derivative is 1 on every pixel), as
+    when the sky is fitted with the galaxy (`galaxies.inference.differentiable.sky`): the bound
+    (6,) of the labels with the sky marginalized, then the sky level's own."""
     renderer = GalaxyRenderer()
     mu, jac = jacobian(*np.asarray(params, float), psf_fwhm=psf_fwhm, renderer=renderer,
                        steps=steps, stamp=stamp)
+    if sky:
+        jac = np.concatenate([jac, np.ones((1,) + mu.shape)])
     sigma = float(sigma) if np.ndim(sigma) == 0 else np.asarray(sigma, float).reshape(mu.shape)
     return _bound(fisher_from_jacobian(mu, jac, sigma, poisson=gain is not None,
                                        gain=1.0 if gain is None else gain))

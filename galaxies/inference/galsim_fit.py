@@ -121,7 +121,6 @@ def start_point(image: np.ndarray, objective: Objective) -> np.ndarray:
     the best of `_START_N` x `_START_SIZE` by profiled likelihood. Falls back to the middle of
     the ranges when the moments fail (a very faint or odd image).
     """
-    import galsim
     theta = np.array([2.5, 0.3, 0.0, 0.0])
     moments = moments_start(image, objective.model.pixel_scale, lambda: _psf_sigma(objective.model))
     if moments is not None:

@@ -113,8 +113,10 @@ def test_a_simulated_fits_cutout_is_measured_within_a_few_sigma(tmp_path, scale,
     z = (m.params - TRUTH) / m.std
     assert np.all(np.abs(z) < 4), z
     bound = crb.cutout_bound(TRUTH, render.Stamp(scale, (size, size), galsim.InterpolatedImage(
-        galsim.Image(psf, scale=scale)), pixel_included=True), sigma, gain=None)
-    assert np.allclose(m.std, bound, rtol=0.3)  # the bound at the estimate, near the truth's
+        galsim.Image(psf, scale=scale)), pixel_included=True), sigma, gain=None, sky=True)
+    # the bound at the estimate, near the truth's, with the sky fitted too
+    assert np.allclose(m.std, bound[:5], rtol=0.3) and m.background_std == pytest.approx(
+        bound[5], rel=0.3)
     assert np.abs(m.data - m.model).std() < 1.3 * sigma  # the residual is noise
     assert "psf" not in m.flags and "second_source" not in m.flags and "edge" not in m.flags
 
@@ -245,9 +247,12 @@ def test_the_network_sees_the_resampled_stamp_and_refined_starts_from_it():
     assert np.array_equal(nn.params, start) and np.all(np.isfinite(nn.std))
     refined = measure.measure_cutout(cutout, "refined", psf_image=psf, sigma=sigma,
                                      network=network, steps=4)
-    before = np.abs(start - TRUTH) / refined.std
-    after = np.abs(refined.params - TRUTH) / refined.std
-    assert np.all(after < 4) and after.sum() < before.sum()
+    # a few Gauss-Newton steps from a start 10-20% off reach the maximum-likelihood estimate
+    # (this noise draw puts that estimate's g2 2.6 sigma from the truth)
+    fitted = measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=sigma)
+    assert refined.converged and np.all(np.abs(refined.params - TRUTH) / refined.std < 4)
+    assert np.all(np.abs(refined.params - fitted.params) < 0.1 * fitted.std)
+    assert refined.background == pytest.approx(fitted.background, abs=0.1 * fitted.background_std)
 
 
 def test_the_psf_from_a_header_keyword_and_a_moffat(tmp_path):
@@ -267,12 +272,14 @@ def test_the_jax_model_measures_a_cutout_as_galsim_does_or_falls_back_saying_why
     from galaxies.inference.differentiable import cutouts
     noisy, psf = simulated(0.3, 41, 150.0, seed=11)
     cutout = Cutout(noisy, "sim.fits", 0, None, 0.3)
-    jax, galsim_ = (measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=150.0, renderer=r)
-                    for r in ("jax", "galsim"))
+    # the sky given: the JAX path fits it otherwise, the GalSim path corrects it from the border
+    jax, galsim_ = (measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=150.0, renderer=r,
+                                           background=0.0) for r in ("jax", "galsim"))
     assert (jax.renderer, galsim_.renderer, jax.renderer_note) == ("jax", "galsim", "")
     assert jax.converged and np.all(np.abs(jax.params - galsim_.params) < 0.05 * galsim_.std)
     np.testing.assert_allclose(jax.std, galsim_.std, rtol=0.02)
     monkeypatch.setattr(cutouts, "TOLERANCE", 0.0)  # no stamp is drawn that exactly
-    fallback = measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=150.0, renderer="jax")
+    fallback = measure.measure_cutout(cutout, "fit", psf_image=psf, sigma=150.0, renderer="jax",
+                                      background=0.0)
     assert fallback.renderer == "galsim" and "misses GalSim's image" in fallback.renderer_note
     np.testing.assert_array_equal(fallback.params, galsim_.params)

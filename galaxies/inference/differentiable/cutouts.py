@@ -16,6 +16,7 @@ import numpy as np
 
 from .fit import FitResults, fit, refine
 from .model import DifferentiableModel
+from .sky import SKY_BOX, WithSky
 
 __all__ = ["TOLERANCE", "cutout_model", "unrepresented", "fit_cutout"]
 
@@ -48,13 +49,20 @@ def unrepresented(model: DifferentiableModel, stamp, box: np.ndarray) -> str:
 
 
 def fit_cutout(model: DifferentiableModel, image, noise_map, box: np.ndarray, flux_range,
-               gain=None, start=None, steps: int | None = None) -> FitResults:
+               gain=None, start=None, steps: int | None = None, sky: bool = False) -> FitResults:
     """The fit of one cutout (``start`` None: from adaptive moments, as the GalSim path), or
     ``steps`` Gauss–Newton steps from ``start`` (the refinement). ``box`` rows n, r, g1, g2,
     ``flux_range`` the flux's; ``noise_map`` per pixel (``inf`` masks); ``gain`` None: read
-    noise only."""
-    full_box = np.vstack([np.asarray(flux_range, float)[None], np.asarray(box, float)])
+    noise only. ``sky``: a constant sky level is fitted too (`galaxies.inference.differentiable.sky`),
+    the sixth column of the results, and the standard deviations are those with it
+    marginalized; a five-label ``start`` then starts the sky at 0."""
+    full_box = np.vstack([np.asarray(flux_range, float)[None], np.asarray(box, float)]
+                         + ([np.array([SKY_BOX])] if sky else []))
     images, noise = np.asarray(image, np.float64)[None], np.asarray(noise_map, np.float64)[None]
+    if sky:
+        model = WithSky(model)
+        if start is not None and len(start) == 5:
+            start = np.append(np.asarray(start, float), 0.0)
     options = dict(model=model, gain=gain, box=full_box)
     if steps is not None:
         return refine(images, None, noise, np.asarray(start, float)[None], steps, **options)

@@ -41,6 +41,7 @@ from galaxies.runtime.errors import InputError
 from ..galsim_fit import moffat_moments_sigma, moments_start
 from .bound import covariances, fisher_matrices
 from .model import DifferentiableModel
+from .sky import WithSky
 
 __all__ = ["BOX", "FitResults", "fit", "refine", "start_points"]
 
@@ -60,10 +61,11 @@ STOP = 0.01
 
 @dataclass
 class FitResults:
-    """Estimates (B, 5) in label order, their standard deviations (the bound at the estimate,
-    from the final Fisher matrix), the NLL at the start and the end, accepted steps, evaluations
-    of the model and its Jacobian (the start's and every trial's), whether each galaxy stopped by
-    the ``stop`` rule, whether the box cut a step, and the CPU seconds of the whole batch."""
+    """Estimates (B, k) in label order (k = 5, or 6 with `WithSky`'s sky level last), their
+    standard deviations (the bound at the estimate, from the final Fisher matrix), the NLL at the
+    start and the end, accepted steps, evaluations of the model and its Jacobian (the start's and
+    every trial's), whether each galaxy stopped by the ``stop`` rule, whether the box cut a step,
+    and the CPU seconds of the whole batch."""
 
     params: np.ndarray
     std: np.ndarray
@@ -89,7 +91,7 @@ def _weights(mu, sigma, gain) -> np.ndarray:
     return 1.0 / variance
 
 
-def _checked(images, sigma, start, model):
+def _checked(images, sigma, start, model, width: int = 5):
     images = np.asarray(images, dtype=np.float64)
     if images.ndim != 3 or images.shape[1:] != model.shape:
         raise InputError(f"images have shape {images.shape}, expected (B, {model.shape[0]}, "
@@ -101,9 +103,9 @@ def _checked(images, sigma, start, model):
         sigma = np.broadcast_to(sigma.reshape(-1, 1, 1), images.shape)
     if start is not None:
         start = np.atleast_2d(np.asarray(start, dtype=np.float64))
-        if start.shape != (len(images), 5) or not np.all(np.isfinite(start)):
+        if start.shape != (len(images), width) or not np.all(np.isfinite(start)):
             raise InputError(f"start has shape {start.shape} or non-finite values; expected "
-                             f"({len(images)}, 5) finite labels")
+                             f"({len(images)}, {width}) finite parameters")
     return images, np.broadcast_to(sigma, images.shape), start
 
 
@@ -121,7 +123,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     sigma
         read noise per galaxy (B,), one number, or maps (B, ny, nx) (``inf`` masks).
     start
-        (B, 5) starting labels, or None for `start_points`.
+        (B, k) starting parameters, or None for `start_points` (and a sky level of 0).
     max_steps
         accepted steps at most (2 for a refinement, 30 for a fit).
     stop
@@ -130,20 +132,24 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     lambda0
         the damping at the start (0: a Gauss–Newton step first).
     model
-        the `DifferentiableModel` (its stamp, pixel scale, PSF); default the simulation's.
+        the `DifferentiableModel` (its stamp, pixel scale, PSF); default the simulation's; a
+        `WithSky` fits a constant sky level as a sixth parameter.
     gain
         photo-electrons per count of the Poisson term (None: read noise only).
     box
-        (5, 2) bounds of the labels.
+        (k, 2) bounds of the parameters: the labels', then, on `WithSky`, the sky's.
     """
     clock = time.process_time()
     model = model or DifferentiableModel()
-    images, sigma, start = _checked(images, sigma, start, model)
+    box = np.asarray(box, dtype=np.float64)
+    images, sigma, start = _checked(images, sigma, start, model, len(box))
     rows = len(images)
     psf_fwhm = None if model.psf is not None else np.broadcast_to(
         np.asarray(psf_fwhm, dtype=np.float64), (rows,))
     if start is None:
-        start = start_points(images, psf_fwhm, sigma, model, gain, box)
+        galaxy = model.model if isinstance(model, WithSky) else model
+        start = np.hstack([start_points(images, psf_fwhm, sigma, galaxy, gain, box[:5]),
+                           np.zeros((rows, len(box) - 5))])  # a sky level starts at 0
     theta = np.clip(start, box[:, 0], box[:, 1])
     hit_box = np.any(theta != start, axis=1)
     plan = model.plan(theta, psf_fwhm)
@@ -162,7 +168,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         if not active.any():
             break
         idx = np.flatnonzero(active)
-        flat_j = jac[idx].reshape(len(idx), 5, -1)
+        flat_j = jac[idx].reshape(len(idx), jac.shape[1], -1)
         hessian = np.matmul(flat_j * weight[idx][:, None, :], flat_j.transpose(0, 2, 1))
         gradient = np.einsum("bip,bp,bp->bi", flat_j, weight[idx], flat_d[idx])
         std = np.sqrt(np.abs(np.einsum("bii->bi", covariances(hessian))))
@@ -222,15 +228,16 @@ def refine(images, psf_fwhm, sigma, start, steps: int = 2, stop: float | None = 
 
 
 def _solve(hessian, gradient, held, damping) -> np.ndarray:
-    """Steps (B, 5) solving ``(H + damping diag(H)) delta = gradient`` with the ``held``
-    parameters (B, 5) fixed (their rows and columns replaced by the identity's)."""
+    """Steps (B, k) solving ``(H + damping diag(H)) delta = gradient`` with the ``held``
+    parameters (B, k) fixed (their rows and columns replaced by the identity's)."""
     free = ~held
     diag = np.einsum("bii->bi", hessian)
     scale = 1.0 / np.sqrt(np.maximum(diag, 1e-300))  # unit diagonal: flux and shear alike
     matrix = hessian * scale[:, :, None] * scale[:, None, :]
-    matrix = matrix * (1.0 + np.asarray(damping, dtype=float).reshape(-1, 1, 1) * np.eye(5))
+    eye = np.eye(hessian.shape[-1])
+    matrix = matrix * (1.0 + np.asarray(damping, dtype=float).reshape(-1, 1, 1) * eye)
     mask = free[:, :, None] & free[:, None, :]
-    matrix = np.where(mask, matrix, np.eye(5))
+    matrix = np.where(mask, matrix, eye)
     rhs = np.where(free, gradient * scale, 0.0)
     return np.linalg.solve(matrix, rhs[..., None])[..., 0] * scale
 
@@ -240,7 +247,7 @@ def _draw_trials(model, trial, psf, plan, eager):
     if the trial is kept): most trials are kept, and a kept one needs its derivatives, but
     after a rejection the next trial is uncertain and its image alone is drawn first."""
     mu = np.empty((len(trial),) + model.shape)
-    jac = np.zeros((len(trial), 5) + model.shape)
+    jac = np.zeros(trial.shape + model.shape)
     for rows, with_jacobian in ((np.flatnonzero(eager), True), (np.flatnonzero(~eager), False)):
         if not len(rows):
             continue

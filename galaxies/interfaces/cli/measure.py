@@ -35,7 +35,8 @@ from .options import COUNT, PROFILE_OPTION, RENDERER, SCHEDULER, Command
 @click.option("--gain", type=float, default=None,
               help="Counts to photo-electrons: adds the galaxy's Poisson variance [default: none].")
 @click.option("--background", type=float, default=None,
-              help="Sky level to subtract, counts [default: from the border, corrected after the fit].")
+              help="Sky level to subtract, counts, taken as exact [default: the border's, then a "
+              "constant sky fitted with the galaxy].")
 @click.option("--steps", type=COUNT, default=2, show_default=True, help="Refinement steps.")
 @SCHEDULER
 @RENDERER
