@@ -3,7 +3,13 @@
 `estimate` runs, on the rows of a `cosmos` file (`galaxies.simulation.cosmos`), the estimators that cost
 little on a CPU: the JAX Levenberg–Marquardt fit (``lm-jax``), the two-step JAX refinement of
 a network (``<network>+newton2-jax``), GalSim's HSM shear (``hsm-KSB``, ``hsm-REGAUSS``) and
-the profile's trained networks. `report_table` turns their estimates into the ring-test table
+the profile's trained networks. The remedies for a wrong model, each its own estimator: the
+Sérsic fit in a wider box (`WIDE`: radii to `WIDE_R`, where the training box stops at 0.6"), a
+second model, the bulge plus disc fit (`BULGE_DISC`,
+`galaxies.inference.differentiable.bulge_disc`: its total flux, composite half-light radius and
+common shear; no index) from the wide fit, and the fit that chooses between those two per
+galaxy (`CHOSEN`) by the Bayesian information criterion: the bulge plus disc where it lowers
+the NLL by more than half the log of the pixel count (one parameter more). `report_table` turns their estimates into the ring-test table
 (`galaxies.evaluation.ring_test.table`): flux and half-light-radius bias and scatter, shear m and c with
 standard errors, per galaxy kind and inside / outside the training box, as a DataFrame.
 
@@ -23,10 +29,18 @@ from galaxies.storage import files
 
 from .ring_test import table
 
-__all__ = ["FIT", "HSM", "estimate", "report_table", "reduced_chi2", "domain_flag", "flag_tables",
-           "large_errors", "flag_performance", "CHI2_SIGMAS", "sersic_bounds", "against_bounds"]
+__all__ = ["FIT", "WIDE", "WIDE_R", "BULGE_DISC", "CHOSEN", "FITS", "HSM", "estimate", "choose_model",
+           "report_table", "reduced_chi2", "domain_flag", "flag_tables", "large_errors",
+           "flag_performance", "CHI2_SIGMAS", "sersic_bounds", "against_bounds"]
 
 FIT = "lm-jax"
+WIDE = "lm-jax-wide"
+BULGE_DISC = "lm-jax-bulge+disc"
+CHOSEN = "lm-jax-chosen"
+#: estimators that are fits, not networks
+FITS = (FIT, WIDE, BULGE_DISC, CHOSEN)
+#: the radii (arcsec) of the wide fits' box, Sérsic and bulge plus disc
+WIDE_R = (0.02, 3.0)
 HSM = ("hsm-KSB", "hsm-REGAUSS")
 #: the flag's threshold: chi-square per degree of freedom this many of its standard deviations
 #: (sqrt(2 / dof)) above 1
@@ -41,9 +55,10 @@ def _batched(fn, images, *arrays, batch=BATCH):
     return out
 
 
-def _fit(ds):
-    from galaxies.inference.differentiable.fit import fit
-    parts = _batched(lambda im, p, s: fit(im, p, s), ds.img, ds.psf_fwhm, ds.sigma)
+def _fit(ds, box=None):
+    from galaxies.inference.differentiable.fit import BOX, fit
+    box = BOX if box is None else box
+    parts = _batched(lambda im, p, s: fit(im, p, s, box=box), ds.img, ds.psf_fwhm, ds.sigma)
     pred = np.concatenate([r.params for r in parts])
     info = {"std": np.concatenate([r.std for r in parts]),
             "nll": np.concatenate([r.nll for r in parts]),
@@ -53,13 +68,37 @@ def _fit(ds):
     return pred, info
 
 
+def _bulge_disc(ds, sersic):
+    """The bulge plus disc fit from the Sérsic fit's estimates: label-shaped estimates
+    (flux, NaN, composite half-light radius, g1, g2) and the NLL per row."""
+    from galaxies.conventions import RANGES
+    from galaxies.inference.differentiable import bulge_disc
+    box = bulge_disc.box((RANGES["flux"].low / 10, RANGES["flux"].high * 3), WIDE_R,
+                         RANGES["shear"].high)
+    parts = _batched(lambda im, p, s, start: bulge_disc.fit_bulge_disc(im, p, s, start,
+                                                                       bounds=box),
+                     ds.img, ds.psf_fwhm, ds.sigma, sersic)
+    params = np.concatenate([p[0] for p in parts])
+    pred = np.column_stack([params[:, 0], np.full(len(params), np.nan),
+                            bulge_disc.half_light_radius(params), params[:, 4:6]])
+    return pred, np.concatenate([p[1] for p in parts])
+
+
+def choose_model(sersic_nll, bulge_disc_nll, pixels: int) -> np.ndarray:
+    """True where the bulge plus disc is the better model by the Bayesian information
+    criterion: its NLL lower by more than ``ln(pixels) / 2`` (one parameter more than the
+    Sérsic's five)."""
+    return np.asarray(sersic_nll) - np.asarray(bulge_disc_nll) > 0.5 * np.log(pixels)
+
+
 def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=True,
-             log=print) -> tuple[dict, dict]:
+             bulge_disc=True, log=print) -> tuple[dict, dict]:
     """``(estimates, details)``: name -> (N, 5) estimates of every row of the `cosmos` file
     ``path``, and name -> CPU seconds per image, plus ``"fit"``: the fit's ``std``, ``nll``,
     ``hit_box``, ``converged``. ``networks``: model names (``<estimator>_<trainset>``) of
     ``profile`` (default: the profile's recommended one); ``refine_from``: the networks to
-    refine (default: the first network)."""
+    refine (default: the first network); ``bulge_disc`` (with ``fit``): the wide fit, the
+    bulge plus disc fit and the chosen model too (``details["bulge+disc chosen"]``: where)."""
     import time
     profile = profiles.get(profile)
     ds = files.load_dataset(path)
@@ -75,6 +114,22 @@ def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=
         estimates[FIT], details["fit"] = pred, info
         details["seconds"][FIT] = info["seconds"] / len(ds)
         log(f"{FIT}: {info['seconds'] / len(ds):.3f} s CPU per image")
+        if bulge_disc:
+            from galaxies.conventions import IMAGE_SIZE
+            from galaxies.inference.differentiable.fit import BOX
+            wide_box = BOX.copy()
+            wide_box[2] = WIDE_R
+            estimates[WIDE], wide = _fit(ds, wide_box)
+            details["seconds"][WIDE] = wide["seconds"] / len(ds)
+            clock = time.process_time()
+            estimates[BULGE_DISC], nll = _bulge_disc(ds, estimates[WIDE])
+            seconds = (time.process_time() - clock) / len(ds)
+            details["seconds"][BULGE_DISC] = seconds
+            chosen = choose_model(wide["nll"], nll, IMAGE_SIZE * IMAGE_SIZE)
+            estimates[CHOSEN] = np.where(chosen[:, None], estimates[BULGE_DISC], estimates[WIDE])
+            details["seconds"][CHOSEN] = seconds + details["seconds"][WIDE]
+            details["bulge+disc chosen"] = chosen
+            log(f"{BULGE_DISC}: {seconds:.3f} s CPU per image; chosen on {chosen.mean():.0%}")
     from .estimators import HSM as HSMEstimator, Refined, load
     if hsm:
         for name in HSM:
@@ -200,7 +255,7 @@ def flag_tables(path, estimates: dict, details: dict) -> tuple["pd.DataFrame", "
                                "flagged": float(flag[sel].mean()),
                                "fit hit the box": float(fit["hit_box"][sel].mean())})
     scores = []
-    networks = [n for n in estimates if n not in (FIT, *HSM) and "+" not in n][:1]
+    networks = [n for n in estimates if n not in (*FITS, *HSM) and "+" not in n][:1]
     for name in [n for n in (FIT, *networks) if n in estimates]:
         for percent, rule in ((10.0, "> 10% flux or r, or > 3 bounds"), (None, "> 3 bounds")):
             big = large_errors(estimates[name], ds.label, fit["std"], extra["g_total"],
