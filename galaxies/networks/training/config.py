@@ -10,13 +10,14 @@ from galaxies.runtime.errors import InputError
 from galaxies.storage import files
 
 __all__ = ["TrainingConfig", "CONDITIONING", "INPUTS", "NOISE", "SCHEDULES", "UNCERTAINTY_LOSSES",
-           "check_budget", "input_fields", "dataset_arrays"]
+           "LOSS_WEIGHTINGS", "check_budget", "input_fields", "dataset_arrays"]
 
 CONDITIONING = ("psf_fwhm", "sigma")  # scalar inputs a model may take
 INPUTS = ("noisy", "noiseless")  # which images of a data set a model reads
 NOISE = ("fixed", "fresh")  # the set's noisy images, or new noise at every showing
 SCHEDULES = ("cosine", "plateau")
 UNCERTAINTY_LOSSES = ("decoupled", "nll")
+LOSS_WEIGHTINGS = ("none", "bound")  # the plain squared error, or over each galaxy's bound
 
 
 @dataclass
@@ -46,6 +47,9 @@ class TrainingConfig:
         noise_sigma:    with fresh noise, the read-noise range ``(low, high)`` drawn per image
                         (give ``conditioning=("sigma",)`` so the network knows it), or None
                         for each row's own sigma.
+        loss_weighting: ``"none"``: the plain squared error of the standardized labels;
+                        ``"bound"``: each galaxy's error over its own Cramér–Rao bound, the
+                        measure the networks are judged by (`galaxies.networks.training.weighting`).
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 
@@ -68,6 +72,7 @@ class TrainingConfig:
     uncertainty_loss: str = "decoupled"
     noise: str = "fixed"
     noise_sigma: tuple | None = None
+    loss_weighting: str = "none"
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -104,6 +109,11 @@ class TrainingConfig:
         if self.uncertainty_loss not in UNCERTAINTY_LOSSES:
             raise InputError(f"uncertainty_loss = {self.uncertainty_loss!r}; choose from "
                              f"{UNCERTAINTY_LOSSES}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise InputError(f"loss_weighting = {self.loss_weighting!r}; choose from {LOSS_WEIGHTINGS}")
+        if self.loss_weighting != "none" and self.uncertainty:
+            raise InputError(f"loss_weighting = {self.loss_weighting!r} weighs the squared error; "
+                             "it cannot be combined with uncertainty = True")
 
     @classmethod
     def from_profile(cls, profile, **overrides) -> "TrainingConfig":
