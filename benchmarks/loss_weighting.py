@@ -1,11 +1,11 @@
 """The bound-weighted loss against the plain squared error, on the recommended network.
 
 Trains the profile's recommended network (its variant's recipe, epochs, batch size and
-learning rate) with ``loss_weighting="bound"`` (`galaxies.networks.training.weighting`) for
-each seed asked, optionally also with the plain loss at further seeds, into ``--out``
-(models/<profile>/ untouched), and judges every run beside the recommended model already
-trained (``models/<profile>/<recommended>``, the plain loss at the profile's seed) on the
-same rows:
+learning rate) with each bound-weighted loss asked (``--weighting``: ``bound``, the metric's
+own weights, or ``bound-per-label``; `galaxies.networks.training.weighting`) for each seed,
+optionally also with the plain loss at further seeds, into ``--out`` (models/<profile>/
+untouched), and judges every run beside the recommended model already trained
+(``models/<profile>/<recommended>``, the plain loss at the profile's seed) on the same rows:
 
 1. ``test``: the per-galaxy normalized RMS (each galaxy's error over its own bound, the rows
    with a bound) and, on the rows with a cached posterior, its ratio to the posterior mean's;
@@ -16,7 +16,7 @@ The training set's bounds (JAX model) are cached in ``--bound-cache`` (default: 
 set). Nothing is written under data/ or models/<profile>/ otherwise.
 
     python benchmarks/loss_weighting.py --profile quick --seeds 0 [--plain-seeds 1]
-        [--out models/lever] [--bound-cache data/lever-crb]
+        [--weighting bound bound-per-label] [--out models/lever] [--bound-cache data/lever-crb]
 """
 from __future__ import annotations
 
@@ -92,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default=None, help="smoke, quick or full [default: quick]")
     parser.add_argument("--seeds", type=int, nargs="*", default=[0],
                         help="seeds of the bound-weighted runs")
+    parser.add_argument("--weighting", nargs="+", default=["bound"],
+                        choices=["bound", "bound-per-label"], help="the weighted losses to train")
     parser.add_argument("--plain-seeds", type=int, nargs="*", default=[],
                         help="seeds of further plain-loss runs (the seed noise)")
     parser.add_argument("--out", default="models/lever", help="folder of the new models")
@@ -105,13 +107,14 @@ def main(argv=None) -> int:
     baseline = profile.recommended_dir
     seed = read_info(baseline)["config"]["seed"] if baseline.is_dir() else "?"
     runs = {f"plain seed {seed} (models/{profile.name})": baseline}
-    for weighting, seeds in (("none", args.plain_seeds), ("bound", args.seeds)):
+    for weighting, seeds in (("none", args.plain_seeds),
+                             *((w, args.seeds) for w in args.weighting)):
         for seed in seeds:
             estimator, trainset = profile.recommended.rsplit("_", 1)
             path = out / f"{estimator}-{weighting}-seed{seed}_{trainset}"
             if not args.judge_only:
                 path = train(profile, weighting, seed, out, args.bound_cache)
-            runs[f"{'plain' if weighting == 'none' else 'bound'} seed {seed}"] = path
+            runs[f"{'plain' if weighting == 'none' else weighting} seed {seed}"] = path
     frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
     table = pd.concat(frames, names=["run"]).reset_index(level=0)
     pd.set_option("display.width", 160)
@@ -119,7 +122,8 @@ def main(argv=None) -> int:
             ("norm rmse", [profiles.RANDOM_TESTSET], "test: per-galaxy normalized RMS"),
             ("ratio", [profiles.RANDOM_TESTSET], "test: normalized RMS / the posterior mean's"),
             ("norm rmse", list(profiles.FIXED_TESTSETS), "fixed sets: RMSE / CRB"),
-            ("rms to posterior", list(profiles.FIXED_TESTSETS), "fixed sets: RMS to the posterior mean / CRB")):
+            ("rms to posterior", list(profiles.FIXED_TESTSETS),
+             "fixed sets: RMS to the posterior mean / CRB")):
         part = table[table["testset"].isin(sets)]
         if column not in part or part[column].isna().all():
             continue

@@ -62,7 +62,7 @@ def test_drawn_noise_bounds_interpolate_log_log_and_decode_sigma():
 
 
 def test_config_rejects_bad_weighting():
-    with pytest.raises(InputError, match=r"loss_weighting = 'crb'; choose from \('none', 'bound'\)"):
+    with pytest.raises(InputError, match=r"loss_weighting = 'crb'; choose from \('none', 'bound'"):
         training.TrainingConfig(loss_weighting="crb")
     with pytest.raises(InputError, match="uncertainty"):
         training.TrainingConfig(loss_weighting="bound", uncertainty=True)
@@ -96,3 +96,16 @@ def test_drawn_noise_fit_caches_bounds_per_noise_level(small_sets, tmp_path, ker
     assert np.isfinite(saved.info["best_val_loss"])
     for sigma in (200.0, 400.0):
         assert crb_sets.cache_path(small_sets["random"], "jax", sigma, tmp_path).is_file()
+
+
+def test_per_label_weights_have_mean_one_over_the_training_rows(small_sets, tmp_path):
+    ds = files.load_dataset(small_sets["random"], fields=())
+    scalers = {"label": Standardizer.fit(ds.label, axis=0)}
+    train = np.arange(0, len(ds), 2)
+    config = training.TrainingConfig(loss_weighting="bound-per-label")
+    bounds = weighting.BoundWeights.for_training(ds, config, scalers, tmp_path, train=train)
+    np.testing.assert_allclose(bounds(train).mean(axis=0), 1.0, rtol=1e-5)
+    plain = weighting.BoundWeights.for_training(ds, training.TrainingConfig(loss_weighting="bound"),
+                                                scalers, tmp_path)
+    assert plain.scale is None
+    np.testing.assert_allclose(bounds(train), plain(train) * bounds.scale, rtol=1e-6)

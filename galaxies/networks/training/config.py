@@ -17,7 +17,7 @@ INPUTS = ("noisy", "noiseless")  # which images of a data set a model reads
 NOISE = ("fixed", "fresh")  # the set's noisy images, or new noise at every showing
 SCHEDULES = ("cosine", "plateau")
 UNCERTAINTY_LOSSES = ("decoupled", "nll")
-LOSS_WEIGHTINGS = ("none", "bound")  # the plain squared error, or over each galaxy's bound
+LOSS_WEIGHTINGS = ("none", "bound", "bound-per-label")  # the plain error, or over each galaxy's bound
 
 
 @dataclass
@@ -49,7 +49,9 @@ class TrainingConfig:
                         for each row's own sigma.
         loss_weighting: ``"none"``: the plain squared error of the standardized labels;
                         ``"bound"``: each galaxy's error over its own Cramér–Rao bound, the
-                        measure the networks are judged by (`galaxies.networks.training.weighting`).
+                        measure the networks are judged by (`galaxies.networks.training.weighting`);
+                        ``"bound-per-label"``: the same with each label's weights scaled to a
+                        mean of 1, so the labels share the loss as under the plain error.
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 

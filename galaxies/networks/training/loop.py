@@ -182,8 +182,9 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     scalers["label"] = Standardizer.fit(ds.label[train], axis=0)
     y_val = scalers["label"].transform(ds.label[val])
     weights = None
-    if config.loss_weighting == "bound":
-        bounds = BoundWeights.for_training(ds, config, scalers, bound_cache, verbose not in (0, False))
+    if config.loss_weighting != "none":
+        bounds = BoundWeights.for_training(ds, config, scalers, bound_cache,
+                                           verbose not in (0, False), train)
         y_val = np.concatenate([y_val, bounds(val, tuple(x_val[1:]))], axis=-1)
 
         def weights(rows, extras):  # rows of the training split
@@ -201,7 +202,7 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         raise InputError(f"model {config.model!r} with sizes {config.model_kwargs}: {err}") from None
     steps = len(batches)
     loss = (LOSSES[config.uncertainty_loss] if config.uncertainty
-            else bound_weighted_mse if config.loss_weighting == "bound" else "mse")
+            else bound_weighted_mse if config.loss_weighting != "none" else "mse")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)), loss=loss,
                   metrics=[mean_mse] if config.uncertainty else None)
     recorded = RecordedFit(config.patience, plateau=config.schedule == "plateau")

@@ -71,7 +71,8 @@ class BoundWeights:
     ``bounds`` (N, 5) at each row's own read noise, or (N, K, 5) at the noise levels
     ``sigmas`` (K,); ``label_std`` the label scaler's standard deviations; ``sigma_column``
     the column of the read noise in the (scaled) conditioning input, decoded by
-    ``conditioning`` (a `galaxies.networks.training.scaling.Standardizer`), for drawn noise.
+    ``conditioning`` (a `galaxies.networks.training.scaling.Standardizer`), for drawn noise;
+    ``scale`` (5,) multiplies the weights of each label (1: the metric's own weights).
     """
 
     bounds: np.ndarray
@@ -79,12 +80,16 @@ class BoundWeights:
     sigmas: np.ndarray | None = None
     sigma_column: int | None = None
     conditioning: object = None
+    scale: np.ndarray | None = None
 
     @classmethod
-    def for_training(cls, ds, config, scalers: dict, cache_dir=None, progress: bool = False):
+    def for_training(cls, ds, config, scalers: dict, cache_dir=None, progress: bool = False,
+                     train=None):
         """The bounds of every row of ``ds`` (a loaded data set, its first rows those of the
         file ``ds.path``) for the noise ``config`` trains with; cached by
-        `galaxies.inference.crb_sets.for_dataset` (in ``cache_dir``, default beside the set)."""
+        `galaxies.inference.crb_sets.for_dataset` (in ``cache_dir``, default beside the set).
+        With ``loss_weighting="bound-per-label"`` each label's weights are scaled to a mean of
+        1 over the rows ``train`` (default: all; at every noise level of the grid)."""
         from galaxies.inference import crb_sets
         from galaxies.storage import files
 
@@ -100,10 +105,15 @@ class BoundWeights:
 
         std = np.asarray(scalers["label"].std, np.float64)
         if config.noise_sigma is None:
-            return cls(bounds_at(None), std)
-        sigmas = sigma_grid(*config.noise_sigma)
-        bounds = np.stack([bounds_at(float(s)) for s in sigmas], axis=1)
-        return cls(bounds, std, sigmas, config.conditioning.index("sigma"), scalers["conditioning"])
+            out = cls(bounds_at(None), std)
+        else:
+            sigmas = sigma_grid(*config.noise_sigma)
+            bounds = np.stack([bounds_at(float(s)) for s in sigmas], axis=1)
+            out = cls(bounds, std, sigmas, config.conditioning.index("sigma"), scalers["conditioning"])
+        if config.loss_weighting == "bound-per-label":
+            seen = label_weights(out.bounds[rows if train is None else train], std).reshape(-1, N_LABELS)
+            out.scale = 1.0 / np.maximum(seen.mean(axis=0), np.finfo(np.float32).tiny)
+        return out
 
     def at(self, rows: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
         """The bounds (n, 5) of the rows ``rows`` with read noise ``sigma`` (n,) (drawn noise
@@ -129,7 +139,8 @@ class BoundWeights:
         if self.sigmas is not None:
             known = self.conditioning.inverse(np.asarray(extras[0]))
             sigma = known[:, self.sigma_column]
-        return label_weights(self.at(np.asarray(rows), sigma), self.label_std)
+        weights = label_weights(self.at(np.asarray(rows), sigma), self.label_std)
+        return weights if self.scale is None else (weights * self.scale).astype(np.float32)
 
 
 def bound_weighted_mse(y_true, y_pred):
