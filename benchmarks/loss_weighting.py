@@ -37,23 +37,30 @@ from galaxies.runtime import profiles  # noqa: E402
 from galaxies.storage import files  # noqa: E402
 
 
-def train(profile, weighting: str, seed: int, out: Path, bound_cache=None) -> Path:
-    """Train the recommended variant with ``weighting`` and ``seed`` into ``out``; prints the
-    training time. Returns the model directory."""
+def train(profile, weighting: str, seed: int, out: Path, bound_cache=None, cap=None) -> Path:
+    """Train the recommended variant with ``weighting`` (weights capped at ``cap`` times
+    their median) and ``seed`` into ``out``; prints the training time. Returns the model
+    directory."""
     from galaxies.evaluation.experiments import xception
     from galaxies.networks.training import fit
 
     name = profile.recommended
     estimator, trainset = name.rsplit("_", 1)
-    path = out / f"{estimator}-{weighting}-seed{seed}_{trainset}"
+    path = out / f"{estimator}-{run_name(weighting, cap)}-seed{seed}_{trainset}"
     start = time.perf_counter()
-    saved = fit(xception.config(name, profile, seed=seed, loss_weighting=weighting),
+    options = dict(loss_weighting=weighting, loss_weight_cap=cap) if weighting != "none" else {}
+    saved = fit(xception.config(name, profile, seed=seed, **options),
                 profile.dataset(trainset), path, estimator=estimator, verbose=0,
                 bound_cache=bound_cache)
     print(f"  {path.name}: {time.perf_counter() - start:.0f} s in all, "
           f"{saved.info['training_seconds']:.0f} s training, {saved.info['epochs_run']} epochs, "
           f"best epoch {saved.info['best_epoch']}", flush=True)
     return path
+
+
+def run_name(weighting: str, cap=None) -> str:
+    """A run's name: its weighting, and its cap if any (``bound-cap10``)."""
+    return weighting + ("" if cap is None or weighting == "none" else f"-cap{cap:g}")
 
 
 def judge(model_dir: Path, profile) -> pd.DataFrame:
@@ -94,6 +101,8 @@ def main(argv=None) -> int:
                         help="seeds of the bound-weighted runs")
     parser.add_argument("--weighting", nargs="+", default=["bound"],
                         choices=["bound", "bound-per-label"], help="the weighted losses to train")
+    parser.add_argument("--cap", type=float, default=None,
+                        help="cap the weights at this multiple of each label's median")
     parser.add_argument("--plain-seeds", type=int, nargs="*", default=[],
                         help="seeds of further plain-loss runs (the seed noise)")
     parser.add_argument("--out", default="models/lever", help="folder of the new models")
@@ -111,10 +120,11 @@ def main(argv=None) -> int:
                              *((w, args.seeds) for w in args.weighting)):
         for seed in seeds:
             estimator, trainset = profile.recommended.rsplit("_", 1)
-            path = out / f"{estimator}-{weighting}-seed{seed}_{trainset}"
+            name = run_name(weighting, args.cap)
+            path = out / f"{estimator}-{name}-seed{seed}_{trainset}"
             if not args.judge_only:
-                path = train(profile, weighting, seed, out, args.bound_cache)
-            runs[f"{'plain' if weighting == 'none' else weighting} seed {seed}"] = path
+                path = train(profile, weighting, seed, out, args.bound_cache, args.cap)
+            runs[f"{'plain' if weighting == 'none' else name} seed {seed}"] = path
     frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
     table = pd.concat(frames, names=["run"]).reset_index(level=0)
     pd.set_option("display.width", 160)

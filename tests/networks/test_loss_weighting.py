@@ -109,3 +109,20 @@ def test_per_label_weights_have_mean_one_over_the_training_rows(small_sets, tmp_
                                                 scalers, tmp_path)
     assert plain.scale is None
     np.testing.assert_allclose(bounds(train), plain(train) * bounds.scale, rtol=1e-6)
+
+
+def test_cap_limits_each_label_to_a_multiple_of_its_median(small_sets, tmp_path):
+    ds = files.load_dataset(small_sets["random"], fields=())
+    scalers = {"label": Standardizer.fit(ds.label, axis=0)}
+    config = training.TrainingConfig(loss_weighting="bound", loss_weight_cap=2.0)
+    capped = weighting.BoundWeights.for_training(ds, config, scalers, tmp_path)
+    plain = weighting.BoundWeights.for_training(ds, training.TrainingConfig(loss_weighting="bound"),
+                                                scalers, tmp_path)
+    rows = np.arange(len(ds))
+    limit = 2.0 * np.median(plain(rows), axis=0)
+    np.testing.assert_allclose(capped(rows), np.minimum(plain(rows), limit), rtol=1e-6)
+    assert (capped(rows) < plain(rows)).any()
+    with pytest.raises(InputError, match="needs a bound weighting"):
+        training.TrainingConfig(loss_weight_cap=10.0)
+    with pytest.raises(InputError, match="loss_weight_cap = 0.5 must be"):
+        training.TrainingConfig(loss_weighting="bound", loss_weight_cap=0.5)

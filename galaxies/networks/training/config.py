@@ -52,6 +52,9 @@ class TrainingConfig:
                         measure the networks are judged by (`galaxies.networks.training.weighting`);
                         ``"bound-per-label"``: the same with each label's weights scaled to a
                         mean of 1, so the labels share the loss as under the plain error.
+        loss_weight_cap: with a bound weighting, the largest weight as a multiple of each
+                        label's median weight over the training rows (None: no cap), so that
+                        a few galaxies with tiny bounds cannot carry a label's whole loss.
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 
@@ -75,6 +78,7 @@ class TrainingConfig:
     noise: str = "fixed"
     noise_sigma: tuple | None = None
     loss_weighting: str = "none"
+    loss_weight_cap: float | None = None
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -116,6 +120,13 @@ class TrainingConfig:
         if self.loss_weighting != "none" and self.uncertainty:
             raise InputError(f"loss_weighting = {self.loss_weighting!r} weighs the squared error; "
                              "it cannot be combined with uncertainty = True")
+        if self.loss_weight_cap is not None:
+            if self.loss_weighting == "none":
+                raise InputError(f"loss_weight_cap = {self.loss_weight_cap} needs a bound weighting "
+                                 "(loss_weighting = 'bound' or 'bound-per-label')")
+            if not (math.isfinite(self.loss_weight_cap) and self.loss_weight_cap >= 1):
+                raise InputError(f"loss_weight_cap = {self.loss_weight_cap} must be a number >= 1 "
+                                 "(a multiple of the median weight)")
 
     @classmethod
     def from_profile(cls, profile, **overrides) -> "TrainingConfig":

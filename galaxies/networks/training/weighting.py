@@ -72,7 +72,8 @@ class BoundWeights:
     ``sigmas`` (K,); ``label_std`` the label scaler's standard deviations; ``sigma_column``
     the column of the read noise in the (scaled) conditioning input, decoded by
     ``conditioning`` (a `galaxies.networks.training.scaling.Standardizer`), for drawn noise;
-    ``scale`` (5,) multiplies the weights of each label (1: the metric's own weights).
+    ``scale`` (5,) multiplies the weights of each label (1: the metric's own weights);
+    ``cap`` (5,), when given, is the largest weight of each label (after ``scale``).
     """
 
     bounds: np.ndarray
@@ -81,6 +82,7 @@ class BoundWeights:
     sigma_column: int | None = None
     conditioning: object = None
     scale: np.ndarray | None = None
+    cap: np.ndarray | None = None
 
     @classmethod
     def for_training(cls, ds, config, scalers: dict, cache_dir=None, progress: bool = False,
@@ -89,7 +91,8 @@ class BoundWeights:
         file ``ds.path``) for the noise ``config`` trains with; cached by
         `galaxies.inference.crb_sets.for_dataset` (in ``cache_dir``, default beside the set).
         With ``loss_weighting="bound-per-label"`` each label's weights are scaled to a mean of
-        1 over the rows ``train`` (default: all; at every noise level of the grid)."""
+        1 over the rows ``train`` (default: all; at every noise level of the grid); with
+        ``loss_weight_cap`` they are capped at that multiple of each label's median there."""
         from galaxies.inference import crb_sets
         from galaxies.storage import files
 
@@ -110,9 +113,12 @@ class BoundWeights:
             sigmas = sigma_grid(*config.noise_sigma)
             bounds = np.stack([bounds_at(float(s)) for s in sigmas], axis=1)
             out = cls(bounds, std, sigmas, config.conditioning.index("sigma"), scalers["conditioning"])
+        seen = label_weights(out.bounds[rows if train is None else train], std).reshape(-1, N_LABELS)
         if config.loss_weighting == "bound-per-label":
-            seen = label_weights(out.bounds[rows if train is None else train], std).reshape(-1, N_LABELS)
             out.scale = 1.0 / np.maximum(seen.mean(axis=0), np.finfo(np.float32).tiny)
+            seen = seen * out.scale
+        if config.loss_weight_cap is not None:
+            out.cap = config.loss_weight_cap * np.median(seen, axis=0)
         return out
 
     def at(self, rows: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
@@ -140,7 +146,11 @@ class BoundWeights:
             known = self.conditioning.inverse(np.asarray(extras[0]))
             sigma = known[:, self.sigma_column]
         weights = label_weights(self.at(np.asarray(rows), sigma), self.label_std)
-        return weights if self.scale is None else (weights * self.scale).astype(np.float32)
+        if self.scale is not None:
+            weights = weights * self.scale
+        if self.cap is not None:
+            weights = np.minimum(weights, self.cap)
+        return weights.astype(np.float32)
 
 
 def bound_weighted_mse(y_true, y_pred):
