@@ -13,6 +13,11 @@ rescaled to a mean of 1: Adam's steps do not depend on a constant factor of the 
 learning rate still fits, while normalizing each label apart would weigh the labels otherwise
 than the metric does. A galaxy without a finite bound (a singular Fisher matrix: a parameter
 the image does not constrain) gets weight 0 for that label, as the metric leaves it out.
+Two departures from the metric's own weights are kept as options to measure against it:
+``"bound-per-label"`` scales each label's weights to a mean of 1 over the training rows (the
+labels then share the loss as under the plain error), and ``loss_weight_cap`` caps each label's
+weights at a multiple of its median (a few very bright galaxies cannot carry a label's loss).
+docs/benchmarks.md has what each did to the recommended network.
 
 The bounds of the training rows come from the differentiable model
 (`galaxies.inference.crb_sets.for_dataset` with ``renderer="jax"``, cached). The bound of a
