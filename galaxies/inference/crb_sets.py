@@ -33,12 +33,15 @@ def _check_renderer(renderer: str) -> None:
         raise InputError(f"renderer {renderer!r}: choose among {', '.join(RENDERERS)}")
 
 
-def cache_path(dataset_path, renderer: str = "galsim") -> Path:
+def cache_path(dataset_path, renderer: str = "galsim", sigma: float | None = None,
+               folder=None) -> Path:
     """Where the bounds of a data set are kept: ``v1.crb.h5`` next to ``v1.h5`` (GalSim's),
-    ``v1.crb-jax.h5`` (the JAX model's)."""
+    ``v1.crb-jax.h5`` (the JAX model's); ``v1.crb-jax-sigma250.h5`` with every row's read
+    noise replaced by ``sigma``; in ``folder`` instead of beside the set when given."""
     _check_renderer(renderer)
     path = Path(dataset_path)
-    return path.with_name(f"{path.stem}.crb{'' if renderer == 'galsim' else '-' + renderer}.h5")
+    suffix = ("" if renderer == "galsim" else "-" + renderer) + ("" if sigma is None else f"-sigma{sigma:g}")
+    return Path(folder or path.parent) / f"{path.stem}.crb{suffix}.h5"
 
 
 def _fingerprint(label: np.ndarray, psf_fwhm: np.ndarray, sigma: np.ndarray,
@@ -167,7 +170,8 @@ def checked_rows(label, psf_fwhm, sigma) -> np.ndarray:
 
 
 def for_dataset(path, limit: int | None = None, jobs: int | None = None,
-                progress: bool = True, rows=None, renderer: str = "galsim") -> np.ndarray:
+                progress: bool = True, rows=None, renderer: str = "galsim",
+                sigma: float | None = None, cache_dir=None) -> np.ndarray:
     """Cramér–Rao bounds of every galaxy of a data set: an (N, 5) array, row i for row i of
     the set, in label units.
 
@@ -187,6 +191,11 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     renderer
         ``"galsim"`` (`galaxies.inference.crb`, in ``jobs`` processes) or ``"jax"`` (the
         differentiable model, batched in this process; ``jobs`` unused).
+    sigma
+        the read noise of every galaxy instead of each row's own (e.g. a noise level a
+        training stream draws); None: the set's.
+    cache_dir
+        the folder of the cache (default: the set's own, e.g. when that one is read-only).
 
     Results are kept in `cache_path` (``<set>.crb.h5`` or ``<set>.crb-jax.h5``, written
     atomically) and reused while the set's labels, PSF and noise are unchanged; rows computed
@@ -204,11 +213,11 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
     jobs = resolve_jobs(jobs)
     size = len(dataset)
     wanted = selected_rows(size, limit, rows, path)
+    noise = dataset.sigma if sigma is None else np.full(size, sigma, dtype=np.float64)
     params = np.zeros((size, 7))
-    params[wanted] = checked_rows(dataset.label[wanted], dataset.psf_fwhm[wanted],
-                                  dataset.sigma[wanted])
-    fingerprint = _fingerprint(dataset.label, dataset.psf_fwhm, dataset.sigma, renderer)
-    store = cache_path(path, renderer)
+    params[wanted] = checked_rows(dataset.label[wanted], dataset.psf_fwhm[wanted], noise[wanted])
+    fingerprint = _fingerprint(dataset.label, dataset.psf_fwhm, noise, renderer)
+    store = cache_path(path, renderer, sigma, cache_dir)
     crb, computed = _read_cache(store, fingerprint, size)
     todo_rows = wanted[~computed[wanted]]
     if len(todo_rows):
@@ -224,6 +233,7 @@ def for_dataset(path, limit: int | None = None, jobs: int | None = None,
         crb[todo_rows] = values[inverse]
         computed[todo_rows] = True
         try:
+            store.parent.mkdir(parents=True, exist_ok=True)
             with atomic.atomic_h5(store, force=True) as f:
                 f.create_dataset("crb", data=crb).attrs["columns"] = list(LABEL_COLUMNS)
                 f.create_dataset("computed", data=computed)

@@ -8,6 +8,7 @@ module             what it owns
 `.stream`          the seeded split, the eight orientations of the grid, training batches
 `.noise`           fresh noise: a new realization of each noiseless image at every showing
 `.losses`          the mean-squared and Gaussian negative log-likelihood losses
+`.weighting`       the bound-weighted loss: each galaxy's error over its own Cramér–Rao bound
 `.saved`           the model directory (`SavedModel`) and the padded prediction loop
 `.loop`            the schedule, the callbacks and record (`RecordedFit`), and `fit`
 `.autoencoder`     the autoencoder (labels as latent space): its directory and its fit

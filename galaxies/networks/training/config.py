@@ -10,13 +10,14 @@ from galaxies.runtime.errors import InputError
 from galaxies.storage import files
 
 __all__ = ["TrainingConfig", "CONDITIONING", "INPUTS", "NOISE", "SCHEDULES", "UNCERTAINTY_LOSSES",
-           "check_budget", "input_fields", "dataset_arrays"]
+           "LOSS_WEIGHTINGS", "check_budget", "input_fields", "dataset_arrays"]
 
 CONDITIONING = ("psf_fwhm", "sigma")  # scalar inputs a model may take
 INPUTS = ("noisy", "noiseless")  # which images of a data set a model reads
 NOISE = ("fixed", "fresh")  # the set's noisy images, or new noise at every showing
 SCHEDULES = ("cosine", "plateau")
 UNCERTAINTY_LOSSES = ("decoupled", "nll")
+LOSS_WEIGHTINGS = ("none", "bound", "bound-per-label")  # the plain error, or over each galaxy's bound
 
 
 @dataclass
@@ -46,6 +47,14 @@ class TrainingConfig:
         noise_sigma:    with fresh noise, the read-noise range ``(low, high)`` drawn per image
                         (give ``conditioning=("sigma",)`` so the network knows it), or None
                         for each row's own sigma.
+        loss_weighting: ``"none"``: the plain squared error of the standardized labels;
+                        ``"bound"``: each galaxy's error over its own Cramér–Rao bound, the
+                        measure the networks are judged by (`galaxies.networks.training.weighting`);
+                        ``"bound-per-label"``: the same with each label's weights scaled to a
+                        mean of 1, so the labels share the loss as under the plain error.
+        loss_weight_cap: with a bound weighting, the largest weight as a multiple of each
+                        label's median weight over the training rows (None: no cap), so that
+                        a few galaxies with tiny bounds cannot carry a label's whole loss.
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 
@@ -68,6 +77,8 @@ class TrainingConfig:
     uncertainty_loss: str = "decoupled"
     noise: str = "fixed"
     noise_sigma: tuple | None = None
+    loss_weighting: str = "none"
+    loss_weight_cap: float | None = None
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -104,6 +115,18 @@ class TrainingConfig:
         if self.uncertainty_loss not in UNCERTAINTY_LOSSES:
             raise InputError(f"uncertainty_loss = {self.uncertainty_loss!r}; choose from "
                              f"{UNCERTAINTY_LOSSES}")
+        if self.loss_weighting not in LOSS_WEIGHTINGS:
+            raise InputError(f"loss_weighting = {self.loss_weighting!r}; choose from {LOSS_WEIGHTINGS}")
+        if self.loss_weighting != "none" and self.uncertainty:
+            raise InputError(f"loss_weighting = {self.loss_weighting!r} weighs the squared error; "
+                             "it cannot be combined with uncertainty = True")
+        if self.loss_weight_cap is not None:
+            if self.loss_weighting == "none":
+                raise InputError(f"loss_weight_cap = {self.loss_weight_cap} needs a bound weighting "
+                                 "(loss_weighting = 'bound' or 'bound-per-label')")
+            if not (math.isfinite(self.loss_weight_cap) and self.loss_weight_cap >= 1):
+                raise InputError(f"loss_weight_cap = {self.loss_weight_cap} must be a number >= 1 "
+                                 "(a multiple of the median weight)")
 
     @classmethod
     def from_profile(cls, profile, **overrides) -> "TrainingConfig":

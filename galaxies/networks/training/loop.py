@@ -24,6 +24,7 @@ from .losses import LOSSES, mean_mse
 from .saved import SavedModel, check_model_dir
 from .scaling import Standardizer, model_inputs
 from .stream import split_rows, training_batches
+from .weighting import BoundWeights, bound_weighted_mse
 
 __all__ = ["learning_rate", "RecordedFit", "fit", "fresh_noise_inputs", "image_pairs",
            "pair_fields", "split_pair", "even_batch"]
@@ -112,7 +113,7 @@ class RecordedFit:
 
 def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = None,
         name: str | None = None, estimator: str | None = None, verbose="auto",
-        force: bool = True) -> SavedModel:
+        force: bool = True, bound_cache=None) -> SavedModel:
     """Train an estimator on a data set; save it to ``out_dir`` when one is given.
 
     Parameters
@@ -132,6 +133,9 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         the estimator name written to predictions (default: ``config.model``).
     verbose
         Keras' ``verbose``: "auto", 0, 1 (progress bar) or 2 (a line an epoch).
+    bound_cache
+        with ``loss_weighting="bound"``, the folder of the training set's cached bounds
+        (default: beside the set; `galaxies.inference.crb_sets.cache_path`).
 
     The validation split, scalers, augmentation and schedule are described in
     `galaxies.networks.training`. Returns the trained model.
@@ -177,9 +181,17 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         noise = None
     scalers["label"] = Standardizer.fit(ds.label[train], axis=0)
     y_val = scalers["label"].transform(ds.label[val])
+    weights = None
+    if config.loss_weighting != "none":
+        bounds = BoundWeights.for_training(ds, config, scalers, bound_cache,
+                                           verbose not in (0, False), train)
+        y_val = np.concatenate([y_val, bounds(val, tuple(x_val[1:]))], axis=-1)
+
+        def weights(rows, extras):  # rows of the training split
+            return bounds(train[rows], extras)
     batches = training_batches(x_train[0], np.asarray(ds.label[train], np.float32), scalers["label"],
                                config.batch_size, config.seed, config.augment,
-                               extras=tuple(x_train[1:]), noise=noise)
+                               extras=tuple(x_train[1:]), noise=noise, weights=weights)
 
     n_out = 2 * N_LABELS if config.uncertainty else N_LABELS
     try:
@@ -189,7 +201,8 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     except TypeError as err:  # an unknown size keyword: a user error, not a crash
         raise InputError(f"model {config.model!r} with sizes {config.model_kwargs}: {err}") from None
     steps = len(batches)
-    loss = LOSSES[config.uncertainty_loss] if config.uncertainty else "mse"
+    loss = (LOSSES[config.uncertainty_loss] if config.uncertainty
+            else bound_weighted_mse if config.loss_weighting != "none" else "mse")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)), loss=loss,
                   metrics=[mean_mse] if config.uncertainty else None)
     recorded = RecordedFit(config.patience, plateau=config.schedule == "plateau")

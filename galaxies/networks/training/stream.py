@@ -62,7 +62,7 @@ def dihedral(images: np.ndarray, labels: np.ndarray, element: int):
 
 def training_batches(images: np.ndarray, labels: np.ndarray, label_scaler: Standardizer,
                      batch_size: int, seed: int, augment: bool, extras: tuple = (),
-                     arrange=None, noise=None):
+                     arrange=None, noise=None, weights=None):
     """A Keras ``PyDataset`` of shuffled training batches of ``batch_size`` rows (fewer only
     when the set is smaller).
 
@@ -73,7 +73,9 @@ def training_batches(images: np.ndarray, labels: np.ndarray, label_scaler: Stand
     batch for the model (default: the images, then the extras, as inputs; the labels as target).
     ``noise(images, rows, key) -> (images, extras)``, when given, turns each (oriented) batch of
     noiseless images into the network's inputs with fresh noise (`galaxies.networks.training.noise`;
-    ``key`` = (epoch, batch) seeds it) and replaces ``extras``.
+    ``key`` = (epoch, batch) seeds it) and replaces ``extras``. ``weights(rows, extras) -> (n, 5)``,
+    when given, weighs each label of the batch (`galaxies.networks.training.weighting`): the
+    weights follow the standardized labels as five more target columns.
     """
     import keras
 
@@ -107,7 +109,10 @@ def training_batches(images: np.ndarray, labels: np.ndarray, label_scaler: Stand
                 batch, more = noise(batch, rows, (self.epoch, k))
             else:
                 more = tuple(a[rows] for a in extras)
-            return arrange(batch, more, label_scaler.transform(y))
+            y = label_scaler.transform(y)
+            if weights is not None:
+                y = np.concatenate([y, np.asarray(weights(rows, more), np.float32)], axis=-1)
+            return arrange(batch, more, y)
 
         def on_epoch_end(self):
             self.epoch += 1

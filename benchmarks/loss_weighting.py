@@ -1,0 +1,148 @@
+"""The bound-weighted loss against the plain squared error, on the recommended network.
+
+Trains the profile's recommended network (its variant's recipe, epochs, batch size and
+learning rate) with each bound-weighted loss asked (``--weighting``: ``bound``, the metric's
+own weights, or ``bound-per-label``; `galaxies.networks.training.weighting`) for each seed,
+optionally also with the plain loss at further seeds, into ``--out`` (models/<profile>/
+untouched), and judges every run beside the recommended model already trained
+(``models/<profile>/<recommended>``, the plain loss at the profile's seed) on the same rows:
+
+1. ``test``: the per-galaxy normalized RMS (each galaxy's error over its own bound, the rows
+   with a bound) and, on the rows with a cached posterior, its ratio to the posterior mean's;
+2. the fixed sets (snr60, snr30, compact, extended): RMSE / CRB, and the RMS to the posterior
+   mean in bounds where cached.
+
+The training set's bounds (JAX model) are cached in ``--bound-cache`` (default: beside the
+set). Nothing is written under data/ or models/<profile>/ otherwise.
+
+    python benchmarks/loss_weighting.py --profile quick --seeds 0 [--plain-seeds 1]
+        [--weighting bound bound-per-label] [--out models/lever] [--bound-cache data/lever-crb]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from galaxies.conventions import LABEL_COLUMNS  # noqa: E402
+from galaxies.networks.training import read_info  # noqa: E402
+from galaxies.runtime import profiles  # noqa: E402
+from galaxies.storage import files  # noqa: E402
+
+
+def train(profile, weighting: str, seed: int, out: Path, bound_cache=None, cap=None) -> Path:
+    """Train the recommended variant with ``weighting`` (weights capped at ``cap`` times
+    their median) and ``seed`` into ``out``; prints the training time. Returns the model
+    directory."""
+    from galaxies.evaluation.experiments import xception
+    from galaxies.networks.training import fit
+
+    name = profile.recommended
+    estimator, trainset = name.rsplit("_", 1)
+    path = out / f"{estimator}-{run_name(weighting, cap)}-seed{seed}_{trainset}"
+    start = time.perf_counter()
+    options = dict(loss_weighting=weighting, loss_weight_cap=cap) if weighting != "none" else {}
+    saved = fit(xception.config(name, profile, seed=seed, **options),
+                profile.dataset(trainset), path, estimator=estimator, verbose=0,
+                bound_cache=bound_cache)
+    print(f"  {path.name}: {time.perf_counter() - start:.0f} s in all, "
+          f"{saved.info['training_seconds']:.0f} s training, {saved.info['epochs_run']} epochs, "
+          f"best epoch {saved.info['best_epoch']}", flush=True)
+    return path
+
+
+def run_name(weighting: str, cap=None) -> str:
+    """A run's name: its weighting, and its cap if any (``bound-cap10``)."""
+    return weighting + ("" if cap is None or weighting == "none" else f"-cap{cap:g}")
+
+
+def judge(model_dir: Path, profile) -> pd.DataFrame:
+    """One row per (test set, parameter): ``norm rmse`` over the rows with a bound (RMSE / CRB
+    on a fixed set), and against the cached posteriors ``ratio`` and ``rms to posterior``."""
+    from galaxies.evaluation import against_posterior, testsets
+    from galaxies.inference.posterior_sets import load as load_posterior
+    from galaxies.networks.training import SavedModel
+
+    network = SavedModel.load(model_dir)
+    recipe = against_posterior.prior_recipe(profile.recommended.rsplit("_", 1)[1], profile)
+    records = []
+    for testset in profiles.TESTSETS:
+        ds = files.load_dataset(profile.dataset(testset))
+        pred, _ = network.predict_dataset(ds)
+        crb = testsets.crb(profile, testset)
+        z = (pred - ds.label) / crb
+        rows = {p: {"testset": testset, "parameter": p,
+                    "norm rmse": float(np.sqrt(np.nanmean(z[:, j] ** 2)))}
+                for j, p in enumerate(LABEL_COLUMNS)}
+        try:
+            post = load_posterior(profile.dataset(testset), recipe)
+        except FileNotFoundError:
+            post = None
+        if post is not None:
+            r = post.rows
+            frame = against_posterior.compare(pred[r], ds.label[r], crb[r], post.mean[r], post.std[r])
+            for p, row in frame.iterrows():
+                rows[p].update({"ratio": row["ratio"], "rms to posterior": row["rms to posterior"]})
+        records.extend(rows.values())
+    return pd.DataFrame(records)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None, help="smoke, quick or full [default: quick]")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0],
+                        help="seeds of the bound-weighted runs")
+    parser.add_argument("--weighting", nargs="+", default=["bound"],
+                        choices=["bound", "bound-per-label"], help="the weighted losses to train")
+    parser.add_argument("--cap", type=float, default=None,
+                        help="cap the weights at this multiple of each label's median")
+    parser.add_argument("--plain-seeds", type=int, nargs="*", default=[],
+                        help="seeds of further plain-loss runs (the seed noise)")
+    parser.add_argument("--out", default="models/lever", help="folder of the new models")
+    parser.add_argument("--bound-cache", default=None,
+                        help="folder of the training set's bounds [default: beside the set]")
+    parser.add_argument("--judge-only", action="store_true",
+                        help="judge the models already in --out, train nothing")
+    args = parser.parse_args(argv)
+    profile = profiles.get(args.profile)
+    out = Path(args.out)
+    baseline = profile.recommended_dir
+    seed = read_info(baseline)["config"]["seed"] if baseline.is_dir() else "?"
+    runs = {f"plain seed {seed} (models/{profile.name})": baseline}
+    for weighting, seeds in (("none", args.plain_seeds),
+                             *((w, args.seeds) for w in args.weighting)):
+        for seed in seeds:
+            estimator, trainset = profile.recommended.rsplit("_", 1)
+            name = run_name(weighting, args.cap)
+            path = out / f"{estimator}-{name}-seed{seed}_{trainset}"
+            if not args.judge_only:
+                path = train(profile, weighting, seed, out, args.bound_cache, args.cap)
+            runs[f"{'plain' if weighting == 'none' else name} seed {seed}"] = path
+    frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
+    table = pd.concat(frames, names=["run"]).reset_index(level=0)
+    pd.set_option("display.width", 160)
+    for column, sets, title in (
+            ("norm rmse", [profiles.RANDOM_TESTSET], "test: per-galaxy normalized RMS"),
+            ("ratio", [profiles.RANDOM_TESTSET], "test: normalized RMS / the posterior mean's"),
+            ("norm rmse", list(profiles.FIXED_TESTSETS), "fixed sets: RMSE / CRB"),
+            ("rms to posterior", list(profiles.FIXED_TESTSETS),
+             "fixed sets: RMS to the posterior mean / CRB")):
+        part = table[table["testset"].isin(sets)]
+        if column not in part or part[column].isna().all():
+            continue
+        wide = part.pivot_table(index=["testset", "run"], columns="parameter", values=column,
+                                sort=False)[list(LABEL_COLUMNS)]
+        print(f"{profile.recommended}, {title}")
+        print(wide.round(2).to_string(), "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

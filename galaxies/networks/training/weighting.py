@@ -1,0 +1,166 @@
+"""Bound-weighted training: each galaxy's error weighed by its own Cramér–Rao bound.
+
+A network is judged by its per-galaxy normalized error, ``(estimate - truth) / CRB``, while a
+plain squared error on standardized labels weighs a bright galaxy (a tight bound) like a faint
+one. With ``loss_weighting="bound"`` the loss is what is measured:
+
+    loss = mean over the 5 labels of ((y_pred - y_true) / CRB_scaled)^2
+
+``CRB_scaled`` is the galaxy's bound in standardized label units (the bound over the label
+scaler's standard deviation), so the loss is the mean squared normalized error and the
+validation loss that early stopping watches is the metric itself. The weights are not
+rescaled to a mean of 1: Adam's steps do not depend on a constant factor of the loss, so the
+learning rate still fits, while normalizing each label apart would weigh the labels otherwise
+than the metric does. A galaxy without a finite bound (a singular Fisher matrix: a parameter
+the image does not constrain) gets weight 0 for that label, as the metric leaves it out.
+Two departures from the metric's own weights are kept as options to measure against it:
+``"bound-per-label"`` scales each label's weights to a mean of 1 over the training rows (the
+labels then share the loss as under the plain error), and ``loss_weight_cap`` caps each label's
+weights at a multiple of its median (a few very bright galaxies cannot carry a label's loss).
+docs/benchmarks.md has what each did to the recommended network.
+
+The bounds of the training rows come from the differentiable model
+(`galaxies.inference.crb_sets.for_dataset` with ``renderer="jax"``, cached). The bound of a
+row depends on its read noise: with the row's own noise (fixed noise, or fresh noise with
+``noise_sigma=None``) it is computed once per row; when the stream draws sigma per showing
+(``noise_sigma=(low, high)``), it is computed at log-spaced noise levels spanning the range,
+neighbours at most `GRID_RATIO` apart, and interpolated linearly in log bound against log sigma
+(nearly a straight line: the read noise makes the bound grow like sigma, the Poisson part
+bends it a little). The eight orientations of the stream leave the bounds unchanged (they only
+flip the signs of the shears). The weights travel as five more target columns after the
+standardized labels (`bound_weighted_mse`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from galaxies.conventions import LABEL_COLUMNS
+from galaxies.runtime.errors import InputError
+
+__all__ = ["GRID_RATIO", "sigma_grid", "label_weights", "BoundWeights",
+           "bound_weighted_mse"]
+
+#: the largest ratio of neighbouring noise levels at which drawn-noise bounds are computed
+GRID_RATIO = 2.0
+N_LABELS = len(LABEL_COLUMNS)
+
+
+def sigma_grid(low: float, high: float, ratio: float = GRID_RATIO) -> np.ndarray:
+    """Log-spaced read-noise levels from ``low`` to ``high``, neighbours at most ``ratio``
+    apart (one level when ``low == high``)."""
+    if not 0 < low <= high or ratio <= 1:
+        raise InputError(f"sigma grid ({low}, {high}) needs 0 < low <= high and ratio > 1")
+    if low == high:
+        return np.array([float(low)])
+    points = max(2, 1 + math.ceil(math.log(high / low) / math.log(ratio) - 1e-9))
+    return np.exp(np.linspace(math.log(low), math.log(high), points))
+
+
+def label_weights(bounds: np.ndarray, label_std) -> np.ndarray:
+    """``1 / (bound / std)^2`` per galaxy and label (N, 5), float32: the bound in standardized
+    label units; 0 where the bound is not a positive finite number."""
+    scaled = np.asarray(bounds, np.float64) / np.asarray(label_std, np.float64)
+    ok = np.isfinite(scaled) & (scaled > 0)
+    out = np.zeros(scaled.shape, np.float32)
+    out[ok] = 1.0 / scaled[ok] ** 2
+    return out
+
+
+@dataclass
+class BoundWeights:
+    """The bounds of a data set's rows and the weights of a batch of them.
+
+    ``bounds`` (N, 5) at each row's own read noise, or (N, K, 5) at the noise levels
+    ``sigmas`` (K,); ``label_std`` the label scaler's standard deviations; ``sigma_column``
+    the column of the read noise in the (scaled) conditioning input, decoded by
+    ``conditioning`` (a `galaxies.networks.training.scaling.Standardizer`), for drawn noise;
+    ``scale`` (5,) multiplies the weights of each label (1: the metric's own weights);
+    ``cap`` (5,), when given, is the largest weight of each label (after ``scale``).
+    """
+
+    bounds: np.ndarray
+    label_std: np.ndarray
+    sigmas: np.ndarray | None = None
+    sigma_column: int | None = None
+    conditioning: object = None
+    scale: np.ndarray | None = None
+    cap: np.ndarray | None = None
+
+    @classmethod
+    def for_training(cls, ds, config, scalers: dict, cache_dir=None, progress: bool = False,
+                     train=None):
+        """The bounds of every row of ``ds`` (a loaded data set, its first rows those of the
+        file ``ds.path``) for the noise ``config`` trains with; cached by
+        `galaxies.inference.crb_sets.for_dataset` (in ``cache_dir``, default beside the set).
+        With ``loss_weighting="bound-per-label"`` each label's weights are scaled to a mean of
+        1 over the rows ``train`` (default: all; at every noise level of the grid); with
+        ``loss_weight_cap`` they are capped at that multiple of each label's median there."""
+        from galaxies.inference import crb_sets
+        from galaxies.storage import files
+
+        stored = files.load_dataset(ds.path, fields=(), rows=len(ds))
+        if len(stored) != len(ds) or not np.array_equal(stored.label, ds.label):
+            raise InputError(f"bound weighting needs the rows of {ds.path} from its first one; "
+                             "the data set given is another selection")
+        rows = np.arange(len(ds))
+
+        def bounds_at(sigma):
+            return crb_sets.for_dataset(ds.path, rows=rows, renderer="jax", sigma=sigma,
+                                        cache_dir=cache_dir, progress=progress)[:len(ds)]
+
+        std = np.asarray(scalers["label"].std, np.float64)
+        if config.noise_sigma is None:
+            out = cls(bounds_at(None), std)
+        else:
+            sigmas = sigma_grid(*config.noise_sigma)
+            bounds = np.stack([bounds_at(float(s)) for s in sigmas], axis=1)
+            out = cls(bounds, std, sigmas, config.conditioning.index("sigma"), scalers["conditioning"])
+        seen = label_weights(out.bounds[rows if train is None else train], std).reshape(-1, N_LABELS)
+        if config.loss_weighting == "bound-per-label":
+            out.scale = 1.0 / np.maximum(seen.mean(axis=0), np.finfo(np.float32).tiny)
+            seen = seen * out.scale
+        if config.loss_weight_cap is not None:
+            out.cap = config.loss_weight_cap * np.median(seen, axis=0)
+        return out
+
+    def at(self, rows: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
+        """The bounds (n, 5) of the rows ``rows`` with read noise ``sigma`` (n,) (drawn noise
+        only; log-log interpolation between the grid's levels, clipped to its ends)."""
+        if self.sigmas is None:
+            return self.bounds[rows]
+        if sigma is None:
+            raise InputError("bounds at drawn noise levels need each row's sigma")
+        table = np.log(self.bounds[rows])  # (n, K, 5); NaN stays NaN
+        if len(self.sigmas) == 1:
+            return np.exp(table[:, 0])
+        x = np.clip(np.log(np.asarray(sigma, np.float64)), np.log(self.sigmas[0]), np.log(self.sigmas[-1]))
+        right = np.clip(np.searchsorted(np.log(self.sigmas), x), 1, len(self.sigmas) - 1)
+        x0, x1 = np.log(self.sigmas[right - 1]), np.log(self.sigmas[right])
+        t = ((x - x0) / (x1 - x0))[:, None]
+        n = np.arange(len(rows))
+        return np.exp((1 - t) * table[n, right - 1] + t * table[n, right])
+
+    def __call__(self, rows: np.ndarray, extras: tuple = ()) -> np.ndarray:
+        """The weights (n, 5) of the rows ``rows`` of the set, given the batch's other model
+        inputs ``extras`` (their first the scaled conditioning, which holds the drawn sigma)."""
+        sigma = None
+        if self.sigmas is not None:
+            known = self.conditioning.inverse(np.asarray(extras[0]))
+            sigma = known[:, self.sigma_column]
+        weights = label_weights(self.at(np.asarray(rows), sigma), self.label_std)
+        if self.scale is not None:
+            weights = weights * self.scale
+        if self.cap is not None:
+            weights = np.minimum(weights, self.cap)
+        return weights.astype(np.float32)
+
+
+def bound_weighted_mse(y_true, y_pred):
+    """The mean over labels of the weighted squared error: ``y_true`` (n, 10) holds the 5
+    standardized labels then their weights (`label_weights`), ``y_pred`` (n, 5)."""
+    from keras import ops
+    labels, weights = y_true[..., :N_LABELS], y_true[..., N_LABELS:]
+    return ops.mean(weights * ops.square(y_pred[..., :N_LABELS] - labels), axis=-1)
