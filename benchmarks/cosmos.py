@@ -3,7 +3,8 @@
 Builds the profile's `cosmos` set (`galaxies.simulation.cosmos`, GalSim's example COSMOS catalog) under
 ``data/<profile>/cosmos.h5`` if it is missing (`galaxies.simulation.cosmos.build_for_profile`), runs the cheap estimators on it
 (`galaxies.evaluation.cosmos_report.estimate`: the JAX fit, HSM KSB and REGAUSS, the networks named and the
-two-step JAX refinement of the first), and prints, per estimator and group (single Sérsic /
+two-step JAX refinement of the first, and the remedies: the Sérsic fit in a wider box, the bulge
+plus disc fit and the model the information criterion chooses), and prints, per estimator and group (single Sérsic /
 bulge plus disc, inside / outside the training box): flux and half-light-radius bias and
 scatter in percent, shear m and c with jackknife standard errors, and the CPU seconds per image;
 on the single Sérsic galaxies inside the box, each estimator's error over the bound.
@@ -11,6 +12,7 @@ Then the fit's domain flag (reduced chi-square against the image noise): the sha
 and of the first network's large errors it catches and of their good estimates it flags.
 
     python benchmarks/cosmos.py --profile quick --networks xception-fresh_v3 xception_v1
+    python benchmarks/cosmos.py --profile full --networks --no-remedies   # the fit alone, 8,000 images
 
 Reads the profile's trained models; writes only the `cosmos` set. Figures are this run's.
 """
@@ -31,6 +33,8 @@ def main(argv=None) -> None:
     parser.add_argument("--networks", nargs="*", default=None,
                         help="models <estimator>_<trainset> (default: the recommended one)")
     parser.add_argument("--no-fit", action="store_true")
+    parser.add_argument("--no-remedies", action="store_true",
+                        help="skip the wide, bulge plus disc and chosen fits (the slow part)")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     path = cosmos.build_for_profile(profile, progress=False)
@@ -39,8 +43,14 @@ def main(argv=None) -> None:
           f"{spec.angles} angles x {spec.realizations} realizations x +-g, |g| {spec.shear}, "
           f"PSF {spec.psf_fwhm}\", sigma {spec.sigma}")
     estimates, details = cosmos_report.estimate(path, profile, networks=args.networks,
-                                                fit=not args.no_fit)
+                                                fit=not args.no_fit,
+                                                bulge_disc=not args.no_remedies)
     table = cosmos_report.report_table(path, estimates)
+    if "bulge+disc chosen" in details:
+        kind, chosen = cosmos.load_extra(path)["kind"], details["bulge+disc chosen"]
+        print(f"the information criterion chose the bulge plus disc on "
+              f"{chosen[kind == cosmos.BULGE_DISC].mean():.0%} of the bulge-plus-disc images and "
+              f"{chosen[kind == cosmos.SERSIC].mean():.0%} of the single Sérsic ones")
     table["s/img"] = table["estimator"].map(details["seconds"])
     show = table[["estimator", "group", "rows", "failed", "galaxies", "flux_bias_pct",
                   "flux_scatter_pct", "r_bias_pct", "r_scatter_pct", "m", "m_se", "c1", "c1_se",
