@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from galaxies.conventions import LABEL_COLUMNS
 from galaxies.runtime.errors import InputError
 from galaxies.storage import files
 
@@ -132,7 +133,6 @@ class TrainingConfig:
                 raise InputError(f"loss_weight_cap = {self.loss_weight_cap} must be a number >= 1 "
                                  "(a multiple of the median weight)")
         if self.loss_weighted_labels is not None:
-            from galaxies.conventions import LABEL_COLUMNS
             self.loss_weighted_labels = tuple(self.loss_weighted_labels)
             bad = [v for v in self.loss_weighted_labels if v not in LABEL_COLUMNS]
             if bad or not self.loss_weighted_labels:
