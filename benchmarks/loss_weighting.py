@@ -2,7 +2,8 @@
 
 Trains the profile's recommended network (its variant's recipe, epochs, batch size and
 learning rate) with each bound-weighted loss asked (``--weighting``: ``bound``, the metric's
-own weights, or ``bound-per-label``; `galaxies.networks.training.weighting`) for each seed,
+own weights, or ``bound-per-label``; `galaxies.networks.training.weighting`; ``--labels``: the
+per-label weights on those labels only, the others the plain error) for each seed,
 optionally also with the plain loss at further seeds, into ``--out`` (models/<profile>/
 untouched), and judges every run beside the recommended model already trained
 (``models/<profile>/<recommended>``, the plain loss at the profile's seed) on the same rows:
@@ -16,7 +17,8 @@ The training set's bounds (JAX model) are cached in ``--bound-cache`` (default: 
 set). Nothing is written under data/ or models/<profile>/ otherwise.
 
     python benchmarks/loss_weighting.py --profile quick --seeds 0 [--plain-seeds 1]
-        [--weighting bound bound-per-label] [--out models/lever] [--bound-cache data/lever-crb]
+        [--weighting bound bound-per-label] [--cap 10] [--labels flux sersic_r]
+        [--out models/lever] [--bound-cache data/lever-crb]
 """
 from __future__ import annotations
 
@@ -37,18 +39,20 @@ from galaxies.runtime import profiles  # noqa: E402
 from galaxies.storage import files  # noqa: E402
 
 
-def train(profile, weighting: str, seed: int, out: Path, bound_cache=None, cap=None) -> Path:
+def train(profile, weighting: str, seed: int, out: Path, bound_cache=None, cap=None,
+          labels=None) -> Path:
     """Train the recommended variant with ``weighting`` (weights capped at ``cap`` times
-    their median) and ``seed`` into ``out``; prints the training time. Returns the model
-    directory."""
+    their median; on the ``labels`` only, if given) and ``seed`` into ``out``; prints the
+    training time. Returns the model directory."""
     from galaxies.evaluation.experiments import xception
     from galaxies.networks.training import fit
 
     name = profile.recommended
     estimator, trainset = name.rsplit("_", 1)
-    path = out / f"{estimator}-{run_name(weighting, cap)}-seed{seed}_{trainset}"
+    path = out / f"{estimator}-{run_name(weighting, cap, labels)}-seed{seed}_{trainset}"
     start = time.perf_counter()
-    options = dict(loss_weighting=weighting, loss_weight_cap=cap) if weighting != "none" else {}
+    options = (dict(loss_weighting=weighting, loss_weight_cap=cap,
+                    loss_weighted_labels=labels) if weighting != "none" else {})
     saved = fit(xception.config(name, profile, seed=seed, **options),
                 profile.dataset(trainset), path, estimator=estimator, verbose=0,
                 bound_cache=bound_cache)
@@ -58,9 +62,13 @@ def train(profile, weighting: str, seed: int, out: Path, bound_cache=None, cap=N
     return path
 
 
-def run_name(weighting: str, cap=None) -> str:
-    """A run's name: its weighting, and its cap if any (``bound-cap10``)."""
-    return weighting + ("" if cap is None or weighting == "none" else f"-cap{cap:g}")
+def run_name(weighting: str, cap=None, labels=None) -> str:
+    """A run's name: its weighting, its cap and its weighted labels if any
+    (``bound-cap10``, ``bound-per-label-on-flux-sersic_r``)."""
+    if weighting == "none":
+        return weighting
+    return (weighting + ("" if cap is None else f"-cap{cap:g}")
+            + ("" if not labels else "-on-" + "-".join(labels)))
 
 
 def judge(model_dir: Path, profile) -> pd.DataFrame:
@@ -103,6 +111,9 @@ def main(argv=None) -> int:
                         choices=["bound", "bound-per-label"], help="the weighted losses to train")
     parser.add_argument("--cap", type=float, default=None,
                         help="cap the weights at this multiple of each label's median")
+    parser.add_argument("--labels", nargs="+", default=None, choices=list(LABEL_COLUMNS),
+                        help="weigh only these labels by the bound (with bound-per-label; "
+                             "the others the plain error) [default: all]")
     parser.add_argument("--plain-seeds", type=int, nargs="*", default=[],
                         help="seeds of further plain-loss runs (the seed noise)")
     parser.add_argument("--out", default="models/lever", help="folder of the new models")
@@ -120,10 +131,11 @@ def main(argv=None) -> int:
                              *((w, args.seeds) for w in args.weighting)):
         for seed in seeds:
             estimator, trainset = profile.recommended.rsplit("_", 1)
-            name = run_name(weighting, args.cap)
+            name = run_name(weighting, args.cap, args.labels)
             path = out / f"{estimator}-{name}-seed{seed}_{trainset}"
             if not args.judge_only:
-                path = train(profile, weighting, seed, out, args.bound_cache, args.cap)
+                path = train(profile, weighting, seed, out, args.bound_cache, args.cap,
+                             args.labels)
             runs[f"{'plain' if weighting == 'none' else name} seed {seed}"] = path
     frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
     table = pd.concat(frames, names=["run"]).reset_index(level=0)

@@ -3,6 +3,7 @@ the configuration, and a fit whose validation loss is the measured normalized er
 import numpy as np
 import pytest
 
+from galaxies.conventions import LABEL_COLUMNS
 from galaxies.inference import crb_sets
 from galaxies.networks import training
 from galaxies.networks.training import weighting
@@ -126,3 +127,26 @@ def test_cap_limits_each_label_to_a_multiple_of_its_median(small_sets, tmp_path)
         training.TrainingConfig(loss_weight_cap=10.0)
     with pytest.raises(InputError, match="loss_weight_cap = 0.5 must be"):
         training.TrainingConfig(loss_weighting="bound", loss_weight_cap=0.5)
+
+
+def test_weighted_labels_leave_the_others_the_plain_error(small_sets, tmp_path):
+    ds = files.load_dataset(small_sets["random"], fields=())
+    scalers = {"label": Standardizer.fit(ds.label, axis=0)}
+    train = np.arange(0, len(ds), 2)
+    labels = ("flux", "sersic_r")
+    config = training.TrainingConfig(loss_weighting="bound-per-label", loss_weighted_labels=labels)
+    some = weighting.BoundWeights.for_training(ds, config, scalers, tmp_path, train=train)
+    every = weighting.BoundWeights.for_training(
+        ds, training.TrainingConfig(loss_weighting="bound-per-label"), scalers, tmp_path, train=train)
+    rows = np.arange(len(ds))
+    chosen = [LABEL_COLUMNS.index(p) for p in labels]
+    others = [j for j in range(len(LABEL_COLUMNS)) if j not in chosen]
+    np.testing.assert_allclose(some(rows)[:, chosen], every(rows)[:, chosen], rtol=1e-6)
+    np.testing.assert_array_equal(some(rows)[:, others], 1.0)
+    np.testing.assert_allclose(some(train)[:, chosen].mean(axis=0), 1.0, rtol=1e-5)
+    assert not np.allclose(every(rows)[:, others], 1.0)  # the option changed something
+    with pytest.raises(InputError, match=r"loss_weighted_labels \['size'\] not understood; "
+                                         r"choose one or more of \('flux'"):
+        training.TrainingConfig(loss_weighting="bound-per-label", loss_weighted_labels=("flux", "size"))
+    with pytest.raises(InputError, match="needs loss_weighting = 'bound-per-label'"):
+        training.TrainingConfig(loss_weighting="bound", loss_weighted_labels=("flux",))

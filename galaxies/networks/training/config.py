@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from galaxies.conventions import LABEL_COLUMNS
 from galaxies.runtime.errors import InputError
 from galaxies.storage import files
 
@@ -55,6 +56,9 @@ class TrainingConfig:
         loss_weight_cap: with a bound weighting, the largest weight as a multiple of each
                         label's median weight over the training rows (None: no cap), so that
                         a few galaxies with tiny bounds cannot carry a label's whole loss.
+        loss_weighted_labels: with ``loss_weighting="bound-per-label"``, the labels
+                        (`LABEL_COLUMNS`) whose error is weighed by the bound (scaled to a mean
+                        of 1); the others keep the plain squared error, weight 1 (None: all).
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 
@@ -79,6 +83,7 @@ class TrainingConfig:
     noise_sigma: tuple | None = None
     loss_weighting: str = "none"
     loss_weight_cap: float | None = None
+    loss_weighted_labels: tuple | None = None
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -127,6 +132,16 @@ class TrainingConfig:
             if not (math.isfinite(self.loss_weight_cap) and self.loss_weight_cap >= 1):
                 raise InputError(f"loss_weight_cap = {self.loss_weight_cap} must be a number >= 1 "
                                  "(a multiple of the median weight)")
+        if self.loss_weighted_labels is not None:
+            self.loss_weighted_labels = tuple(self.loss_weighted_labels)
+            bad = [v for v in self.loss_weighted_labels if v not in LABEL_COLUMNS]
+            if bad or not self.loss_weighted_labels:
+                raise InputError(f"loss_weighted_labels {bad or '()'} not understood; choose "
+                                 f"one or more of {tuple(LABEL_COLUMNS)}")
+            if self.loss_weighting != "bound-per-label":
+                raise InputError(f"loss_weighted_labels = {self.loss_weighted_labels} needs "
+                                 "loss_weighting = 'bound-per-label' (the others' weight 1 "
+                                 "matches weights scaled to a mean of 1)")
 
     @classmethod
     def from_profile(cls, profile, **overrides) -> "TrainingConfig":

@@ -17,6 +17,10 @@ Two departures from the metric's own weights are kept as options to measure agai
 ``"bound-per-label"`` scales each label's weights to a mean of 1 over the training rows (the
 labels then share the loss as under the plain error), and ``loss_weight_cap`` caps each label's
 weights at a multiple of its median (a few very bright galaxies cannot carry a label's loss).
+With ``"bound-per-label"``, ``loss_weighted_labels`` weighs only the labels named by the bound
+(each scaled to a mean of 1 over the training rows); the others keep weight 1, the plain
+squared error, on every row: a weighted label's term then has the size of a plain one on
+average, so the labels still share the loss as under the plain error.
 docs/benchmarks.md has what each did to the recommended network.
 
 The bounds of the training rows come from the differentiable model
@@ -78,7 +82,8 @@ class BoundWeights:
     the column of the read noise in the (scaled) conditioning input, decoded by
     ``conditioning`` (a `galaxies.networks.training.scaling.Standardizer`), for drawn noise;
     ``scale`` (5,) multiplies the weights of each label (1: the metric's own weights);
-    ``cap`` (5,), when given, is the largest weight of each label (after ``scale``).
+    ``cap`` (5,), when given, is the largest weight of each label (after ``scale``);
+    ``plain`` (5,) bool, when given, marks the labels of weight 1 (not weighed by the bound).
     """
 
     bounds: np.ndarray
@@ -88,6 +93,7 @@ class BoundWeights:
     conditioning: object = None
     scale: np.ndarray | None = None
     cap: np.ndarray | None = None
+    plain: np.ndarray | None = None
 
     @classmethod
     def for_training(cls, ds, config, scalers: dict, cache_dir=None, progress: bool = False,
@@ -97,7 +103,8 @@ class BoundWeights:
         `galaxies.inference.crb_sets.for_dataset` (in ``cache_dir``, default beside the set).
         With ``loss_weighting="bound-per-label"`` each label's weights are scaled to a mean of
         1 over the rows ``train`` (default: all; at every noise level of the grid); with
-        ``loss_weight_cap`` they are capped at that multiple of each label's median there."""
+        ``loss_weight_cap`` they are capped at that multiple of each label's median there;
+        the labels not in ``loss_weighted_labels`` (when given) get weight 1."""
         from galaxies.inference import crb_sets
         from galaxies.storage import files
 
@@ -122,6 +129,9 @@ class BoundWeights:
         if config.loss_weighting == "bound-per-label":
             out.scale = 1.0 / np.maximum(seen.mean(axis=0), np.finfo(np.float32).tiny)
             seen = seen * out.scale
+        if getattr(config, "loss_weighted_labels", None) is not None:
+            out.plain = np.array([p not in config.loss_weighted_labels for p in LABEL_COLUMNS])
+            seen[:, out.plain] = 1.0
         if config.loss_weight_cap is not None:
             out.cap = config.loss_weight_cap * np.median(seen, axis=0)
         return out
@@ -155,6 +165,8 @@ class BoundWeights:
             weights = weights * self.scale
         if self.cap is not None:
             weights = np.minimum(weights, self.cap)
+        if self.plain is not None:
+            weights[:, self.plain] = 1.0
         return weights.astype(np.float32)
 
 
