@@ -136,11 +136,14 @@ def fit_box(stamp: Stamp) -> np.ndarray:
     return box
 
 
-def _less_sky(data, background, result):
-    """The data less the sky level fitted with the galaxy (``result``'s sixth column), the
-    background with it, and its standard deviation."""
-    sky = float(result.params[0][5])
-    return data - sky, background + sky, float(result.std[0][5])
+def _jax_result(result, data, background, sky_std):
+    """A one-cutout JAX fit's estimate, convergence and standard deviations, and the data,
+    background and sky standard deviation after it: less its sky level where it fitted one
+    (a sixth column)."""
+    params, std = result.params[0], result.std[0]
+    if len(params) == 6:
+        data, background, sky_std = data - params[5], background + float(params[5]), float(std[5])
+    return params[:5], bool(result.converged[0]), std[:5], data, background, sky_std
 
 
 def _domain(params, snr_stamp, psf_fwhm, sigma_stamp) -> list[str]:
@@ -250,9 +253,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
     sky_std = math.nan if from_border else 0.0
     if method == "fit" and jax_model is not None:  # the sky fitted with the galaxy if not given
         r = fit_cutout(jax_model, weighted, noise_map, box, flux_range, gain, sky=from_border)
-        params, converged, std = r.params[0][:5], bool(r.converged[0]), r.std[0][:5]
-        if from_border:
-            data, background, sky_std = _less_sky(data, background, r)
+        params, converged, std, data, background, sky_std = _jax_result(r, data, background,
+                                                                        sky_std)
     elif method == "fit":  # GalSim: the border's sky corrected by the fit's residual there
         from galaxies.inference.galsim_fit import fit_image
         r = fit_image(weighted, None, noise_map, **common)
@@ -275,9 +277,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
             if jax_model is not None:
                 r = fit_cutout(jax_model, weighted, noise_map, box, flux_range, gain, start, steps,
                                sky=from_border)
-                params, converged, std = r.params[0][:5], bool(r.converged[0]), r.std[0][:5]
-                if from_border:
-                    data, background, sky_std = _less_sky(data, background, r)
+                params, converged, std, data, background, sky_std = _jax_result(
+                    r, data, background, sky_std)
             else:
                 result = refine_image(weighted, None, noise_map, start, steps=steps, **common)
                 params, converged, std = result.params, result.converged, result.std
@@ -305,7 +306,8 @@ def measure_cutout(cutout: Cutout, method: str = "fit", psf_image=None, psf_scal
                        sigma=float(np.median(noise)), sigma_stamp=sigma_stamp,
                        sigma_source=source, psf_fwhm=fwhm, psf_fwhm_stamp=fwhm_stamp,
                        pixel_sigma_stamp=pixel_sigma, background=background,
-                       background_std=sky_std, offset=offset, converged=bool(converged), flags=flags, data=data, model=model, mask=mask,
+                       background_std=sky_std, offset=offset, converged=bool(converged),
+                       flags=flags, data=data, model=model, mask=mask,
                        stamp=resampled, seconds=time.process_time() - t0,
                        renderer="jax" if jax_model is not None else "galsim", renderer_note=note)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fit import FitResults, fit, refine
+from .fit import FitResults, fit, refine, start_points
 from .model import DifferentiableModel
 from .sky import SKY_BOX, WithSky
 
@@ -55,14 +55,15 @@ def fit_cutout(model: DifferentiableModel, image, noise_map, box: np.ndarray, fl
     ``flux_range`` the flux's; ``noise_map`` per pixel (``inf`` masks); ``gain`` None: read
     noise only. ``sky``: a constant sky level is fitted too (`galaxies.inference.differentiable.sky`),
     the sixth column of the results, and the standard deviations are those with it
-    marginalized; a five-label ``start`` then starts the sky at 0."""
+    marginalized; the sky starts at 0 (after `galaxies.inference.differentiable.fit.start_points`
+    without a ``start``)."""
     full_box = np.vstack([np.asarray(flux_range, float)[None], np.asarray(box, float)]
                          + ([np.array([SKY_BOX])] if sky else []))
     images, noise = np.asarray(image, np.float64)[None], np.asarray(noise_map, np.float64)[None]
     if sky:
-        model = WithSky(model)
-        if start is not None and len(start) == 5:
-            start = np.append(np.asarray(start, float), 0.0)
+        if start is None:
+            start = start_points(images, None, noise, model, gain, full_box[:5])[0]
+        model, start = WithSky(model), np.append(np.asarray(start, float), 0.0)
     options = dict(model=model, gain=gain, box=full_box)
     if steps is not None:
         return refine(images, None, noise, np.asarray(start, float)[None], steps, **options)

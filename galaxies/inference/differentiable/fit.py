@@ -41,7 +41,6 @@ from galaxies.runtime.errors import InputError
 from ..galsim_fit import moffat_moments_sigma, moments_start
 from .bound import covariances, fisher_matrices
 from .model import DifferentiableModel
-from .sky import WithSky
 
 __all__ = ["BOX", "FitResults", "fit", "refine", "start_points"]
 
@@ -61,7 +60,7 @@ STOP = 0.01
 
 @dataclass
 class FitResults:
-    """Estimates (B, k) in label order (k = 5, or 6 with `WithSky`'s sky level last), their
+    """Estimates (B, k) in the model's parameter order (k = 5: the labels), their
     standard deviations (the bound at the estimate, from the final Fisher matrix), the NLL at the
     start and the end, accepted steps, evaluations of the model and its Jacobian (the start's and
     every trial's), whether each galaxy stopped by the ``stop`` rule, whether the box cut a step,
@@ -123,7 +122,7 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     sigma
         read noise per galaxy (B,), one number, or maps (B, ny, nx) (``inf`` masks).
     start
-        (B, k) starting parameters, or None for `start_points` (and a sky level of 0).
+        (B, k) starting parameters, or None for `start_points` (five labels only).
     max_steps
         accepted steps at most (2 for a refinement, 30 for a fit).
     stop
@@ -132,12 +131,13 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     lambda0
         the damping at the start (0: a Gauss–Newton step first).
     model
-        the `DifferentiableModel` (its stamp, pixel scale, PSF); default the simulation's; a
-        `WithSky` fits a constant sky level as a sixth parameter.
+        the `DifferentiableModel` (its stamp, pixel scale, PSF); default the simulation's; or
+        a model of other parameters with its interface (`galaxies.inference.differentiable.sky`,
+        `galaxies.inference.differentiable.bulge_disc`), then with a ``start``.
     gain
         photo-electrons per count of the Poisson term (None: read noise only).
     box
-        (k, 2) bounds of the parameters: the labels', then, on `WithSky`, the sky's.
+        (k, 2) bounds of the parameters.
     """
     clock = time.process_time()
     model = model or DifferentiableModel()
@@ -147,9 +147,9 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
     psf_fwhm = None if model.psf is not None else np.broadcast_to(
         np.asarray(psf_fwhm, dtype=np.float64), (rows,))
     if start is None:
-        galaxy = model.model if isinstance(model, WithSky) else model
-        start = np.hstack([start_points(images, psf_fwhm, sigma, galaxy, gain, box[:5]),
-                           np.zeros((rows, len(box) - 5))])  # a sky level starts at 0
+        if len(box) != 5:
+            raise InputError(f"a model of {len(box)} parameters needs a start")
+        start = start_points(images, psf_fwhm, sigma, model, gain, box)
     theta = np.clip(start, box[:, 0], box[:, 1])
     hit_box = np.any(theta != start, axis=1)
     plan = model.plan(theta, psf_fwhm)
