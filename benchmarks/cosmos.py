@@ -47,10 +47,10 @@ def main(argv=None) -> None:
                                                 bulge_disc=not args.no_remedies)
     table = cosmos_report.report_table(path, estimates)
     if "bulge+disc chosen" in details:
-        kind, chosen = cosmos.load_extra(path)["kind"], details["bulge+disc chosen"]
+        shares = cosmos_report.chosen_shares(path, details)
         print(f"the information criterion chose the bulge plus disc on "
-              f"{chosen[kind == cosmos.BULGE_DISC].mean():.0%} of the bulge-plus-disc images and "
-              f"{chosen[kind == cosmos.SERSIC].mean():.0%} of the single Sérsic ones")
+              f"{shares['bulge+disc']:.0%} of the bulge-plus-disc images and "
+              f"{shares['sersic']:.0%} of the single Sérsic ones")
     table["s/img"] = table["estimator"].map(details["seconds"])
     show = table[["estimator", "group", "rows", "failed", "galaxies", "flux_bias_pct",
                   "flux_scatter_pct", "r_bias_pct", "r_scatter_pct", "m", "m_se", "c1", "c1_se",

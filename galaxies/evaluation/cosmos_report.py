@@ -4,7 +4,8 @@
 little on a CPU: the JAX Levenberg–Marquardt fit (``lm-jax``), the two-step JAX refinement of
 a network (``<network>+newton2-jax``), GalSim's HSM shear (``hsm-KSB``, ``hsm-REGAUSS``) and
 the profile's trained networks. The remedies for a wrong model, each its own estimator: the
-Sérsic fit in a wider box (`WIDE`: radii to `WIDE_R`, where the training box stops at 0.6"), a
+Sérsic fit in a wider box (`WIDE`: the bulge plus disc fit's radii, to 3", where the training
+box stops at 0.6"), a
 second model, the bulge plus disc fit (`BULGE_DISC`,
 `galaxies.inference.differentiable.bulge_disc`: its total flux, composite half-light radius and
 common shear; no index) from the wide fit, and the fit that chooses between those two per
@@ -31,7 +32,8 @@ from galaxies.storage import files
 
 from .ring_test import table
 
-__all__ = ["FIT", "WIDE", "WIDE_R", "BULGE_DISC", "CHOSEN", "FITS", "HSM", "estimate", "choose_model",
+__all__ = ["FIT", "WIDE", "BULGE_DISC", "CHOSEN", "FITS", "HSM", "estimate", "choose_model",
+           "chosen_shares",
            "report_table", "reduced_chi2", "domain_flag", "flag_tables", "large_errors",
            "flag_performance", "CHI2_SIGMAS", "sersic_bounds", "against_bounds"]
 
@@ -41,8 +43,6 @@ BULGE_DISC = "lm-jax-bulge+disc"
 CHOSEN = "lm-jax-chosen"
 #: estimators that are fits, not networks
 FITS = (FIT, WIDE, BULGE_DISC, CHOSEN)
-#: the radii (arcsec) of the wide fits' box, Sérsic and bulge plus disc
-WIDE_R = (0.02, 3.0)
 HSM = ("hsm-KSB", "hsm-REGAUSS")
 #: the flag's threshold: chi-square per degree of freedom this many of its standard deviations
 #: (sqrt(2 / dof)) above 1
@@ -73,13 +73,8 @@ def _fit(ds, box=None):
 def _bulge_disc(ds, sersic):
     """The bulge plus disc fit from the Sérsic fit's estimates: label-shaped estimates
     (flux, NaN, composite half-light radius, g1, g2) and the NLL per row."""
-    from galaxies.conventions import RANGES
     from galaxies.inference.differentiable import bulge_disc
-    box = bulge_disc.box((RANGES["flux"].low / 10, RANGES["flux"].high * 3), WIDE_R,
-                         RANGES["shear"].high)
-    parts = _batched(lambda im, p, s, start: bulge_disc.fit_bulge_disc(im, p, s, start,
-                                                                       bounds=box),
-                     ds.img, ds.psf_fwhm, ds.sigma, sersic)
+    parts = _batched(bulge_disc.fit_bulge_disc, ds.img, ds.psf_fwhm, ds.sigma, sersic)
     params = np.concatenate([p[0] for p in parts])
     pred = np.column_stack([params[:, 0], np.full(len(params), np.nan),
                             bulge_disc.half_light_radius(params), params[:, 4:6]])
@@ -91,6 +86,13 @@ def choose_model(sersic_nll, bulge_disc_nll, pixels: int) -> np.ndarray:
     criterion: its NLL lower by more than ``ln(pixels) / 2`` (one parameter more than the
     Sérsic's five)."""
     return np.asarray(sersic_nll) - np.asarray(bulge_disc_nll) > 0.5 * np.log(pixels)
+
+
+def chosen_shares(path, details: dict) -> dict:
+    """The share of each galaxy kind's images (`galaxies.simulation.cosmos.KINDS`) on which
+    `estimate` chose the bulge plus disc (``details["bulge+disc chosen"]``)."""
+    kind, chosen = cosmos.load_extra(path)["kind"], details["bulge+disc chosen"]
+    return {name: float(chosen[kind == k].mean()) for k, name in enumerate(cosmos.KINDS)}
 
 
 def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=True,
@@ -118,9 +120,10 @@ def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=
         log(f"{FIT}: {info['seconds'] / len(ds):.3f} s CPU per image")
         if bulge_disc:
             from galaxies.conventions import IMAGE_SIZE
+            from galaxies.inference.differentiable.bulge_disc import RADII
             from galaxies.inference.differentiable.fit import BOX
             wide_box = BOX.copy()
-            wide_box[2] = WIDE_R
+            wide_box[2] = RADII
             estimates[WIDE], wide = _fit(ds, wide_box)
             details["seconds"][WIDE] = wide["seconds"] / len(ds)
             clock = time.process_time()

@@ -29,7 +29,7 @@ import numpy as np
 
 from .model import DifferentiableModel, Plan
 
-__all__ = ["PARAMETERS", "BULGE_N", "DISC_N", "BulgeDisc", "box", "half_light_radius",
+__all__ = ["PARAMETERS", "BULGE_N", "DISC_N", "RADII", "BulgeDisc", "box", "half_light_radius",
            "starts", "fit_bulge_disc"]
 
 PARAMETERS = ("flux", "bulge_fraction", "disc_r", "bulge_ratio", "g1", "g2")
@@ -42,6 +42,8 @@ FRACTION = (0.01, 0.99)
 START_FRACTIONS = (0.2, 0.5, 0.8)
 #: The bulge-to-disc radius ratio's bounds.
 RATIO = (0.05, 1.0)
+#: The disc's half-light radii (arcsec) of the default box: far wider than the training box.
+RADII = (0.02, 3.0)
 
 
 @dataclass
@@ -135,13 +137,14 @@ def fit_bulge_disc(images, psf_fwhm, sigma, sersic, model: DifferentiableModel |
     """The bulge-plus-disc fit of a batch from its single-Sérsic estimates ``sersic`` (B, 5):
     `galaxies.inference.differentiable.fit.fit` on `BulgeDisc` from each of `starts`, the lowest
     NLL kept per galaxy. Returns ``(params (B, 6), nll (B,), std (B, 6), converged (B,))``.
-    ``bounds`` default: the generator's flux range and shears, disc radii 0.02-3"."""
+    ``bounds`` default: the generator's shears, disc radii `RADII`, fluxes from a tenth of the
+    generator's least to three times its most."""
     from galaxies.conventions import RANGES
 
     from .fit import fit
     images = np.asarray(images, dtype=np.float64)
     rows, k = len(images), len(START_FRACTIONS)
-    bounds = box((RANGES["flux"].low / 10, RANGES["flux"].high * 3), (0.02, 3.0),
+    bounds = box((RANGES["flux"].low / 10, RANGES["flux"].high * 3), RADII,
                  RANGES["shear"].high) if bounds is None else bounds
     sigma = np.asarray(sigma, dtype=np.float64)
     repeat = (lambda a: np.repeat(a, k, axis=0)) if sigma.ndim else (lambda a: a)
