@@ -7,7 +7,11 @@ the first rows of a data set, the posterior mean and standard deviation of each 
 `galaxies.inference.differentiable.posterior.posterior_moments` (importance sampling from the Laplace
 approximation at the JAX model's fit, `galaxies.inference.differentiable.fit`) and keeps them beside the
 set in ``<set>.posterior-<recipe>.h5`` (`cache_path`), as the bounds are kept in
-``<set>.crb-jax.h5``; `load` reads that file without computing anything.
+``<set>.crb-jax.h5``; `load` reads that file without computing anything. On a random set,
+whose galaxies each have their own bound, it also keeps the estimator that minimizes the
+per-galaxy normalized error, the posterior mean weighted by the inverse squared bound
+(``weighted_mean``, from `BOUND_DRAWS` resampled draws a galaxy); on a fixed set every
+galaxy's error is divided by one bound, and the posterior mean is that estimator already.
 
 The prior of a random training recipe (`prior_record`) is the generator's: flux, n and r
 uniform in `galaxies.conventions.RANGES`, the shear's ``1 / |g|`` density, and the SNR window
@@ -40,12 +44,15 @@ from galaxies.runtime.errors import FileFormatError, InputError
 from galaxies.simulation import recipes
 from galaxies.storage import atomic, files
 
-__all__ = ["PosteriorSet", "SETTINGS", "cache_path", "prior_record", "for_dataset",
+__all__ = ["PosteriorSet", "SETTINGS", "BOUND_DRAWS", "default_settings", "cache_path",
+           "prior_record", "for_dataset",
            "build_references", "references_record",
            "store_results", "load"]
 
 #: Importance sampling's settings (`posterior_moments`'s keywords) and the rows of a block.
-SETTINGS = dict(samples=1024, max_samples=8192, min_ess=200.0, seed=0)
+SETTINGS = dict(samples=1024, max_samples=8192, min_ess=200.0, seed=0, bound_draws=0)
+#: Resampled draws a galaxy for the bound-weighted posterior mean of a random set.
+BOUND_DRAWS = 64
 BLOCK = 32
 #: Galaxies whose importance weights have a smaller effective sample size (the sampler's
 #: ``max_samples`` spent before ``min_ess``: a posterior far from its Laplace approximation,
@@ -58,7 +65,8 @@ class PosteriorSet:
     """Per row of a data set: posterior ``mean`` and ``std`` (N, 5) in label order (NaN where
     not computed or where the sampler found no draw inside the prior), effective sample size
     ``ess`` (N,), ``computed`` (N,) bool; the ``recipe`` whose prior it is and whether that
-    recipe's training set ``covers`` the set's PSF and noise."""
+    recipe's training set ``covers`` the set's PSF and noise; the bound-weighted posterior
+    mean ``weighted_mean`` (N, 5; NaN on a fixed set, see the module)."""
 
     mean: np.ndarray
     std: np.ndarray
@@ -67,6 +75,7 @@ class PosteriorSet:
     recipe: str
     covers: bool
     path: Path
+    weighted_mean: np.ndarray
 
     @property
     def rows(self) -> np.ndarray:
@@ -107,9 +116,15 @@ def _fingerprint(dataset, prior: dict, settings: dict) -> str:
     return digest.hexdigest()
 
 
+def default_settings(dataset_name: str) -> dict:
+    """`SETTINGS`, with `BOUND_DRAWS` for a random recipe's set (module)."""
+    spec = recipes.RECIPES[dataset_name].spec if dataset_name in recipes.RECIPES else None
+    return {**SETTINGS, "bound_draws": BOUND_DRAWS if hasattr(spec, "sersics") else 0}
+
+
 def _read(path: Path, fingerprint: str | None, size: int | None):
-    """``(mean, std, ess, computed, attrs)`` of a cache file, or None if it is missing, stale
-    (another fingerprint) or of another size."""
+    """``(mean, std, ess, computed, weighted_mean, attrs)`` of a cache file, or None if it is
+    missing, stale (another fingerprint) or of another size."""
     import h5py
     try:
         with h5py.File(path, "r") as f:
@@ -118,16 +133,16 @@ def _read(path: Path, fingerprint: str | None, size: int | None):
             if size is not None and f["mean"].shape != (size, 5):
                 return None
             return (f["mean"][()], f["std"][()], f["ess"][()], f["computed"][()].astype(bool),
-                    dict(f.attrs))
+                    f["weighted_mean"][()], dict(f.attrs))
     except (OSError, KeyError):
         return None
 
 
-def _write(path: Path, mean, std, ess, computed, attrs: dict) -> None:
+def _write(path: Path, mean, std, ess, computed, weighted_mean, attrs: dict) -> None:
     try:
         with atomic.atomic_h5(path, force=True) as f:
-            f.create_dataset("mean", data=mean).attrs["columns"] = list(LABEL_COLUMNS)
-            f.create_dataset("std", data=std).attrs["columns"] = list(LABEL_COLUMNS)
+            for name, array in (("mean", mean), ("std", std), ("weighted_mean", weighted_mean)):
+                f.create_dataset(name, data=array).attrs["columns"] = list(LABEL_COLUMNS)
             f.create_dataset("ess", data=ess)
             f.create_dataset("computed", data=computed)
             for key, value in attrs.items():
@@ -143,7 +158,7 @@ def _compute(dataset_path, rows: np.ndarray, settings: dict, model, bar) -> tupl
     from .differentiable.fit import fit
     from .differentiable.posterior import posterior_moments
 
-    mean, std = np.full((len(rows), 5), np.nan), np.full((len(rows), 5), np.nan)
+    mean, std, weighted = (np.full((len(rows), 5), np.nan) for _ in range(3))
     ess = np.zeros(len(rows))
     # contiguous runs of rows, cut into blocks
     runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
@@ -164,12 +179,14 @@ def _compute(dataset_path, rows: np.ndarray, settings: dict, model, bar) -> tupl
                                        samples=settings["samples"],
                                        max_samples=settings["max_samples"],
                                        min_ess=settings["min_ess"],
-                                       seed=settings["seed"] + int(block[0]), model=model)
+                                       seed=settings["seed"] + int(block[0]),
+                                       bound_draws=settings["bound_draws"], model=model)
             take = slice(at, at + len(block))
             mean[take], std[take], ess[take] = result.mean, result.std, result.ess
+            weighted[take] = result.weighted_mean
             at += len(block)
             bar.update(len(block))
-    return mean, std, ess
+    return mean, std, ess, weighted
 
 
 def for_dataset(path, recipe: str, limit: int | None = None, rows=None, sersics: int | None = None,
@@ -182,14 +199,14 @@ def for_dataset(path, recipe: str, limit: int | None = None, rows=None, sersics:
         recipe:   the training recipe whose prior is used (``v1``, ``v2``, ``v3``).
         limit:    the first rows (None: every row); ``rows``: instead, these rows.
         sersics:  the training sets' Sérsic grid size (recorded in the prior; see the module).
-        settings: `SETTINGS` replaced where given (part of the cache's fingerprint).
+        settings: `default_settings` replaced where given (part of the cache's fingerprint).
         model:    a `galaxies.inference.differentiable.model.DifferentiableModel` to reuse.
     """
     from tqdm.auto import tqdm
 
-    settings = {**SETTINGS, **(settings or {})}
     prior = prior_record(recipe, sersics)
     dataset = files.load_dataset(path, fields=())
+    settings = {**default_settings(dataset.name), **(settings or {})}
     size = len(dataset)
     wanted = selected_rows(size, limit, rows, path)
     fingerprint = _fingerprint(dataset, prior, settings)
@@ -198,8 +215,8 @@ def for_dataset(path, recipe: str, limit: int | None = None, rows=None, sersics:
     stored = np.zeros(size, bool) if found is None else found[3].copy()
     if found is None:
         found = (np.full((size, 5), np.nan), np.full((size, 5), np.nan), np.zeros(size),
-                 np.zeros(size, bool), {})
-    mean, std, ess, computed, _ = found
+                 np.zeros(size, bool), np.full((size, 5), np.nan), {})
+    mean, std, ess, computed, weighted, _ = found
     # a sibling recipe with the same prior record holds the same posteriors
     for sibling in sorted(Path(path).parent.glob(f"{Path(path).stem}.posterior-*.h5")):
         if sibling == store:
@@ -207,7 +224,7 @@ def for_dataset(path, recipe: str, limit: int | None = None, rows=None, sersics:
         other = _read(sibling, fingerprint, size)
         if other is not None:
             new = other[3] & ~computed
-            for mine, theirs in zip((mean, std, ess), other[:3]):
+            for mine, theirs in zip((mean, std, ess, weighted), other[:3] + other[4:5]):
                 mine[new] = theirs[new]
             computed |= new
     todo = wanted[~computed[wanted]]
@@ -218,37 +235,43 @@ def for_dataset(path, recipe: str, limit: int | None = None, rows=None, sersics:
         bar = tqdm(total=len(todo), unit="galaxy", desc=f"posterior {Path(path).stem}",
                    disable=not show_progress(progress))
         try:
-            mean[todo], std[todo], ess[todo] = _compute(path, todo, settings, model, bar)
+            mean[todo], std[todo], ess[todo], weighted[todo] = _compute(path, todo, settings,
+                                                                        model, bar)
         finally:
             bar.close()
         computed[todo] = True
     if not np.array_equal(computed, stored):
-        store_results(path, recipe, mean, std, ess, computed, sersics, settings)
+        store_results(path, recipe, mean, std, ess, computed, sersics, settings, weighted)
     keep = np.zeros(size, bool)
     keep[wanted] = computed[wanted]
     nan = np.full((size, 5), np.nan)
     return PosteriorSet(np.where(keep[:, None], mean, nan), np.where(keep[:, None], std, nan),
-                        np.where(keep, ess, 0.0), keep, recipe, bool(covers), store)
+                        np.where(keep, ess, 0.0), keep, recipe, bool(covers), store,
+                        np.where(keep[:, None], weighted, nan))
 
 
 def store_results(path, recipe: str, mean, std, ess, computed, sersics: int | None = None,
-                  settings: dict | None = None) -> Path:
+                  settings: dict | None = None, weighted_mean=None) -> Path:
     """Write the cache of the data set at ``path`` under ``recipe``'s prior: posterior ``mean``
-    and ``std`` (N, 5), ``ess`` (N,) and ``computed`` (N,) for every row of the set (results
-    computed elsewhere, or by `for_dataset`), atomically; returns the file's path."""
-    settings = {**SETTINGS, **(settings or {})}
+    and ``std`` (N, 5), ``ess`` (N,), ``computed`` (N,) and the bound-weighted mean (N, 5;
+    None: NaN) for every row of the set (results computed elsewhere, or by `for_dataset`),
+    atomically; returns the file's path."""
     prior = prior_record(recipe, sersics)
     dataset = files.load_dataset(path, fields=())
+    settings = {**default_settings(dataset.name), **(settings or {})}
     size = len(dataset)
-    mean, std = (np.asarray(a, dtype=np.float64) for a in (mean, std))
+    if weighted_mean is None:
+        weighted_mean = np.full((size, 5), np.nan)
+    mean, std, weighted_mean = (np.asarray(a, dtype=np.float64)
+                                for a in (mean, std, weighted_mean))
     ess, computed = np.asarray(ess, dtype=np.float64), np.asarray(computed, dtype=bool)
-    if mean.shape != (size, 5) or std.shape != (size, 5) or ess.shape != (size,) \
+    if any(a.shape != (size, 5) for a in (mean, std, weighted_mean)) or ess.shape != (size,) \
             or computed.shape != (size,):
-        raise InputError(f"posteriors of {path} need ({size}, 5) means and stds and ({size},) "
-                         f"ess and computed")
+        raise InputError(f"posteriors of {path} need ({size}, 5) means, stds and weighted "
+                         f"means and ({size},) ess and computed")
     covers = recipes.covers(recipe, dataset.name) if dataset.name in recipes.RECIPES else False
     store = cache_path(path, recipe)
-    _write(store, mean, std, ess, computed, {
+    _write(store, mean, std, ess, computed, weighted_mean, {
         "dataset": Path(path).name, "recipe": recipe, "covers": bool(covers),
         "fingerprint": _fingerprint(dataset, prior, settings),
         "prior": json.dumps(prior, sort_keys=True), "settings": json.dumps(settings, sort_keys=True),
@@ -269,14 +292,14 @@ def load(path, recipe: str) -> PosteriorSet:
     found = _read(store, None, None)
     if found is None:
         raise FileFormatError(f"{store} is not a posteriors file")
-    mean, std, ess, computed, attrs = found
+    mean, std, ess, computed, weighted, attrs = found
     dataset = files.load_dataset(path, fields=())
     settings = json.loads(attrs.get("settings", "{}"))
     if attrs.get("fingerprint") != _fingerprint(dataset, json.loads(attrs["prior"]), settings):
         raise FileFormatError(f"{store} was computed for another version of {path}; recompute "
                               f"it with galaxies.inference.posterior_sets.for_dataset")
     return PosteriorSet(mean, std, ess, computed, str(attrs["recipe"]), bool(attrs["covers"]),
-                        store)
+                        store, weighted)
 
 
 def _reference(path: str, recipe: str, limit: int, sersics: int) -> tuple[int, str]:
@@ -315,5 +338,6 @@ def references_record(profile) -> dict:
     sampler's settings."""
     from galaxies.runtime import profiles
     profile = profiles.get(profile)
-    return {"recipe": profile.recommended, "settings": SETTINGS, "sersics": profile.sersics,
+    return {"recipe": profile.recommended, "settings": SETTINGS, "bound_draws": BOUND_DRAWS,
+            "sersics": profile.sersics,
             "rows": {t: profile.posterior_rows(t) for t in profiles.TESTSETS}}

@@ -164,10 +164,28 @@ def test_the_posterior_of_a_well_measured_galaxy_is_its_likelihood(model):
     mu, jac = model.images_and_jacobians(estimate.params, [0.6])
     covariance = bound.covariances(bound.fisher_matrices(mu, jac, np.array([sigma])))
     result = posterior.posterior_moments(image, [0.6], [sigma], estimate.params, covariance,
-                                         model=model)
+                                         bound_draws=32, model=model)
     assert result.ess[0] >= 200
     assert result.std[0] / estimate.std[0] == pytest.approx(np.ones(5), rel=0.3)
     assert np.all(np.abs(result.mean[0] - estimate.params[0]) < 0.6 * estimate.std[0])
+    # the bound varies by a few per cent across a posterior one bound wide: the weighted
+    # mean is a small shift of the mean
+    assert np.all(np.abs(result.weighted_mean[0] - result.mean[0]) < 0.5 * result.std[0])
+
+
+def test_the_bound_weighted_shift_is_the_gaussian_tilt(monkeypatch):
+    """Weighting a Gaussian N(m, s^2) by ``exp(-a theta)`` moves its mean to ``m - a s^2``
+    (completing the square): with the bound ``c = exp(a theta / 2)``, ``u = 1 / c^2`` is that
+    weight, and the resampled estimate of the shift must find ``-a s^2``."""
+    from galaxies.inference.differentiable import bound as bound_module
+    tilt = np.array([0.5, 1.0, -1.0, 0.3, 0.0])
+    monkeypatch.setattr(bound_module, "cramer_rao_bounds",
+                        lambda theta, psf, sigma, model=None: np.exp(tilt * theta / 2))
+    rng = np.random.default_rng(3)
+    theta = rng.normal(0.0, 1.0, (20000, 5))
+    weights = np.full(len(theta), 1.0 / len(theta))
+    shift = posterior._bound_weighted_shift(theta, weights, 4000, rng, 0.6, 100.0, None)
+    assert shift == pytest.approx(-tilt, abs=0.1)
 
 
 def test_bad_inputs_are_refused_in_one_line(model):

@@ -81,6 +81,23 @@ def test_the_cache_is_reused_shared_with_a_sibling_prior_and_read_by_load(fixed_
                                    progress=False)
 
 
+def test_the_bound_weighted_mean_is_kept_for_random_sets_only(fixed_set, model):
+    """A fixed set's errors share one bound: its weighted mean is not computed (NaN) unless
+    asked for, and then it is kept and read back."""
+    assert posterior_sets.default_settings("test")["bound_draws"] == posterior_sets.BOUND_DRAWS
+    assert posterior_sets.default_settings("snr60")["bound_draws"] == 0
+    plain = posterior_sets.for_dataset(fixed_set, "v3", limit=1, settings=FAST, model=model,
+                                       progress=False)
+    assert np.isnan(plain.weighted_mean[0]).all()
+    asked = posterior_sets.for_dataset(fixed_set, "v3", limit=1, model=model, progress=False,
+                                       settings={**FAST, "bound_draws": 16})
+    assert np.isfinite(asked.weighted_mean[0]).all()
+    assert np.all(np.abs(asked.weighted_mean[0] - asked.mean[0]) < asked.std[0])
+    loaded = posterior_sets.load(fixed_set, "v3")
+    np.testing.assert_array_equal(loaded.weighted_mean[0], asked.weighted_mean[0])
+    assert np.isnan(loaded.weighted_mean[1]).all()
+
+
 def test_a_row_is_seeded_by_itself_not_by_its_neighbours(tmp_path, fixed_set, model):
     """Row 1 computed alone is row 1 computed with row 0."""
     both = posterior_sets.for_dataset(fixed_set, "v3", limit=2, settings=FAST, model=model,
