@@ -9,7 +9,8 @@ untouched), and judges every run beside the recommended model already trained
 (``models/<profile>/<recommended>``, the plain loss at the profile's seed) on the same rows:
 
 1. ``test``: the per-galaxy normalized RMS (each galaxy's error over its own bound, the rows
-   with a bound) and, on the rows with a cached posterior, its ratio to the posterior mean's;
+   with a bound) and, on the rows with a cached posterior, its ratio to the bound-weighted
+   posterior mean's;
 2. the fixed sets (snr60, snr30, compact, extended): RMSE / CRB, and the RMS to the posterior
    mean in bounds where cached.
 
@@ -30,13 +31,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from galaxies.conventions import LABEL_COLUMNS  # noqa: E402
 from galaxies.networks.training import read_info  # noqa: E402
 from galaxies.runtime import profiles  # noqa: E402
-from galaxies.storage import files  # noqa: E402
 
 
 def train(profile, weighting: str, seed: int, out: Path, bound_cache=None, cap=None,
@@ -72,34 +71,10 @@ def run_name(weighting: str, cap=None, labels=None) -> str:
 
 
 def judge(model_dir: Path, profile) -> pd.DataFrame:
-    """One row per (test set, parameter): ``norm rmse`` over the rows with a bound (RMSE / CRB
-    on a fixed set), and against the cached posteriors ``ratio`` and ``rms to posterior``."""
-    from galaxies.evaluation import against_posterior, testsets
-    from galaxies.inference.posterior_sets import load as load_posterior
+    """`galaxies.evaluation.against_posterior.judge_network` of the model at ``model_dir``."""
+    from galaxies.evaluation import against_posterior
     from galaxies.networks.training import SavedModel
-
-    network = SavedModel.load(model_dir)
-    recipe = against_posterior.prior_recipe(profile.recommended.rsplit("_", 1)[1], profile)
-    records = []
-    for testset in profiles.TESTSETS:
-        ds = files.load_dataset(profile.dataset(testset))
-        pred, _ = network.predict_dataset(ds)
-        crb = testsets.crb(profile, testset)
-        z = (pred - ds.label) / crb
-        rows = {p: {"testset": testset, "parameter": p,
-                    "norm rmse": float(np.sqrt(np.nanmean(z[:, j] ** 2)))}
-                for j, p in enumerate(LABEL_COLUMNS)}
-        try:
-            post = load_posterior(profile.dataset(testset), recipe)
-        except FileNotFoundError:
-            post = None
-        if post is not None:
-            r = post.rows
-            frame = against_posterior.compare(pred[r], ds.label[r], crb[r], post.mean[r], post.std[r])
-            for p, row in frame.iterrows():
-                rows[p].update({"ratio": row["ratio"], "rms to posterior": row["rms to posterior"]})
-        records.extend(rows.values())
-    return pd.DataFrame(records)
+    return against_posterior.judge_network(SavedModel.load(model_dir), profile)
 
 
 def main(argv=None) -> int:
@@ -142,7 +117,8 @@ def main(argv=None) -> int:
     pd.set_option("display.width", 160)
     for column, sets, title in (
             ("norm rmse", [profiles.RANDOM_TESTSET], "test: per-galaxy normalized RMS"),
-            ("ratio", [profiles.RANDOM_TESTSET], "test: normalized RMS / the posterior mean's"),
+            ("ratio", [profiles.RANDOM_TESTSET],
+             "test: normalized RMS / the bound-weighted posterior mean's"),
             ("norm rmse", list(profiles.FIXED_TESTSETS), "fixed sets: RMSE / CRB"),
             ("rms to posterior", list(profiles.FIXED_TESTSETS),
              "fixed sets: RMS to the posterior mean / CRB")):

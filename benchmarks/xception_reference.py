@@ -5,16 +5,17 @@ Prints, for the profile chosen, from the saved predictions and the cached poster
 galaxy on one core):
 
 1. the issue's targets against the reference (`TARGETS`), each with MET or MISSED: the
-   recommended network's normalized RMS on ``test`` over the posterior mean's, its RMS to the
+   recommended network's normalized RMS on ``test`` over the bound-weighted posterior mean's
+   (the best estimator for that metric), its RMS to the
    posterior mean (in bounds) on each fixed set inside its training domain, its normalized RMS
    against ``xception_v1``'s, and the uncertainty network's ``pred_std`` / posterior std and 68%
    coverage on every set;
 2. the tables: for every estimator with predictions, the ratio on ``test``, the RMS to the
    posterior mean on every set, and for those with ``pred_std`` the std ratio and coverage;
-   the reference's own row (``posterior mean``) first, whose coverage on ``test`` (drawn from
-   the prior) checks the reference itself;
+   the references' own rows (``posterior mean``, ``bound-weighted posterior mean``) first;
+   the posterior's coverage on ``test`` (drawn from the prior) checks the reference itself;
 3. with ``--seeds K``: the recommended network retrained K times (seeds 0..K-1) in a temporary
-   folder (models/ untouched), each judged on the posterior's rows: the mean and the spread
+   folder (models/ untouched), each judged as in 1 and 2: the mean and the spread
    (standard deviation over seeds) of its ratio on ``test`` and of its RMS to the posterior on
    every set.
 
@@ -31,7 +32,6 @@ from galaxies.evaluation import against_posterior
 from galaxies.conventions import LABEL_COLUMNS
 from galaxies.runtime import profiles
 from galaxies.simulation import recipes
-from galaxies.storage import files
 
 #: the issue's targets against the reference
 TARGETS = {
@@ -65,7 +65,7 @@ def targets(profile, frames: dict, verdicts) -> None:
     name = profile.recommended
     test = frames.get(profiles.RANDOM_TESTSET)
     for parameter, limit in TARGETS["ratio"].items():
-        what = f"{name} test {parameter} / posterior mean"
+        what = f"{name} test {parameter} / bound-weighted mean"
         if test is None or name not in test.index.get_level_values(0):
             verdicts.line(what, "no figure", f"<= {limit:.2f}", None)
             continue
@@ -111,7 +111,8 @@ def show(frames: dict) -> None:
     pd.set_option("display.width", 160)
     if profiles.RANDOM_TESTSET in frames:
         test = frames[profiles.RANDOM_TESTSET]
-        print("test: normalized RMS / the posterior mean's (1 = the Bayes reference; "
+        print("test: normalized RMS / the bound-weighted posterior mean's (the best estimator "
+              "for that metric: 1 = the Bayes reference; "
               f"{int(test.loc[against_posterior.POSTERIOR, 'n'].min())} galaxies)")
         ratio = test["ratio"].unstack("parameter")[list(LABEL_COLUMNS)].round(2)
         ratio["galaxies"] = test["n"].unstack("parameter").max(axis=1)  # each its own rows
@@ -131,7 +132,8 @@ def show(frames: dict) -> None:
     rows = {}
     for testset, frame in frames.items():
         for name in frame.index.get_level_values(0).unique():
-            if name != against_posterior.POSTERIOR and frame.loc[name, "std ratio"].notna().all():
+            if name not in (against_posterior.POSTERIOR, against_posterior.WEIGHTED) \
+                    and frame.loc[name, "std ratio"].notna().all():
                 rows[(name, testset, "median pred_std / post std")] = frame.loc[name, "std ratio"]
                 rows[(name, testset, "coverage 68%")] = frame.loc[name, "coverage"]
     if rows:
@@ -141,11 +143,10 @@ def show(frames: dict) -> None:
 
 def seeds(profile, count: int, log=print) -> pd.DataFrame:
     """Retrain the recommended network ``count`` times (seeds 0..count-1) in a temporary
-    folder and judge each on the posterior's rows; prints and returns the per-seed figures."""
-    from galaxies.evaluation import testsets
+    folder and judge each (`against_posterior.judge_network`); prints and returns the per-seed
+    figures."""
     from galaxies.evaluation.estimators import load
     from galaxies.evaluation.experiments import xception
-    from galaxies.inference.posterior_sets import load as load_posterior
     from galaxies.networks.training import fit
 
     name = profile.recommended
@@ -157,22 +158,8 @@ def seeds(profile, count: int, log=print) -> pd.DataFrame:
             out = Path(work) / f"{name}-seed{seed}"
             fit(xception.config(name, profile, seed=seed), profile.dataset(trainset), out,
                 estimator=estimator, verbose=0)
-            network = load(out)
-            for testset in profiles.TESTSETS:
-                try:
-                    post = load_posterior(profile.dataset(testset), recipe)
-                except FileNotFoundError:
-                    continue
-                rows = post.rows
-                ds = files.load_dataset(profile.dataset(testset), rows=rows)
-                pred, pred_std = network.predict_dataset(ds)
-                crb = testsets.crb(profile, testset)[rows]
-                frame = against_posterior.compare(pred, ds.label, crb, post.mean[rows],
-                                                  post.std[rows], pred_std)
-                for parameter, row in frame.iterrows():
-                    records.append({"seed": seed, "testset": testset, "parameter": parameter,
-                                    "ratio": row["ratio"], "norm rmse": row["norm rmse"],
-                                    "rms to posterior": row["rms to posterior"]})
+            records.extend({"seed": seed, **r} for r in against_posterior.judge_network(
+                load(out), profile, recipe).to_dict("records"))
             mine = pd.DataFrame([r for r in records if r["seed"] == seed])
             log(f"  seed {seed}: " + "; ".join(
                 f"{t} {c} " + " ".join(f"{v:.2f}" for v in part[c])

@@ -3,11 +3,13 @@
 A network trained with the squared error converges to the posterior mean under its training
 prior (`galaxies.inference.posterior_sets`), so two distances say how far it is from the best it could be:
 
-* ``ratio``: on the random set, its per-galaxy normalized RMS (each galaxy's error over its own
-  bound, ``norm rmse`` of `galaxies.evaluation.evaluate.against_crb`) over the posterior mean's on the same
-  galaxies; 1 is the posterior mean's accuracy (for the plain squared error the posterior mean
-  is the best on average over the prior, so a ratio under 1 on many galaxies is luck or a
-  better-weighted estimator, not a better method);
+* ``ratio``: its RMS in the metric of the set over the best estimator's for that metric on the
+  same galaxies. On the random set the metric is the per-galaxy normalized RMS (each galaxy's
+  error over its own bound, ``norm rmse`` of `galaxies.evaluation.evaluate.against_crb`), and the
+  estimator that minimizes it on average over the prior is the posterior mean weighted by the
+  inverse squared bound (``bound-weighted posterior mean``, `WEIGHTED`); on a fixed set every
+  error is over one bound and the best is the posterior mean itself. 1 is the best estimator's
+  accuracy; a ratio under 1 is luck on the galaxies drawn, not a better method;
 * ``rms to posterior``: on every set, the RMS of (estimate - posterior mean) in units of each
   galaxy's bound: the network's own error, the prior's part taken out.
 
@@ -19,7 +21,8 @@ whose galaxies are draws from the prior: there it should be near 0.68; on a fixe
 need not be (the posterior's coverage is an average over the prior, not at every galaxy).
 
 Every function returns a pandas DataFrame indexed by parameter (or by estimator and parameter)
-for the report; the reference itself is a row, ``posterior mean`` (`POSTERIOR`).
+for the report; the references are rows themselves, ``posterior mean`` (`POSTERIOR`) and, where
+computed, the bound-weighted posterior mean (`WEIGHTED`).
 """
 from __future__ import annotations
 
@@ -38,28 +41,35 @@ from galaxies.storage import files
 
 from . import evaluate
 
-__all__ = ["POSTERIOR", "compare", "against_posterior", "reference", "table", "wide",
-           "prior_recipe", "predicted"]
+__all__ = ["POSTERIOR", "WEIGHTED", "compare", "against_posterior", "reference", "table", "wide",
+           "prior_recipe", "predicted", "judge_network"]
 
 #: The name of the Bayes reference's row.
 POSTERIOR = "posterior mean"
+#: The name of the bound-weighted posterior mean's row (the random set's best estimator).
+WEIGHTED = "bound-weighted posterior mean"
 #: Coverage of ``pred +- pred_std`` for a Gaussian.
 COVERAGE = 0.6827
 
 
-def compare(pred, truth, crb, mean, std, pred_std=None) -> pd.DataFrame:
+def compare(pred, truth, crb, mean, std, pred_std=None, best=None) -> pd.DataFrame:
     """The distances of one estimator to the posterior, one row per parameter.
 
     All arrays are (N, 5) in label order for the same N galaxies: the estimates ``pred``, the
     true labels, the bounds ``crb``, the posterior ``mean`` and ``std``, and optionally the
-    estimator's ``pred_std``. Galaxies with a non-finite value in a column are left out of
-    that column (``n`` counts those used).
+    estimator's ``pred_std`` and the best estimator for the metric, ``best`` (the ``ratio``'s
+    reference; the posterior mean where not given or not finite). Galaxies with a non-finite
+    value in a column are left out of that column (``n`` counts those used).
     """
     arrays = [np.asarray(a, dtype=np.float64) for a in (pred, truth, crb, mean, std)]
     if any(a.ndim != 2 or a.shape[1] != 5 for a in arrays) or len({len(a) for a in arrays}) != 1:
         raise InputError(f"compare needs (N, 5) arrays of one N; got "
                          f"{[a.shape for a in arrays]}")
     pred, truth, crb, mean, std = arrays
+    best = mean if best is None else np.asarray(best, dtype=np.float64)
+    if best.shape != mean.shape:
+        raise InputError(f"best has shape {best.shape}, expected {mean.shape}")
+    best = np.where(np.isfinite(best), best, mean)
     ok = np.isfinite(pred) & np.isfinite(truth) & np.isfinite(crb) & np.isfinite(mean) & (crb > 0)
     if pred_std is not None:
         pred_std = np.asarray(pred_std, dtype=np.float64)
@@ -69,7 +79,7 @@ def compare(pred, truth, crb, mean, std, pred_std=None) -> pd.DataFrame:
     for j, name in enumerate(LABEL_COLUMNS):
         k = ok[:, j]
         z = (pred[k, j] - truth[k, j]) / crb[k, j]
-        z_ref = (mean[k, j] - truth[k, j]) / crb[k, j]
+        z_ref = (best[k, j] - truth[k, j]) / crb[k, j]
         gap = (pred[k, j] - mean[k, j]) / crb[k, j]
         row = {"parameter": name, "n": int(k.sum())}
         row["norm rmse"] = np.sqrt(np.mean(z**2)) if k.any() else np.nan
@@ -106,7 +116,44 @@ def against_posterior(predictions, dataset, crb, post: posterior_sets.PosteriorS
         raise InputError(f"no galaxy of {predictions.path} has both a posterior and a bound")
     rows = take[keep]
     pred_std = None if predictions.pred_std is None else predictions.pred_std[keep]
-    return compare(pred[keep], truth[keep], crb[rows], post.mean[rows], post.std[rows], pred_std)
+    return compare(pred[keep], truth[keep], crb[rows], post.mean[rows], post.std[rows], pred_std,
+                   post.weighted_mean[rows])
+
+
+def judge_network(network, profile, recipe: str | None = None) -> pd.DataFrame:
+    """A network (`galaxies.networks.training.SavedModel`, or anything with its
+    ``predict_dataset``) on every test set of ``profile`` that has been built, one row per
+    (test set, parameter): ``norm rmse`` over every row with a bound (RMSE / CRB on a fixed
+    set) and, on the rows with a cached posterior under ``recipe``'s prior (default: the
+    recommended network's), ``ratio`` and ``rms to posterior`` (`compare`). For networks trained outside the pipeline (seeds,
+    levers), whose predictions are not kept."""
+    from . import testsets
+
+    profile = profiles.get(profile)
+    recipe = recipe or prior_recipe("fit", profile)
+    records = []
+    for testset in TESTSETS:
+        if not profile.dataset(testset).is_file():
+            continue
+        ds = files.load_dataset(profile.dataset(testset))
+        pred, _ = network.predict_dataset(ds)
+        crb = testsets.crb(profile, testset)
+        z = (pred - ds.label) / crb
+        rows = {p: {"testset": testset, "parameter": p,
+                    "norm rmse": float(np.sqrt(np.nanmean(z[:, j] ** 2)))}
+                for j, p in enumerate(LABEL_COLUMNS)}
+        try:
+            post = posterior_sets.load(profile.dataset(testset), recipe)
+        except FileNotFoundError:
+            post = None
+        if post is not None:
+            r = post.rows
+            frame = compare(pred[r], ds.label[r], crb[r], post.mean[r], post.std[r],
+                            best=post.weighted_mean[r])
+            for p, row in frame.iterrows():
+                rows[p].update({"ratio": row["ratio"], "rms to posterior": row["rms to posterior"]})
+        records.extend(rows.values())
+    return pd.DataFrame(records)
 
 
 def prior_recipe(trainset: str, profile=None) -> str:
@@ -139,9 +186,10 @@ def predicted(profile, testset: str) -> list[str]:
 
 def table(profile, testset: str, names=None, compute: bool = False) -> pd.DataFrame:
     """`against_posterior` of every estimator ``names`` (default: all with predictions of
-    ``testset``) on ``testset``, indexed by (estimator, parameter), with the reference's own
-    row first (``posterior mean``: ratio 1, distance 0, its std as ``pred_std``) and a column
-    ``covers``: whether the estimator's prior recipe covers the set's PSF and noise."""
+    ``testset``) on ``testset``, indexed by (estimator, parameter), with the references' own
+    rows first (``posterior mean``: distance 0, its std as ``pred_std``; then, on a random
+    set, the bound-weighted posterior mean, ratio 1) and a column ``covers``: whether the
+    estimator's prior recipe covers the set's PSF and noise."""
     from . import testsets
 
     profile = profiles.get(profile)
@@ -162,11 +210,15 @@ def table(profile, testset: str, names=None, compute: bool = False) -> pd.DataFr
     own = post_of(recommended)
     rows = own.rows
     rows = rows[np.isfinite(crb[rows]).all(axis=1)]
-    frame = compare(own.mean[rows], dataset.label[rows], crb[rows], own.mean[rows],
-                    own.std[rows], own.std[rows])
-    frame["covers"] = True
-    frame["recipe"] = recommended
-    tables[POSTERIOR] = frame
+    references = {POSTERIOR: own.mean}
+    if np.isfinite(own.weighted_mean[rows]).any():
+        references[WEIGHTED] = own.weighted_mean
+    for label, estimate in references.items():
+        frame = compare(estimate[rows], dataset.label[rows], crb[rows], own.mean[rows],
+                        own.std[rows], own.std[rows], own.weighted_mean[rows])
+        frame["covers"] = True
+        frame["recipe"] = recommended
+        tables[label] = frame
     for name in names:
         path = profile.predictions_dir / f"{name}__{testset}.h5"
         if not path.is_file():

@@ -58,7 +58,7 @@ def test_targets_against_the_reference(tmp_path, monkeypatch, capsys):
         assert len(found) == 1, what
         return found[0]
 
-    assert verdict("xception-fresh_v3 test flux / posterior mean") == "MET"
+    assert verdict("xception-fresh_v3 test flux / bound-weighted mean") == "MET"
     assert verdict("xception-fresh_v3 snr60 - posterior") == "MET"
     assert verdict("xception-fresh_v3 snr30 - posterior") == "figure"  # no set: no figure
     assert verdict("xception-fresh_v3 test norm RMS vs xception_v1") == "MET"
