@@ -115,6 +115,9 @@ class Profile:
     #: PSF and noise level of the training recipes (fresh noise on v3); the README, the app's
     #: pages and ``galaxies predict`` without a model use it. It must be one of the variants.
     recommended: str = "xception-fresh_v3"
+    #: epochs of the recommended network (None: ``epochs``): where its learning curve still
+    #: falls at ``epochs``, the budget's minutes are moved to it (docs/results.md)
+    recommended_epochs: int | None = None
     #: the network the refinement starts from (`galaxies.inference.refine`, Project/refinement.ipynb),
     #: as ``<estimator>_<trainset>``, and the numbers of Gauss-Newton steps run from it
     refine_start: str = "xception_v1"
@@ -203,21 +206,26 @@ PROFILES: dict[str, Profile] = {
         posterior_limit_random=120,
         denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
-        denoiser_epochs=3, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=1800,
+        denoiser_epochs=2, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=1800,
         denoised_limit=1800, denoised_epochs=4,
-        autoencoder_limit=2700, autoencoder_epochs=8, autoencoder_batch_size=64,
+        autoencoder_limit=2700, autoencoder_epochs=6, autoencoder_batch_size=64,
         autoencoder_decoder_filters=8,
         autoencoder_encoder=dict(entry_filters=8, block_filters=32, blocks=4, exit_filters=64),
         autokeras_rows=600, autokeras_trials=3, autokeras_epochs=3, autokeras_blocks=("vanilla",),
         autokeras_conv=dict(filters=[16, 32], kernel_size=[3, 5], max_pooling=True),
         autokeras_retrain_limit=4000, autokeras_retrain_epochs=3, autokeras_batch_size=32,
-        gridsearch_rows=2000, gridsearch_epochs=8, gridsearch_batch_size=32,
+        gridsearch_rows=2000, gridsearch_epochs=5, gridsearch_batch_size=32,
         gridsearch_grid=dict(entry_filters=[16], block_filters=[16, 32], blocks=[2, 4],
                              exit_filters=[64]),
         # for the 40-minute budget, v2's network (the recommended v3 network serves every noise
         # level) and the noiseless floor are left to the smoke and full profiles; v2 and v1a
         # are smaller (v2 only feeds the EDA, v1a the denoisers' 1,800 rows)
         xception_variants=("xception_v1", "xception_v3", "xception-nll_v1", "xception-fresh_v3"),
+        # the recommended network's validation loss still falls at 12 epochs and 24 cut its
+        # normalized flux error on test by a quarter (benchmarks/learning_curves.py,
+        # docs/benchmarks.md): the minutes come from the denoisers (3 -> 2 epochs), the
+        # autoencoder (8 -> 6) and the grid search (8 -> 5)
+        recommended_epochs=24,
     ),
     "full": Profile(
         name="full",

@@ -266,5 +266,11 @@ def test_variants_name_their_files_and_options():
     assert variants.config("xception-noiseless_v1", smoke).inputs == "noiseless"
     nll = variants.config("xception-nll_v1", smoke, epochs=2)
     assert nll.uncertainty and nll.epochs == 2 and nll.learning_rate == smoke.xception_learning_rate
+    # the recommended network takes the profile's own epochs where it has them; the others not
+    quick = profiles.get("quick")
+    assert variants.config(quick.recommended, quick).epochs == quick.recommended_epochs
+    assert variants.config("xception_v1", quick).epochs == quick.epochs
+    assert variants.config(quick.recommended, quick, epochs=3).epochs == 3
+    assert variants.config(smoke.recommended, smoke).epochs == smoke.epochs
     with pytest.raises(ValueError, match="xception_v1"):
         variants.variant("xception_v9")

@@ -85,10 +85,15 @@ def variant(name: str) -> Variant:
 
 
 def config(name: str, profile=None, **overrides):
-    """The `galaxies.networks.training.TrainingConfig` of a variant under a profile."""
+    """The `galaxies.networks.training.TrainingConfig` of a variant under a profile (the
+    recommended variant with the profile's ``recommended_epochs``, where set)."""
     from galaxies.networks.training import TrainingConfig
+    profile = profiles.get(profile)
     v = variant(name)
-    return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **overrides})
+    budget = ({"epochs": profile.recommended_epochs}
+              if name == profile.recommended and profile.recommended_epochs else {})
+    return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **budget,
+                                                   **overrides})
 
 
 def model_dir(name: str, profile=None) -> Path:
