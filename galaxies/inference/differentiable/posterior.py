@@ -16,10 +16,12 @@ it is the reference the networks are judged against. On the per-galaxy normalize
 error over the bound at the truth, ``c(theta)``) the best estimator is another one: the minimizer
 of ``E[(t - theta)^2 / c(theta)^2 | image]``, the posterior mean of theta weighted by
 ``1 / c(theta)^2``. With ``bound_draws`` it is estimated as well (``weighted_mean``): that
-many draws are resampled by their weights, the bound is computed at each (one Jacobian each),
-and the weighted mean is the posterior mean plus the resampled draws' shift,
-``mean(theta u) / mean(u) - mean(theta)`` with ``u = 1 / c^2``, so that only the small
-difference between the two estimators carries the resampling's noise.
+many draws are resampled by their weights and the bound computed at each (one Jacobian each);
+``log(1 / c^2)``, smooth across a posterior a few bounds wide, is fitted linear in theta on
+them, and every draw's importance weight is multiplied by that fit: every draw counts, not
+only the resampled few, whose own ratio ``mean(theta u) / mean(u)`` would carry their
+resampling noise into each galaxy's estimate. For a Gaussian posterior whose ``log c`` is
+linear the fit is exact (the mean moves by the covariance times the slope).
 """
 from __future__ import annotations
 
@@ -63,19 +65,28 @@ def _log_weights(image, sigma, theta, log_q, mu, shear_density) -> np.ndarray:
 
 
 def _bound_weighted_shift(theta, w, draws, rng, psf, sigma, model) -> np.ndarray:
-    """The bound-weighted posterior mean less the posterior mean (5,), from ``draws`` of
-    ``theta`` resampled by the weights ``w`` (module)."""
+    """The bound-weighted posterior mean less the posterior mean (5,): the bound at ``draws``
+    of ``theta`` resampled by the weights ``w``, ``log(1 / c^2)`` fitted linear in theta on
+    them, and that fit's weights on every draw (module)."""
     from .bound import cramer_rao_bounds
 
     picked = theta[rng.choice(len(theta), size=draws, p=w)]
     bound = cramer_rao_bounds(picked, None if psf is None else np.full(draws, psf), sigma,
                               model=model)
-    u = 1.0 / bound**2
-    ok = np.isfinite(u).all(axis=1)
-    if ok.sum() < 2:
+    ok = np.isfinite(bound).all(axis=1) & (bound > 0).all(axis=1)
+    if ok.sum() < 2 * (theta.shape[1] + 1):
         return np.full(5, np.nan)
-    picked, u = picked[ok], u[ok]
-    return np.sum(picked * u, axis=0) / np.sum(u, axis=0) - picked.mean(axis=0)
+    centre = w @ theta
+    scale = np.sqrt(np.maximum(w @ (theta - centre) ** 2, 1e-300))
+
+    def design(t):
+        return np.column_stack([np.ones(len(t)), (t - centre) / scale])
+
+    coef = np.linalg.lstsq(design(picked[ok]), -2.0 * np.log(bound[ok]), rcond=None)[0]
+    log_u = design(theta) @ coef
+    tilted = w[:, None] * np.exp(log_u - log_u.max(axis=0))
+    tilted /= tilted.sum(axis=0)
+    return np.einsum("nj,nj->j", tilted, theta) - centre
 
 
 def posterior_moments(images, psf_fwhm, sigma, centre, covariance, samples: int = 1024,
