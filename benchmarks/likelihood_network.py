@@ -3,8 +3,9 @@
 Copies of the profile's recommended network (models/ is not touched), one per
 ``--learning-rate``, take ``--steps`` Adam steps of
 `galaxies.networks.training.likelihood.LikelihoodTuner` on batches of the noisy images of its
-training set (no labels read): ``--target nll`` on their NLL, ``--target mle`` toward their own
-maximum-likelihood fits (fitted once, first ``--train-rows`` images, timed). Then they, the
+training set (no labels read): ``--target nll`` on their NLL, ``--target mle``
+(``mle-fisher``) toward their own maximum-likelihood fits in units of their bounds (with their
+Fisher matrices; fitted once, the first ``--train-rows`` images, timed). Then they, the
 network before, and the JAX fit (``lm-jax_fit`` predictions) are judged on the same first
 ``--rows`` rows of every fixed set and of ``test``: RMSE / CRB, bias / CRB, the mean NLL of those
 images at each estimate less the fit's (in the flux column), and the RMS of (estimate - fit) /
@@ -51,7 +52,7 @@ def tune(args, profile, train, targets):
         clock, cpu = time.perf_counter(), time.process_time()
         history = tuner.tune(train.img, train.psf_fwhm, train.sigma, args.steps,
                              args.batch_size, targets=targets)
-        figure = "mean NLL" if args.target == "nll" else "loss ((x - fit) / crb)^2"
+        figure = "mean NLL" if args.target == "nll" else "loss (toward the fits)"
         print(f"learning rate {rate:g}: {time.perf_counter() - clock:.0f} s wall, "
               f"{time.process_time() - cpu:.0f} s CPU; {figure} of the batches, by tenths of "
               f"the run: " + " ".join(f"{np.mean(part):.2f}"
@@ -63,8 +64,9 @@ def tune(args, profile, train, targets):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=None)
-    parser.add_argument("--target", default="mle", choices=("mle", "nll"),
-                        help="train toward each image's own fit, or on its NLL")
+    parser.add_argument("--target", default="mle", choices=("mle", "mle-fisher", "nll"),
+                        help="train toward each image's own fit (metric its bound, or its "
+                             "Fisher matrix), or on its NLL")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, nargs="+", default=[1e-4])
@@ -85,11 +87,11 @@ def main(argv=None) -> int:
           f"{trainset}'s first {len(train)} noisy images, {args.steps} steps of "
           f"{args.batch_size}, {args.optimizer}")
     targets = None
-    if args.target == "mle":
+    if args.target != "nll":
         clock, cpu = time.perf_counter(), time.process_time()
         targets = mle_targets(train.img, train.psf_fwhm, train.sigma, model)
         print(f"the fits of the training images: {time.perf_counter() - clock:.0f} s wall, "
-              f"{time.process_time() - cpu:.0f} s CPU; {int(targets[2].sum())} of {len(train)} "
+              f"{time.process_time() - cpu:.0f} s CPU; {int(targets.usable.sum())} of {len(train)} "
               f"usable")
     networks = {"network before": before, **tune(args, profile, train, targets)}
     rows = []

@@ -53,8 +53,13 @@ def test_bad_settings_are_refused_in_one_line():
         likelihood.LikelihoodTuner(None, learning_rate=0.0)
     with pytest.raises(InputError, match="target"):
         likelihood.LikelihoodTuner(None, target="labels")
+    bad = likelihood.MLETargets(np.zeros((1, 5)), np.array([[1.0, np.nan, 1, 1, 1]]),
+                                np.ones((1, 5, 5)), np.ones(1, bool))
     with pytest.raises(InputError, match="crb"):
-        likelihood.mle_weights(np.array([[1.0, np.nan, 1, 1, 1]]), np.ones(5))
+        likelihood.mle_weights(bad, np.ones(5))
+    bad.crb[:] = 1.0
+    with pytest.raises(InputError, match="metric"):
+        likelihood.mle_weights(bad, np.ones(5), metric="labels")
 
 
 @pytest.fixture(scope="module")
@@ -90,22 +95,30 @@ def test_a_few_steps_lower_the_nll_of_the_batch(tiny_network, model):
     assert after.mean() < before.mean()
 
 
-def test_a_few_steps_toward_the_fits_lower_that_loss(tiny_network, model):
-    """The fit of each image is the target (its bound the scale), no label read: ten steps on
-    the fixed batch lower its loss, and that loss is ((theta - fit) / crb)^2 where uncapped."""
+@pytest.mark.parametrize("target", ["mle", "mle-fisher"])
+def test_a_few_steps_toward_the_fits_lower_that_loss(tiny_network, model, target):
+    """The fit of each image is the target (its bound or Fisher matrix the metric), no label
+    read: ten steps on the fixed batch lower that loss, which is mean(((theta - fit) / crb)^2)
+    (or the NLL's quadratic expansion times 2 / 5) where uncapped."""
     saved, ds = tiny_network
     saved = fresh_copy(saved)
     targets = likelihood.mle_targets(ds.img, ds.psf_fwhm, ds.sigma, model)
-    theta_hat, crb, usable = targets
-    assert usable.sum() >= 6
+    ok = targets.usable
+    assert ok.sum() >= 6
     std = np.asarray(saved.scalers["label"].std)
-    weight = likelihood.mle_weights(crb[usable], std)
-    assert np.all(weight <= likelihood.WEIGHT_CAP * np.median(weight, axis=0) + 1e-9)
-    tuner = likelihood.LikelihoodTuner(saved, learning_rate=3e-3, target="mle", model=model)
-    estimate = tuner.estimates(ds.img, ds.psf_fwhm, ds.sigma)[usable]
-    uncapped = np.mean(((estimate - theta_hat[usable]) / crb[usable]) ** 2)
-    first = tuner.step_toward(ds.img[usable], ds.psf_fwhm[usable], ds.sigma[usable],
-                              theta_hat[usable], (std / crb[usable]) ** 2)
+    usable = likelihood.MLETargets(targets.theta[ok], targets.crb[ok], targets.fisher[ok], ok[ok])
+    bound = likelihood.mle_weights(usable, std)
+    assert np.all(bound <= likelihood.WEIGHT_CAP * np.median(bound, axis=0) + 1e-9)
+    tuner = likelihood.LikelihoodTuner(saved, learning_rate=3e-3, target=target, model=model)
+    d = tuner.estimates(ds.img, ds.psf_fwhm, ds.sigma)[ok] - targets.theta[ok]
+    if target == "mle":
+        weight = (std / targets.crb[ok]) ** 2
+        uncapped = np.mean((d / targets.crb[ok]) ** 2)
+    else:
+        weight = targets.fisher[ok] * std[:, None] * std[None, :]
+        uncapped = np.mean(np.einsum("bi,bij,bj->b", d, targets.fisher[ok], d)) / 5
+    first = tuner.step_toward(ds.img[ok], ds.psf_fwhm[ok], ds.sigma[ok], targets.theta[ok],
+                              weight)
     assert first == pytest.approx(uncapped, rel=1e-3)
     history = tuner.tune(ds.img, ds.psf_fwhm, ds.sigma, steps=10, batch_size=8, targets=targets)
     assert len(history) == 10 and np.isfinite(history).all()

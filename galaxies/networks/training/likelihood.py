@@ -20,17 +20,24 @@ differentiable model (`galaxies.inference.differentiable.model`). Two objectives
   two different metrics; it is not a descent direction, and it is not offered.
 * ``"mle"``: each training image's maximum-likelihood estimate ``theta_hat`` (the batched JAX
   fit, `galaxies.inference.differentiable.fit.fit`, once per image) and its bound there
-  ``crb_hat`` (the fit's final Fisher matrix, as `galaxies.inference.differentiable.bound`) are
-  the targets of ``mean(((theta - theta_hat) / crb_hat)^2)``: the NLL's quadratic expansion
-  about its minimum with the Fisher matrix's diagonal, every parameter in units of its own
-  bound. In ``z`` its weight is ``(std / crb_hat)^2``, capped per parameter at `WEIGHT_CAP`
-  times that parameter's median over the training images so that a few bright galaxies do not
-  dominate; images whose fit did not converge or whose bound is not finite are left out.
-  Still no label is read; the fit's cost is paid once, before training.
+  ``crb_hat`` (from the Fisher matrix ``F`` at it, as `galaxies.inference.differentiable.bound`)
+  are the targets of ``mean(((theta - theta_hat) / crb_hat)^2)``: the NLL's quadratic expansion
+  about its minimum, ``(theta - theta_hat)^T F (theta - theta_hat) / 2``, with ``F`` replaced by
+  the diagonal ``1 / crb_hat^2`` (the inverse of the covariance's diagonal, not ``F``'s own):
+  every parameter in units of its own bound, their correlations ignored. In ``z`` its weight is
+  ``(std / crb_hat)^2``, capped per parameter at `WEIGHT_CAP` times that parameter's median
+  over the training images, so that a few bright galaxies do not dominate.
+* ``"mle-fisher"``: the same targets with the whole expansion, ``d^T (S F S) d / 5`` for
+  ``d = z - z_hat``, ``S = diag(std)``; an image whose ``S F S`` has a trace above `WEIGHT_CAP`
+  times the median's is scaled down to it. It keeps the correlations the diagonal drops, so a
+  move along a degenerate direction (flux, n and r together) costs what it costs in the NLL.
 
-Estimates outside the generator's box (`galaxies.inference.differentiable.fit.BOX`) are rendered at the
-box's edge; a parameter on an edge whose gradient points out of the box gets no gradient (a
-projected gradient, as the fit's active set).
+Toward the fits, images whose fit did not converge or whose bound is not finite are left out;
+no label is read, and the fits' cost is paid once, before training.
+
+Estimates outside the generator's box (`galaxies.inference.differentiable.fit.BOX`) are
+rendered at the box's edge; a parameter on an edge whose gradient points out of the box gets
+no gradient (a projected gradient, as the fit's active set).
 """
 from __future__ import annotations
 
@@ -40,12 +47,12 @@ import numpy as np
 
 from galaxies.runtime.errors import InputError
 
-__all__ = ["TARGETS", "WEIGHT_CAP", "nll_and_gradient", "mle_targets", "mle_weights",
+__all__ = ["TARGETS", "WEIGHT_CAP", "nll_and_gradient", "MLETargets", "mle_targets", "mle_weights",
            "surrogate_loss", "LikelihoodTuner"]
 
 #: The objectives of `LikelihoodTuner` (see the module).
-TARGETS = ("nll", "mle")
-#: No weight ``(std / crb)^2`` of the ``"mle"`` loss exceeds this multiple of its parameter's median.
+TARGETS = ("nll", "mle", "mle-fisher")
+#: The cap of the weights toward the fits, a multiple of their median (see `mle_weights`).
 WEIGHT_CAP = 100.0
 
 
@@ -78,10 +85,21 @@ def nll_and_gradient(images, psf_fwhm, sigma, theta, model):
     return nll, np.where(held, 0.0, gradient), inside
 
 
-def mle_targets(images, psf_fwhm, sigma, model, batch_size: int = 128):
-    """``(theta_hat, crb_hat, usable)``: each image's maximum-likelihood estimate (N, 5), the
-    bound at it (N, 5), and whether the fit converged with a finite, positive bound (N,);
-    fitted in batches of ``batch_size``."""
+@dataclass
+class MLETargets:
+    """Each training image's maximum-likelihood estimate ``theta`` (N, 5), the bound at it
+    ``crb`` (N, 5) and the Fisher matrix there ``fisher`` (N, 5, 5), and whether the fit
+    converged with a finite, positive bound (``usable``, N)."""
+
+    theta: np.ndarray
+    crb: np.ndarray
+    fisher: np.ndarray
+    usable: np.ndarray
+
+
+def mle_targets(images, psf_fwhm, sigma, model, batch_size: int = 128) -> MLETargets:
+    """The images' `MLETargets`, fitted in batches of ``batch_size``."""
+    from galaxies.inference.differentiable.bound import fisher_matrices
     from galaxies.inference.differentiable.fit import fit
 
     images = np.asarray(images)
@@ -89,27 +107,41 @@ def mle_targets(images, psf_fwhm, sigma, model, batch_size: int = 128):
     psf_fwhm = np.broadcast_to(np.asarray(psf_fwhm, np.float64), (rows,))
     sigma = np.broadcast_to(np.asarray(sigma, np.float64), (rows,))
     theta, crb = np.full((rows, 5), np.nan), np.full((rows, 5), np.nan)
+    fisher = np.full((rows, 5, 5), np.nan)
     converged = np.zeros(rows, bool)
     for start in range(0, rows, int(batch_size)):
         part = slice(start, start + int(batch_size))
         result = fit(images[part], psf_fwhm[part], sigma[part], model=model)
         theta[part], crb[part], converged[part] = result.params, result.std, result.converged
-    usable = converged & np.all(np.isfinite(crb) & (crb > 0), axis=1) & np.all(
-        np.isfinite(theta), axis=1)
-    return theta, crb, usable
+        psf = None if model.psf is not None else psf_fwhm[part]
+        fisher[part] = fisher_matrices(*model.images_and_jacobians(result.params, psf),
+                                       sigma[part])
+    usable = (converged & np.all(np.isfinite(crb) & (crb > 0), axis=1)
+              & np.all(np.isfinite(theta), axis=1) & np.all(np.isfinite(fisher), axis=(1, 2)))
+    return MLETargets(theta, crb, fisher, usable)
 
 
-def mle_weights(crb, std, cap: float = WEIGHT_CAP) -> np.ndarray:
-    """The ``"mle"`` loss's weights in standardized units, ``(std / crb)^2`` (N, 5), each
-    parameter's capped at ``cap`` times its median over the rows."""
-    crb = np.atleast_2d(np.asarray(crb, np.float64))
-    if not (np.all(np.isfinite(crb)) and np.all(crb > 0)):
-        raise InputError("crb has non-finite or non-positive values; leave those rows out "
-                         "(mle_targets' usable)")
+def mle_weights(targets: MLETargets, std, metric: str = "bound",
+                cap: float = WEIGHT_CAP) -> np.ndarray:
+    """The ``"mle"`` loss's weights in standardized units for ``targets`` (all usable):
+    ``metric`` ``"bound"``, ``(std / crb)^2`` (N, 5), each parameter's capped at ``cap``
+    times its median over the rows; ``"fisher"``, ``S F S`` (N, 5, 5), ``S = diag(std)``,
+    each image's scaled down where its trace exceeds ``cap`` times the median trace."""
+    crb, fisher = np.atleast_2d(targets.crb), targets.fisher
+    if not (np.all(np.isfinite(crb)) and np.all(crb > 0) and np.all(np.isfinite(fisher))):
+        raise InputError("crb or fisher has non-finite or non-positive values; leave those "
+                         "rows out (MLETargets.usable)")
     if not (np.isfinite(cap) and cap >= 1):
         raise InputError(f"cap = {cap} must be a number >= 1")
-    weight = (np.asarray(std, np.float64) / crb) ** 2
-    return np.minimum(weight, cap * np.median(weight, axis=0))
+    std = np.asarray(std, np.float64)
+    if metric == "bound":
+        weight = (std / crb) ** 2
+        return np.minimum(weight, cap * np.median(weight, axis=0))
+    if metric == "fisher":
+        weight = fisher * std[:, None] * std[None, :]
+        trace = np.einsum("bii->b", weight)
+        return weight * np.minimum(1.0, cap * np.median(trace) / trace)[:, None, None]
+    raise InputError(f"metric = {metric!r}; choose bound or fisher")
 
 
 def surrogate_loss(target, output):
@@ -122,12 +154,12 @@ def surrogate_loss(target, output):
 @dataclass
 class LikelihoodTuner:
     """Fine-tunes a `galaxies.networks.training.SavedModel` (its mean outputs) on images'
-    likelihood, ``target`` ``"nll"`` or ``"mle"`` (see the module).
+    likelihood, ``target`` one of `TARGETS` (see the module).
 
     ``step(images, psf_fwhm, sigma)`` takes one optimizer step on a batch's NLL and returns the
     batch's mean NLL before it; ``step_toward(images, psf_fwhm, sigma, theta_hat, weight)`` one
-    step on the ``"mle"`` loss, returning the batch's loss before it; ``tune`` takes many
-    (fitting the targets first for ``"mle"``); ``history`` keeps the batches' figures.
+    step toward the fits, returning the batch's loss before it; ``tune`` takes many
+    (fitting the targets first, toward the fits); ``history`` keeps the batches' figures.
     ``optimizer`` is ``"adam"`` or ``"sgd"`` (momentum 0.9). Batch normalization layers, if
     any, are frozen."""
 
@@ -180,47 +212,49 @@ class LikelihoodTuner:
         return self.history[-1]
 
     def step_toward(self, images, psf_fwhm, sigma, theta_hat, weight) -> float:
-        """One step on ``mean(weight * (z - z_hat)^2)`` over the batch's images and
-        parameters, ``z_hat`` the standardized ``theta_hat`` (B, 5), ``weight`` (B, 5) from
-        `mle_weights`; returns the loss before the step."""
+        """One step on the batch's mean of ``d^T W d / 5``, ``d = z - z_hat`` with ``z_hat``
+        the standardized ``theta_hat`` (B, 5), ``W`` from `mle_weights`: (B, 5, 5), or its
+        diagonal (B, 5), then ``mean(weight * d^2)``; returns the loss before the step."""
         x = self.saved.inputs(images, psf_fwhm, sigma)
         z = np.asarray(self.saved.model.predict_on_batch(x))[:, :5].astype(np.float64)
         labels = self.saved.scalers["label"]
-        z_hat = (np.asarray(theta_hat) - np.asarray(labels.mean)) / np.asarray(labels.std)
+        d = z - (np.asarray(theta_hat) - np.asarray(labels.mean)) / np.asarray(labels.std)
         weight = np.asarray(weight, np.float64)
-        if z_hat.shape != z.shape or weight.shape != z.shape:
-            raise InputError(f"theta_hat {z_hat.shape} and weight {weight.shape}: expected "
-                             f"{z.shape}")
-        # d/dz of the mean over 5 parameters (Keras means over the batch)
-        self._train(x, 2.0 * weight * (z - z_hat) / 5)
-        self.history.append(float(np.mean(weight * (z - z_hat) ** 2)))
+        if d.shape != z.shape or weight.shape not in (z.shape, z.shape + (5,)):
+            raise InputError(f"theta_hat {np.shape(theta_hat)} and weight {weight.shape}: "
+                             f"expected {z.shape} and {z.shape} or {z.shape + (5,)}")
+        wd = weight * d if weight.ndim == 2 else np.einsum("bij,bj->bi", weight, d)
+        self._train(x, 2.0 * wd / 5)  # d/dz of the loss (Keras means over the batch)
+        self.history.append(float(np.mean(np.sum(wd * d, axis=1) / 5)))
         return self.history[-1]
 
     def tune(self, images, psf_fwhm, sigma, steps: int, batch_size: int = 32,
              seed: int = 0, targets=None) -> list[float]:
         """``steps`` steps on batches drawn (seeded) from ``images`` (N, ny, nx) with their
         PSF FWHMs and noise levels (N,); returns the batches' figures (see `step`,
-        `step_toward`). For ``"mle"``, ``targets`` is `mle_targets`' result for these images
-        (fitted here when None); unusable images are left out."""
+        `step_toward`). Toward the fits, ``targets`` is `mle_targets`' result for these
+        images (fitted here when None); unusable images are left out."""
         images = np.asarray(images)
         psf_fwhm = np.broadcast_to(np.asarray(psf_fwhm, np.float64), (len(images),))
         sigma = np.broadcast_to(np.asarray(sigma, np.float64), (len(images),))
         rows = np.arange(len(images))
-        if self.target == "mle":
-            theta_hat, crb, usable = (mle_targets(images, psf_fwhm, sigma, self.model)
-                                      if targets is None else targets)
-            rows = np.flatnonzero(usable)
+        if self.target != "nll":
+            targets = targets or mle_targets(images, psf_fwhm, sigma, self.model)
+            rows = np.flatnonzero(targets.usable)
             if not len(rows):
                 raise InputError("no image has a usable maximum-likelihood fit to train on")
-            weight = np.zeros_like(crb)
-            weight[rows] = mle_weights(crb[rows], self.saved.scalers["label"].std)
+            usable = MLETargets(*(getattr(targets, k)[rows] for k in
+                                  ("theta", "crb", "fisher", "usable")))
+            weight = np.zeros((len(images), 5) + ((5,) if self.target == "mle-fisher" else ()))
+            weight[rows] = mle_weights(usable, self.saved.scalers["label"].std,
+                                       "fisher" if self.target == "mle-fisher" else "bound")
         rng = np.random.default_rng(seed)
         out = []
         for _ in range(int(steps)):
             batch = rng.choice(rows, size=min(batch_size, len(rows)), replace=False)
-            if self.target == "mle":
+            if self.target != "nll":
                 out.append(self.step_toward(images[batch], psf_fwhm[batch], sigma[batch],
-                                            theta_hat[batch], weight[batch]))
+                                            targets.theta[batch], weight[batch]))
             else:
                 out.append(self.step(images[batch], psf_fwhm[batch], sigma[batch]))
         return out
