@@ -12,8 +12,8 @@ images at each estimate less the fit's (in the flux column), and the RMS of (est
 CRB, the amortized fit's distance to the fit it imitates; with the batches' figures along the
 way and the networks' seconds per image.
 
-    python benchmarks/likelihood_network.py --profile quick --target mle --steps 300 \
-        --learning-rate 1e-4 3e-5 [--rows 100]
+    python benchmarks/likelihood_network.py --profile quick --target mle-fisher --steps 1500 \
+        --learning-rate 1e-4 3e-5 [--rows 100] [--train-rows 1000]
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def tune(args, profile, train, targets):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=None)
-    parser.add_argument("--target", default="mle", choices=("mle", "mle-fisher", "nll"),
+    parser.add_argument("--target", default="mle-fisher", choices=("mle-fisher", "mle", "nll"),
                         help="train toward each image's own fit (metric its bound, or its "
                              "Fisher matrix), or on its NLL")
     parser.add_argument("--steps", type=int, default=300)
