@@ -3,7 +3,7 @@
 A network trained with the squared error on labels converges to the posterior mean under its
 training prior, biased on a fixed galaxy. Trained instead on each image's own likelihood, it
 aims at the maximum-likelihood estimate: no labels are needed, only the image and the
-differentiable model (`galaxies.inference.differentiable.model`). Two objectives, ``target``:
+differentiable model (`galaxies.inference.differentiable.model`). Three objectives, ``target``:
 
 * ``"nll"``: the mean over a batch of the project's NLL at the network's estimate
   (`nll_and_gradient`: a Gaussian of variance ``V = sigma^2 + mu`` per pixel, its ``log V`` term
