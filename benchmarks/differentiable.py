@@ -194,8 +194,7 @@ def start_of(testset, ds, scale, args):
 def posterior_section(model, profile, count: int) -> None:
     ds = files.load_dataset(profile.dataset("test"), fields=("img",), rows=count)
     estimate = fit.fit(ds.img, ds.psf_fwhm, ds.sigma, model=model)
-    mu, jac = model.images_and_jacobians(estimate.params, ds.psf_fwhm)
-    covariance = bound.covariances(bound.fisher_matrices(mu, jac, ds.sigma))
+    covariance = bound.covariances(estimate.fisher)
     result = posterior.posterior_moments(ds.img, ds.psf_fwhm, ds.sigma, estimate.params,
                                          covariance, model=model)
     print(f"\n== 5. posterior of {count} galaxies of test under the training prior")

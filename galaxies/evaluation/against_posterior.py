@@ -160,7 +160,7 @@ def prior_recipe(trainset: str, profile=None) -> str:
     """The recipe whose prior is an estimator's reference: its training set when that is a
     random recipe, else (the fit, HSM) the recommended network's."""
     profile = profiles.get(profile)
-    if trainset in recipes.RECIPES and hasattr(recipes.RECIPES[trainset].spec, "sersics"):
+    if recipes.is_random(trainset):
         return trainset
     return profile.recommended.rsplit("_", 1)[1]
 

@@ -97,8 +97,7 @@ def prior_record(recipe: str, sersics: int | None = None) -> dict:
     sampler treats n as continuous). Raises `InputError` for a recipe that is not random."""
     if recipe not in recipes.RECIPES:
         raise InputError(f"unknown recipe {recipe!r}; choose from {', '.join(recipes.RECIPES)}")
-    spec = recipes.RECIPES[recipe].spec
-    if not hasattr(spec, "sersics"):
+    if not recipes.is_random(recipe):
         raise InputError(f"recipe {recipe!r} is a fixed galaxy, not a training prior")
     return {"flux": [RANGES["flux"].low, RANGES["flux"].high],
             "sersic_n": [RANGES["sersic_n"].low, RANGES["sersic_n"].high],
@@ -118,8 +117,7 @@ def _fingerprint(dataset, prior: dict, settings: dict) -> str:
 
 def default_settings(dataset_name: str) -> dict:
     """`SETTINGS`, with `BOUND_DRAWS` for a random recipe's set (module)."""
-    spec = recipes.RECIPES[dataset_name].spec if dataset_name in recipes.RECIPES else None
-    return {**SETTINGS, "bound_draws": BOUND_DRAWS if hasattr(spec, "sersics") else 0}
+    return {**SETTINGS, "bound_draws": BOUND_DRAWS if recipes.is_random(dataset_name) else 0}
 
 
 def _read(path: Path, fingerprint: str | None, size: int | None):
@@ -154,7 +152,7 @@ def _write(path: Path, mean, std, ess, computed, weighted_mean, attrs: dict) -> 
 def _compute(dataset_path, rows: np.ndarray, settings: dict, model, bar) -> tuple:
     """Fit, Laplace covariance and importance sampling of ``rows`` (contiguous blocks, each
     seeded by its first row so that galaxy ``r`` is seeded ``seed + r``)."""
-    from .differentiable.bound import covariances, fisher_matrices
+    from .differentiable.bound import covariances
     from .differentiable.fit import fit
     from .differentiable.posterior import posterior_moments
 
@@ -169,8 +167,7 @@ def _compute(dataset_path, rows: np.ndarray, settings: dict, model, bar) -> tupl
             ds = files.load_dataset(dataset_path, fields=("img",),
                                     rows=slice(block[0], block[-1] + 1))
             estimate = fit(ds.img, ds.psf_fwhm, ds.sigma, model=model)
-            mu, jac = model.images_and_jacobians(estimate.params, ds.psf_fwhm)
-            covariance = covariances(fisher_matrices(mu, jac, ds.sigma))
+            covariance = covariances(estimate.fisher)
             # a singular Fisher matrix (a galaxy that does not constrain a parameter): a wide
             # proposal instead, whose few effective draws its ``ess`` shows
             ok = np.isfinite(covariance).all(axis=(1, 2))
@@ -326,8 +323,7 @@ def build_references(profile, jobs: int | None = None, log=print) -> None:
         for testset, future in done.items():
             count, name = future.result()
             log(f"{testset}: {count} posteriors under {recipe}'s prior -> {name}")
-    others = [name for name, r in recipes.RECIPES.items()
-              if hasattr(r.spec, "sersics") and name != recipe]
+    others = [name for name in recipes.RECIPES if recipes.is_random(name) and name != recipe]
     for path, rows in tasks.values():
         for other in others:
             _reference(path, other, rows, profile.sersics)

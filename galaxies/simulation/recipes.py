@@ -16,7 +16,7 @@ from galaxies.storage import files, resumable
 
 from .generate import FixedSpec, RandomSpec, generate, recipe_attribute
 
-__all__ = ["Recipe", "RECIPES", "recipe_record", "recipes_record", "build_datasets", "describe_recipes",
+__all__ = ["Recipe", "RECIPES", "is_random", "recipe_record", "recipes_record", "build_datasets", "describe_recipes",
            "observing_range", "covers", "extrapolates"]
 
 
@@ -75,6 +75,12 @@ def observing_range(name: str) -> dict[str, tuple[float, float]]:
         value = getattr(spec, key)
         out[key] = (RANGES[key].low, RANGES[key].high) if value is None else (float(value),) * 2
     return out
+
+
+def is_random(name: str) -> bool:
+    """Whether ``name`` is a recipe that draws its galaxies from the prior (a training set or
+    the random test set), not a fixed galaxy; False for a name that is not a recipe."""
+    return name in RECIPES and RECIPES[name].spec.kind == "random"
 
 
 def covers(trainset: str, testset: str) -> bool:

@@ -163,6 +163,8 @@ def test_the_posterior_of_a_well_measured_galaxy_is_its_likelihood(model):
     estimate = fit.fit(image, [0.6], sigma, model=model)
     mu, jac = model.images_and_jacobians(estimate.params, [0.6])
     covariance = bound.covariances(bound.fisher_matrices(mu, jac, np.array([sigma])))
+    # the fit hands back the Fisher matrix at its estimate: the same as computed afresh
+    np.testing.assert_allclose(bound.covariances(estimate.fisher), covariance, rtol=1e-6)
     result = posterior.posterior_moments(image, [0.6], [sigma], estimate.params, covariance,
                                          bound_draws=32, model=model)
     assert result.ess[0] >= 200

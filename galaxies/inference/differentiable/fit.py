@@ -61,13 +61,14 @@ STOP = 0.01
 @dataclass
 class FitResults:
     """Estimates (B, k) in the model's parameter order (k = 5: the labels), their
-    standard deviations (the bound at the estimate, from the final Fisher matrix), the NLL at the
-    start and the end, accepted steps, evaluations of the model and its Jacobian (the start's and
-    every trial's), whether each galaxy stopped by the ``stop`` rule, whether the box cut a step,
-    and the CPU seconds of the whole batch."""
+    standard deviations (the bound at the estimate) and the Fisher matrix there (B, k, k), the
+    NLL at the start and the end, accepted steps, evaluations of the model and its Jacobian (the
+    start's and every trial's), whether each galaxy stopped by the ``stop`` rule, whether the
+    box cut a step, and the CPU seconds of the whole batch."""
 
     params: np.ndarray
     std: np.ndarray
+    fisher: np.ndarray
     nll_start: np.ndarray
     nll: np.ndarray
     steps: np.ndarray
@@ -208,9 +209,11 @@ def fit(images, psf_fwhm, sigma, start=None, max_steps: int = 30, stop: float = 
         damping[worse] = np.where(damping[worse] > 0, damping[worse] * GROW, LAMBDA_FIRST)
         stuck = worse[damping[worse] > 1e8]  # no decrease along any damped step: the floor
         converged[stuck], active[stuck] = True, False
-    final = covariances(fisher_matrices(images - flat_d.reshape(images.shape), jac, sigma,
-                                        gain is not None, gain or 1.0))
-    return FitResults(params=theta, std=np.sqrt(np.abs(np.einsum("bii->bi", final))),
+    fisher = fisher_matrices(images - flat_d.reshape(images.shape), jac, sigma,
+                             gain is not None, gain or 1.0)
+    return FitResults(params=theta,
+                      std=np.sqrt(np.abs(np.einsum("bii->bi", covariances(fisher)))),
+                      fisher=fisher,
                       nll_start=nll_start, nll=nll, steps=steps, evaluations=evaluations,
                       converged=converged,
                       hit_box=hit_box, seconds=time.process_time() - clock)

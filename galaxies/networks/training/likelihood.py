@@ -96,10 +96,13 @@ class MLETargets:
     fisher: np.ndarray
     usable: np.ndarray
 
+    def subset(self, rows) -> "MLETargets":
+        """The targets of ``rows`` only."""
+        return MLETargets(self.theta[rows], self.crb[rows], self.fisher[rows], self.usable[rows])
+
 
 def mle_targets(images, psf_fwhm, sigma, model, batch_size: int = 128) -> MLETargets:
     """The images' `MLETargets`, fitted in batches of ``batch_size``."""
-    from galaxies.inference.differentiable.bound import fisher_matrices
     from galaxies.inference.differentiable.fit import fit
 
     images = np.asarray(images)
@@ -113,9 +116,7 @@ def mle_targets(images, psf_fwhm, sigma, model, batch_size: int = 128) -> MLETar
         part = slice(start, start + int(batch_size))
         result = fit(images[part], psf_fwhm[part], sigma[part], model=model)
         theta[part], crb[part], converged[part] = result.params, result.std, result.converged
-        psf = None if model.psf is not None else psf_fwhm[part]
-        fisher[part] = fisher_matrices(*model.images_and_jacobians(result.params, psf),
-                                       sigma[part])
+        fisher[part] = result.fisher
     usable = (converged & np.all(np.isfinite(crb) & (crb > 0), axis=1)
               & np.all(np.isfinite(theta), axis=1) & np.all(np.isfinite(fisher), axis=(1, 2)))
     return MLETargets(theta, crb, fisher, usable)
@@ -243,10 +244,8 @@ class LikelihoodTuner:
             rows = np.flatnonzero(targets.usable)
             if not len(rows):
                 raise InputError("no image has a usable maximum-likelihood fit to train on")
-            usable = MLETargets(*(getattr(targets, k)[rows] for k in
-                                  ("theta", "crb", "fisher", "usable")))
             weight = np.zeros((len(images), 5) + ((5,) if self.target == "mle-fisher" else ()))
-            weight[rows] = mle_weights(usable, self.saved.scalers["label"].std,
+            weight[rows] = mle_weights(targets.subset(rows), self.saved.scalers["label"].std,
                                        "fisher" if self.target == "mle-fisher" else "bound")
         rng = np.random.default_rng(seed)
         out = []
