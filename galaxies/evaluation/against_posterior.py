@@ -125,8 +125,8 @@ def judge_network(network, profile, recipe: str | None = None) -> pd.DataFrame:
     ``predict_dataset``) on every test set of ``profile`` that has been built, one row per
     (test set, parameter): ``norm rmse`` over every row with a bound (RMSE / CRB on a fixed
     set) and, on the rows with a cached posterior under ``recipe``'s prior (default: the
-    recommended network's), ``ratio`` and ``rms to posterior`` (`compare`). For networks trained outside the pipeline (seeds,
-    levers), whose predictions are not kept."""
+    recommended network's), ``ratio`` and ``rms to posterior`` (`compare`). For networks
+    trained outside the pipeline (seeds, levers), whose predictions are not kept."""
     from . import testsets
 
     profile = profiles.get(profile)
