@@ -77,6 +77,28 @@ def judge(model_dir: Path, profile) -> pd.DataFrame:
     return against_posterior.judge_network(SavedModel.load(model_dir), profile)
 
 
+def print_tables(frames: dict, profile) -> None:
+    """Print the runs' judgements (`judge`, by run label) side by side: on ``test`` the
+    normalized RMS and its ratio to the reference's, on the fixed sets RMSE / CRB and the RMS to
+    the posterior mean."""
+    table = pd.concat(frames, names=["run"]).reset_index(level=0)
+    pd.set_option("display.width", 160)
+    for column, sets, title in (
+            ("norm rmse", [profiles.RANDOM_TESTSET], "test: per-galaxy normalized RMS"),
+            ("ratio", [profiles.RANDOM_TESTSET],
+             "test: normalized RMS / the bound-weighted posterior mean's"),
+            ("norm rmse", list(profiles.FIXED_TESTSETS), "fixed sets: RMSE / CRB"),
+            ("rms to posterior", list(profiles.FIXED_TESTSETS),
+             "fixed sets: RMS to the posterior mean / CRB")):
+        part = table[table["testset"].isin(sets)]
+        if column not in part or part[column].isna().all():
+            continue
+        wide = part.pivot_table(index=["testset", "run"], columns="parameter", values=column,
+                                sort=False)[list(LABEL_COLUMNS)]
+        print(f"{profile.recommended}, {title}")
+        print(wide.round(2).to_string(), "\n")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=None, help="smoke, quick or full [default: quick]")
@@ -113,22 +135,7 @@ def main(argv=None) -> int:
                              args.labels)
             runs[f"{'plain' if weighting == 'none' else name} seed {seed}"] = path
     frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
-    table = pd.concat(frames, names=["run"]).reset_index(level=0)
-    pd.set_option("display.width", 160)
-    for column, sets, title in (
-            ("norm rmse", [profiles.RANDOM_TESTSET], "test: per-galaxy normalized RMS"),
-            ("ratio", [profiles.RANDOM_TESTSET],
-             "test: normalized RMS / the bound-weighted posterior mean's"),
-            ("norm rmse", list(profiles.FIXED_TESTSETS), "fixed sets: RMSE / CRB"),
-            ("rms to posterior", list(profiles.FIXED_TESTSETS),
-             "fixed sets: RMS to the posterior mean / CRB")):
-        part = table[table["testset"].isin(sets)]
-        if column not in part or part[column].isna().all():
-            continue
-        wide = part.pivot_table(index=["testset", "run"], columns="parameter", values=column,
-                                sort=False)[list(LABEL_COLUMNS)]
-        print(f"{profile.recommended}, {title}")
-        print(wide.round(2).to_string(), "\n")
+    print_tables(frames, profile)
     return 0
 
 

@@ -11,7 +11,7 @@ from galaxies.runtime.errors import InputError
 from galaxies.storage import files
 
 __all__ = ["TrainingConfig", "CONDITIONING", "INPUTS", "NOISE", "SCHEDULES", "UNCERTAINTY_LOSSES",
-           "LOSS_WEIGHTINGS", "check_budget", "input_fields", "dataset_arrays"]
+           "LOSS_WEIGHTINGS", "LOG_LABELS", "check_budget", "input_fields", "dataset_arrays"]
 
 CONDITIONING = ("psf_fwhm", "sigma")  # scalar inputs a model may take
 INPUTS = ("noisy", "noiseless")  # which images of a data set a model reads
@@ -19,6 +19,7 @@ NOISE = ("fixed", "fresh")  # the set's noisy images, or new noise at every show
 SCHEDULES = ("cosine", "plateau")
 UNCERTAINTY_LOSSES = ("decoupled", "nll")
 LOSS_WEIGHTINGS = ("none", "bound", "bound-per-label")  # the plain error, or over each galaxy's bound
+LOG_LABELS = ("flux", "sersic_n", "sersic_r")  # the positive labels, which may be learned as logarithms
 
 
 @dataclass
@@ -59,6 +60,14 @@ class TrainingConfig:
         loss_weighted_labels: with ``loss_weighting="bound-per-label"``, the labels
                         (`LABEL_COLUMNS`) whose error is weighed by the bound (scaled to a mean
                         of 1); the others keep the plain squared error, weight 1 (None: all).
+        log_labels:     the labels (of `LOG_LABELS`) the network learns as their logarithm
+                        (standardized after it; `galaxies.networks.training.scaling.Standardizer`):
+                        its squared error is then relative, as the bound is for a flux or a
+                        radius, and the posterior closer to Gaussian. Predictions come back in
+                        the labels' own units.
+        crop:           the network sees the central ``crop`` x ``crop`` pixels of each image
+                        (None: all 64 x 64): fewer pixels, a cheaper network, and the bound of
+                        a galaxy small against the stamp hardly changed.
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 
@@ -84,6 +93,8 @@ class TrainingConfig:
     loss_weighting: str = "none"
     loss_weight_cap: float | None = None
     loss_weighted_labels: tuple | None = None
+    log_labels: tuple = ()
+    crop: int | None = None
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -142,6 +153,25 @@ class TrainingConfig:
                 raise InputError(f"loss_weighted_labels = {self.loss_weighted_labels} needs "
                                  "loss_weighting = 'bound-per-label' (the others' weight 1 "
                                  "matches weights scaled to a mean of 1)")
+
+        self.log_labels = tuple(self.log_labels)
+        bad = [v for v in self.log_labels if v not in LOG_LABELS]
+        if bad or len(set(self.log_labels)) != len(self.log_labels):
+            raise InputError(f"log_labels {self.log_labels} not understood; choose each of "
+                             f"{LOG_LABELS} at most once")
+        if self.log_labels and self.loss_weighting != "none":
+            raise InputError(f"log_labels {self.log_labels} with loss_weighting = "
+                             f"{self.loss_weighting!r}: the bound weights are in linear label units; "
+                             "use one or the other")
+        if self.crop is not None and (isinstance(self.crop, bool) or int(self.crop) != self.crop
+                                      or not 16 <= self.crop <= 64 or self.crop % 2):
+            raise InputError(f"crop = {self.crop!r} must be an even number of pixels from 16 to 64 "
+                             "(or None for the whole stamp)")
+
+    @property
+    def log_flags(self) -> list[bool]:
+        """One flag per label (`LABEL_COLUMNS`): learned as its logarithm."""
+        return [name in self.log_labels for name in LABEL_COLUMNS]
 
     @classmethod
     def from_profile(cls, profile, **overrides) -> "TrainingConfig":

@@ -124,9 +124,11 @@ def mle_targets(images, psf_fwhm, sigma, model, batch_size: int = 128) -> MLETar
 
 def mle_weights(targets: MLETargets, std, metric: str = "bound",
                 cap: float = WEIGHT_CAP) -> np.ndarray:
-    """The ``"mle"`` loss's weights in standardized units for ``targets`` (all usable):
-    ``metric`` ``"bound"``, ``(std / crb)^2`` (N, 5), each parameter's capped at ``cap``
-    times its median over the rows; ``"fisher"``, ``S F S`` (N, 5, 5), ``S = diag(std)``,
+    """The ``"mle"`` loss's weights in standardized units for ``targets`` (all usable);
+    ``std``: the labels per standardized unit, (5,) or per image (N, 5) (a logarithmic label's
+    `Standardizer.units_per_step` at the target). ``metric`` ``"bound"``, ``(std / crb)^2``
+    (N, 5), each parameter's capped at ``cap`` times its median over the rows; ``"fisher"``,
+    ``S F S`` (N, 5, 5), ``S = diag(std)``,
     each image's scaled down where its trace exceeds ``cap`` times the median trace."""
     crb, fisher = np.atleast_2d(targets.crb), targets.fisher
     if not (np.all(np.isfinite(crb)) and np.all(crb > 0) and np.all(np.isfinite(fisher))):
@@ -134,12 +136,12 @@ def mle_weights(targets: MLETargets, std, metric: str = "bound",
                          "rows out (MLETargets.usable)")
     if not (np.isfinite(cap) and cap >= 1):
         raise InputError(f"cap = {cap} must be a number >= 1")
-    std = np.asarray(std, np.float64)
+    std = np.broadcast_to(np.asarray(std, np.float64), crb.shape)
     if metric == "bound":
         weight = (std / crb) ** 2
         return np.minimum(weight, cap * np.median(weight, axis=0))
     if metric == "fisher":
-        weight = fisher * std[:, None] * std[None, :]
+        weight = fisher * std[:, :, None] * std[:, None, :]
         trace = np.einsum("bii->b", weight)
         return weight * np.minimum(1.0, cap * np.median(trace) / trace)[:, None, None]
     raise InputError(f"metric = {metric!r}; choose bound or fisher")
@@ -206,9 +208,9 @@ class LikelihoodTuner:
         x = self.saved.inputs(images, psf_fwhm, sigma)
         out = np.asarray(self.saved.model.predict_on_batch(x))
         labels = self.saved.scalers["label"]
-        nll, gradient, _ = nll_and_gradient(images, psf_fwhm, sigma,
-                                            labels.inverse(out[:, :5]), self.model)
-        self._train(x, gradient * np.asarray(labels.std))  # chain rule through z
+        theta = labels.inverse(out[:, :5])
+        nll, gradient, _ = nll_and_gradient(images, psf_fwhm, sigma, theta, self.model)
+        self._train(x, gradient * labels.units_per_step(theta))  # chain rule through z
         self.history.append(float(np.mean(nll)))
         return self.history[-1]
 
@@ -219,7 +221,7 @@ class LikelihoodTuner:
         x = self.saved.inputs(images, psf_fwhm, sigma)
         z = np.asarray(self.saved.model.predict_on_batch(x))[:, :5].astype(np.float64)
         labels = self.saved.scalers["label"]
-        d = z - (np.asarray(theta_hat) - np.asarray(labels.mean)) / np.asarray(labels.std)
+        d = z - labels.transform(theta_hat).astype(np.float64)
         weight = np.asarray(weight, np.float64)
         if d.shape != z.shape or weight.shape not in (z.shape, z.shape + (5,)):
             raise InputError(f"theta_hat {np.shape(theta_hat)} and weight {weight.shape}: "
@@ -245,7 +247,8 @@ class LikelihoodTuner:
             if not len(rows):
                 raise InputError("no image has a usable maximum-likelihood fit to train on")
             weight = np.zeros((len(images), 5) + ((5,) if self.target == "mle-fisher" else ()))
-            weight[rows] = mle_weights(targets.subset(rows), self.saved.scalers["label"].std,
+            per_step = self.saved.scalers["label"].units_per_step(targets.theta[rows])
+            weight[rows] = mle_weights(targets.subset(rows), per_step,
                                        "fisher" if self.target == "mle-fisher" else "bound")
         rng = np.random.default_rng(seed)
         out = []

@@ -166,7 +166,7 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
 
     def take(rows, scalers):
         return model_inputs(raw_images[rows], None if psf is None else psf[rows],
-                            {k: v[rows] for k, v in conditioning.items()}, scalers)
+                            {k: v[rows] for k, v in conditioning.items()}, scalers, config.crop)
 
     if config.noise == "fresh":
         if images is not None:
@@ -174,12 +174,12 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
                              "it cannot take replacement images")
         x_train, x_val, scalers, noise = fresh_noise_inputs(ds, raw_images, psf, conditioning,
                                                             train, val, config.seed,
-                                                            config.noise_sigma)
+                                                            config.noise_sigma, config.crop)
     else:
         x_train, scalers = take(train, None)
         x_val, _ = take(val, scalers)
         noise = None
-    scalers["label"] = Standardizer.fit(ds.label[train], axis=0)
+    scalers["label"] = Standardizer.fit(ds.label[train], axis=0, log=config.log_flags)
     y_val = scalers["label"].transform(ds.label[val])
     weights = None
     if config.loss_weighting != "none":
@@ -219,12 +219,14 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
 
 
 def fresh_noise_inputs(ds, clean, psf, conditioning, train, val, seed: int,
-                       noise_sigma: tuple | None = None):
+                       noise_sigma: tuple | None = None, crop: int | None = None):
     """With fresh noise (`galaxies.networks.training.noise`, seeded by ``seed``, read noise each row's
     own or drawn in ``noise_sigma``): the noiseless training images (the stream adds the
     noise), the scalers fitted on one noisy draw of them, the validation inputs (one fixed,
     seeded draw, so early stopping compares like with like) and the stream's ``noise``
-    function, which returns the scaled inputs of an (oriented) batch of noiseless images."""
+    function, which returns the scaled inputs of an (oriented) batch of noiseless images.
+    The noise is drawn on the whole stamp (a drawn sigma keeps the stamp's SNR in its
+    window), then the inputs are cropped to ``crop``."""
     from .noise import FreshNoise
 
     fresh = FreshNoise(noise_sigma, seed)
@@ -233,7 +235,7 @@ def fresh_noise_inputs(ds, clean, psf, conditioning, train, val, seed: int,
     def inputs(images, rows, key, scalers):
         noisy, sigma = fresh.realize(images, own[rows], key)
         known = {k: (sigma if k == "sigma" else v[rows]) for k, v in conditioning.items()}
-        return model_inputs(noisy, None if psf is None else psf[rows], known, scalers)
+        return model_inputs(noisy, None if psf is None else psf[rows], known, scalers, crop)
 
     _, scalers = inputs(clean[train], train, (10**9,), None)  # scalers of a noisy draw (no epoch's key)
     x_val, _ = inputs(clean[val], val, (10**9 + 1,), scalers)

@@ -198,7 +198,8 @@ class SavedModel:
             conditioning[name] = np.broadcast_to(np.asarray(known[name], np.float32), (len(images),))
         if config.psf_channel and psf_img is None:
             raise InputError(f"model {self.name} needs the PSF image (psf_img)")
-        x, _ = model_inputs(images, psf_img if config.psf_channel else None, conditioning, self.scalers)
+        x, _ = model_inputs(images, psf_img if config.psf_channel else None, conditioning,
+                            self.scalers, config.crop)
         return x
 
     def forward(self, x: list, batch_size: int = 256) -> np.ndarray:
@@ -218,8 +219,8 @@ class SavedModel:
         labels = self.scalers["label"]
         pred = labels.inverse(out[:, :N_LABELS])
         std = None
-        if out.shape[1] == 2 * N_LABELS:
-            std = np.exp(np.clip(out[:, N_LABELS:], -7.0, 7.0)) * np.asarray(labels.std)
+        if out.shape[1] == 2 * N_LABELS:  # first order through a logarithmic label
+            std = np.exp(np.clip(out[:, N_LABELS:], -7.0, 7.0)) * labels.units_per_step(pred)
         return pred, std
 
     def predict_dataset(self, ds: files.Dataset, images=None, batch_size: int = 256):

@@ -1,0 +1,101 @@
+"""The recommended network's training levers, one at a time, against the network the pipeline
+trained: labels learned as logarithms, a centred crop of the input, more epochs.
+
+Each lever is a set of `galaxies.networks.training.TrainingConfig` fields (`LEVERS`) laid over
+the recommended variant's recipe (its training set, noise, epochs, batch size and learning
+rate; ``--epochs`` replaces the epochs of every run). Every run is trained for each seed into
+``--out`` (models/<profile>/ untouched) and judged beside ``models/<profile>/<recommended>``
+on the same rows, as `benchmarks/loss_weighting.py` judges the bound-weighted loss:
+
+1. ``test``: the per-galaxy normalized RMS and, on the rows with a cached posterior, its ratio
+   to the bound-weighted posterior mean's;
+2. the fixed sets: RMSE / CRB, and the RMS to the posterior mean in bounds where cached.
+
+Each run's training time is printed (the crop's lever is its speed as much as its accuracy).
+
+    python benchmarks/levers.py --profile quick --levers plain log-flux-r crop48 --seeds 0 1
+        [--epochs 24] [--out models/lever] [--judge-only]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from galaxies.networks.training import read_info  # noqa: E402
+from galaxies.runtime import profiles  # noqa: E402
+
+#: name -> the `TrainingConfig` fields the lever changes ("plain": the recipe itself)
+LEVERS = {
+    "plain": {},
+    "log-flux-r": dict(log_labels=("flux", "sersic_r")),
+    "log-flux-n-r": dict(log_labels=("flux", "sersic_n", "sersic_r")),
+    "crop48": dict(crop=48),
+    "crop48-log-flux-n-r": dict(crop=48, log_labels=("flux", "sersic_n", "sersic_r")),
+}
+
+
+def model_path(profile, lever: str, seed: int, out: Path, epochs: int | None = None) -> Path:
+    """Where a lever's run is kept: ``<out>/<estimator>-<lever>[-<epochs>ep]-seed<seed>_<set>``."""
+    estimator, trainset = profile.recommended.rsplit("_", 1)
+    budget = "" if epochs is None else f"-{epochs}ep"
+    return out / f"{estimator}-{lever}{budget}-seed{seed}_{trainset}"
+
+
+def train(profile, lever: str, seed: int, out: Path, epochs: int | None = None) -> Path:
+    """Train the recommended variant with ``lever`` and ``seed`` (and ``epochs``, if given)
+    into its `model_path`; prints the training time. Returns the model directory."""
+    from galaxies.evaluation.experiments import xception
+    from galaxies.networks.training import fit
+
+    path = model_path(profile, lever, seed, out, epochs)
+    options = dict(LEVERS[lever], seed=seed, **({} if epochs is None else {"epochs": epochs}))
+    start = time.perf_counter()
+    estimator, trainset = profile.recommended.rsplit("_", 1)
+    saved = fit(xception.config(profile.recommended, profile, **options),
+                profile.dataset(trainset), path, estimator=estimator, verbose=0)
+    print(f"  {path.name}: {time.perf_counter() - start:.0f} s in all, "
+          f"{saved.info['training_seconds']:.0f} s training "
+          f"({saved.info['train_images_per_second']:.0f} images/s), {saved.info['epochs_run']} "
+          f"epochs, best epoch {saved.info['best_epoch']}, best val loss "
+          f"{saved.info['best_val_loss']:.4f}", flush=True)
+    return path
+
+
+def main(argv=None) -> int:
+    from loss_weighting import judge, print_tables
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default=None, help="smoke, quick or full [default: quick]")
+    parser.add_argument("--levers", nargs="+", default=["log-flux-r"], choices=list(LEVERS),
+                        help="the levers to train, each on its own")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every lever")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of every run [default: the recipe's]")
+    parser.add_argument("--out", default="models/lever", help="folder of the new models")
+    parser.add_argument("--judge-only", action="store_true",
+                        help="judge the models already in --out, train nothing")
+    args = parser.parse_args(argv)
+    profile = profiles.get(args.profile)
+    out = Path(args.out)
+    baseline = profile.recommended_dir
+    seed = read_info(baseline)["config"]["seed"] if baseline.is_dir() else "?"
+    runs = {f"pipeline seed {seed} (models/{profile.name})": baseline}
+    for lever in args.levers:
+        for seed in args.seeds:
+            path = model_path(profile, lever, seed, out, args.epochs)
+            if not args.judge_only:
+                train(profile, lever, seed, out, args.epochs)
+            runs[f"{lever} seed {seed}"] = path
+    frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
+    print_tables(frames, profile)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.exit(main())
