@@ -13,7 +13,7 @@ CRB, the amortized fit's distance to the fit it imitates; with the batches' figu
 way and the networks' seconds per image.
 
     python benchmarks/likelihood_network.py --profile quick --target mle-fisher --steps 1500 \
-        --learning-rate 1e-4 3e-5 [--rows 100] [--train-rows 1000]
+        --learning-rate 1e-4 3e-5 [--rows 100] [--train-rows 1000] [--targets-cache fits.npz]
 """
 from __future__ import annotations
 
@@ -37,6 +37,28 @@ def judge(pred, truth, crb) -> dict:
     """RMSE / CRB and bias / CRB per parameter, each galaxy over its own bound."""
     z = (pred - truth) / crb
     return {"rmse/crb": np.sqrt(np.mean(z**2, axis=0)), "bias/crb": z.mean(axis=0)}
+
+
+def training_targets(train, model, cache=None):
+    """The fits of the training images (`MLETargets`): read from the ``cache`` file where it
+    holds them (its first rows), the missing rows fitted (timed) and the cache extended."""
+    from galaxies.networks.training.likelihood import MLETargets, mle_targets
+
+    have = MLETargets.load(cache) if cache and os.path.isfile(cache) else None
+    done = 0 if have is None else min(len(have), len(train))
+    parts = [] if have is None else [have.subset(slice(0, done))]
+    if done < len(train):
+        clock, cpu = time.perf_counter(), time.process_time()
+        rest = slice(done, len(train))
+        parts.append(mle_targets(train.img[rest], train.psf_fwhm[rest], train.sigma[rest], model))
+        print(f"the fits of training images {done} to {len(train)}: {time.perf_counter() - clock:.0f} "
+              f"s wall, {time.process_time() - cpu:.0f} s CPU", flush=True)
+    targets = MLETargets.concatenate(parts)
+    if cache and done < len(train):
+        targets.save(cache, force=True)
+    print(f"{int(targets.usable.sum())} of {len(train)} training fits usable"
+          + (f" ({done} read from {cache})" if done else ""), flush=True)
+    return targets
 
 
 def tune(args, profile, train, targets):
@@ -73,11 +95,14 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=100, help="rows of each test set judged")
     parser.add_argument("--train-rows", type=int, default=1000)
     parser.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    parser.add_argument("--targets-cache", default=None,
+                        help="an .npz file keeping the training images' fits between runs "
+                             "(extended when --train-rows asks for more)")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     from galaxies.inference.differentiable.model import DifferentiableModel
     from galaxies.networks.training import SavedModel
-    from galaxies.networks.training.likelihood import mle_targets, nll_and_gradient
+    from galaxies.networks.training.likelihood import nll_and_gradient
 
     estimator, trainset = profile.recommended.rsplit("_", 1)
     before = SavedModel.load(profile.recommended_dir)
@@ -88,11 +113,7 @@ def main(argv=None) -> int:
           f"{args.batch_size}, {args.optimizer}")
     targets = None
     if args.target != "nll":
-        clock, cpu = time.perf_counter(), time.process_time()
-        targets = mle_targets(train.img, train.psf_fwhm, train.sigma, model)
-        print(f"the fits of the training images: {time.perf_counter() - clock:.0f} s wall, "
-              f"{time.process_time() - cpu:.0f} s CPU; {int(targets.usable.sum())} of {len(train)} "
-              f"usable")
+        targets = training_targets(train, model, args.targets_cache)
     networks = {"network before": before, **tune(args, profile, train, targets)}
     rows = []
     for testset in profiles.TESTSETS:

@@ -5,7 +5,7 @@ import pytest
 
 from galaxies.networks.training import likelihood
 from galaxies.networks import training
-from galaxies.runtime.errors import InputError
+from galaxies.runtime.errors import InputError, OutputExistsError
 from galaxies.simulation import render
 
 TINY = dict(entry_filters=8, block_filters=8, blocks=1, exit_filters=8)
@@ -123,3 +123,23 @@ def test_a_few_steps_toward_the_fits_lower_that_loss(tiny_network, model, target
     history = tuner.tune(ds.img, ds.psf_fwhm, ds.sigma, steps=10, batch_size=8, targets=targets)
     assert len(history) == 10 and np.isfinite(history).all()
     assert history[-1] < history[0]
+
+
+def test_fitted_targets_are_kept_in_a_file_and_joined(tmp_path):
+    rng = np.random.default_rng(3)
+    parts = [likelihood.MLETargets(rng.normal(size=(n, 5)), rng.uniform(1, 2, (n, 5)),
+                                   rng.normal(size=(n, 5, 5)), rng.uniform(size=n) > 0.3)
+             for n in (3, 4)]
+    joined = likelihood.MLETargets.concatenate(parts)
+    assert len(joined) == 7
+    np.testing.assert_array_equal(joined.subset(slice(3, 7)).fisher, parts[1].fisher)
+    path = tmp_path / "fits.npz"
+    joined.save(path)
+    back = likelihood.MLETargets.load(path)
+    for name in ("theta", "crb", "fisher", "usable"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(joined, name))
+    with pytest.raises(OutputExistsError, match="already exists"):
+        joined.save(path)
+    np.savez(tmp_path / "other.npz", theta=joined.theta)
+    with pytest.raises(InputError, match="missing crb, fisher, usable"):
+        likelihood.MLETargets.load(tmp_path / "other.npz")

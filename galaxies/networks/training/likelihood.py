@@ -100,6 +100,31 @@ class MLETargets:
         """The targets of ``rows`` only."""
         return MLETargets(self.theta[rows], self.crb[rows], self.fisher[rows], self.usable[rows])
 
+    def __len__(self) -> int:
+        return len(self.theta)
+
+    def save(self, path, force: bool = False) -> None:
+        """Write the targets to an ``.npz`` file, atomically (an existing file only with
+        ``force``): fits of many images, made once, are reused by every run."""
+        from galaxies.storage import atomic
+        with atomic.atomic_path(path, force=force) as tmp, open(tmp, "wb") as f:
+            np.savez(f, theta=self.theta, crb=self.crb, fisher=self.fisher, usable=self.usable)
+
+    @classmethod
+    def load(cls, path) -> "MLETargets":
+        """The targets written by `save`."""
+        with np.load(path) as f:
+            missing = {"theta", "crb", "fisher", "usable"} - set(f.files)
+            if missing:
+                raise InputError(f"{path}: not fitted targets (missing {', '.join(sorted(missing))})")
+            return cls(f["theta"], f["crb"], f["fisher"], f["usable"].astype(bool))
+
+    @classmethod
+    def concatenate(cls, parts) -> "MLETargets":
+        """The targets of several row ranges, one after the other."""
+        return cls(*(np.concatenate([getattr(p, k) for p in parts])
+                     for k in ("theta", "crb", "fisher", "usable")))
+
 
 def mle_targets(images, psf_fwhm, sigma, model, batch_size: int = 128) -> MLETargets:
     """The images' `MLETargets`, fitted in batches of ``batch_size``."""
