@@ -12,9 +12,10 @@ on the same rows, as `benchmarks/loss_weighting.py` judges the bound-weighted lo
 2. the fixed sets: RMSE / CRB, and the RMS to the posterior mean in bounds where cached.
 
 Each run's training time is printed (the crop's lever is its speed as much as its accuracy).
+A run already in ``--out`` is judged again, not retrained, unless ``--retrain``.
 
     python benchmarks/levers.py --profile quick --levers plain log-flux-r crop48 --seeds 0 1
-        [--epochs 24] [--out models/lever] [--judge-only]
+        [--epochs 24] [--out models/lever] [--judge-only | --retrain]
 """
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="models/lever", help="folder of the new models")
     parser.add_argument("--judge-only", action="store_true",
                         help="judge the models already in --out, train nothing")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train again the runs already in --out")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     out = Path(args.out)
@@ -88,7 +91,7 @@ def main(argv=None) -> int:
     for lever in args.levers:
         for seed in args.seeds:
             path = model_path(profile, lever, seed, out, args.epochs)
-            if not args.judge_only:
+            if not args.judge_only and (args.retrain or not path.is_dir()):
                 train(profile, lever, seed, out, args.epochs)
             runs[f"{lever} seed {seed}"] = path
     frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}

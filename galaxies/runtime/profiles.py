@@ -224,8 +224,9 @@ PROFILES: dict[str, Profile] = {
         # the recommended network's validation loss still falls at 12 epochs and 24 cut its
         # normalized flux error on test by a quarter (benchmarks/learning_curves.py,
         # docs/benchmarks.md): the minutes come from the denoisers (3 -> 2 epochs), the
-        # autoencoder (8 -> 6) and the grid search (8 -> 5)
-        recommended_epochs=24,
+        # autoencoder (8 -> 6) and the grid search (8 -> 5); read at 48 x 48, 36 epochs cost
+        # what 24 did at 64 x 64 and help again (benchmarks/levers.py)
+        recommended_epochs=36,
     ),
     "full": Profile(
         name="full",

@@ -272,5 +272,10 @@ def test_variants_name_their_files_and_options():
     assert variants.config("xception_v1", quick).epochs == quick.epochs
     assert variants.config(quick.recommended, quick, epochs=3).epochs == 3
     assert variants.config(smoke.recommended, smoke).epochs == smoke.epochs
+    # the recommended recipe's levers, and its fixed-noise ablation's, but not v1's
+    for name in (quick.recommended, "xception_v3"):
+        config = variants.config(name, quick)
+        assert config.log_labels == ("flux", "sersic_n", "sersic_r") and config.crop == 48
+    assert variants.config("xception_v1", quick).log_labels == () and variants.config("xception_v1", quick).crop is None
     with pytest.raises(ValueError, match="xception_v1"):
         variants.variant("xception_v9")

@@ -23,7 +23,9 @@ name                       train set  what it is
 ``xception-fresh_v3``      v3         fresh noise on v3 (PSF FWHM in [0.5", 1"] and sigma drawn
                                       in [200, 400], both known): one network for every PSF
                                       and noise level of the recipes, the profiles'
-                                      recommended estimator (`galaxies.runtime.profiles.Profile.recommended`)
+                                      recommended estimator (`galaxies.runtime.profiles.Profile.recommended`);
+                                      flux, n and r learned as their logarithms, the
+                                      central 48 x 48 pixels read
 =========================  =========  ==========================================================
 
 Sigma and the PSF are known for real surveys (measured from the background and from stars), so
@@ -58,6 +60,10 @@ class Variant:
 #: fresh noise with each row's own read noise, or with sigma drawn per image and known
 _FRESH = {"noise": "fresh"}
 _FRESH_SIGMA = {"noise": "fresh", "noise_sigma": (200.0, 400.0)}
+#: the recommended recipe's levers (benchmarks/levers.py; docs/results.md): flux, n and r
+#: learned as logarithms, and the central 48 x 48 pixels (as good, and cheaper); the fixed-noise
+#: ablation ``xception_v3`` takes them too, so that the two differ in the noise (and epochs)
+_LEVERS = {"log_labels": ("flux", "sersic_n", "sersic_r"), "crop": 48}
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("xception", "v1", "fixed PSF and noise level; fresh noise", _FRESH),
@@ -65,14 +71,15 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             {"conditioning": ("sigma",), **_FRESH_SIGMA}),
     Variant("xception", "v3", "PSF and noise vary, PSF FWHM and sigma known; fixed noisy images "
             "(the original study's way, the ablation of xception-fresh_v3)",
-            {"conditioning": ("psf_fwhm", "sigma")}),
+            {"conditioning": ("psf_fwhm", "sigma"), **_LEVERS}),
     Variant("xception-psfimg", "v3", "PSF and noise vary; PSF image as a channel, sigma known; "
             "fresh noise", {"psf_channel": True, "conditioning": ("sigma",), **_FRESH_SIGMA}),
     Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
     Variant("xception-nll", "v1", "fixed PSF and noise level; predicts a standard deviation too; "
             "fresh noise", {"uncertainty": True, **_FRESH}),
     Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
-            "[200, 400] and known", {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA}),
+            "[200, 400] and known; flux, n, r learned as logarithms; the central 48 x 48 pixels",
+            {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA, **_LEVERS}),
 ]}
 
 
