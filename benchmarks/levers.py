@@ -1,5 +1,6 @@
 """The recommended network's training levers, one at a time, against the network the pipeline
-trained: labels learned as logarithms, a centred crop of the input, more epochs.
+trained: labels learned as logarithms, a centred crop of the input, more epochs (``--variant``:
+another Xception variant's recipe, e.g. the uncertainty network's).
 
 Each lever is a set of `galaxies.networks.training.TrainingConfig` fields (`LEVERS`) laid over
 the recommended variant's recipe (its training set, noise, epochs, batch size and learning
@@ -40,24 +41,24 @@ LEVERS = {
 }
 
 
-def model_path(profile, lever: str, seed: int, out: Path, epochs: int | None = None) -> Path:
+def model_path(variant: str, lever: str, seed: int, out: Path, epochs: int | None = None) -> Path:
     """Where a lever's run is kept: ``<out>/<estimator>-<lever>[-<epochs>ep]-seed<seed>_<set>``."""
-    estimator, trainset = profile.recommended.rsplit("_", 1)
+    estimator, trainset = variant.rsplit("_", 1)
     budget = "" if epochs is None else f"-{epochs}ep"
     return out / f"{estimator}-{lever}{budget}-seed{seed}_{trainset}"
 
 
-def train(profile, lever: str, seed: int, out: Path, epochs: int | None = None) -> Path:
-    """Train the recommended variant with ``lever`` and ``seed`` (and ``epochs``, if given)
-    into its `model_path`; prints the training time. Returns the model directory."""
+def train(profile, variant: str, lever: str, seed: int, out: Path, epochs: int | None = None) -> Path:
+    """Train ``variant`` with ``lever`` and ``seed`` (and ``epochs``, if given) into its
+    `model_path`; prints the training time. Returns the model directory."""
     from galaxies.evaluation.experiments import xception
     from galaxies.networks.training import fit
 
-    path = model_path(profile, lever, seed, out, epochs)
+    path = model_path(variant, lever, seed, out, epochs)
     options = dict(LEVERS[lever], seed=seed, **({} if epochs is None else {"epochs": epochs}))
     start = time.perf_counter()
-    estimator, trainset = profile.recommended.rsplit("_", 1)
-    saved = fit(xception.config(profile.recommended, profile, **options),
+    estimator, trainset = variant.rsplit("_", 1)
+    saved = fit(xception.config(variant, profile, **options),
                 profile.dataset(trainset), path, estimator=estimator, verbose=0)
     print(f"  {path.name}: {time.perf_counter() - start:.0f} s in all, "
           f"{saved.info['training_seconds']:.0f} s training "
@@ -72,6 +73,9 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=None, help="smoke, quick or full [default: quick]")
+    parser.add_argument("--variant", default=None,
+                        help="the Xception variant whose recipe the levers change "
+                             "[default: the profile's recommended network]")
     parser.add_argument("--levers", nargs="+", default=["log-flux-r"], choices=list(LEVERS),
                         help="the levers to train, each on its own")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of every lever")
@@ -85,17 +89,19 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     out = Path(args.out)
-    baseline = profile.recommended_dir
+    from galaxies.evaluation.experiments import xception
+    variant = xception.variant(args.variant or profile.recommended).name
+    baseline = xception.model_dir(variant, profile)
     seed = read_info(baseline)["config"]["seed"] if baseline.is_dir() else "?"
     runs = {f"pipeline seed {seed} (models/{profile.name})": baseline}
     for lever in args.levers:
         for seed in args.seeds:
-            path = model_path(profile, lever, seed, out, args.epochs)
+            path = model_path(variant, lever, seed, out, args.epochs)
             if not args.judge_only and (args.retrain or not path.is_dir()):
-                train(profile, lever, seed, out, args.epochs)
+                train(profile, variant, lever, seed, out, args.epochs)
             runs[f"{lever} seed {seed}"] = path
     frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
-    print_tables(frames, profile)
+    print_tables(frames, profile, variant)
     return 0
 
 

@@ -77,10 +77,12 @@ def judge(model_dir: Path, profile) -> pd.DataFrame:
     return against_posterior.judge_network(SavedModel.load(model_dir), profile)
 
 
-def print_tables(frames: dict, profile) -> None:
-    """Print the runs' judgements (`judge`, by run label) side by side: on ``test`` the
-    normalized RMS and its ratio to the reference's, on the fixed sets RMSE / CRB and the RMS to
-    the posterior mean."""
+def print_tables(frames: dict, profile, name: str | None = None) -> None:
+    """Print the runs' judgements (`judge`, by run label) of the variant ``name`` (default:
+    the recommended) side by side: on ``test`` the normalized RMS and its ratio to the
+    reference's, on the fixed sets RMSE / CRB and the RMS to the posterior mean; for networks
+    with a standard deviation, its median over the posterior's and its 68% coverage."""
+    name = name or profile.recommended
     table = pd.concat(frames, names=["run"]).reset_index(level=0)
     pd.set_option("display.width", 160)
     for column, sets, title in (
@@ -89,13 +91,15 @@ def print_tables(frames: dict, profile) -> None:
              "test: normalized RMS / the bound-weighted posterior mean's"),
             ("norm rmse", list(profiles.FIXED_TESTSETS), "fixed sets: RMSE / CRB"),
             ("rms to posterior", list(profiles.FIXED_TESTSETS),
-             "fixed sets: RMS to the posterior mean / CRB")):
+             "fixed sets: RMS to the posterior mean / CRB"),
+            ("std ratio", list(profiles.TESTSETS), "pred_std / posterior std (median)"),
+            ("coverage", list(profiles.TESTSETS), "68% coverage of pred +- pred_std")):
         part = table[table["testset"].isin(sets)]
         if column not in part or part[column].isna().all():
             continue
         wide = part.pivot_table(index=["testset", "run"], columns="parameter", values=column,
                                 sort=False)[list(LABEL_COLUMNS)]
-        print(f"{profile.recommended}, {title}")
+        print(f"{name}, {title}")
         print(wide.round(2).to_string(), "\n")
 
 

@@ -125,18 +125,19 @@ def judge_network(network, profile, recipe: str | None = None) -> pd.DataFrame:
     ``predict_dataset``) on every test set of ``profile`` that has been built, one row per
     (test set, parameter): ``norm rmse`` over every row with a bound (RMSE / CRB on a fixed
     set) and, on the rows with a cached posterior under ``recipe``'s prior (default: the
-    recommended network's), ``ratio`` and ``rms to posterior`` (`compare`). For networks
+    network's training set's, `prior_recipe`), ``ratio`` and ``rms to posterior``, and for a
+    network with ``pred_std`` its ``std ratio`` and ``coverage`` (`compare`). For networks
     trained outside the pipeline (seeds, levers), whose predictions are not kept."""
     from . import testsets
 
     profile = profiles.get(profile)
-    recipe = recipe or prior_recipe("fit", profile)
+    recipe = recipe or prior_recipe(getattr(network, "trainset", "") or "fit", profile)
     records = []
     for testset in TESTSETS:
         if not profile.dataset(testset).is_file():
             continue
         ds = files.load_dataset(profile.dataset(testset))
-        pred, _ = network.predict_dataset(ds)
+        pred, pred_std = network.predict_dataset(ds)
         crb = testsets.crb(profile, testset)
         z = (pred - ds.label) / crb
         rows = {p: {"testset": testset, "parameter": p,
@@ -149,9 +150,10 @@ def judge_network(network, profile, recipe: str | None = None) -> pd.DataFrame:
         if post is not None:
             r = post.rows
             frame = compare(pred[r], ds.label[r], crb[r], post.mean[r], post.std[r],
-                            best=post.weighted_mean[r])
+                            None if pred_std is None else pred_std[r], best=post.weighted_mean[r])
+            judged = [c for c in ("ratio", "rms to posterior", "std ratio", "coverage") if c in frame]
             for p, row in frame.iterrows():
-                rows[p].update({"ratio": row["ratio"], "rms to posterior": row["rms to posterior"]})
+                rows[p].update({c: row[c] for c in judged})
         records.extend(rows.values())
     return pd.DataFrame(records)
 

@@ -106,3 +106,38 @@ def test_a_profile_table_has_the_reference_row_and_each_estimator(tmp_path, monk
     assert np.allclose(table.loc["lm-jax_fit", "norm rmse"], 0.0)  # the truth itself
     wide = against_posterior.wide({"snr60": table}, "rms to posterior")
     assert wide.loc[("net_v3", "snr60"), "g1"] == pytest.approx(0.2, rel=1e-4)
+
+
+def test_a_network_outside_the_pipeline_is_judged_under_its_own_training_prior(tmp_path, monkeypatch):
+    """`judge_network` on a network whose predictions are not kept: the posterior of its own
+    training recipe (written here for v3 only), its standard deviation judged too."""
+    from galaxies.evaluation import testsets
+    from galaxies.runtime import profiles
+    from galaxies.simulation.generate import FixedSpec, generate
+
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    profile = profiles.get("smoke")
+    profile.data_dir.mkdir(parents=True)
+    generate(profile.dataset("snr60"), FixedSpec(1e5, 3.0, 0.3, -0.069, 0.15, 0.5, 200.0),
+             size=12, seed=12, progress=False, name="snr60")
+    ds = files.load_dataset(profile.dataset("snr60"), fields=())
+    monkeypatch.setattr(testsets, "crb", lambda profile, testset: np.full((12, 5), 1.0))
+    mean = ds.label + 0.3 * np.random.default_rng(1).standard_normal((12, 5))
+    posterior_sets.store_results(profile.dataset("snr60"), "v3", mean, np.ones((12, 5)),
+                                 np.full(12, 300.0), np.ones(12, bool))
+
+    class Network:
+        def __init__(self, trainset):
+            self.trainset = trainset
+
+        def predict_dataset(self, dataset):
+            return mean + 0.2, np.full((12, 5), 2.0)
+
+    judged = against_posterior.judge_network(Network("v3"), profile).set_index("parameter")
+    assert list(judged["testset"].unique()) == ["snr60"]
+    assert judged["rms to posterior"].to_numpy() == pytest.approx(np.full(5, 0.2), abs=0.01)
+    assert np.allclose(judged["std ratio"], 2.0) and judged["coverage"].between(0, 1).all()
+    assert judged["norm rmse"].to_numpy() == pytest.approx(
+        np.sqrt(np.mean((mean + 0.2 - ds.label) ** 2, axis=0)), rel=1e-4)
+    alone = against_posterior.judge_network(Network("v1"), profile)  # no posterior under v1
+    assert "ratio" not in alone and np.isfinite(alone["norm rmse"]).all()
