@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,22 +49,11 @@ def model_path(variant: str, lever: str, seed: int, out: Path, epochs: int | Non
 
 def train(profile, variant: str, lever: str, seed: int, out: Path, epochs: int | None = None) -> Path:
     """Train ``variant`` with ``lever`` and ``seed`` (and ``epochs``, if given) into its
-    `model_path`; prints the training time. Returns the model directory."""
-    from galaxies.evaluation.experiments import xception
-    from galaxies.networks.training import fit
+    `model_path` (`loss_weighting.train_variant`). Returns the model directory."""
+    from loss_weighting import train_variant
 
-    path = model_path(variant, lever, seed, out, epochs)
     options = dict(LEVERS[lever], seed=seed, **({} if epochs is None else {"epochs": epochs}))
-    start = time.perf_counter()
-    estimator, trainset = variant.rsplit("_", 1)
-    saved = fit(xception.config(variant, profile, **options),
-                profile.dataset(trainset), path, estimator=estimator, verbose=0)
-    print(f"  {path.name}: {time.perf_counter() - start:.0f} s in all, "
-          f"{saved.info['training_seconds']:.0f} s training "
-          f"({saved.info['train_images_per_second']:.0f} images/s), {saved.info['epochs_run']} "
-          f"epochs, best epoch {saved.info['best_epoch']}, best val loss "
-          f"{saved.info['best_val_loss']:.4f}", flush=True)
-    return path
+    return train_variant(profile, variant, options, model_path(variant, lever, seed, out, epochs))
 
 
 def main(argv=None) -> int:

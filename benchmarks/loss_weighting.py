@@ -43,21 +43,30 @@ def train(profile, weighting: str, seed: int, out: Path, bound_cache=None, cap=N
     """Train the recommended variant with ``weighting`` (weights capped at ``cap`` times
     their median; on the ``labels`` only, if given) and ``seed`` into ``out``; prints the
     training time. Returns the model directory."""
+    estimator, trainset = profile.recommended.rsplit("_", 1)
+    path = out / f"{estimator}-{run_name(weighting, cap, labels)}-seed{seed}_{trainset}"
+    options = (dict(loss_weighting=weighting, loss_weight_cap=cap,
+                    loss_weighted_labels=labels) if weighting != "none" else {})
+    return train_variant(profile, profile.recommended, dict(options, seed=seed), path,
+                         bound_cache=bound_cache)
+
+
+def train_variant(profile, variant: str, options: dict, path: Path, **fit_kwargs) -> Path:
+    """Train the Xception ``variant`` under ``profile`` with its `TrainingConfig` fields
+    replaced by ``options`` into ``path`` (``fit_kwargs`` to `fit`); prints the training time,
+    speed, epochs and best validation loss. Returns ``path``."""
     from galaxies.evaluation.experiments import xception
     from galaxies.networks.training import fit
 
-    name = profile.recommended
-    estimator, trainset = name.rsplit("_", 1)
-    path = out / f"{estimator}-{run_name(weighting, cap, labels)}-seed{seed}_{trainset}"
+    estimator, trainset = variant.rsplit("_", 1)
     start = time.perf_counter()
-    options = (dict(loss_weighting=weighting, loss_weight_cap=cap,
-                    loss_weighted_labels=labels) if weighting != "none" else {})
-    saved = fit(xception.config(name, profile, seed=seed, **options),
-                profile.dataset(trainset), path, estimator=estimator, verbose=0,
-                bound_cache=bound_cache)
+    saved = fit(xception.config(variant, profile, **options), profile.dataset(trainset), path,
+                estimator=estimator, verbose=0, **fit_kwargs)
     print(f"  {path.name}: {time.perf_counter() - start:.0f} s in all, "
-          f"{saved.info['training_seconds']:.0f} s training, {saved.info['epochs_run']} epochs, "
-          f"best epoch {saved.info['best_epoch']}", flush=True)
+          f"{saved.info['training_seconds']:.0f} s training "
+          f"({saved.info['train_images_per_second']:.0f} images/s), {saved.info['epochs_run']} "
+          f"epochs, best epoch {saved.info['best_epoch']}, best val loss "
+          f"{saved.info['best_val_loss']:.4f}", flush=True)
     return path
 
 

@@ -66,9 +66,10 @@ def test_rows_without_a_posterior_or_a_bound_are_left_out():
     assert table["norm rmse"].eq(0).all()
 
 
-def test_a_profile_table_has_the_reference_row_and_each_estimator(tmp_path, monkeypatch):
-    """`table` on a profile whose folders are a temporary copy: a fixed set with a cached
-    posterior (written here, not sampled) and two predictions files."""
+@pytest.fixture
+def snr60_profile(tmp_path, monkeypatch):
+    """The smoke profile with its folders in ``tmp_path``: a fixed set of 12 images whose bounds
+    are all 1, and a posterior mean near each truth. Returns ``(profile, ds, mean)``."""
     from galaxies.evaluation import testsets
     from galaxies.runtime import profiles
     from galaxies.simulation.generate import FixedSpec, generate
@@ -79,10 +80,15 @@ def test_a_profile_table_has_the_reference_row_and_each_estimator(tmp_path, monk
     generate(profile.dataset("snr60"), FixedSpec(1e5, 3.0, 0.3, -0.069, 0.15, 0.5, 200.0),
              size=12, seed=12, progress=False, name="snr60")
     ds = files.load_dataset(profile.dataset("snr60"), fields=())
-    crb = np.full((12, 5), 1.0)
-    monkeypatch.setattr(testsets, "crb", lambda profile, testset: crb)
-    rng = np.random.default_rng(1)
-    mean = ds.label + 0.3 * rng.standard_normal((12, 5))
+    monkeypatch.setattr(testsets, "crb", lambda profile, testset: np.full((12, 5), 1.0))
+    mean = ds.label + 0.3 * np.random.default_rng(1).standard_normal((12, 5))
+    return profile, ds, mean
+
+
+def test_a_profile_table_has_the_reference_row_and_each_estimator(snr60_profile):
+    """`table` on a profile whose folders are a temporary copy: a fixed set with a cached
+    posterior (written here, not sampled) and two predictions files."""
+    profile, ds, mean = snr60_profile
     computed = np.arange(12) < profile.posterior_rows("snr60")
     posterior_sets.store_results(profile.dataset("snr60"), "v3",
                                  np.where(computed[:, None], mean, np.nan), np.ones((12, 5)),
@@ -108,21 +114,10 @@ def test_a_profile_table_has_the_reference_row_and_each_estimator(tmp_path, monk
     assert wide.loc[("net_v3", "snr60"), "g1"] == pytest.approx(0.2, rel=1e-4)
 
 
-def test_a_network_outside_the_pipeline_is_judged_under_its_own_training_prior(tmp_path, monkeypatch):
+def test_a_network_outside_the_pipeline_is_judged_under_its_own_training_prior(snr60_profile):
     """`judge_network` on a network whose predictions are not kept: the posterior of its own
     training recipe (written here for v3 only), its standard deviation judged too."""
-    from galaxies.evaluation import testsets
-    from galaxies.runtime import profiles
-    from galaxies.simulation.generate import FixedSpec, generate
-
-    monkeypatch.setattr(profiles, "ROOT", tmp_path)
-    profile = profiles.get("smoke")
-    profile.data_dir.mkdir(parents=True)
-    generate(profile.dataset("snr60"), FixedSpec(1e5, 3.0, 0.3, -0.069, 0.15, 0.5, 200.0),
-             size=12, seed=12, progress=False, name="snr60")
-    ds = files.load_dataset(profile.dataset("snr60"), fields=())
-    monkeypatch.setattr(testsets, "crb", lambda profile, testset: np.full((12, 5), 1.0))
-    mean = ds.label + 0.3 * np.random.default_rng(1).standard_normal((12, 5))
+    profile, ds, mean = snr60_profile
     posterior_sets.store_results(profile.dataset("snr60"), "v3", mean, np.ones((12, 5)),
                                  np.full(12, 300.0), np.ones(12, bool))
 
