@@ -41,7 +41,7 @@ no gradient (a projected gradient, as the fit's active set).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -108,22 +108,22 @@ class MLETargets:
         ``force``): fits of many images, made once, are reused by every run."""
         from galaxies.storage import atomic
         with atomic.atomic_path(path, force=force) as tmp, open(tmp, "wb") as f:
-            np.savez(f, theta=self.theta, crb=self.crb, fisher=self.fisher, usable=self.usable)
+            np.savez(f, **asdict(self))
 
     @classmethod
     def load(cls, path) -> "MLETargets":
         """The targets written by `save`."""
+        names = [f.name for f in fields(cls)]
         with np.load(path) as f:
-            missing = {"theta", "crb", "fisher", "usable"} - set(f.files)
+            missing = set(names) - set(f.files)
             if missing:
                 raise InputError(f"{path}: not fitted targets (missing {', '.join(sorted(missing))})")
-            return cls(f["theta"], f["crb"], f["fisher"], f["usable"].astype(bool))
+            return cls(**{k: f[k] for k in names})
 
     @classmethod
     def concatenate(cls, parts) -> "MLETargets":
         """The targets of several row ranges, one after the other."""
-        return cls(*(np.concatenate([getattr(p, k) for p in parts])
-                     for k in ("theta", "crb", "fisher", "usable")))
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
 
 def mle_targets(images, psf_fwhm, sigma, model, batch_size: int = 128) -> MLETargets:
