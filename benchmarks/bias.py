@@ -42,7 +42,7 @@ from galaxies.simulation import recipes
 from galaxies.storage import files
 
 SHORT = ("flux", "n", "r", "g1", "g2")
-NETWORKS = ("xception-fresh_v3", "xception_v1", "xception-nll_v1")
+NETWORKS = ("xception-fresh_v3", "xception_v1", "xception-nll_v3")
 #: the posterior's mass near the ends of the prior's box (does the box shape the mean?)
 EDGES = {"n < 1": lambda t: t[:, 1] < 1.0, "n > 5.5": lambda t: t[:, 1] > 5.5,
          "r < 0.15": lambda t: t[:, 2] < 0.15, "r > 0.55": lambda t: t[:, 2] > 0.55,

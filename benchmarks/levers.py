@@ -37,6 +37,7 @@ LEVERS = {
     "log-flux-n-r": dict(log_labels=("flux", "sersic_n", "sersic_r")),
     "crop48": dict(crop=48),
     "crop48-log-flux-n-r": dict(crop=48, log_labels=("flux", "sersic_n", "sersic_r")),
+    "no-early-stop": dict(patience=1_000),
 }
 
 

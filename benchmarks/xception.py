@@ -53,13 +53,13 @@ BASELINE = ("lbfgsb", "fit", "snr60")  # estimator, "trained on", test set of th
 
 #: the issue's targets: the recommended network's RMSE / CRB on every fixed-galaxy set and its
 #: per-galaxy normalized RMS on the random set (at most), every other network's flux RMSE / CRB
-#: at SNR 30 (at most), the uncertainty network's z-score std and 68% coverage in percent (within),
+#: at SNR 30 (at most), the uncertainty network's (`Profile.uncertainty`) z-score std and 68%
+#: coverage in percent (within),
 #: the shear's |m| and |c| above an SNR (at most), the speed-up over the fit (at least)
 TARGETS = {
     "fixed rmse/crb": {"flux": 1.20, "sersic_n": 1.25, "sersic_r": 1.20, "g1": 1.05, "g2": 1.05},
     "random norm rmse": {"flux": 1.10, "sersic_r": 1.10, "g1": 1.10, "g2": 1.10},
     "others flux rmse/crb": ("snr30", 1.5),
-    "uncertainty": "xception-nll_v1",
     "z std": (0.9, 1.1), "coverage 68%": (63.0, 73.0),
     "shear min snr": 20, "shear m": 0.01, "shear c": 0.001,
     "speed-up": 1000.0,
@@ -148,7 +148,7 @@ def _other_networks(profile, verdicts) -> None:
 
 
 def _uncertainty(profile, verdicts) -> None:
-    name = TARGETS["uncertainty"]
+    name = profile.uncertainty
     (low, high), (cov_low, cov_high) = TARGETS["z std"], TARGETS["coverage 68%"]
     for testset in profiles.TESTSETS:
         path = profile.predictions(*name.rsplit("_", 1), testset)
@@ -215,14 +215,14 @@ def accuracy(profile) -> None:
 def calibration(profile) -> None:
     rows = {}
     for testset in profiles.TESTSETS:
-        path = profile.predictions("xception-nll", "v1", testset)
+        path = profile.predictions(*profile.uncertainty.rsplit("_", 1), testset)
         if path.is_file():
             rows[testset] = evaluate.calibration(path, profile.dataset(testset))
     if rows:
-        print("uncertainty calibration of xception-nll_v1 (z = (pred - true) / pred_std)")
+        print(f"uncertainty calibration of {profile.uncertainty} (z = (pred - true) / pred_std)")
         print(pd.concat(rows, names=["testset"]).round(3).to_string(), "\n")
     else:
-        print("xception-nll_v1: no predictions\n")
+        print(f"{profile.uncertainty}: no predictions\n")
 
 
 def training(profile) -> None:

@@ -37,7 +37,6 @@ from galaxies.simulation import recipes
 TARGETS = {
     "ratio": {"flux": 1.10, "sersic_n": 1.15, "sersic_r": 1.10, "g1": 1.10, "g2": 1.10},
     "rms to posterior": 0.3,
-    "uncertainty": "xception-nll_v1",
     "std ratio": (0.9, 1.1), "coverage": (0.63, 0.73),
     "baseline network": "xception_v1",
 }
@@ -89,7 +88,7 @@ def targets(profile, frames: dict, verdicts) -> None:
         verdicts.line(f"{name} test norm RMS vs {other}",
                       " ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(mine, theirs)), "<= each",
                       bool((mine <= theirs).all()))
-    unc = TARGETS["uncertainty"]
+    unc = profile.uncertainty
     (low, high), (cov_low, cov_high) = TARGETS["std ratio"], TARGETS["coverage"]
     for testset, frame in frames.items():
         if unc not in frame.index.get_level_values(0):

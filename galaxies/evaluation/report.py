@@ -49,7 +49,7 @@ ESTIMATORS: tuple[Entry, ...] = (
     Entry("xception", "v1", "Xception (v1)"),
     Entry("xception", "v2", "Xception (v2: varying noise)"),
     Entry("xception", "v3", "Xception (v3: varying PSF), fixed noise"),
-    Entry("xception-nll", "v1", "Xception + uncertainty (v1)"),
+    Entry("xception-nll", "v3", "Xception + uncertainty (v3): the recommended recipe"),
     Entry("xception-fresh", "v3", "Xception, fresh noise (v3): recommended"),
     Entry("autoencoder", "v1", "Autoencoder (v1)"),
     Entry("autokeras", "v1", "AutoKeras best (v1)"),
@@ -330,7 +330,7 @@ def conclusions(profile, tables: dict | None = None) -> list[str]:
         lines.append(f"{plain} predicts in {times.loc[plain, 'seconds per image'] * 1e3:.2f} ms per image, "
                      f"{speedup:,.0f} x faster than the L-BFGS-B fit "
                      f"({times.loc[by_name(GALSIM_FIT).label, 'seconds per image']:.2f} s per image).")
-    nll = profile.predictions("xception-nll", "v1", "test")
+    nll = profile.predictions(*profile.uncertainty.rsplit("_", 1), "test")
     if nll.is_file():
         ds = files.load_dataset(profile.dataset("test"), fields=())
         cal = evaluate.calibration(files.load_predictions(nll), ds)

@@ -264,11 +264,17 @@ def test_variants_name_their_files_and_options():
     assert variants.model_dir("xception-noiseless_v1", smoke) == smoke.models_dir / "xception-noiseless_v1"
     assert variants.config("xception_v3", smoke).conditioning == ("psf_fwhm", "sigma")
     assert variants.config("xception-noiseless_v1", smoke).inputs == "noiseless"
-    nll = variants.config("xception-nll_v1", smoke, epochs=2)
+    nll = variants.config(smoke.uncertainty, smoke, epochs=2)
     assert nll.uncertainty and nll.epochs == 2 and nll.learning_rate == smoke.xception_learning_rate
-    # the recommended network takes the profile's own epochs where it has them; the others not
+    # the uncertainty network is the recommended recipe with a standard deviation
+    recommended = variants.config(smoke.recommended, smoke)
+    assert (nll.conditioning, nll.noise_sigma, nll.log_labels, nll.crop) == (
+        recommended.conditioning, recommended.noise_sigma, recommended.log_labels, recommended.crop)
+    # the recommended and uncertainty networks take the profile's own epochs where it has
+    # them; the others not
     quick = profiles.get("quick")
     assert variants.config(quick.recommended, quick).epochs == quick.recommended_epochs
+    assert variants.config(quick.uncertainty, quick).epochs == quick.recommended_epochs
     assert variants.config("xception_v1", quick).epochs == quick.epochs
     assert variants.config(quick.recommended, quick, epochs=3).epochs == 3
     assert variants.config(smoke.recommended, smoke).epochs == smoke.epochs

@@ -87,6 +87,6 @@ def test_xception_targets_from_predictions(tiny_root, monkeypatch, capsys):
     assert lines[f"{profile.recommended} test g2"] == "MET"
     assert lines[f"{profile.recommended} test g1 m (SNR > 20)"] == "MET"
     assert lines["xception_v1 snr30 flux"] == "MISSED"
-    assert lines["xception-nll_v1 snr60"] == "figure" and lines["speed-up over the fit, test"] == "MET"
+    assert lines[f"{profile.uncertainty} snr60"] == "figure" and lines["speed-up over the fit, test"] == "MET"
     n_met = 5 * len(profiles.FIXED_TESTSETS) + 4 + 4 + len(profiles.TESTSETS)
     assert f"{n_met} met, 1 missed" in "\n".join(lines)

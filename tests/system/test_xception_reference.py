@@ -36,7 +36,7 @@ def test_targets_against_the_reference(tmp_path, monkeypatch, capsys):
         rows = np.arange(len(ds))
         for name, pred, std in (("xception-fresh_v3", mean + 0.1 * crb, None),
                                 ("xception_v1", ds.label + 3 * crb, None),
-                                ("xception-nll_v1", mean, 2 * crb)):
+                                ("xception-nll_v3", mean, 2 * crb)):
             estimator, trainset = name.rsplit("_", 1)
             files.write_predictions(profile.predictions(estimator, trainset, testset), pred,
                                     rows, estimator=estimator, dataset=testset,
@@ -62,7 +62,7 @@ def test_targets_against_the_reference(tmp_path, monkeypatch, capsys):
     assert verdict("xception-fresh_v3 snr60 - posterior") == "MET"
     assert verdict("xception-fresh_v3 snr30 - posterior") == "figure"  # no set: no figure
     assert verdict("xception-fresh_v3 test norm RMS vs xception_v1") == "MET"
-    assert verdict("xception-nll_v1 snr60 pred_std / post std") == "MISSED"
+    assert verdict("xception-nll_v3 snr60 pred_std / post std") == "MISSED"
     assert "posterior mean" in out and "xception_v1 snr60" in out
     # met: 5 ratios, snr60's distance, the comparison with xception_v1; missed: the std ratio
     # and the coverage (100%) of the uncertainty network on both sets

@@ -19,7 +19,9 @@ name                       train set  what it is
                                       ``xception-fresh_v3``
 ``xception-psfimg_v3``     v3         PSF image as a second image channel, sigma drawn and known
 ``xception-noiseless_v1``  v1         trained and evaluated on the noiseless images (the floor)
-``xception-nll_v1``        v1         also predicts a standard deviation per label (pred_std)
+``xception-nll_v3``        v3         the recommended recipe below that also predicts a standard
+                                      deviation per label (pred_std): the profiles' uncertainty
+                                      network (`galaxies.runtime.profiles.Profile.uncertainty`)
 ``xception-fresh_v3``      v3         fresh noise on v3 (PSF FWHM in [0.5", 1"] and sigma drawn
                                       in [200, 400], both known): one network for every PSF
                                       and noise level of the recipes, the profiles'
@@ -75,8 +77,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("xception-psfimg", "v3", "PSF and noise vary; PSF image as a channel, sigma known; "
             "fresh noise", {"psf_channel": True, "conditioning": ("sigma",), **_FRESH_SIGMA}),
     Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
-    Variant("xception-nll", "v1", "fixed PSF and noise level; predicts a standard deviation too; "
-            "fresh noise", {"uncertainty": True, **_FRESH}),
+    Variant("xception-nll", "v3", "the recommended recipe (fresh noise, PSF FWHM and sigma known, "
+            "log labels, 48 x 48) that also predicts a standard deviation per label",
+            {"uncertainty": True, "conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA,
+             **_LEVERS}),
     Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
             "[200, 400] and known; flux, n, r learned as logarithms; the central 48 x 48 pixels",
             {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA, **_LEVERS}),
@@ -93,12 +97,14 @@ def variant(name: str) -> Variant:
 
 def config(name: str, profile=None, **overrides):
     """The `galaxies.networks.training.TrainingConfig` of a variant under a profile (the
-    recommended variant with the profile's ``recommended_epochs``, where set)."""
+    recommended and the uncertainty variants with the profile's ``recommended_epochs``, where
+    set)."""
     from galaxies.networks.training import TrainingConfig
     profile = profiles.get(profile)
     v = variant(name)
     budget = ({"epochs": profile.recommended_epochs}
-              if name == profile.recommended and profile.recommended_epochs else {})
+              if name in (profile.recommended, profile.uncertainty) and profile.recommended_epochs
+              else {})
     return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **budget,
                                                    **overrides})
 
