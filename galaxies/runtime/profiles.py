@@ -119,8 +119,10 @@ class Profile:
     #: predicts a standard deviation per label (``pred_std``); trained with the recommended
     #: network's epochs. It must be one of the variants.
     uncertainty: str = "xception-nll_v3"
-    #: epochs of the recommended and uncertainty networks (None: ``epochs``): where the learning curve still
-    #: falls at ``epochs``, the budget's minutes are moved to it (docs/results.md)
+    #: epochs of the recommended and uncertainty networks (None: ``epochs``): where the
+    #: learning curve still falls at ``epochs``, the budget's minutes are moved to them
+    #: (docs/results.md). Given, they run the whole cosine schedule: early stopping only keeps
+    #: the best epoch's weights (`galaxies.evaluation.experiments.xception.config`)
     recommended_epochs: int | None = None
     #: the network the refinement starts from (`galaxies.inference.refine`, Project/refinement.ipynb),
     #: as ``<estimator>_<trainset>``, and the numbers of Gauss-Newton steps run from it
@@ -229,8 +231,9 @@ PROFILES: dict[str, Profile] = {
         # normalized flux error on test by a quarter (benchmarks/learning_curves.py,
         # docs/benchmarks.md): the minutes come from the denoisers (3 -> 2 epochs), the
         # autoencoder (8 -> 6) and the grid search (8 -> 5); read at 48 x 48, 36 epochs cost
-        # what 24 did at 64 x 64 and help again (benchmarks/levers.py)
-        recommended_epochs=36,
+        # what 24 did at 64 x 64 and help again, and 60 run to the schedule's end again
+        # (benchmarks/levers.py)
+        recommended_epochs=60,
     ),
     "full": Profile(
         name="full",

@@ -275,6 +275,9 @@ def test_variants_name_their_files_and_options():
     quick = profiles.get("quick")
     assert variants.config(quick.recommended, quick).epochs == quick.recommended_epochs
     assert variants.config(quick.uncertainty, quick).epochs == quick.recommended_epochs
+    # ... and their whole schedule, early stopping never halting it
+    assert variants.config(quick.recommended, quick).patience == quick.recommended_epochs
+    assert variants.config("xception_v1", quick).patience == quick.patience
     assert variants.config("xception_v1", quick).epochs == quick.epochs
     assert variants.config(quick.recommended, quick, epochs=3).epochs == 3
     assert variants.config(smoke.recommended, smoke).epochs == smoke.epochs

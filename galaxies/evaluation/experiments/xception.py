@@ -96,13 +96,19 @@ def variant(name: str) -> Variant:
 
 
 def config(name: str, profile=None, **overrides):
-    """The `galaxies.networks.training.TrainingConfig` of a variant under a profile (the
-    recommended and the uncertainty variants with the profile's ``recommended_epochs``, where
-    set)."""
+    """The `galaxies.networks.training.TrainingConfig` of a variant under a profile.
+
+    The recommended and the uncertainty variants take the profile's ``recommended_epochs``,
+    where set, and run the whole cosine schedule (patience = epochs; the best epoch's weights
+    are still the ones kept): mid-schedule, at a high learning rate, the validation loss rises
+    and falls by the step's noise, and early stopping with the profile's patience halts a long
+    schedule long before its learning rate has decayed (docs/results.md; benchmarks/levers.py,
+    lever ``no-early-stop``)."""
     from galaxies.networks.training import TrainingConfig
     profile = profiles.get(profile)
     v = variant(name)
-    budget = ({"epochs": profile.recommended_epochs}
+    epochs = profile.recommended_epochs
+    budget = ({"epochs": epochs, "patience": epochs}
               if name in (profile.recommended, profile.uncertainty) and profile.recommended_epochs
               else {})
     return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **budget,
