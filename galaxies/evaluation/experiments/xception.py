@@ -66,6 +66,8 @@ _FRESH_SIGMA = {"noise": "fresh", "noise_sigma": (200.0, 400.0)}
 #: learned as logarithms, and the central 48 x 48 pixels (as good, and cheaper); the fixed-noise
 #: ablation ``xception_v3`` takes them too, so that the two differ in the noise (and epochs)
 _LEVERS = {"log_labels": ("flux", "sersic_n", "sersic_r"), "crop": 48}
+#: the recommended recipe: fresh noise at a drawn sigma, the PSF FWHM and sigma known, the levers
+_RECOMMENDED = {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA, **_LEVERS}
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("xception", "v1", "fixed PSF and noise level; fresh noise", _FRESH),
@@ -79,11 +81,10 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
     Variant("xception-nll", "v3", "the recommended recipe (fresh noise, PSF FWHM and sigma known, "
             "log labels, 48 x 48) that also predicts a standard deviation per label",
-            {"uncertainty": True, "conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA,
-             **_LEVERS}),
+            {"uncertainty": True, **_RECOMMENDED}),
     Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
             "[200, 400] and known; flux, n, r learned as logarithms; the central 48 x 48 pixels",
-            {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA, **_LEVERS}),
+            _RECOMMENDED),
 ]}
 
 
@@ -109,8 +110,7 @@ def config(name: str, profile=None, **overrides):
     v = variant(name)
     epochs = profile.recommended_epochs
     budget = ({"epochs": epochs, "patience": epochs}
-              if name in (profile.recommended, profile.uncertainty) and profile.recommended_epochs
-              else {})
+              if name in (profile.recommended, profile.uncertainty) and epochs else {})
     return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **budget,
                                                    **overrides})
 
