@@ -266,6 +266,9 @@ def test_variants_name_their_files_and_options():
     assert variants.config("xception-noiseless_v1", smoke).inputs == "noiseless"
     nll = variants.config(smoke.uncertainty, smoke, epochs=2)
     assert nll.uncertainty and nll.epochs == 2 and nll.learning_rate == smoke.xception_learning_rate
+    # every profile trains its recommended and uncertainty networks
+    for each in profiles.PROFILES.values():
+        assert {each.recommended, each.uncertainty} <= set(each.xception_variants), each.name
     # the uncertainty network is the recommended recipe with a standard deviation
     recommended = variants.config(smoke.recommended, smoke)
     assert (nll.conditioning, nll.noise_sigma, nll.log_labels, nll.crop) == (
