@@ -42,7 +42,6 @@ from galaxies.simulation import recipes
 from galaxies.storage import files
 
 SHORT = ("flux", "n", "r", "g1", "g2")
-NETWORKS = ("xception-fresh_v3", "xception_v1", "xception-nll_v3")
 #: the posterior's mass near the ends of the prior's box (does the box shape the mean?)
 EDGES = {"n < 1": lambda t: t[:, 1] < 1.0, "n > 5.5": lambda t: t[:, 1] > 5.5,
          "r < 0.15": lambda t: t[:, 2] < 0.15, "r > 0.55": lambda t: t[:, 2] > 0.55,
@@ -340,8 +339,10 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default=None, help="profile (default: GALAXIES_PROFILE or quick)")
     parser.add_argument("--realizations", type=int, default=200, help="snr60 rows (default 200)")
     parser.add_argument("--samples", type=int, default=8000, help="proposal draws (default 8000)")
-    parser.add_argument("--networks", nargs="+", default=list(NETWORKS),
-                        help="<estimator>_<trainset> names; the first is judged on the test set")
+    parser.add_argument("--networks", nargs="+", default=None,
+                        help="<estimator>_<trainset> names; the first is judged on the test set "
+                             "[default: the profile's recommended network, xception_v1 and its "
+                             "uncertainty network]")
     parser.add_argument("--galaxies", type=int, default=16, help="test galaxies under fresh noise")
     parser.add_argument("--noise", type=int, default=64, help="fresh noise realizations per galaxy")
     parser.add_argument("--posterior-galaxies", type=int, default=4,
@@ -349,6 +350,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile or "quick")
+    args.networks = args.networks or [profile.recommended, "xception_v1", profile.uncertainty]
     grid = recipes.RECIPES["v1"].for_profile(profile).spec.sersic_grid
     facts: dict = {}
     fixed_galaxy(profile, args, grid, facts)
