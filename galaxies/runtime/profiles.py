@@ -107,7 +107,7 @@ class Profile:
     #: peak learning rate and the rows of each training set (None: all); epochs, batch size
     #: and patience are ``epochs``, ``batch_size`` and ``patience`` above
     xception_variants: tuple = ("xception_v1", "xception_v2", "xception_v3",
-                                "xception-noiseless_v1", "xception-nll_v3", "xception-fresh_v3")
+                                "xception-noiseless_v1", "xception-fresh_v3", "xception-nll_v3")
     xception_model: dict = field(default_factory=dict)
     xception_learning_rate: float = 3e-3
     xception_limit: int | None = None
@@ -115,11 +115,12 @@ class Profile:
     #: PSF and noise level of the training recipes (fresh noise on v3); the README, the app's
     #: pages and ``galaxies predict`` without a model use it. It must be one of the variants.
     recommended: str = "xception-fresh_v3"
-    #: the uncertainty network, ``<estimator>_<trainset>``: the recommended recipe that also
-    #: predicts a standard deviation per label (``pred_std``); trained with the recommended
-    #: network's epochs. It must be one of the variants.
+    #: the uncertainty network, ``<estimator>_<trainset>``: the recommended network with a
+    #: head that predicts a standard deviation per label (``pred_std``), trained on its frozen
+    #: layers after it (`galaxies.evaluation.experiments.xception`). It must be one of the
+    #: variants.
     uncertainty: str = "xception-nll_v3"
-    #: epochs of the recommended and uncertainty networks (None: ``epochs``): where the
+    #: epochs of the recommended network (None: ``epochs``): where the
     #: learning curve still falls at ``epochs``, the budget's minutes are moved to them
     #: (docs/results.md). Given, they run the whole cosine schedule: early stopping only keeps
     #: the best epoch's weights (`galaxies.evaluation.experiments.xception.config`)
@@ -198,7 +199,7 @@ PROFILES: dict[str, Profile] = {
         gridsearch_rows=128, gridsearch_epochs=1, gridsearch_batch_size=32,
         gridsearch_grid=dict(entry_filters=[4], block_filters=[4, 8], blocks=[1], exit_filters=[8]),
         xception_variants=("xception_v1", "xception_v2", "xception_v3", "xception-psfimg_v3",
-                           "xception-noiseless_v1", "xception-nll_v3", "xception-fresh_v3"),
+                           "xception-noiseless_v1", "xception-fresh_v3", "xception-nll_v3"),
     ),
     "quick": Profile(
         name="quick",
@@ -226,7 +227,7 @@ PROFILES: dict[str, Profile] = {
         # for the 40-minute budget, v2's network (the recommended v3 network serves every noise
         # level) and the noiseless floor are left to the smoke and full profiles; v2 and v1a
         # are smaller (v2 only feeds the EDA, v1a the denoisers' 1,800 rows)
-        xception_variants=("xception_v1", "xception_v3", "xception-nll_v3", "xception-fresh_v3"),
+        xception_variants=("xception_v1", "xception_v3", "xception-fresh_v3", "xception-nll_v3"),
         # the recommended network's validation loss still falls at 12 epochs and 24 cut its
         # normalized flux error on test by a quarter (benchmarks/learning_curves.py,
         # docs/benchmarks.md): the minutes come from the denoisers (3 -> 2 epochs), the

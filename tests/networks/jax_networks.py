@@ -7,6 +7,7 @@ machine whose Python has JAX but no TensorFlow. Prints one ``OK <what>`` line pe
 Usage: ``KERAS_BACKEND=jax python tests/networks/jax_networks.py FOLDER``.
 """
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,18 @@ def main(folder: Path) -> None:
     pred, std = net.predict(ds.img[:5], psf_fwhm=ds.psf_fwhm[:5], sigma=ds.sigma[:5])
     assert pred.shape == std.shape == (5, 5) and np.isfinite(pred).all() and (std > 0).all()
     print("OK xception", flush=True)
+
+    # the uncertainty head on a trained estimator's frozen layers: the estimator's means kept
+    plain_config = TrainingConfig(**{**asdict(config), "uncertainty": False})
+    plain = fit(plain_config, ds, out_dir=folder / "xception_v2", verbose=0)
+    head = fit(config, ds, out_dir=folder / "xception-head_v2", verbose=0, base=plain)
+    on_the_stream(head.info)
+    mean, _ = plain.predict(ds.img[:5], psf_fwhm=ds.psf_fwhm[:5], sigma=ds.sigma[:5])
+    head_mean, std = estimators.load(folder / "xception-head_v2").predict(
+        ds.img[:5], psf_fwhm=ds.psf_fwhm[:5], sigma=ds.sigma[:5])
+    np.testing.assert_allclose(head_mean, mean, rtol=1e-6)
+    assert np.isfinite(std).all() and (std > 0).all()
+    print("OK uncertainty head", flush=True)
 
     # the AutoKeras pick's builder: any plain Keras architecture, serialized
     inputs = keras.Input((64, 64, 1))

@@ -21,5 +21,6 @@ def test_every_network_trains_and_predicts_under_jax(tmp_path):
     done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env, text=True,
                           capture_output=True, timeout=580)
     assert done.returncode == 0, done.stderr[-3000:]
-    for network in ("xception", "autokeras architecture", "autoencoder", "edsr", "rdn"):
+    for network in ("xception", "uncertainty head", "autokeras architecture", "autoencoder",
+                    "edsr", "rdn"):
         assert f"OK {network}\n" in done.stdout, (network, done.stdout, done.stderr[-2000:])

@@ -217,6 +217,45 @@ def test_uncertainty_output(trained, small_sets, tmp_path):
     assert np.all(np.isfinite(table["z std"])) and table["coverage 68%"].between(0, 100).all()
 
 
+def test_std_head_keeps_the_estimators_means(trained, small_sets, tmp_path):
+    """A standard-deviation head on a trained estimator: its means are the estimator's to the
+    last digit after training and reloading, only the head's weights move, it trains on the
+    estimator's split and scalers, and the head's own error falls."""
+    plain = trained["plain"]
+    frozen = [w.copy() for w in plain.model.get_weights()]
+    config = training.TrainingConfig(**{**plain.info["config"], "uncertainty": True,
+                                        "epochs": 8, "learning_rate": 1e-2, "patience": 8})
+    head = training.fit(config, small_sets["random"], tmp_path / "head", base=plain, verbose=0)
+    for before, after in zip(frozen, plain.model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    again = training.SavedModel.load(tmp_path / "head")
+    assert again.uncertainty and again.info["frozen_base"] == str(plain.path)
+    assert again.info["train_rows"] == plain.info["train_rows"]
+    assert again.scalers["label"] == plain.scalers["label"]
+    assert again.scalers["image"] == plain.scalers["image"]
+    ds = files.load_dataset(small_sets["fixed"])
+    mean, _ = plain.predict_dataset(ds)
+    head_mean, std = again.predict_dataset(ds)
+    np.testing.assert_array_equal(head_mean, mean)
+    assert std.shape == (16, 5) and np.all(np.isfinite(std) & (std > 0))
+    history = head.history()
+    nll = (history["loss"] - history["mean_mse"]).to_numpy()  # the head's own term
+    assert nll[-1] < nll[0]
+    assert head.info["parameters"] > plain.info["parameters"]
+
+
+def test_std_head_refuses_another_recipe(trained, small_sets, tmp_path):
+    plain = trained["plain"]
+    wrong = training.TrainingConfig(**{**plain.info["config"], "uncertainty": True, "crop": 48})
+    with pytest.raises(ValueError, match="crop = 48"):
+        training.fit(wrong, small_sets["random"], base=plain, verbose=0)
+    with pytest.raises(ValueError, match="uncertainty = True"):
+        training.fit(plain.config, small_sets["random"], base=plain, verbose=0)
+    with pytest.raises(ValueError, match="already predicts"):
+        training.fit(trained["nll"].config, small_sets["random"], base=trained["nll"], verbose=0)
+    assert not (tmp_path / "head").exists()
+
+
 def test_decoupled_loss_trains_means_like_mse(keras):
     """The means' gradient of the decoupled loss is the MSE's: asking for an uncertainty does
     not change what the means learn."""
@@ -266,18 +305,24 @@ def test_variants_name_their_files_and_options():
     assert variants.config("xception-noiseless_v1", smoke).inputs == "noiseless"
     nll = variants.config(smoke.uncertainty, smoke, epochs=2)
     assert nll.uncertainty and nll.epochs == 2 and nll.learning_rate == smoke.xception_learning_rate
-    # every profile trains its recommended and uncertainty networks
+    # every profile trains its recommended and uncertainty networks, and a head after the
+    # network it is trained on
     for each in profiles.PROFILES.values():
-        assert {each.recommended, each.uncertainty} <= set(each.xception_variants), each.name
-    # the uncertainty network is the recommended recipe with a standard deviation
+        order = list(each.xception_variants)
+        assert {each.recommended, each.uncertainty} <= set(order), each.name
+        for name in order:
+            base = variants.variant(name).head_on
+            assert base is None or order.index(base) < order.index(name), (each.name, name)
+    # the uncertainty network is a head on the recommended network, on its recipe
+    assert variants.variant(smoke.uncertainty).head_on == smoke.recommended
     recommended = variants.config(smoke.recommended, smoke)
     assert (nll.conditioning, nll.noise_sigma, nll.log_labels, nll.crop) == (
         recommended.conditioning, recommended.noise_sigma, recommended.log_labels, recommended.crop)
-    # the recommended and uncertainty networks take the profile's own epochs where it has
-    # them; the others not
+    # the recommended network takes the profile's own epochs where it has them; the others
+    # (its head included) not
     quick = profiles.get("quick")
     assert variants.config(quick.recommended, quick).epochs == quick.recommended_epochs
-    assert variants.config(quick.uncertainty, quick).epochs == quick.recommended_epochs
+    assert variants.config(quick.uncertainty, quick).epochs == quick.epochs
     # ... and their whole schedule, early stopping never halting it
     assert variants.config(quick.recommended, quick).patience == quick.recommended_epochs
     assert variants.config("xception_v1", quick).patience == quick.patience

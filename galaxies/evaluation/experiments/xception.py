@@ -19,9 +19,11 @@ name                       train set  what it is
                                       ``xception-fresh_v3``
 ``xception-psfimg_v3``     v3         PSF image as a second image channel, sigma drawn and known
 ``xception-noiseless_v1``  v1         trained and evaluated on the noiseless images (the floor)
-``xception-nll_v3``        v3         the recommended recipe below that also predicts a standard
-                                      deviation per label (pred_std): the profiles' uncertainty
-                                      network (`galaxies.runtime.profiles.Profile.uncertainty`)
+``xception-nll_v3``        v3         the recommended network below, its layers frozen, with a
+                                      head that predicts a standard deviation per label
+                                      (pred_std; `galaxies.networks.training.uncertainty_head`):
+                                      the profiles' uncertainty network
+                                      (`galaxies.runtime.profiles.Profile.uncertainty`)
 ``xception-fresh_v3``      v3         fresh noise on v3 (PSF FWHM in [0.5", 1"] and sigma drawn
                                       in [200, 400], both known): one network for every PSF
                                       and noise level of the recipes, the profiles'
@@ -53,6 +55,9 @@ class Variant:
     trainset: str
     description: str
     options: dict = field(default_factory=dict)
+    #: the variant whose frozen layers this one's standard-deviation head is trained on
+    #: (None: a network of its own); it must be trained first
+    head_on: str | None = None
 
     @property
     def name(self) -> str:
@@ -79,9 +84,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("xception-psfimg", "v3", "PSF and noise vary; PSF image as a channel, sigma known; "
             "fresh noise", {"psf_channel": True, "conditioning": ("sigma",), **_FRESH_SIGMA}),
     Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
-    Variant("xception-nll", "v3", "the recommended recipe (fresh noise, PSF FWHM and sigma known, "
-            "log labels, 48 x 48) that also predicts a standard deviation per label",
-            {"uncertainty": True, **_RECOMMENDED}),
+    Variant("xception-nll", "v3", "the recommended network's frozen layers with a head that "
+            "predicts a standard deviation per label", {"uncertainty": True, **_RECOMMENDED},
+            head_on="xception-fresh_v3"),
     Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
             "[200, 400] and known; flux, n, r learned as logarithms; the central 48 x 48 pixels",
             _RECOMMENDED),
@@ -99,8 +104,8 @@ def variant(name: str) -> Variant:
 def config(name: str, profile=None, **overrides):
     """The `galaxies.networks.training.TrainingConfig` of a variant under a profile.
 
-    The recommended and the uncertainty variants take the profile's ``recommended_epochs``,
-    where set, and run the whole cosine schedule (patience = epochs; the best epoch's weights
+    The recommended variant takes the profile's ``recommended_epochs``, where set, and runs
+    the whole cosine schedule (patience = epochs; the best epoch's weights
     are still the ones kept): mid-schedule, at a high learning rate, the validation loss rises
     and falls by the step's noise, and early stopping with the profile's patience halts a long
     schedule long before its learning rate has decayed (docs/results.md; benchmarks/levers.py,
@@ -109,8 +114,7 @@ def config(name: str, profile=None, **overrides):
     profile = profiles.get(profile)
     v = variant(name)
     epochs = profile.recommended_epochs
-    budget = ({"epochs": epochs, "patience": epochs}
-              if name in (profile.recommended, profile.uncertainty) and epochs else {})
+    budget = {"epochs": epochs, "patience": epochs} if name == profile.recommended and epochs else {}
     return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **budget,
                                                    **overrides})
 
@@ -121,14 +125,16 @@ def model_dir(name: str, profile=None) -> Path:
 
 
 def train(name: str, profile=None, verbose=2, **overrides):
-    """Train a variant on its training set under ``profile`` and save it to `model_dir`.
-    Keyword arguments replace `galaxies.networks.training.TrainingConfig` fields. Returns the
+    """Train a variant on its training set under ``profile`` and save it to `model_dir`; a
+    variant with ``head_on`` trains its head on that variant's trained model. Keyword arguments
+    replace `galaxies.networks.training.TrainingConfig` fields. Returns the
     `galaxies.networks.training.SavedModel`."""
     from galaxies.networks.training import fit
     profile = profiles.get(profile)
     v = variant(name)
+    base = None if v.head_on is None else load(v.head_on, profile)
     return fit(config(name, profile, **overrides), profile.dataset(v.trainset),
-               model_dir(name, profile), estimator=v.estimator, verbose=verbose)
+               model_dir(name, profile), estimator=v.estimator, verbose=verbose, base=base)
 
 
 def predict(name: str, profile=None, testsets=TESTSETS) -> dict[str, Path]:

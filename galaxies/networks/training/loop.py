@@ -24,6 +24,7 @@ from .losses import LOSSES, mean_mse
 from .saved import SavedModel, check_model_dir
 from .scaling import Standardizer, model_inputs
 from .stream import split_rows, training_batches
+from .uncertainty_head import check_base, with_std_head
 from .weighting import BoundWeights, bound_weighted_mse
 
 __all__ = ["learning_rate", "RecordedFit", "fit", "fresh_noise_inputs", "image_pairs",
@@ -113,7 +114,7 @@ class RecordedFit:
 
 def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = None,
         name: str | None = None, estimator: str | None = None, verbose="auto",
-        force: bool = True, bound_cache=None) -> SavedModel:
+        force: bool = True, bound_cache=None, base: SavedModel | None = None) -> SavedModel:
     """Train an estimator on a data set; save it to ``out_dir`` when one is given.
 
     Parameters
@@ -136,6 +137,10 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     bound_cache
         with ``loss_weighting="bound"``, the folder of the training set's cached bounds
         (default: beside the set; `galaxies.inference.crb_sets.cache_path`).
+    base
+        a trained estimator (no uncertainty): train only a standard-deviation head on its
+        frozen layers, with its scalers, split and stream (`galaxies.networks.training.uncertainty_head`);
+        ``config`` is then its recipe with ``uncertainty=True`` and the head's epochs.
 
     The validation split, scalers, augmentation and schedule are described in
     `galaxies.networks.training`. Returns the trained model.
@@ -146,6 +151,9 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
 
     if out_dir is not None:
         check_model_dir(out_dir, force)  # before hours of training, not after
+    if base is not None:
+        check_base(config, base)
+    given = None if base is None else {k: v for k, v in base.scalers.items() if k != "label"}
     keras.utils.set_random_seed(config.seed)
     if isinstance(data, files.Dataset):
         ds = data if config.limit is None else data.subset(slice(0, config.limit))
@@ -174,12 +182,13 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
                              "it cannot take replacement images")
         x_train, x_val, scalers, noise = fresh_noise_inputs(ds, raw_images, psf, conditioning,
                                                             train, val, config.seed,
-                                                            config.noise_sigma, config.crop)
+                                                            config.noise_sigma, config.crop, given)
     else:
-        x_train, scalers = take(train, None)
+        x_train, scalers = take(train, given)
         x_val, _ = take(val, scalers)
         noise = None
-    scalers["label"] = Standardizer.fit(ds.label[train], axis=0, log=config.log_flags)
+    scalers["label"] = (base.scalers["label"] if base is not None
+                        else Standardizer.fit(ds.label[train], axis=0, log=config.log_flags))
     y_val = scalers["label"].transform(ds.label[val])
     weights = None
     if config.loss_weighting != "none":
@@ -195,9 +204,10 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
 
     n_out = 2 * N_LABELS if config.uncertainty else N_LABELS
     try:
-        model = get_builder(config.model)(input_shape=x_val[0].shape[1:],  # a model input, noisy or not
-                                          n_conditioning=len(config.conditioning),
-                                          n_outputs=n_out, **config.model_kwargs)
+        model = (with_std_head(base.model) if base is not None else
+                 get_builder(config.model)(input_shape=x_val[0].shape[1:],  # a model input, noisy or not
+                                           n_conditioning=len(config.conditioning),
+                                           n_outputs=n_out, **config.model_kwargs))
     except TypeError as err:  # an unknown size keyword: a user error, not a crash
         raise InputError(f"model {config.model!r} with sizes {config.model_kwargs}: {err}") from None
     steps = len(batches)
@@ -211,7 +221,8 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
                  verbose=verbose, images_per_epoch=min(len(train), steps * config.batch_size))
     info = recorded.record(model, config, ds, train, val,
                            name=name or (Path(out_dir).name if out_dir is not None else None),
-                           estimator=estimator or config.model)
+                           estimator=estimator or config.model,
+                           frozen_base=None if base is None else str(base.path or base.name))
     saved = SavedModel(model, scalers, info, history=recorded.history)
     if out_dir is not None:
         saved.save(out_dir, force=force)
@@ -219,14 +230,16 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
 
 
 def fresh_noise_inputs(ds, clean, psf, conditioning, train, val, seed: int,
-                       noise_sigma: tuple | None = None, crop: int | None = None):
+                       noise_sigma: tuple | None = None, crop: int | None = None,
+                       scalers: dict | None = None):
     """With fresh noise (`galaxies.networks.training.noise`, seeded by ``seed``, read noise each row's
     own or drawn in ``noise_sigma``): the noiseless training images (the stream adds the
     noise), the scalers fitted on one noisy draw of them, the validation inputs (one fixed,
     seeded draw, so early stopping compares like with like) and the stream's ``noise``
     function, which returns the scaled inputs of an (oriented) batch of noiseless images.
     The noise is drawn on the whole stamp (a drawn sigma keeps the stamp's SNR in its
-    window), then the inputs are cropped to ``crop``."""
+    window), then the inputs are cropped to ``crop``. Given ``scalers`` (a trained network's),
+    they are used instead of fitted."""
     from .noise import FreshNoise
 
     fresh = FreshNoise(noise_sigma, seed)
@@ -237,7 +250,9 @@ def fresh_noise_inputs(ds, clean, psf, conditioning, train, val, seed: int,
         known = {k: (sigma if k == "sigma" else v[rows]) for k, v in conditioning.items()}
         return model_inputs(noisy, None if psf is None else psf[rows], known, scalers, crop)
 
-    _, scalers = inputs(clean[train], train, (10**9,), None)  # scalers of a noisy draw (no epoch's key)
+    if scalers is None:  # the scalers of a noisy draw (no epoch's key)
+        _, scalers = inputs(clean[train], train, (10**9,), None)
+    scalers = dict(scalers)
     x_val, _ = inputs(clean[val], val, (10**9 + 1,), scalers)
 
     def noise(batch, rows, key):  # rows of the training split; batch (n, H, W, 1) noiseless
