@@ -49,7 +49,7 @@ ESTIMATORS: tuple[Entry, ...] = (
     Entry("xception", "v1", "Xception (v1)"),
     Entry("xception", "v2", "Xception (v2: varying noise)"),
     Entry("xception", "v3", "Xception (v3: varying PSF), fixed noise"),
-    Entry("xception-nll", "v3", "Xception + uncertainty (v3): the recommended recipe"),
+    Entry("xception-nll", "v3", "Xception + uncertainty (v3): the recommended network with a std head"),
     Entry("xception-fresh", "v3", "Xception, fresh noise (v3): recommended"),
     Entry("autoencoder", "v1", "Autoencoder (v1)"),
     Entry("autokeras", "v1", "AutoKeras best (v1)"),

@@ -104,7 +104,8 @@ def test_every_table_has_every_test_set_and_marks_networks_outside_their_trainin
                                                                                   tmp_path):
     cfg = every_test_set
     v1, fit = "Xception (v1)", "L-BFGS-B fit"
-    nll, fresh = "Xception + uncertainty (v3): the recommended recipe", "Xception, fresh noise (v3): recommended"
+    nll, fresh = ("Xception + uncertainty (v3): the recommended network with a std head",
+                   "Xception, fresh noise (v3): recommended")
     dagger = report.OUT_OF_DOMAIN
     assert list(report.availability(cfg).columns) == ["name", "model", *profiles.TESTSETS]
     assert report.availability(cfg).loc[v1, "compact"] == "yes"
