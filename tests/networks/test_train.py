@@ -228,6 +228,7 @@ def test_std_head_keeps_the_estimators_means(trained, small_sets, tmp_path):
     head = training.fit(config, small_sets["random"], tmp_path / "head", base=plain, verbose=0)
     for before, after in zip(frozen, plain.model.get_weights()):
         np.testing.assert_array_equal(before, after)
+    assert all(layer.trainable for layer in plain.model.layers)  # the estimator is not touched
     again = training.SavedModel.load(tmp_path / "head")
     assert again.uncertainty and again.info["frozen_base"] == str(plain.path)
     assert again.info["train_rows"] == plain.info["train_rows"]

@@ -54,17 +54,19 @@ def _plain(value):
 
 
 def with_std_head(model, units: int = 64):
-    """``model`` (outputs: the labels' means) with every layer frozen and a new head: a dense
-    layer of ``units`` (SELU) on the features that feed its output layer, then one log
+    """A copy of ``model`` (outputs: the labels' means) with every layer frozen and a new head:
+    a dense layer of ``units`` (SELU) on the features that feed its output layer, then one log
     standard deviation per label. The new model's outputs are the means, then the log standard
-    deviations (`galaxies.networks.training.losses`)."""
+    deviations (`galaxies.networks.training.losses`). ``model`` itself is left as it was."""
     import keras
     from keras import layers
 
-    out_layer = model.layers[-1]
     if int(model.outputs[0].shape[-1]) != N_LABELS:
         raise InputError(f"{model.name} has {model.outputs[0].shape[-1]} outputs; a head needs "
                          f"a network of {N_LABELS} (the labels)")
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    model, out_layer = copy, copy.layers[-1]
     for layer in model.layers:
         layer.trainable = False
     hidden = layers.Dense(units, activation="selu", name="std_hidden")(out_layer.input)
