@@ -60,11 +60,10 @@ def train_variant(profile, variant: str, options: dict, path: Path, **fit_kwargs
     from galaxies.networks.training import fit
 
     estimator, trainset = variant.rsplit("_", 1)
-    head_on = xception.variant(variant).head_on  # a head trains on the pipeline's base network
-    base = None if head_on is None else xception.load(head_on, profile)
     start = time.perf_counter()
     saved = fit(xception.config(variant, profile, **options), profile.dataset(trainset), path,
-                estimator=estimator, verbose=0, base=base, **fit_kwargs)
+                estimator=estimator, verbose=0, base=xception.head_base(variant, profile),
+                **fit_kwargs)
     print(f"  {path.name}: {time.perf_counter() - start:.0f} s in all, "
           f"{saved.info['training_seconds']:.0f} s training "
           f"({saved.info['train_images_per_second']:.0f} images/s), {saved.info['epochs_run']} "

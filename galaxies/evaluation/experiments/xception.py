@@ -56,7 +56,8 @@ class Variant:
     description: str
     options: dict = field(default_factory=dict)
     #: the variant whose frozen layers this one's standard-deviation head is trained on
-    #: (None: a network of its own); it must be trained first
+    #: (None: a network of its own); it must be trained first, and its recipe is the head's
+    #: (``options`` then only add to it)
     head_on: str | None = None
 
     @property
@@ -85,7 +86,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             "fresh noise", {"psf_channel": True, "conditioning": ("sigma",), **_FRESH_SIGMA}),
     Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
     Variant("xception-nll", "v3", "the recommended network's frozen layers with a head that "
-            "predicts a standard deviation per label", {"uncertainty": True, **_RECOMMENDED},
+            "predicts a standard deviation per label", {"uncertainty": True},
             head_on="xception-fresh_v3"),
     Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
             "[200, 400] and known; flux, n, r learned as logarithms; the central 48 x 48 pixels",
@@ -113,9 +114,10 @@ def config(name: str, profile=None, **overrides):
     from galaxies.networks.training import TrainingConfig
     profile = profiles.get(profile)
     v = variant(name)
+    recipe = v.options if v.head_on is None else {**variant(v.head_on).options, **v.options}
     epochs = profile.recommended_epochs
     budget = {"epochs": epochs, "patience": epochs} if name == profile.recommended and epochs else {}
-    return TrainingConfig.from_profile(profile, **{"model": "xception", **v.options, **budget,
+    return TrainingConfig.from_profile(profile, **{"model": "xception", **recipe, **budget,
                                                    **overrides})
 
 
@@ -132,9 +134,16 @@ def train(name: str, profile=None, verbose=2, **overrides):
     from galaxies.networks.training import fit
     profile = profiles.get(profile)
     v = variant(name)
-    base = None if v.head_on is None else load(v.head_on, profile)
     return fit(config(name, profile, **overrides), profile.dataset(v.trainset),
-               model_dir(name, profile), estimator=v.estimator, verbose=verbose, base=base)
+               model_dir(name, profile), estimator=v.estimator, verbose=verbose,
+               base=head_base(name, profile))
+
+
+def head_base(name: str, profile=None):
+    """The trained model a head variant's head sits on (`Variant.head_on`, as trained under
+    ``profile``), or None for a network of its own."""
+    v = variant(name)
+    return None if v.head_on is None else load(v.head_on, profile)
 
 
 def predict(name: str, profile=None, testsets=TESTSETS) -> dict[str, Path]:

@@ -153,7 +153,7 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         check_model_dir(out_dir, force)  # before hours of training, not after
     if base is not None:
         check_base(config, base)
-    given = None if base is None else {k: v for k, v in base.scalers.items() if k != "label"}
+    given = None if base is None else dict(base.scalers)  # a head keeps its base's scalers
     keras.utils.set_random_seed(config.seed)
     if isinstance(data, files.Dataset):
         ds = data if config.limit is None else data.subset(slice(0, config.limit))
@@ -187,8 +187,8 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         x_train, scalers = take(train, given)
         x_val, _ = take(val, scalers)
         noise = None
-    scalers["label"] = (base.scalers["label"] if base is not None
-                        else Standardizer.fit(ds.label[train], axis=0, log=config.log_flags))
+    if base is None:
+        scalers["label"] = Standardizer.fit(ds.label[train], axis=0, log=config.log_flags)
     y_val = scalers["label"].transform(ds.label[val])
     weights = None
     if config.loss_weighting != "none":

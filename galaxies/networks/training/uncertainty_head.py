@@ -41,16 +41,11 @@ def check_base(config, base) -> None:
     if config.loss_weighting != "none":
         raise InputError(f"loss_weighting = {config.loss_weighting!r} cannot train a standard-"
                          "deviation head")
-    mine, theirs = asdict(config), asdict(base.config)
-    differ = [k for k in mine if k not in HEAD_FIELDS and _plain(mine[k]) != _plain(theirs.get(k))]
+    mine, theirs = asdict(config), asdict(base.config)  # both normalized by TrainingConfig
+    differ = [k for k in mine if k not in HEAD_FIELDS and mine[k] != theirs[k]]
     if differ:
-        shown = ", ".join(f"{k} = {mine[k]!r} (its {theirs.get(k)!r})" for k in differ)
+        shown = ", ".join(f"{k} = {mine[k]!r} (its {theirs[k]!r})" for k in differ)
         raise InputError(f"a head on {base.name} must train on its data, inputs and split: {shown}")
-
-
-def _plain(value):
-    """A config value as JSON gives it back (tuples become lists)."""
-    return list(value) if isinstance(value, tuple) else value
 
 
 def with_std_head(model, units: int = 64):
