@@ -120,10 +120,10 @@ class Profile:
     #: layers after it (`galaxies.evaluation.experiments.xception`). It must be one of the
     #: variants.
     uncertainty: str = "xception-nll_v3"
-    #: epochs of the recommended network (None: ``epochs``): where the
-    #: learning curve still falls at ``epochs``, the budget's minutes are moved to them
-    #: (docs/results.md). Given, they run the whole cosine schedule: early stopping only keeps
-    #: the best epoch's weights (`galaxies.evaluation.experiments.xception.config`)
+    #: epochs of the recommended network (None: ``epochs``): where its learning curve still
+    #: falls at ``epochs``, the budget's minutes are moved to it (docs/results.md). Given, it
+    #: runs the whole cosine schedule: early stopping only keeps the best epoch's weights
+    #: (`galaxies.evaluation.experiments.xception.config`)
     recommended_epochs: int | None = None
     #: the network the refinement starts from (`galaxies.inference.refine`, Project/refinement.ipynb),
     #: as ``<estimator>_<trainset>``, and the numbers of Gauss-Newton steps run from it
