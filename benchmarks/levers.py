@@ -15,8 +15,14 @@ on the same rows, as `benchmarks/loss_weighting.py` judges the bound-weighted lo
 Each run's training time is printed (the crop's lever is its speed as much as its accuracy).
 A run already in ``--out`` is judged again, not retrained, unless ``--retrain``.
 
+``--orientations`` judges every run a second time with its estimates averaged over the eight
+orientations of the pixel grid (`OrientationAverage`): an ablation, not an estimator (it costs
+eight forward passes), that says how much of a network's distance to the posterior mean is
+noise in how it answers to the orientation, which more training or an ensemble could remove,
+and how much is shared by every orientation.
+
     python benchmarks/levers.py --profile quick --levers plain log-flux-r crop48 --seeds 0 1
-        [--epochs 24] [--out models/lever] [--judge-only | --retrain]
+        [--epochs 24] [--out models/lever] [--judge-only | --retrain] [--orientations]
 """
 from __future__ import annotations
 
@@ -26,6 +32,8 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
 
 from galaxies.networks.training import read_info  # noqa: E402
 from galaxies.runtime import profiles  # noqa: E402
@@ -57,6 +65,34 @@ def train(profile, variant: str, lever: str, seed: int, out: Path, epochs: int |
     return train_variant(profile, variant, options, model_path(variant, lever, seed, out, epochs))
 
 
+class OrientationAverage:
+    """A saved network whose estimate is the mean of its estimates of the eight orientations of
+    each image (`galaxies.networks.training.stream.dihedral`, each estimate turned back: the
+    shear's sign flips are their own inverses), and its ``pred_std`` the mean of theirs.
+
+    The likelihood and the training prior are invariant under these symmetries (a round PSF,
+    the galaxy at the stamp's centre, the shear's angle uniform), so the posterior mean is
+    equivariant and the average is at least as close to it, on average, as the network."""
+
+    def __init__(self, network):
+        self.network = network
+        self.trainset = network.trainset
+
+    def predict_dataset(self, ds):
+        from galaxies.networks.training.saved import dataset_arrays
+        from galaxies.networks.training.stream import dihedral
+
+        images, psf, _ = dataset_arrays(ds, self.network.config, None)
+        means, stds = [], []
+        for element in range(8):
+            turned, _ = dihedral(images, np.zeros((len(images), 5)), element)
+            turned_psf = None if psf is None else dihedral(psf, np.zeros((len(psf), 5)), element)[0]
+            pred, std = self.network.predict(turned, ds.psf_fwhm, ds.sigma, turned_psf)
+            means.append(dihedral(images[:1], pred, element)[1])
+            stds.append(std)
+        return np.mean(means, axis=0), None if stds[0] is None else np.mean(stds, axis=0)
+
+
 def main(argv=None) -> int:
     from loss_weighting import judge, print_tables
 
@@ -75,6 +111,8 @@ def main(argv=None) -> int:
                         help="judge the models already in --out, train nothing")
     parser.add_argument("--retrain", action="store_true",
                         help="train again the runs already in --out")
+    parser.add_argument("--orientations", action="store_true",
+                        help="judge every run again averaged over the 8 orientations of the grid")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
     out = Path(args.out)
@@ -90,6 +128,12 @@ def main(argv=None) -> int:
                 train(profile, variant, lever, seed, out, args.epochs)
             runs[f"{lever} seed {seed}"] = path
     frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
+    if args.orientations:
+        from galaxies.evaluation.against_posterior import judge_network
+        from galaxies.networks.training import SavedModel
+        frames.update({f"{label}, 8 orientations": judge_network(
+            OrientationAverage(SavedModel.load(path)), profile)
+            for label, path in runs.items() if path.is_dir()})
     print_tables(frames, profile, variant)
     return 0
 
