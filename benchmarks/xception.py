@@ -26,7 +26,7 @@ Prints, for the profile chosen:
    ``--seeds K`` the recommended network retrained over K seeds).
 
     python benchmarks/xception.py --profile quick [--architectures] [--targets-only]
-        [--reference [--compute-posteriors] [--seeds 3]]
+        [--reference [--compute-posteriors] [--seeds 3] [--test-rows 300]]
 
 Speeds depend on the machine and on what else runs on it: the figures are this run's.
 """
@@ -340,14 +340,21 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=0,
                         help="retrain the recommended network over this many seeds and judge "
                              "each against the posterior (with --reference)")
+    parser.add_argument("--test-rows", type=int, default=None,
+                        help="compute the recommended network's reference for this many rows of "
+                             "test first (with --reference) [default: the profile's]")
     args = parser.parse_args(argv)
     profile = profiles.get(args.profile)
+    if args.test_rows is not None and not 0 < args.test_rows <= profile.crb_limit:
+        parser.error(f"--test-rows {args.test_rows}: must be in 1..{profile.crb_limit} (the rows "
+                     f"of test with a bound under profile {profile.name})")
     pd.set_option("display.width", 140)
     print(f"profile {profile.name}\n")
     targets(profile)
     if args.reference:
         verdicts = Verdicts()
-        reference_module().main(profile, verdicts, args.compute_posteriors, args.seeds)
+        reference_module().main(profile, verdicts, args.compute_posteriors, args.seeds,
+                                 args.test_rows)
         print(f"  against the reference: {verdicts.met} met, {verdicts.missed} missed\n")
     if args.targets_only:
         return 0

@@ -168,13 +168,14 @@ def prior_recipe(trainset: str, profile=None) -> str:
 
 
 def reference(profile, testset: str, recipe: str, compute: bool = False,
-              progress: bool = False) -> posterior_sets.PosteriorSet:
-    """The posteriors of a test set's first ``profile.posterior_rows(testset)`` rows under
-    ``recipe``'s prior: read from the cache, or computed there with ``compute``."""
+              progress: bool = False, rows: int | None = None) -> posterior_sets.PosteriorSet:
+    """The posteriors of a test set's first ``rows`` rows (default:
+    ``profile.posterior_rows(testset)``) under ``recipe``'s prior: read from the cache, or
+    computed there with ``compute`` (the rows the cache lacks; it keeps every row computed)."""
     profile = profiles.get(profile)
     path = profile.dataset(testset)
     if compute:
-        return posterior_sets.for_dataset(path, recipe, limit=profile.posterior_rows(testset),
+        return posterior_sets.for_dataset(path, recipe, limit=rows or profile.posterior_rows(testset),
                                           sersics=profile.sersics, progress=progress)
     return posterior_sets.load(path, recipe)
 

@@ -91,3 +91,22 @@ def test_the_recommended_network_over_seeds(tmp_path, monkeypatch, capsys):
     first, second = (runs[runs["seed"] == s]["rms to posterior"].to_numpy() for s in (0, 1))
     assert np.all(first > 0) and not np.allclose(first, second)
     assert "over 2 seeds" in capsys.readouterr().out
+
+
+def test_more_rows_of_test_for_the_reference(tmp_path, monkeypatch, capsys):
+    """--test-rows N computes the recommended network's reference for N rows of test first;
+    N outside the rows with a bound is refused in one line naming it."""
+    from galaxies.evaluation import against_posterior
+
+    monkeypatch.setattr(profiles, "ROOT", tmp_path)
+    calls = []
+    monkeypatch.setattr(against_posterior, "reference",
+                        lambda profile, testset, recipe, **kw: calls.append((testset, recipe, kw)))
+    profile = profiles.get("smoke")
+    assert load_benchmark("xception_reference").tables(profile, test_rows=7) == {}
+    assert calls == [("test", "v3", {"compute": True, "progress": True, "rows": 7})]
+    benchmark = load_benchmark("xception")
+    with pytest.raises(SystemExit):
+        benchmark.main(["--profile", "smoke", "--reference", "--test-rows", "0"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--test-rows 0" in err and f"1..{profile.crb_limit}" in err

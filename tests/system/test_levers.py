@@ -1,0 +1,71 @@
+"""benchmarks/levers.py: the orientation average (``--orientations``) of a network's estimates."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from galaxies.networks.training import TrainingConfig
+from galaxies.networks.training.stream import dihedral
+
+from test_benchmarks import load_benchmark
+
+
+class LopsidedNetwork:
+    """Estimates from the image's moments (equivariant) plus pixels off the centre (not):
+    flux the sum and a corner pixel, g1 and g2 the second moments and two other pixels."""
+
+    trainset = "v3"
+    config = TrainingConfig()
+
+    def predict(self, images, psf_fwhm=None, sigma=None, psf_img=None):
+        n = images.shape[-1]
+        y, x = np.mgrid[:n, :n] - (n - 1) / 2
+        total = images.sum(axis=(1, 2))
+        qxx, qyy, qxy = ((images * w).sum(axis=(1, 2)) / total for w in (x * x, y * y, x * y))
+        pred = np.stack([total + 3 * images[:, 0, 0], images[:, 1, 2], images[:, 3, 5],
+                         qxx - qyy + images[:, 2, 7], 2 * qxy + 5 * images[:, 6, 1]], axis=1)
+        return pred, np.abs(pred)
+
+
+@pytest.fixture(scope="module")
+def levers():
+    return load_benchmark("levers")
+
+
+def _dataset(images):
+    return SimpleNamespace(img=images, psf_fwhm=np.full(len(images), 0.6),
+                           sigma=np.full(len(images), 300.0))
+
+
+def test_the_orientation_average_is_equivariant(levers):
+    """The average of a network that is not equivariant is: turning the image turns its
+    estimates (the shear's signs), and leaves flux, n and r."""
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0.5, 2.0, size=(6, 8, 8))
+    network = LopsidedNetwork()
+    average = levers.OrientationAverage(network)
+    base, base_std = average.predict_dataset(_dataset(images))
+    for element in range(1, 8):
+        turned, expected = dihedral(images, base, element)
+        pred, std = average.predict_dataset(_dataset(turned))
+        np.testing.assert_allclose(pred, expected, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(std, base_std, rtol=1e-10)
+        # the network itself is not: the test would pass for any average if it were
+        assert not np.allclose(network.predict(turned)[0], dihedral(images, network.predict(images)[0],
+                                                                    element)[1])
+
+
+def test_an_equivariant_network_is_its_own_average(levers):
+    """On images symmetric under every orientation, the average's flux, n and r are the
+    network's, and its shear is zero (what the network reads off the centre cancels)."""
+    rng = np.random.default_rng(2)
+    quarter = rng.uniform(0.5, 2.0, size=(3, 4, 4))
+    quarter = (quarter + np.swapaxes(quarter, 1, 2)) / 2
+    half = np.concatenate([quarter, quarter[:, :, ::-1]], axis=2)
+    images = np.concatenate([half, half[:, ::-1]], axis=1)
+    pred, _ = levers.OrientationAverage(LopsidedNetwork()).predict_dataset(_dataset(images))
+    own, _ = LopsidedNetwork().predict(images)
+    np.testing.assert_allclose(pred[:, :3], own[:, :3], rtol=1e-10)
+    np.testing.assert_allclose(pred[:, 3:], 0.0, atol=1e-10)
+    assert np.all(np.abs(own[:, 3:]) > 0.1)
