@@ -1,6 +1,7 @@
 """The recommended network's training levers, one at a time, against the network the pipeline
-trained: labels learned as logarithms, a centred crop of the input, more epochs (``--variant``:
-another Xception variant's recipe, e.g. the uncertainty network's).
+trained: labels learned as logarithms, a centred crop of the input, more epochs, each galaxy's
+error weighed by its own bound (``--variant``: another Xception variant's recipe, e.g. the
+uncertainty network's).
 
 Each lever is a set of `galaxies.networks.training.TrainingConfig` fields (`LEVERS`) laid over
 the recommended variant's recipe (its training set, noise, epochs, batch size and learning
@@ -46,6 +47,7 @@ LEVERS = {
     "crop48": dict(crop=48),
     "crop48-log-flux-n-r": dict(crop=48, log_labels=("flux", "sersic_n", "sersic_r")),
     "no-early-stop": dict(patience=1_000),
+    "bound-weighted": dict(loss_weighting="bound"),
 }
 
 

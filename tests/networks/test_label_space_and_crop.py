@@ -75,7 +75,6 @@ def test_the_crop_is_centred_and_keeps_the_grid_symmetries():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(log_labels=("g1",)), "log_labels"),
     (dict(log_labels=("flux", "flux")), "log_labels"),
-    (dict(log_labels=("flux",), loss_weighting="bound"), "one or the other"),
     (dict(crop=47), "crop"), (dict(crop=8), "crop"), (dict(crop=True), "crop")])
 def test_config_refuses_bad_levers(kwargs, message):
     with pytest.raises(InputError, match=message):

@@ -52,7 +52,7 @@ def test_drawn_noise_bounds_interpolate_log_log_and_decode_sigma():
     power = np.array([1.0, 1.5, 1.0, 0.5, 1.0])
     table = base[:, None, :] * (sigmas[None, :, None] / 200.0) ** power
     scaler = Standardizer(mean=[0.7, 300.0], std=[0.1, 50.0])  # psf_fwhm, sigma
-    bounds = weighting.BoundWeights(table, np.ones(5), sigmas, 1, scaler)
+    bounds = weighting.BoundWeights(table, np.ones((2, 5)), sigmas, 1, scaler)
     sigma = np.array([283.0, 350.0])
     expected = base * (sigma[:, None] / 200.0) ** power
     np.testing.assert_allclose(bounds.at(np.array([0, 1]), sigma), expected, rtol=1e-9)
@@ -87,6 +87,26 @@ def test_validation_loss_is_the_mean_squared_normalized_error(small_sets, tmp_pa
     expected = np.mean(((pred - ds.label[val]) / crb) ** 2)
     assert saved.info["best_val_loss"] == pytest.approx(expected, rel=2e-3)
     assert saved.info["config"]["loss_weighting"] == "bound"
+
+
+def test_logarithmic_labels_are_weighed_by_the_bound_of_their_logarithm(small_sets, tmp_path, keras):
+    """Flux and r learned as logarithms: their weight is the bound of the logarithm,
+    bound / value (first order), so the validation loss is the mean over galaxies and labels of
+    (log(prediction / truth) * truth / bound)^2 for those two and ((prediction - truth) /
+    bound)^2 for the others."""
+    logs = ("flux", "sersic_r")
+    config = training.TrainingConfig(epochs=1, batch_size=8, model_kwargs=TINY, augment=False,
+                                     loss_weighting="bound", log_labels=logs)
+    saved = training.fit(config, small_sets["random"], verbose=0, bound_cache=tmp_path)
+    ds = files.load_dataset(small_sets["random"])
+    _, val = training.split_rows(len(ds), config.validation_fraction, config.seed)
+    pred, _ = saved.predict_dataset(ds.subset(val))
+    truth = ds.label[val]
+    crb = crb_sets.for_dataset(small_sets["random"], renderer="jax", cache_dir=tmp_path,
+                               progress=False)[val]
+    log = np.array([p in logs for p in LABEL_COLUMNS])
+    error = np.where(log, np.log(pred / truth) * truth, pred - truth) / crb
+    assert saved.info["best_val_loss"] == pytest.approx(np.mean(error**2), rel=2e-3)
 
 
 def test_drawn_noise_fit_caches_bounds_per_noise_level(small_sets, tmp_path, keras):

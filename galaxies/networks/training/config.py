@@ -159,10 +159,6 @@ class TrainingConfig:
         if bad or len(set(self.log_labels)) != len(self.log_labels):
             raise InputError(f"log_labels {self.log_labels} not understood; choose each of "
                              f"{LOG_LABELS} at most once")
-        if self.log_labels and self.loss_weighting != "none":
-            raise InputError(f"log_labels {self.log_labels} with loss_weighting = "
-                             f"{self.loss_weighting!r}: the bound weights are in linear label units; "
-                             "use one or the other")
         if self.crop is not None and (isinstance(self.crop, bool) or int(self.crop) != self.crop
                                       or not 16 <= self.crop <= 64 or self.crop % 2):
             raise InputError(f"crop = {self.crop!r} must be an even number of pixels from 16 to 64 "

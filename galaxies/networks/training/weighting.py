@@ -6,9 +6,13 @@ one. With ``loss_weighting="bound"`` the loss is what is measured:
 
     loss = mean over the 5 labels of ((y_pred - y_true) / CRB_scaled)^2
 
-``CRB_scaled`` is the galaxy's bound in standardized label units (the bound over the label
-scaler's standard deviation), so the loss is the mean squared normalized error and the
-validation loss that early stopping watches is the metric itself. The weights are not
+``CRB_scaled`` is the galaxy's bound in standardized label units: the bound over the label
+scaler's standard deviation, and for a label learned as its logarithm (``log_labels``) over
+the standard deviation times the galaxy's value, the bound of the logarithm to first order
+(`galaxies.networks.training.scaling.Standardizer.units_per_step`). So the loss is the mean
+squared normalized error and the validation loss that early stopping watches is the metric
+itself; its minimizer is the posterior mean weighted by each galaxy's inverse squared bound,
+the reference the networks' ratio is judged against (`galaxies.evaluation.against_posterior`). The weights are not
 rescaled to a mean of 1: Adam's steps do not depend on a constant factor of the loss, so the
 learning rate still fits, while normalizing each label apart would weigh the labels otherwise
 than the metric does. A galaxy without a finite bound (a singular Fisher matrix: a parameter
@@ -63,10 +67,12 @@ def sigma_grid(low: float, high: float, ratio: float = GRID_RATIO) -> np.ndarray
     return np.exp(np.linspace(math.log(low), math.log(high), points))
 
 
-def label_weights(bounds: np.ndarray, label_std) -> np.ndarray:
-    """``1 / (bound / std)^2`` per galaxy and label (N, 5), float32: the bound in standardized
-    label units; 0 where the bound is not a positive finite number."""
-    scaled = np.asarray(bounds, np.float64) / np.asarray(label_std, np.float64)
+def label_weights(bounds: np.ndarray, units) -> np.ndarray:
+    """``1 / (bound / units)^2`` per galaxy and label (N, 5), float32: the bound in standardized
+    label units (``units``: label units per standardized unit, the scaler's standard deviation
+    or, per galaxy, `Standardizer.units_per_step`); 0 where the bound is not a positive finite
+    number."""
+    scaled = np.asarray(bounds, np.float64) / np.asarray(units, np.float64)
     ok = np.isfinite(scaled) & (scaled > 0)
     out = np.zeros(scaled.shape, np.float32)
     out[ok] = 1.0 / scaled[ok] ** 2
@@ -78,7 +84,8 @@ class BoundWeights:
     """The bounds of a data set's rows and the weights of a batch of them.
 
     ``bounds`` (N, 5) at each row's own read noise, or (N, K, 5) at the noise levels
-    ``sigmas`` (K,); ``label_std`` the label scaler's standard deviations; ``sigma_column``
+    ``sigmas`` (K,); ``units`` (N, 5) label units per standardized unit at each row (the label
+    scaler's standard deviation, times the row's value for a logarithmic label); ``sigma_column``
     the column of the read noise in the (scaled) conditioning input, decoded by
     ``conditioning`` (a `galaxies.networks.training.scaling.Standardizer`), for drawn noise;
     ``scale`` (5,) multiplies the weights of each label (1: the metric's own weights);
@@ -87,7 +94,7 @@ class BoundWeights:
     """
 
     bounds: np.ndarray
-    label_std: np.ndarray
+    units: np.ndarray
     sigmas: np.ndarray | None = None
     sigma_column: int | None = None
     conditioning: object = None
@@ -118,14 +125,15 @@ class BoundWeights:
             return crb_sets.for_dataset(ds.path, rows=rows, renderer="jax", sigma=sigma,
                                         cache_dir=cache_dir, progress=progress)[:len(ds)]
 
-        std = np.asarray(scalers["label"].std, np.float64)
+        units = np.broadcast_to(scalers["label"].units_per_step(ds.label), ds.label.shape)
         if config.noise_sigma is None:
-            out = cls(bounds_at(None), std)
+            out = cls(bounds_at(None), units)
         else:
             sigmas = sigma_grid(*config.noise_sigma)
             bounds = np.stack([bounds_at(float(s)) for s in sigmas], axis=1)
-            out = cls(bounds, std, sigmas, config.conditioning.index("sigma"), scalers["conditioning"])
-        seen = label_weights(out.bounds[rows if train is None else train], std).reshape(-1, N_LABELS)
+            out = cls(bounds, units, sigmas, config.conditioning.index("sigma"), scalers["conditioning"])
+        chosen = rows if train is None else train
+        seen = label_weights(out.bounds[chosen], out.units_of(chosen, out.bounds.ndim)).reshape(-1, N_LABELS)
         if config.loss_weighting == "bound-per-label":
             out.scale = 1.0 / np.maximum(seen.mean(axis=0), np.finfo(np.float32).tiny)
             seen = seen * out.scale
@@ -135,6 +143,12 @@ class BoundWeights:
         if config.loss_weight_cap is not None:
             out.cap = config.loss_weight_cap * np.median(seen, axis=0)
         return out
+
+    def units_of(self, rows: np.ndarray, ndim: int = 2) -> np.ndarray:
+        """``units`` of the rows, shaped to divide bounds of ``ndim`` dimensions ((n, 5), or
+        (n, K, 5) at the noise levels of the grid)."""
+        units = np.asarray(self.units)[rows]
+        return units[:, None] if ndim == 3 else units
 
     def at(self, rows: np.ndarray, sigma: np.ndarray | None = None) -> np.ndarray:
         """The bounds (n, 5) of the rows ``rows`` with read noise ``sigma`` (n,) (drawn noise
@@ -160,7 +174,8 @@ class BoundWeights:
         if self.sigmas is not None:
             known = self.conditioning.inverse(np.asarray(extras[0]))
             sigma = known[:, self.sigma_column]
-        weights = label_weights(self.at(np.asarray(rows), sigma), self.label_std)
+        rows = np.asarray(rows)
+        weights = label_weights(self.at(rows, sigma), self.units_of(rows))
         if self.scale is not None:
             weights = weights * self.scale
         if self.cap is not None:
