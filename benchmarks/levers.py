@@ -22,8 +22,13 @@ eight forward passes), that says how much of a network's distance to the posteri
 noise in how it answers to the orientation, which more training or an ensemble could remove,
 and how much is shared by every orientation.
 
+``--ensemble`` judges, for each lever trained over several seeds, the mean of its runs'
+estimates (`Ensemble`): another ablation (K networks, K forward passes) that says how much of
+the distance to the posterior mean is the spread between trainings, which one network of the
+same budget keeps.
+
     python benchmarks/levers.py --profile quick --levers plain log-flux-r crop48 --seeds 0 1
-        [--epochs 24] [--out models/lever] [--judge-only | --retrain] [--orientations]
+        [--epochs 24] [--out models/lever] [--judge-only | --retrain] [--orientations] [--ensemble]
 """
 from __future__ import annotations
 
@@ -48,6 +53,7 @@ LEVERS = {
     "crop48-log-flux-n-r": dict(crop=48, log_labels=("flux", "sersic_n", "sersic_r")),
     "no-early-stop": dict(patience=1_000),
     "bound-weighted": dict(loss_weighting="bound"),
+    "bound-weighted-flux": dict(loss_weighting="bound-per-label", loss_weighted_labels=("flux",)),
 }
 
 
@@ -95,9 +101,26 @@ class OrientationAverage:
         return np.mean(means, axis=0), None if stds[0] is None else np.mean(stds, axis=0)
 
 
-def main(argv=None) -> int:
-    from loss_weighting import judge, print_tables
+class Ensemble:
+    """Saved networks of one recipe trained from different seeds, whose estimate is the mean
+    of theirs (and ``pred_std`` the mean of theirs). Each network converges to the posterior
+    mean plus an error of its own training; where those errors are independent, the mean of K
+    networks keeps 1 / sqrt(K) of them, and what it keeps beyond that is shared by the recipe."""
 
+    def __init__(self, networks):
+        if not networks:
+            raise ValueError("an ensemble needs at least one network")
+        self.networks = list(networks)
+        self.trainset = self.networks[0].trainset
+
+    def predict_dataset(self, ds):
+        answers = [network.predict_dataset(ds) for network in self.networks]
+        stds = [std for _, std in answers]
+        mean = np.mean([pred for pred, _ in answers], axis=0)
+        return mean, None if any(s is None for s in stds) else np.mean(stds, axis=0)
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=None, help="smoke, quick or full [default: quick]")
     parser.add_argument("--variant", default=None,
@@ -115,7 +138,14 @@ def main(argv=None) -> int:
                         help="train again the runs already in --out")
     parser.add_argument("--orientations", action="store_true",
                         help="judge every run again averaged over the 8 orientations of the grid")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="judge the mean of each lever's runs over --seeds (at least two)")
     args = parser.parse_args(argv)
+    if args.ensemble and len(set(args.seeds)) < 2:
+        parser.error(f"--ensemble averages over seeds; got --seeds {' '.join(map(str, args.seeds))}, "
+                     "give at least two")
+    from loss_weighting import judge, print_tables
+
     profile = profiles.get(args.profile)
     out = Path(args.out)
     from galaxies.evaluation.experiments import xception
@@ -136,6 +166,15 @@ def main(argv=None) -> int:
         frames.update({f"{label}, 8 orientations": judge_network(
             OrientationAverage(SavedModel.load(path)), profile)
             for label, path in runs.items() if path.is_dir()})
+    if args.ensemble:
+        from galaxies.evaluation.against_posterior import judge_network
+        from galaxies.networks.training import SavedModel
+        for lever in args.levers:
+            paths = [runs[f"{lever} seed {seed}"] for seed in args.seeds]
+            paths = [p for p in paths if p.is_dir()]
+            if len(paths) >= 2:
+                frames[f"{lever}, mean of {len(paths)} seeds"] = judge_network(
+                    Ensemble([SavedModel.load(p) for p in paths]), profile)
     print_tables(frames, profile, variant)
     return 0
 

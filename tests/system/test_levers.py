@@ -1,4 +1,5 @@
-"""benchmarks/levers.py: the orientation average (``--orientations``) of a network's estimates."""
+"""benchmarks/levers.py: the orientation average (``--orientations``) of a network's estimates
+and the mean of several seeds' networks (``--ensemble``)."""
 
 from types import SimpleNamespace
 
@@ -69,3 +70,35 @@ def test_an_equivariant_network_is_its_own_average(levers):
     np.testing.assert_allclose(pred[:, :3], own[:, :3], rtol=1e-10)
     np.testing.assert_allclose(pred[:, 3:], 0.0, atol=1e-10)
     assert np.all(np.abs(own[:, 3:]) > 0.1)
+
+
+class ShiftedNetwork:
+    """A network whose every estimate is the image's sum plus its own offset, and whose
+    ``pred_std`` is its offset's size: an ensemble's mean has the mean offset."""
+
+    trainset = "v3"
+
+    def __init__(self, offset, std=True):
+        self.offset, self.std = offset, std
+
+    def predict_dataset(self, ds):
+        pred = ds.img.sum(axis=(1, 2))[:, None] + np.full((1, 5), self.offset)
+        return pred, np.full_like(pred, abs(self.offset)) if self.std else None
+
+
+def test_an_ensemble_is_the_mean_of_its_networks(levers):
+    images = np.random.default_rng(3).uniform(0.0, 1.0, size=(4, 6, 6))
+    ensemble = levers.Ensemble([ShiftedNetwork(o) for o in (-1.0, 0.5, 3.5)])
+    pred, std = ensemble.predict_dataset(_dataset(images))
+    np.testing.assert_allclose(pred, np.repeat(images.sum(axis=(1, 2))[:, None] + 1.0, 5, axis=1))
+    np.testing.assert_allclose(std, 5.0 / 3)
+    assert ensemble.trainset == "v3"
+    _, none = levers.Ensemble([ShiftedNetwork(1.0), ShiftedNetwork(2.0, std=False)]).predict_dataset(
+        _dataset(images))
+    assert none is None
+
+
+def test_an_ensemble_of_one_seed_is_refused(levers, capsys):
+    with pytest.raises(SystemExit):
+        levers.main(["--levers", "plain", "--seeds", "0", "0", "--ensemble", "--judge-only"])
+    assert "--ensemble averages over seeds" in capsys.readouterr().err
