@@ -22,13 +22,18 @@ eight forward passes), that says how much of a network's distance to the posteri
 noise in how it answers to the orientation, which more training or an ensemble could remove,
 and how much is shared by every orientation.
 
+``--floor`` prints, for every run on ``test``, the RMS of (estimate - posterior mean) relative
+to the posterior mean for flux, n and r, in four groups by the relative bound (bound / value): a
+network whose relative error stays level while the bound shrinks has a floor of precision, which
+the best-measured galaxies (bright, sharp, of low index) show as many bounds (`distance_by_bound`).
+
 ``--ensemble`` judges, for each lever trained over several seeds, the mean of its runs'
 estimates (`Ensemble`): another ablation (K networks, K forward passes) that says how much of
 the distance to the posterior mean is the spread between trainings, which one network of the
 same budget keeps.
 
     python benchmarks/levers.py --profile quick --levers plain log-flux-r crop48 --seeds 0 1
-        [--epochs 24] [--out models/lever] [--judge-only | --retrain] [--orientations] [--ensemble]
+        [--epochs 24] [--out models/lever] [--judge-only | --retrain] [--orientations] [--ensemble] [--floor]
 """
 from __future__ import annotations
 
@@ -41,6 +46,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from galaxies.conventions import LABEL_COLUMNS  # noqa: E402
 from galaxies.networks.training import read_info  # noqa: E402
 from galaxies.runtime import profiles  # noqa: E402
 
@@ -101,6 +107,49 @@ class OrientationAverage:
         return np.mean(means, axis=0), None if stds[0] is None else np.mean(stds, axis=0)
 
 
+def distance_by_bound(pred: np.ndarray, reference: np.ndarray, bound: np.ndarray,
+                      bins: int = 4) -> dict:
+    """For flux, n and r (the positive labels), the rows split into ``bins`` groups of equal
+    size by their relative bound ``bound / reference``, tightest first; per group ``(median
+    relative bound, RMS of (pred - reference) / reference, RMS of (pred - reference) / bound)``.
+    A level relative RMS over groups of shrinking bound is a floor of precision."""
+    out = {}
+    for j, name in enumerate(LABEL_COLUMNS[:3]):
+        relative = bound[:, j] / np.abs(reference[:, j])
+        cells = []
+        for group in np.array_split(np.argsort(relative, kind="stable"), bins):
+            gap = pred[group, j] - reference[group, j]
+            cells.append((float(np.median(relative[group])),
+                          float(np.sqrt(np.mean((gap / reference[group, j]) ** 2))),
+                          float(np.sqrt(np.mean((gap / bound[group, j]) ** 2)))))
+        out[name] = cells
+    return out
+
+
+def print_floor(networks: dict, profile) -> None:
+    """`distance_by_bound` of every network (label -> an object with ``predict_dataset``) on the
+    rows of ``test`` with a cached posterior, against the bound-weighted posterior mean."""
+    from galaxies.evaluation import against_posterior, testsets
+    from galaxies.storage import files
+
+    ds = files.load_dataset(profile.dataset(profiles.RANDOM_TESTSET))
+    trainset = next(iter(networks.values())).trainset
+    post = against_posterior.reference(profile, profiles.RANDOM_TESTSET,
+                                       against_posterior.prior_recipe(trainset, profile))
+    rows = post.rows
+    bound = testsets.crb(profile, profiles.RANDOM_TESTSET)[rows]
+    print(f"test ({len(rows)} galaxies in quarters by bound / value, tightest first): RMS of "
+          "(estimate - bound-weighted posterior mean) over that mean, and in bounds; "
+          "cells: median bound / value: % / bounds")
+    for label, network in networks.items():
+        pred = network.predict_dataset(ds)[0][rows]
+        print(f"  {label}")
+        for name, row in distance_by_bound(pred, post.weighted_mean[rows], bound).items():
+            line = "  ".join(f"{100 * c[0]:4.1f}%: {100 * c[1]:4.1f}% / {c[2]:.2f}" for c in row)
+            print(f"    {name:9s} {line}")
+    print()
+
+
 class Ensemble:
     """Saved networks of one recipe trained from different seeds, whose estimate is the mean
     of theirs (and ``pred_std`` the mean of theirs). Each network converges to the posterior
@@ -138,6 +187,9 @@ def main(argv=None) -> int:
                         help="train again the runs already in --out")
     parser.add_argument("--orientations", action="store_true",
                         help="judge every run again averaged over the 8 orientations of the grid")
+    parser.add_argument("--floor", action="store_true",
+                        help="print each run's relative distance to the posterior mean on test "
+                             "by bins of relative bound")
     parser.add_argument("--ensemble", action="store_true",
                         help="judge the mean of each lever's runs over --seeds (at least two)")
     args = parser.parse_args(argv)
@@ -166,6 +218,7 @@ def main(argv=None) -> int:
         frames.update({f"{label}, 8 orientations": judge_network(
             OrientationAverage(SavedModel.load(path)), profile)
             for label, path in runs.items() if path.is_dir()})
+    ensembles = {}
     if args.ensemble:
         from galaxies.evaluation.against_posterior import judge_network
         from galaxies.networks.training import SavedModel
@@ -173,9 +226,14 @@ def main(argv=None) -> int:
             paths = [runs[f"{lever} seed {seed}"] for seed in args.seeds]
             paths = [p for p in paths if p.is_dir()]
             if len(paths) >= 2:
-                frames[f"{lever}, mean of {len(paths)} seeds"] = judge_network(
-                    Ensemble([SavedModel.load(p) for p in paths]), profile)
+                label = f"{lever}, mean of {len(paths)} seeds"
+                ensembles[label] = Ensemble([SavedModel.load(p) for p in paths])
+                frames[label] = judge_network(ensembles[label], profile)
     print_tables(frames, profile, variant)
+    if args.floor:
+        from galaxies.networks.training import SavedModel
+        print_floor({**{label: SavedModel.load(path) for label, path in runs.items() if path.is_dir()},
+                     **ensembles}, profile)
     return 0
 
 
