@@ -72,6 +72,21 @@ def tables(profile, compute: bool = False, test_rows: int | None = None) -> dict
     return out
 
 
+def normalized_rms(profile, network: str):
+    """``(per-galaxy normalized RMS of flux, n, r, g1, g2, galaxies)`` of ``network``'s
+    predictions on ``test``, over every row with a bound
+    (`galaxies.evaluation.testsets.against_crb`), so that two networks are compared on the
+    same galaxies whatever rows their references hold; None without predictions."""
+    from galaxies.evaluation import testsets
+    estimator, trainset = network.rsplit("_", 1)
+    try:
+        table = testsets.against_crb(profile, estimator, trainset, [profiles.RANDOM_TESTSET])
+    except FileNotFoundError:
+        return None
+    rows = table.loc[profiles.RANDOM_TESTSET]
+    return rows.loc[list(LABEL_COLUMNS), "norm rmse"].to_numpy(), int(rows["n"].iloc[0])
+
+
 def targets(profile, frames: dict, verdicts) -> None:
     name = profile.recommended
     test = frames.get(profiles.RANDOM_TESTSET)
@@ -95,11 +110,12 @@ def targets(profile, frames: dict, verdicts) -> None:
                       " ".join(f"{v:.2f}" for v in values) + " CRB", f"<= {limit}",
                       bool((values <= limit).all()) if inside else None)
     other = TARGETS["baseline network"]
-    if test is not None and {name, other} <= set(test.index.get_level_values(0)):
-        mine, theirs = test.loc[name, "norm rmse"], test.loc[other, "norm rmse"]
+    both = [normalized_rms(profile, network) for network in (name, other)]
+    if all(rms is not None for rms in both):
+        (mine, rows), (theirs, _) = both
         verdicts.line(f"{name} test norm RMS vs {other}",
-                      " ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(mine, theirs)), "<= each",
-                      bool((mine <= theirs).all()))
+                      " ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(mine, theirs))
+                      + f" ({rows} galaxies)", "<= each", bool((mine <= theirs).all()))
     unc = profile.uncertainty
     (low, high), (cov_low, cov_high) = TARGETS["std ratio"], TARGETS["coverage"]
     for testset, frame in frames.items():
