@@ -144,8 +144,11 @@ def show(frames: dict) -> None:
         ratio = test["ratio"].unstack("parameter")[list(LABEL_COLUMNS)].round(2)
         ratio["galaxies"] = test["n"].unstack("parameter").max(axis=1)  # each its own rows
         print(ratio.to_string(), "\n")
-        print("test: normalized RMS (each galaxy's error over its bound)")
-        print(test["norm rmse"].unstack("parameter")[list(LABEL_COLUMNS)].round(2).to_string(), "\n")
+        print("test: normalized RMS (each galaxy's error over its bound), each estimator on the "
+              "rows of its own reference")
+        norm = test["norm rmse"].unstack("parameter")[list(LABEL_COLUMNS)].round(2)
+        norm["galaxies"] = ratio["galaxies"]
+        print(norm.to_string(), "\n")
     print("RMS of (estimate - posterior mean) / CRB, every set († outside the estimator's "
           "training PSF / noise)")
     wide = against_posterior.wide(frames, "rms to posterior")
