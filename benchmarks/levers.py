@@ -196,7 +196,10 @@ def main(argv=None) -> int:
     if args.ensemble and len(set(args.seeds)) < 2:
         parser.error(f"--ensemble averages over seeds; got --seeds {' '.join(map(str, args.seeds))}, "
                      "give at least two")
-    from loss_weighting import judge, print_tables
+    from loss_weighting import print_tables
+
+    from galaxies.evaluation.against_posterior import judge_network
+    from galaxies.networks.training import SavedModel
 
     profile = profiles.get(args.profile)
     out = Path(args.out)
@@ -211,29 +214,24 @@ def main(argv=None) -> int:
             if not args.judge_only and (args.retrain or not path.is_dir()):
                 train(profile, variant, lever, seed, out, args.epochs)
             runs[f"{lever} seed {seed}"] = path
-    frames = {label: judge(path, profile) for label, path in runs.items() if path.is_dir()}
+    # each run loaded once, and judged, averaged and split by bound from that copy
+    networks = {label: SavedModel.load(path) for label, path in runs.items() if path.is_dir()}
+    frames = {label: judge_network(network, profile) for label, network in networks.items()}
     if args.orientations:
-        from galaxies.evaluation.against_posterior import judge_network
-        from galaxies.networks.training import SavedModel
-        frames.update({f"{label}, 8 orientations": judge_network(
-            OrientationAverage(SavedModel.load(path)), profile)
-            for label, path in runs.items() if path.is_dir()})
+        frames.update({f"{label}, 8 orientations": judge_network(OrientationAverage(network), profile)
+                       for label, network in networks.items()})
     ensembles = {}
     if args.ensemble:
-        from galaxies.evaluation.against_posterior import judge_network
-        from galaxies.networks.training import SavedModel
         for lever in args.levers:
-            paths = [runs[f"{lever} seed {seed}"] for seed in args.seeds]
-            paths = [p for p in paths if p.is_dir()]
-            if len(paths) >= 2:
-                label = f"{lever}, mean of {len(paths)} seeds"
-                ensembles[label] = Ensemble([SavedModel.load(p) for p in paths])
+            members = [networks[label] for label in (f"{lever} seed {seed}" for seed in
+                                                      dict.fromkeys(args.seeds)) if label in networks]
+            if len(members) >= 2:
+                label = f"{lever}, mean of {len(members)} seeds"
+                ensembles[label] = Ensemble(members)
                 frames[label] = judge_network(ensembles[label], profile)
     print_tables(frames, profile, variant)
     if args.floor:
-        from galaxies.networks.training import SavedModel
-        print_floor({**{label: SavedModel.load(path) for label, path in runs.items() if path.is_dir()},
-                     **ensembles}, profile)
+        print_floor({**networks, **ensembles}, profile)
     return 0
 
 
