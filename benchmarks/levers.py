@@ -60,6 +60,7 @@ LEVERS = {
     "no-early-stop": dict(patience=1_000),
     "bound-weighted": dict(loss_weighting="bound"),
     "bound-weighted-flux": dict(loss_weighting="bound-per-label", loss_weighted_labels=("flux",)),
+    "linear-16": dict(model_kwargs=dict(linear_features=16)),
 }
 
 
@@ -76,6 +77,8 @@ def train(profile, variant: str, lever: str, seed: int, out: Path, epochs: int |
     from loss_weighting import train_variant
 
     options = dict(LEVERS[lever], seed=seed, **({} if epochs is None else {"epochs": epochs}))
+    if "model_kwargs" in options:  # a lever's sizes laid over the profile's architecture
+        options["model_kwargs"] = {**profiles.get(profile).xception_model, **options["model_kwargs"]}
     return train_variant(profile, variant, options, model_path(variant, lever, seed, out, epochs))
 
 

@@ -53,8 +53,28 @@ def test_seed_architecture_is_kept(keras):
     assert model.get_layer(index=1).strides == (2, 2)
 
 
+@pytest.mark.parametrize("n_conditioning", [0, 2])
+def test_linear_features_reach_the_output_past_every_activation(keras, n_conditioning):
+    """With every weight but the linear path's at zero, the output is the projection of the
+    pixels itself (here their sum): an amplitude no activation has bent."""
+    from galaxies.networks.models.xception import build
+    model = build((64, 64, 1), n_conditioning, 5, linear_features=3, **TINY)
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    projection = model.get_layer("linear_features")
+    projection.set_weights([np.ones_like(projection.get_weights()[0]), np.zeros(3, np.float32)])
+    out = model.get_layer("labels")
+    kernel = np.zeros_like(out.get_weights()[0])
+    kernel[-3, 0] = 1.0  # the first projection, the last inputs of the output layer, to flux
+    out.set_weights([kernel, np.zeros(5, np.float32)])
+    image = np.random.default_rng(1).normal(size=(4, 64, 64, 1)).astype(np.float32) * 50
+    x = [image, np.ones((4, n_conditioning), np.float32)] if n_conditioning else image
+    flux = model.predict_on_batch(x)[:, 0]
+    np.testing.assert_allclose(flux, image.sum(axis=(1, 2, 3)), rtol=1e-4, atol=1e-2)
+
+
 @pytest.mark.parametrize("kwargs, message", [({"stem": "pixels"}, "stem"), ({"patch": 5}, "multiple"),
-                                            ({"blocks": -1}, "blocks"), ({"block_filters": 0}, "block_filters")])
+                                            ({"blocks": -1}, "blocks"), ({"block_filters": 0}, "block_filters"),
+                                            ({"linear_features": -2}, "linear_features")])
 def test_builder_rejects_bad_sizes(keras, kwargs, message):
     from galaxies.networks.models.xception import build
     with pytest.raises(ValueError, match=message):

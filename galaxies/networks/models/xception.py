@@ -48,7 +48,7 @@ def space_to_depth(x, patch: int):
 def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
           entry_filters: int = 64, block_filters: int = 64, blocks: int = 8,
           exit_filters: int = 128, activation: str = "selu", stem: str = "patch",
-          patch: int = 8, name: str = "xception") -> keras.Model:
+          patch: int = 8, linear_features: int = 0, name: str = "xception") -> keras.Model:
     """Build the estimator.
 
     Parameters
@@ -79,6 +79,12 @@ def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
         original study's 5 x 5 stride-2 convolution).
     patch
         the space-to-depth factor of the ``"patch"`` stem (2, 4 or 8 for 64 px).
+    linear_features
+        the number of learned linear projections of the whole input image (0: none), given
+        to the hidden dense layer and, past every activation, to the output layer. A flux is
+        an amplitude: its best estimate at a known shape is a weighted sum of the pixels (a
+        matched filter), which a linear path carries exactly while the convolutions and
+        their activations only approximate it.
 
     The original study's network is ``build(**ORIGINAL_STUDY)``.
     """
@@ -88,8 +94,9 @@ def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
                            exit_filters=exit_filters, patch=patch).items():
         if int(value) != value or value < 1:
             raise InputError(f"{key} = {value!r} must be a positive integer")
-    if int(blocks) != blocks or blocks < 0:
-        raise InputError(f"blocks = {blocks!r} must be a non-negative integer")
+    for key, value in dict(blocks=blocks, linear_features=linear_features).items():
+        if int(value) != value or value < 0:
+            raise InputError(f"{key} = {value!r} must be a non-negative integer")
     image = keras.Input(tuple(input_shape), name="image")
     inputs = [image]
     conditioning = None
@@ -115,9 +122,14 @@ def build(input_shape=(64, 64, 1), n_conditioning: int = 0, n_outputs: int = 5,
     x = layers.SeparableConv2D(exit_filters, 3, padding="same", activation=activation)(x)
     x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
     x = layers.GlobalAveragePooling2D()(x)
-    if conditioning is not None:
-        x = layers.Concatenate()([x, conditioning])
+    linear = (layers.Dense(linear_features, name="linear_features")(layers.Flatten()(image))
+              if linear_features else None)
+    known = [v for v in (conditioning, linear) if v is not None]
+    if known:
+        x = layers.Concatenate()([x, *known])
         x = layers.Dense(exit_filters, activation=activation)(x)
+    if linear is not None:
+        x = layers.Concatenate()([x, linear])
     outputs = layers.Dense(n_outputs, name="labels")(x)
     return keras.Model(inputs, outputs, name=name)
 
