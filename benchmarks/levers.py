@@ -61,6 +61,10 @@ LEVERS = {
     "bound-weighted": dict(loss_weighting="bound"),
     "bound-weighted-flux": dict(loss_weighting="bound-per-label", loss_weighted_labels=("flux",)),
     "linear-16": dict(model_kwargs=dict(linear_features=16)),
+    # the linear path with the flux learned as itself, so that the output layer can take it
+    # straight from a weighted sum of the pixels
+    "linear-16-linear-flux": dict(model_kwargs=dict(linear_features=16),
+                                  log_labels=("sersic_n", "sersic_r")),
 }
 
 
