@@ -33,6 +33,15 @@ def test_a_logarithmic_label_is_standardized_after_its_logarithm_and_comes_back(
     assert Standardizer.fit(y, axis=0, log=[False] * 5).log == []  # stored as plain when none
 
 
+def test_a_linear_label_comes_back_without_an_exponential(recwarn):
+    """A linear flux beside logarithmic n and r (a lever): its value in the thousands is never
+    put through the exponential, so no overflow is warned of and it comes back as itself."""
+    y = labels()
+    scaler = Standardizer.fit(y, axis=0, log=[False, True, True, False, False])
+    np.testing.assert_allclose(scaler.inverse(scaler.transform(y)), y, rtol=2e-6)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_units_per_step_is_the_derivative_of_the_inverse():
     """Against central differences of `inverse`, on logarithmic and linear labels alike."""
     scaler = Standardizer.fit(labels(), axis=0, log=LOG)

@@ -44,7 +44,10 @@ class Standardizer:
 
     def inverse(self, y):
         x = np.asarray(y, np.float64) * np.asarray(self.std) + np.asarray(self.mean)
-        return np.where(self.log, np.exp(x), x) if self.log else x
+        if self.log:  # the exponential of the flagged features only: a linear flux of 1e5 is no exponent
+            flagged = np.asarray(self.log, bool)
+            x[..., flagged] = np.exp(x[..., flagged])
+        return x
 
     def units_per_step(self, x) -> np.ndarray:
         """d x / d z at the values ``x`` (original units): how much of a feature one standardized
