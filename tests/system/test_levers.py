@@ -117,3 +117,24 @@ def test_the_distance_by_bound_finds_a_floor_of_precision(levers):
         np.testing.assert_allclose([tight, loose], [0.01, 0.05])
         np.testing.assert_allclose([rel_tight, rel_loose], 0.02)
         np.testing.assert_allclose([bounds_tight, bounds_loose], [2.0, 0.4])
+
+
+def test_a_levers_sizes_are_laid_over_the_profiles_architecture(levers, monkeypatch, tmp_path):
+    """A lever that changes the builder's sizes keeps the profile's other sizes (a profile with
+    a larger network trains the lever on that network, not on the builder's defaults)."""
+    import dataclasses
+
+    from galaxies.runtime import profiles
+
+    seen = {}
+
+    def train_variant(profile, variant, options, path):
+        seen.update(options)
+        return path
+
+    monkeypatch.setitem(__import__("sys").modules, "loss_weighting",
+                        SimpleNamespace(train_variant=train_variant))
+    profile = dataclasses.replace(profiles.get("smoke"), xception_model={"blocks": 3, "block_filters": 32})
+    levers.train(profile, "xception-fresh_v3", "linear-16", 0, tmp_path)
+    assert seen["model_kwargs"] == {"blocks": 3, "block_filters": 32, "linear_features": 16}
+    assert levers.LEVERS["linear-16"]["model_kwargs"] == {"linear_features": 16}  # left as it was
