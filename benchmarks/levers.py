@@ -27,6 +27,13 @@ to the posterior mean for flux, n and r, in four groups by the relative bound (b
 network whose relative error stays level while the bound shrinks has a floor of precision, which
 the best-measured galaxies (bright, sharp, of low index) show as many bounds (`distance_by_bound`).
 
+``--realizations R`` sees each galaxy of ``test`` through R new noise realizations of its
+noiseless image and splits every run's error on flux, n and r, in the same groups, into a
+per-galaxy offset from the truth (what the network answers for that galaxy whatever the noise)
+and a scatter over the realizations (the noise it passes on), both in bounds
+(`offset_and_scatter`): a floor made of offsets is a function the network has not learned
+(capacity, training), one made of scatter is noise.
+
 ``--ensemble`` judges, for each lever trained over several seeds, the mean of its runs'
 estimates (`Ensemble`): another ablation (K networks, K forward passes) that says how much of
 the distance to the posterior mean is the spread between trainings, which one network of the
@@ -34,10 +41,12 @@ same budget keeps.
 
     python benchmarks/levers.py --profile quick --levers plain log-flux-r crop48 --seeds 0 1
         [--epochs 24] [--out models/lever] [--judge-only | --retrain] [--orientations] [--ensemble] [--floor]
+        [--realizations 40]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -157,6 +166,59 @@ def print_floor(networks: dict, profile) -> None:
     print()
 
 
+def offset_and_scatter(preds: np.ndarray, truth: np.ndarray, bound: np.ndarray,
+                       bins: int = 4) -> dict:
+    """Each galaxy seen through several noise realizations: ``preds`` (R, N, 5), the estimates
+    of R realizations of N galaxies. For flux, n and r, the galaxies split into ``bins`` groups
+    of equal size by ``bound / truth``, tightest first; per group ``(median relative bound, RMS
+    over galaxies of the mean offset from the truth over the truth, the same in bounds, RMS of
+    the scatter over realizations in bounds)``. An offset is what the estimator answers for that
+    galaxy whatever the noise (a function it has not learned, or the prior's pull, which is
+    small where the bound is tight); a scatter above 1 bound is noise it passes on beyond the
+    best unbiased estimator's."""
+    out = {}
+    for j, name in enumerate(LABEL_COLUMNS[:3]):
+        relative = bound[:, j] / np.abs(truth[:, j])
+        cells = []
+        for group in np.array_split(np.argsort(relative, kind="stable"), bins):
+            offset = preds[:, group, j].mean(axis=0) - truth[group, j]
+            scatter = preds[:, group, j].std(axis=0, ddof=1)
+            cells.append((float(np.median(relative[group])),
+                          float(np.sqrt(np.mean((offset / truth[group, j]) ** 2))),
+                          float(np.sqrt(np.mean((offset / bound[group, j]) ** 2))),
+                          float(np.sqrt(np.mean((scatter / bound[group, j]) ** 2)))))
+        out[name] = cells
+    return out
+
+
+def print_realizations(networks: dict, profile, realizations: int, seed: int = 1) -> None:
+    """`offset_and_scatter` of every network on the rows of ``test`` with a bound, each galaxy's
+    noiseless image given ``realizations`` new noise draws of the generator's model
+    (`galaxies.networks.training.noise.FreshNoise`, its own sigma; seeded)."""
+    from galaxies.evaluation import testsets
+    from galaxies.networks.training.noise import FreshNoise
+    from galaxies.storage import files
+
+    ds = files.load_dataset(profile.dataset(profiles.RANDOM_TESTSET))
+    bound = testsets.crb(profile, profiles.RANDOM_TESTSET)
+    rows = np.flatnonzero(np.isfinite(bound).all(axis=1))
+    sub, bound = ds.subset(rows), bound[rows]
+    draws = [FreshNoise(seed=seed).realize(sub.img_nonoise, sub.sigma, (r,))[0]
+             for r in range(realizations)]
+    print(f"test ({len(rows)} galaxies in quarters by bound / truth, tightest first; each through "
+          f"{realizations} noise realizations): cells: median bound / truth: RMS per-galaxy offset "
+          "from the truth, % / bounds; RMS scatter over the realizations, bounds")
+    for label, network in networks.items():
+        preds = np.array([network.predict_dataset(dataclasses.replace(sub, img=images))[0]
+                          for images in draws])
+        print(f"  {label}")
+        for name, row in offset_and_scatter(preds, sub.label, bound).items():
+            line = "  ".join(f"{100 * c[0]:4.1f}%: {100 * c[1]:4.1f}% / {c[2]:.2f}, {c[3]:.2f}"
+                             for c in row)
+            print(f"    {name:9s} {line}")
+    print()
+
+
 class Ensemble:
     """Saved networks of one recipe trained from different seeds, whose estimate is the mean
     of theirs (and ``pred_std`` the mean of theirs). Each network converges to the posterior
@@ -197,9 +259,15 @@ def main(argv=None) -> int:
     parser.add_argument("--floor", action="store_true",
                         help="print each run's relative distance to the posterior mean on test "
                              "by bins of relative bound")
+    parser.add_argument("--realizations", type=int, default=0, metavar="R",
+                        help="see each galaxy of test through R new noise realizations and print "
+                             "each run's per-galaxy offset from the truth and scatter, by bins of "
+                             "relative bound")
     parser.add_argument("--ensemble", action="store_true",
                         help="judge the mean of each lever's runs over --seeds (at least two)")
     args = parser.parse_args(argv)
+    if args.realizations and args.realizations < 2:
+        parser.error(f"--realizations {args.realizations}: a scatter needs at least 2 realizations")
     if args.ensemble and len(set(args.seeds)) < 2:
         parser.error(f"--ensemble averages over seeds; got --seeds {' '.join(map(str, args.seeds))}, "
                      "give at least two")
@@ -239,6 +307,8 @@ def main(argv=None) -> int:
     print_tables(frames, profile, variant)
     if args.floor:
         print_floor({**networks, **ensembles}, profile)
+    if args.realizations:
+        print_realizations({**networks, **ensembles}, profile, args.realizations)
     return 0
 
 

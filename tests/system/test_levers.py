@@ -138,3 +138,23 @@ def test_a_levers_sizes_are_laid_over_the_profiles_architecture(levers, monkeypa
     levers.train(profile, "xception-fresh_v3", "linear-16", 0, tmp_path)
     assert seen["model_kwargs"] == {"blocks": 3, "block_filters": 32, "linear_features": 16}
     assert levers.LEVERS["linear-16"]["model_kwargs"] == {"linear_features": 16}  # left as it was
+
+
+def test_offset_and_scatter_split_a_systematic_error_from_noise(levers):
+    """Estimates 3% off each galaxy's truth (a sign per galaxy) plus noise of 1.5 bounds: the
+    offset is 3% in every group and the scatter 1.5 bounds, whatever the bound."""
+    rng = np.random.default_rng(0)
+    n, r = 400, 400
+    truth = np.column_stack([rng.uniform(1e4, 1e5, n), rng.uniform(0.5, 6, n), rng.uniform(0.1, 0.6, n),
+                             np.zeros(n), np.zeros(n)])
+    bound = truth * rng.uniform(0.02, 0.2, (n, 1))
+    sign = rng.choice([-1.0, 1.0], n)[:, None]
+    preds = truth * (1 + 0.03 * sign) + 1.5 * bound * rng.standard_normal((r, n, 5))
+    cells = levers.offset_and_scatter(preds, truth, bound)
+    for name in ("flux", "sersic_n", "sersic_r"):
+        medians = [c[0] for c in cells[name]]
+        assert medians == sorted(medians)  # tightest first
+        for median, relative_offset, offset_in_bounds, scatter in cells[name]:
+            assert abs(relative_offset - 0.03) < 0.004  # the noise's share of the mean: 1.5 b / 20
+            assert abs(scatter - 1.5) < 0.05
+            assert offset_in_bounds > 0.03 / (2 * median)  # the same offset is more bounds where tight
