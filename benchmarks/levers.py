@@ -74,6 +74,9 @@ LEVERS = {
     # straight from a weighted sum of the pixels
     "linear-16-linear-flux": dict(model_kwargs=dict(linear_features=16),
                                   log_labels=("sersic_n", "sersic_r")),
+    # capacity: half as many residual blocks again (a floor made of per-galaxy offsets is a
+    # function the network has not learned; see --realizations)
+    "blocks-12": dict(model_kwargs=dict(blocks=12)),
 }
 
 
