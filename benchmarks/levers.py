@@ -133,16 +133,24 @@ def distance_by_bound(pred: np.ndarray, reference: np.ndarray, bound: np.ndarray
     relative bound, RMS of (pred - reference) / reference, RMS of (pred - reference) / bound)``.
     A level relative RMS over groups of shrinking bound is a floor of precision."""
     out = {}
-    for j, name in enumerate(LABEL_COLUMNS[:3]):
-        relative = bound[:, j] / np.abs(reference[:, j])
+    for j, name, groups in _by_relative_bound(bound, reference, bins):
         cells = []
-        for group in np.array_split(np.argsort(relative, kind="stable"), bins):
+        for median, group in groups:
             gap = pred[group, j] - reference[group, j]
-            cells.append((float(np.median(relative[group])),
-                          float(np.sqrt(np.mean((gap / reference[group, j]) ** 2))),
+            cells.append((median, float(np.sqrt(np.mean((gap / reference[group, j]) ** 2))),
                           float(np.sqrt(np.mean((gap / bound[group, j]) ** 2)))))
         out[name] = cells
     return out
+
+
+def _by_relative_bound(bound: np.ndarray, value: np.ndarray, bins: int):
+    """For flux, n and r (the positive labels): ``(column, name, groups)``, the rows split into
+    ``bins`` groups of equal size by ``bound / |value|``, tightest first, each group as
+    ``(its median relative bound, its rows)``."""
+    for j, name in enumerate(LABEL_COLUMNS[:3]):
+        relative = bound[:, j] / np.abs(value[:, j])
+        yield j, name, [(float(np.median(relative[group])), group)
+                        for group in np.array_split(np.argsort(relative, kind="stable"), bins)]
 
 
 def print_floor(networks: dict, profile) -> None:
@@ -180,14 +188,12 @@ def offset_and_scatter(preds: np.ndarray, truth: np.ndarray, bound: np.ndarray,
     small where the bound is tight); a scatter above 1 bound is noise it passes on beyond the
     best unbiased estimator's."""
     out = {}
-    for j, name in enumerate(LABEL_COLUMNS[:3]):
-        relative = bound[:, j] / np.abs(truth[:, j])
+    for j, name, groups in _by_relative_bound(bound, truth, bins):
         cells = []
-        for group in np.array_split(np.argsort(relative, kind="stable"), bins):
+        for median, group in groups:
             offset = preds[:, group, j].mean(axis=0) - truth[group, j]
             scatter = preds[:, group, j].std(axis=0, ddof=1)
-            cells.append((float(np.median(relative[group])),
-                          float(np.sqrt(np.mean((offset / truth[group, j]) ** 2))),
+            cells.append((median, float(np.sqrt(np.mean((offset / truth[group, j]) ** 2))),
                           float(np.sqrt(np.mean((offset / bound[group, j]) ** 2))),
                           float(np.sqrt(np.mean((scatter / bound[group, j]) ** 2)))))
         out[name] = cells

@@ -1,6 +1,8 @@
 """benchmarks/levers.py: the orientation average (``--orientations``) of a network's estimates
 and the mean of several seeds' networks (``--ensemble``)."""
 
+import dataclasses
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -122,8 +124,6 @@ def test_the_distance_by_bound_finds_a_floor_of_precision(levers):
 def test_a_levers_sizes_are_laid_over_the_profiles_architecture(levers, monkeypatch, tmp_path):
     """A lever that changes the builder's sizes keeps the profile's other sizes (a profile with
     a larger network trains the lever on that network, not on the builder's defaults)."""
-    import dataclasses
-
     from galaxies.runtime import profiles
 
     seen = {}
@@ -132,7 +132,7 @@ def test_a_levers_sizes_are_laid_over_the_profiles_architecture(levers, monkeypa
         seen.update(options)
         return path
 
-    monkeypatch.setitem(__import__("sys").modules, "loss_weighting",
+    monkeypatch.setitem(sys.modules, "loss_weighting",
                         SimpleNamespace(train_variant=train_variant))
     profile = dataclasses.replace(profiles.get("smoke"), xception_model={"blocks": 3, "block_filters": 32})
     levers.train(profile, "xception-fresh_v3", "linear-16", 0, tmp_path)
