@@ -69,6 +69,7 @@ LEVERS = {
     "no-early-stop": dict(patience=1_000),
     "bound-weighted": dict(loss_weighting="bound"),
     "bound-weighted-flux": dict(loss_weighting="bound-per-label", loss_weighted_labels=("flux",)),
+    "label-bound": dict(loss_weighting="label-bound"),
     "linear-16": dict(model_kwargs=dict(linear_features=16)),
     # the linear path with the flux learned as itself, so that the output layer can take it
     # straight from a weighted sum of the pixels

@@ -170,3 +170,43 @@ def test_weighted_labels_leave_the_others_the_plain_error(small_sets, tmp_path):
         training.TrainingConfig(loss_weighting="bound-per-label", loss_weighted_labels=("flux", "size"))
     with pytest.raises(InputError, match="needs loss_weighting = 'bound-per-label'"):
         training.TrainingConfig(loss_weighting="bound", loss_weighted_labels=("flux",))
+
+
+def test_label_bound_weights_are_each_labels_inverse_mean_squared_bound(small_sets, tmp_path):
+    """``"label-bound"``: one weight per label, 1 / mean over the training rows of (bound in
+    standardized units)^2, the same for every row; a network whose error on every galaxy is c
+    bounds then has each label's weighted term c^2, as the metric does."""
+    ds = files.load_dataset(small_sets["random"], fields=())
+    logs = ("flux", "sersic_r")
+    scalers = {"label": Standardizer.fit(ds.label, axis=0, log=[p in logs for p in LABEL_COLUMNS])}
+    train = np.arange(0, len(ds), 2)
+    config = training.TrainingConfig(loss_weighting="label-bound", log_labels=logs)
+    weights = weighting.LabelWeights.for_training(ds, config, scalers, tmp_path, train=train)
+    crb = crb_sets.for_dataset(small_sets["random"], renderer="jax", cache_dir=tmp_path,
+                               progress=False)
+    scaled = crb[train] / scalers["label"].units_per_step(ds.label[train])
+    np.testing.assert_allclose(weights.weights, 1 / np.mean(scaled**2, axis=0), rtol=1e-5)
+    rows = np.array([3, 0, 7])
+    np.testing.assert_allclose(weights(rows), np.tile(weights.weights, (3, 1)))
+    error = 1.7 * scaled  # every galaxy 1.7 bounds off, in standardized units
+    np.testing.assert_allclose(np.mean(weights(train) * error**2, axis=0), 1.7**2, rtol=1e-5)
+    sample = weighting.LabelWeights.for_training(ds, config, scalers, tmp_path, train=train, sample=5)
+    assert not np.allclose(sample.weights, weights.weights)  # a sample of 5 rows, not all 20
+    with pytest.raises(InputError, match="needs a bound weighting"):
+        training.TrainingConfig(loss_weighting="label-bound", loss_weight_cap=10.0)
+
+
+def test_label_bound_fit_weighs_its_validation_loss_and_records_the_weights(small_sets, tmp_path, keras):
+    """The validation loss of a one-epoch fit is the mean over labels of each label's weight
+    times its mean squared standardized error, and training.json keeps the five weights."""
+    config = training.TrainingConfig(epochs=1, batch_size=8, model_kwargs=TINY, augment=False,
+                                     loss_weighting="label-bound")
+    saved = training.fit(config, small_sets["random"], verbose=0, bound_cache=tmp_path)
+    weights = np.array(saved.info["label_loss_weights"])
+    assert weights.shape == (5,) and np.all(weights > 0)
+    ds = files.load_dataset(small_sets["random"])
+    _, val = training.split_rows(len(ds), config.validation_fraction, config.seed)
+    pred, _ = saved.predict_dataset(ds.subset(val))
+    error = (pred - ds.label[val]) / np.asarray(saved.scalers["label"].std)
+    expected = np.mean(weights * np.mean(error**2, axis=0))
+    assert saved.info["best_val_loss"] == pytest.approx(expected, rel=2e-3)

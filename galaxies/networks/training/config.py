@@ -18,7 +18,8 @@ INPUTS = ("noisy", "noiseless")  # which images of a data set a model reads
 NOISE = ("fixed", "fresh")  # the set's noisy images, or new noise at every showing
 SCHEDULES = ("cosine", "plateau")
 UNCERTAINTY_LOSSES = ("decoupled", "nll")
-LOSS_WEIGHTINGS = ("none", "bound", "bound-per-label")  # the plain error, or over each galaxy's bound
+#: the plain error, over each galaxy's bound, or over each label's typical bound
+LOSS_WEIGHTINGS = ("none", "bound", "bound-per-label", "label-bound")
 LOG_LABELS = ("flux", "sersic_n", "sersic_r")  # the positive labels, which may be learned as logarithms
 
 
@@ -53,7 +54,11 @@ class TrainingConfig:
                         ``"bound"``: each galaxy's error over its own Cramér–Rao bound, the
                         measure the networks are judged by (`galaxies.networks.training.weighting`);
                         ``"bound-per-label"``: the same with each label's weights scaled to a
-                        mean of 1, so the labels share the loss as under the plain error.
+                        mean of 1, so the labels share the loss as under the plain error;
+                        ``"label-bound"``: one weight per label, the same for every galaxy,
+                        the inverse of the label's mean squared bound over the training rows,
+                        so the labels share the loss as the metric weighs them while the
+                        target of each stays the (unweighted) posterior mean.
         loss_weight_cap: with a bound weighting, the largest weight as a multiple of each
                         label's median weight over the training rows (None: no cap), so that
                         a few galaxies with tiny bounds cannot carry a label's whole loss.
@@ -137,7 +142,7 @@ class TrainingConfig:
             raise InputError(f"loss_weighting = {self.loss_weighting!r} weighs the squared error; "
                              "it cannot be combined with uncertainty = True")
         if self.loss_weight_cap is not None:
-            if self.loss_weighting == "none":
+            if self.loss_weighting not in ("bound", "bound-per-label"):
                 raise InputError(f"loss_weight_cap = {self.loss_weight_cap} needs a bound weighting "
                                  "(loss_weighting = 'bound' or 'bound-per-label')")
             if not (math.isfinite(self.loss_weight_cap) and self.loss_weight_cap >= 1):

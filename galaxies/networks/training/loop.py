@@ -25,7 +25,7 @@ from .saved import SavedModel, check_model_dir
 from .scaling import Standardizer, model_inputs
 from .stream import split_rows, training_batches
 from .uncertainty_head import check_base, with_std_head
-from .weighting import BoundWeights, bound_weighted_mse
+from .weighting import BoundWeights, LabelWeights, bound_weighted_mse
 
 __all__ = ["learning_rate", "RecordedFit", "fit", "fresh_noise_inputs", "image_pairs",
            "pair_fields", "split_pair", "even_batch"]
@@ -190,11 +190,13 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     if base is None:
         scalers["label"] = Standardizer.fit(ds.label[train], axis=0, log=config.log_flags)
     y_val = scalers["label"].transform(ds.label[val])
-    weights = None
+    weights, label_loss_weights = None, None
     if config.loss_weighting != "none":
-        bounds = BoundWeights.for_training(ds, config, scalers, bound_cache,
-                                           verbose not in (0, False), train)
+        weigher = LabelWeights if config.loss_weighting == "label-bound" else BoundWeights
+        bounds = weigher.for_training(ds, config, scalers, bound_cache, verbose not in (0, False), train)
         y_val = np.concatenate([y_val, bounds(val, tuple(x_val[1:]))], axis=-1)
+        if isinstance(bounds, LabelWeights):
+            label_loss_weights = bounds.weights.tolist()
 
         def weights(rows, extras):  # rows of the training split
             return bounds(train[rows], extras)
@@ -222,7 +224,8 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     info = recorded.record(model, config, ds, train, val,
                            name=name or (Path(out_dir).name if out_dir is not None else None),
                            estimator=estimator or config.model,
-                           frozen_base=None if base is None else str(base.path or base.name))
+                           frozen_base=None if base is None else str(base.path or base.name),
+                           label_loss_weights=label_loss_weights)
     saved = SavedModel(model, scalers, info, history=recorded.history)
     if out_dir is not None:
         saved.save(out_dir, force=force)

@@ -48,11 +48,13 @@ import numpy as np
 from galaxies.conventions import LABEL_COLUMNS
 from galaxies.runtime.errors import InputError
 
-__all__ = ["GRID_RATIO", "sigma_grid", "label_weights", "BoundWeights",
-           "bound_weighted_mse"]
+__all__ = ["GRID_RATIO", "LABEL_BOUND_SAMPLE", "sigma_grid", "label_weights", "BoundWeights",
+           "LabelWeights", "bound_weighted_mse"]
 
 #: the largest ratio of neighbouring noise levels at which drawn-noise bounds are computed
 GRID_RATIO = 2.0
+#: the training rows whose bounds set the weights of ``loss_weighting="label-bound"``
+LABEL_BOUND_SAMPLE = 2_000
 N_LABELS = len(LABEL_COLUMNS)
 
 
@@ -112,25 +114,13 @@ class BoundWeights:
         1 over the rows ``train`` (default: all; at every noise level of the grid); with
         ``loss_weight_cap`` they are capped at that multiple of each label's median there;
         the labels not in ``loss_weighted_labels`` (when given) get weight 1."""
-        from galaxies.inference import crb_sets
-        from galaxies.storage import files
-
-        stored = files.load_dataset(ds.path, fields=(), rows=len(ds))
-        if len(stored) != len(ds) or not np.array_equal(stored.label, ds.label):
-            raise InputError(f"bound weighting needs the rows of {ds.path} from its first one; "
-                             "the data set given is another selection")
+        _check_rows_from_first(ds)
         rows = np.arange(len(ds))
-
-        def bounds_at(sigma):
-            return crb_sets.for_dataset(ds.path, rows=rows, renderer="jax", sigma=sigma,
-                                        cache_dir=cache_dir, progress=progress)[:len(ds)]
-
+        bounds, sigmas = _training_bounds(ds, config, rows, cache_dir, progress)
         units = np.broadcast_to(scalers["label"].units_per_step(ds.label), ds.label.shape)
-        if config.noise_sigma is None:
-            out = cls(bounds_at(None), units)
+        if sigmas is None:
+            out = cls(bounds, units)
         else:
-            sigmas = sigma_grid(*config.noise_sigma)
-            bounds = np.stack([bounds_at(float(s)) for s in sigmas], axis=1)
             out = cls(bounds, units, sigmas, config.conditioning.index("sigma"), scalers["conditioning"])
         chosen = rows if train is None else train
         seen = label_weights(out.bounds[chosen], out.units_of(chosen, out.bounds.ndim)).reshape(-1, N_LABELS)
@@ -183,6 +173,73 @@ class BoundWeights:
         if self.plain is not None:
             weights[:, self.plain] = 1.0
         return weights.astype(np.float32)
+
+
+@dataclass
+class LabelWeights:
+    """One weight per label, the same for every galaxy (``loss_weighting="label-bound"``):
+    the inverse of the label's mean squared bound, in standardized units, over a sample of the
+    training rows (at every noise level the stream draws). A network whose error on each galaxy
+    is a fixed multiple of its bound then has each label's term of the loss equal to that
+    multiple squared, as the metric has it, so the labels share the loss as they are judged.
+    Unlike ``"bound"``, every galaxy of a label weighs the same, so the minimizer stays the
+    posterior mean and no noise level or brightness takes the loss from the others.
+    ``weights`` (5,)."""
+
+    weights: np.ndarray
+
+    @classmethod
+    def for_training(cls, ds, config, scalers: dict, cache_dir=None, progress: bool = False,
+                     train=None, sample: int = LABEL_BOUND_SAMPLE):
+        """The weights from the bounds of ``sample`` rows of ``train`` (default: all rows of
+        ``ds``), drawn with ``config.seed``; bounds cached as for `BoundWeights`."""
+        _check_rows_from_first(ds)
+        chosen = np.arange(len(ds)) if train is None else np.asarray(train)
+        rng = np.random.default_rng(config.seed)
+        rows = np.sort(rng.choice(chosen, min(sample, len(chosen)), replace=False))
+        bounds, _ = _training_bounds(ds, config, rows, cache_dir, progress)
+        units = scalers["label"].units_per_step(ds.label[rows])
+        scaled = bounds[rows] / (units[:, None] if bounds.ndim == 3 else units)
+        scaled = scaled.reshape(-1, N_LABELS)
+        mean_square = np.array([np.mean(np.square(c[np.isfinite(c) & (c > 0)]))
+                                if np.any(np.isfinite(c) & (c > 0)) else np.nan for c in scaled.T])
+        if not np.all(np.isfinite(mean_square) & (mean_square > 0)):
+            raise InputError(f"label-bound weighting: no finite bound for "
+                             f"{[p for p, m in zip(LABEL_COLUMNS, mean_square) if not m > 0]} "
+                             f"among {len(rows)} training rows")
+        return cls(np.asarray(1.0 / mean_square, np.float32))
+
+    def __call__(self, rows: np.ndarray, extras: tuple = ()) -> np.ndarray:
+        """The weights (n, 5) of the rows ``rows``: the same five for every row."""
+        return np.tile(self.weights, (len(np.asarray(rows)), 1))
+
+
+def _check_rows_from_first(ds) -> None:
+    """One error unless ``ds`` holds the rows of its file ``ds.path`` from the first one (the
+    bounds are cached by row number)."""
+    from galaxies.storage import files
+
+    stored = files.load_dataset(ds.path, fields=(), rows=len(ds))
+    if len(stored) != len(ds) or not np.array_equal(stored.label, ds.label):
+        raise InputError(f"bound weighting needs the rows of {ds.path} from its first one; "
+                         "the data set given is another selection")
+
+
+def _training_bounds(ds, config, rows: np.ndarray, cache_dir=None, progress: bool = False):
+    """The bounds of the rows ``rows`` of ``ds`` for the noise ``config`` trains with, as an
+    array over all rows of ``ds`` (NaN elsewhere), and the noise levels: ``(bounds (N, 5),
+    None)`` at each row's own read noise, or ``(bounds (N, K, 5), sigmas (K,))`` at the levels
+    of `sigma_grid` spanning ``config.noise_sigma``."""
+    from galaxies.inference import crb_sets
+
+    def bounds_at(sigma):
+        return crb_sets.for_dataset(ds.path, rows=rows, renderer="jax", sigma=sigma,
+                                    cache_dir=cache_dir, progress=progress)[:len(ds)]
+
+    if config.noise_sigma is None:
+        return bounds_at(None), None
+    sigmas = sigma_grid(*config.noise_sigma)
+    return np.stack([bounds_at(float(s)) for s in sigmas], axis=1), sigmas
 
 
 def bound_weighted_mse(y_true, y_pred):
