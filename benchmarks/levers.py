@@ -70,6 +70,8 @@ LEVERS = {
     "bound-weighted": dict(loss_weighting="bound"),
     "bound-weighted-flux": dict(loss_weighting="bound-per-label", loss_weighted_labels=("flux",)),
     "label-bound": dict(loss_weighting="label-bound"),
+    "flux-x4": dict(label_weights=(4.0, 1.0, 1.0, 1.0, 1.0)),
+    "flux-x16": dict(label_weights=(16.0, 1.0, 1.0, 1.0, 1.0)),
     "linear-16": dict(model_kwargs=dict(linear_features=16)),
     # the linear path with the flux learned as itself, so that the output layer can take it
     # straight from a weighted sum of the pixels

@@ -210,3 +210,25 @@ def test_label_bound_fit_weighs_its_validation_loss_and_records_the_weights(smal
     error = (pred - ds.label[val]) / np.asarray(saved.scalers["label"].std)
     expected = np.mean(weights * np.mean(error**2, axis=0))
     assert saved.info["best_val_loss"] == pytest.approx(expected, rel=2e-3)
+
+
+def test_label_weights_multiply_each_labels_squared_error(small_sets, keras):
+    """Explicit ``label_weights``: the validation loss is the mean over labels of each weight
+    times the label's mean squared standardized error; bad weights get one-line errors."""
+    chosen = (4.0, 1.0, 0.5, 2.0, 1.0)
+    config = training.TrainingConfig(epochs=1, batch_size=8, model_kwargs=TINY, augment=False,
+                                     label_weights=chosen)
+    saved = training.fit(config, small_sets["random"], verbose=0)
+    assert saved.info["label_loss_weights"] == list(chosen)
+    ds = files.load_dataset(small_sets["random"])
+    _, val = training.split_rows(len(ds), config.validation_fraction, config.seed)
+    pred, _ = saved.predict_dataset(ds.subset(val))
+    error = (pred - ds.label[val]) / np.asarray(saved.scalers["label"].std)
+    expected = np.mean(np.array(chosen) * np.mean(error**2, axis=0))
+    assert saved.info["best_val_loss"] == pytest.approx(expected, rel=2e-3)
+    with pytest.raises(InputError, match=r"label_weights = \(1.0, 1.0\) must be 5 positive numbers"):
+        training.TrainingConfig(label_weights=(1, 1))
+    with pytest.raises(InputError, match="must be 5 positive"):
+        training.TrainingConfig(label_weights=(1, 1, 0, 1, 1))
+    with pytest.raises(InputError, match="needs loss_weighting = 'none'"):
+        training.TrainingConfig(label_weights=(2, 1, 1, 1, 1), loss_weighting="bound")

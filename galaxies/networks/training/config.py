@@ -59,6 +59,9 @@ class TrainingConfig:
                         the inverse of the label's mean squared bound over the training rows,
                         so the labels share the loss as the metric weighs them while the
                         target of each stays the (unweighted) posterior mean.
+        label_weights:  five positive weights, one per label (`LABEL_COLUMNS`), multiplying each
+                        label's squared error for every galaxy (None: all 1); with
+                        ``loss_weighting="none"`` only (``"label-bound"`` computes them).
         loss_weight_cap: with a bound weighting, the largest weight as a multiple of each
                         label's median weight over the training rows (None: no cap), so that
                         a few galaxies with tiny bounds cannot carry a label's whole loss.
@@ -98,6 +101,7 @@ class TrainingConfig:
     loss_weighting: str = "none"
     loss_weight_cap: float | None = None
     loss_weighted_labels: tuple | None = None
+    label_weights: tuple | None = None
     log_labels: tuple = ()
     crop: int | None = None
 
@@ -148,6 +152,18 @@ class TrainingConfig:
             if not (math.isfinite(self.loss_weight_cap) and self.loss_weight_cap >= 1):
                 raise InputError(f"loss_weight_cap = {self.loss_weight_cap} must be a number >= 1 "
                                  "(a multiple of the median weight)")
+        if self.label_weights is not None:
+            self.label_weights = tuple(float(v) for v in self.label_weights)
+            if len(self.label_weights) != len(LABEL_COLUMNS) or not all(
+                    math.isfinite(v) and v > 0 for v in self.label_weights):
+                raise InputError(f"label_weights = {self.label_weights} must be {len(LABEL_COLUMNS)} "
+                                 f"positive numbers, one for each of {tuple(LABEL_COLUMNS)}")
+            if self.loss_weighting != "none":
+                raise InputError(f"label_weights = {self.label_weights} needs loss_weighting = "
+                                 f"'none' (not {self.loss_weighting!r}, which sets the weights)")
+            if self.uncertainty:
+                raise InputError(f"label_weights = {self.label_weights} weighs the squared error; "
+                                 "it cannot be combined with uncertainty = True")
         if self.loss_weighted_labels is not None:
             self.loss_weighted_labels = tuple(self.loss_weighted_labels)
             bad = [v for v in self.loss_weighted_labels if v not in LABEL_COLUMNS]

@@ -191,12 +191,15 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         scalers["label"] = Standardizer.fit(ds.label[train], axis=0, log=config.log_flags)
     y_val = scalers["label"].transform(ds.label[val])
     weights, label_loss_weights = None, None
-    if config.loss_weighting != "none":
-        weigher = LabelWeights if config.loss_weighting == "label-bound" else BoundWeights
-        bounds = weigher.for_training(ds, config, scalers, bound_cache, verbose not in (0, False), train)
+    if config.loss_weighting != "none" or config.label_weights is not None:
+        if config.label_weights is not None:
+            bounds = LabelWeights(np.asarray(config.label_weights, np.float32))
+        else:
+            weigher = LabelWeights if config.loss_weighting == "label-bound" else BoundWeights
+            bounds = weigher.for_training(ds, config, scalers, bound_cache, verbose not in (0, False), train)
         y_val = np.concatenate([y_val, bounds(val, tuple(x_val[1:]))], axis=-1)
         if isinstance(bounds, LabelWeights):
-            label_loss_weights = bounds.weights.tolist()
+            label_loss_weights = [float(w) for w in bounds.weights]
 
         def weights(rows, extras):  # rows of the training split
             return bounds(train[rows], extras)
@@ -214,7 +217,7 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
         raise InputError(f"model {config.model!r} with sizes {config.model_kwargs}: {err}") from None
     steps = len(batches)
     loss = (LOSSES[config.uncertainty_loss] if config.uncertainty
-            else bound_weighted_mse if config.loss_weighting != "none" else "mse")
+            else bound_weighted_mse if weights is not None else "mse")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)), loss=loss,
                   metrics=[mean_mse] if config.uncertainty else None)
     recorded = RecordedFit(config.patience, plateau=config.schedule == "plateau")
