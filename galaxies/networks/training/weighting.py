@@ -199,11 +199,11 @@ class LabelWeights:
         rows = np.sort(rng.choice(chosen, min(sample, len(chosen)), replace=False))
         bounds, _ = _training_bounds(ds, config, rows, cache_dir, progress)
         units = scalers["label"].units_per_step(ds.label[rows])
-        scaled = bounds[rows] / (units[:, None] if bounds.ndim == 3 else units)
-        scaled = scaled.reshape(-1, N_LABELS)
-        mean_square = np.array([np.mean(np.square(c[np.isfinite(c) & (c > 0)]))
-                                if np.any(np.isfinite(c) & (c > 0)) else np.nan for c in scaled.T])
-        if not np.all(np.isfinite(mean_square) & (mean_square > 0)):
+        inverse = label_weights(bounds[rows], units[:, None] if bounds.ndim == 3 else units)
+        inverse = inverse.reshape(-1, N_LABELS).astype(np.float64)  # 0 where no finite bound
+        mean_square = np.array([np.mean(1.0 / c[c > 0]) if np.any(c > 0) else np.nan
+                                for c in inverse.T])
+        if not np.all(np.isfinite(mean_square)):
             raise InputError(f"label-bound weighting: no finite bound for "
                              f"{[p for p, m in zip(LABEL_COLUMNS, mean_square) if not m > 0]} "
                              f"among {len(rows)} training rows")
