@@ -67,11 +67,16 @@ LEVERS = {
     "crop48": dict(crop=48),
     "crop48-log-flux-n-r": dict(crop=48, log_labels=("flux", "sersic_n", "sersic_r")),
     "no-early-stop": dict(patience=1_000),
-    "bound-weighted": dict(loss_weighting="bound"),
-    "bound-weighted-flux": dict(loss_weighting="bound-per-label", loss_weighted_labels=("flux",)),
-    "label-bound": dict(loss_weighting="label-bound"),
+    # the weightings by the bound replace the recipe's constant label weights
+    "bound-weighted": dict(loss_weighting="bound", label_weights=None),
+    "bound-weighted-flux": dict(loss_weighting="bound-per-label", loss_weighted_labels=("flux",),
+                                label_weights=None),
+    "label-bound": dict(loss_weighting="label-bound", label_weights=None),
+    # every label's squared error weighed the same (the recipe before the flux's weight)
+    "equal-weights": dict(label_weights=None),
     "flux-x4": dict(label_weights=(4.0, 1.0, 1.0, 1.0, 1.0)),
     "flux-x16": dict(label_weights=(16.0, 1.0, 1.0, 1.0, 1.0)),
+    "flux-x4-r-x2": dict(label_weights=(4.0, 1.0, 2.0, 1.0, 1.0)),
     "linear-16": dict(model_kwargs=dict(linear_features=16)),
     # the linear path with the flux learned as itself, so that the output layer can take it
     # straight from a weighted sum of the pixels

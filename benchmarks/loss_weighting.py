@@ -45,8 +45,9 @@ def train(profile, weighting: str, seed: int, out: Path, bound_cache=None, cap=N
     training time. Returns the model directory."""
     estimator, trainset = profile.recommended.rsplit("_", 1)
     path = out / f"{estimator}-{run_name(weighting, cap, labels)}-seed{seed}_{trainset}"
-    options = (dict(loss_weighting=weighting, loss_weight_cap=cap,
-                    loss_weighted_labels=labels) if weighting != "none" else {})
+    options = (dict(loss_weighting=weighting, loss_weight_cap=cap, loss_weighted_labels=labels,
+                    label_weights=None)  # the bound's weights replace the recipe's
+               if weighting != "none" else {})
     return train_variant(profile, profile.recommended, dict(options, seed=seed), path,
                          bound_cache=bound_cache)
 

@@ -1,12 +1,16 @@
 """The Xception estimator: builder, training, saved models, predictions files, uncertainty."""
+import dataclasses
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from galaxies.evaluation import estimators
 from galaxies.networks import training
-from galaxies.networks.training import losses, saved as saved_format
+from galaxies.networks.training import losses
+from galaxies.networks.training import saved as saved_format
+from galaxies.networks.training.uncertainty_head import check_base
 from galaxies.simulation.render import GalaxyRenderer
 from galaxies.storage import files
 
@@ -277,6 +281,17 @@ def test_std_head_refuses_another_recipe(trained, small_sets, tmp_path):
     assert not (tmp_path / "head").exists()
 
 
+def test_std_head_ignores_the_estimators_label_weights():
+    """The estimator's label weights shaped its means; the head, its means frozen, trains by
+    the negative log-likelihood and may leave them out, while the data and inputs must match."""
+    estimator = training.TrainingConfig(label_weights=(4, 1, 1, 1, 1), crop=48)
+    base = SimpleNamespace(name="weighted", uncertainty=False, config=estimator)
+    head = dataclasses.replace(estimator, uncertainty=True, label_weights=None)
+    check_base(head, base)
+    with pytest.raises(ValueError, match="crop = 40"):
+        check_base(dataclasses.replace(head, crop=40), base)
+
+
 def test_decoupled_loss_trains_means_like_mse(keras):
     """The means' gradient of the decoupled loss is the MSE's: asking for an uncertainty does
     not change what the means learn."""
@@ -339,6 +354,11 @@ def test_variants_name_their_files_and_options():
     recommended = variants.config(smoke.recommended, smoke)
     assert (nll.conditioning, nll.noise_sigma, nll.log_labels, nll.crop) == (
         recommended.conditioning, recommended.noise_sigma, recommended.log_labels, recommended.crop)
+    # ... whose head takes it as its base, the recommended network's label weights its own
+    for each in profiles.PROFILES.values():
+        base = SimpleNamespace(name=each.recommended, uncertainty=False,
+                               config=variants.config(each.recommended, each))
+        check_base(variants.config(each.uncertainty, each), base)
     # the recommended network takes the profile's own epochs where it has them; the others
     # (its head included) not
     quick = profiles.get("quick")

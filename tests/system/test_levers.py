@@ -158,3 +158,19 @@ def test_offset_and_scatter_split_a_systematic_error_from_noise(levers):
             assert abs(relative_offset - 0.03) < 0.004  # the noise's share of the mean: 1.5 b / 20
             assert abs(scatter - 1.5) < 0.05
             assert offset_in_bounds > 0.03 / (2 * median)  # the same offset is more bounds where tight
+
+
+def test_every_lever_makes_a_valid_recipe(levers):
+    """Each lever laid over the recommended recipe is a configuration `fit` accepts (the
+    weightings by the bound, for one, drop the recipe's constant label weights)."""
+    from galaxies.evaluation.experiments import xception
+    from galaxies.runtime import profiles
+
+    profile = profiles.get("quick")
+    for name, options in levers.LEVERS.items():
+        config = xception.config(profile.recommended, profile, **options)
+        for field, value in options.items():
+            if field != "model_kwargs":
+                assert getattr(config, field) == value or value is None, (name, field)
+    assert xception.config(profile.recommended, profile,
+                           **levers.LEVERS["equal-weights"]).label_weights is None

@@ -29,7 +29,8 @@ name                       train set  what it is
                                       and noise level of the recipes, the profiles'
                                       recommended estimator (`galaxies.runtime.profiles.Profile.recommended`);
                                       flux, n and r learned as their logarithms, the
-                                      central 48 x 48 pixels read
+                                      central 48 x 48 pixels read, the flux's squared
+                                      error weighed four times the others'
 =========================  =========  ==========================================================
 
 Sigma and the PSF are known for real surveys (measured from the background and from stars), so
@@ -72,8 +73,13 @@ _FRESH_SIGMA = {"noise": "fresh", "noise_sigma": (200.0, 400.0)}
 #: learned as logarithms, and the central 48 x 48 pixels (as good, and cheaper); the fixed-noise
 #: ablation ``xception_v3`` takes them too, so that the two differ in the noise (and epochs)
 _LEVERS = {"log_labels": ("flux", "sersic_n", "sersic_r"), "crop": 48}
-#: the recommended recipe: fresh noise at a drawn sigma, the PSF FWHM and sigma known, the levers
-_RECOMMENDED = {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA, **_LEVERS}
+#: the flux's squared error weighed four times the others': with equal weights the flux, the
+#: best-measured label, holds about a hundredth of the loss (benchmarks/levers.py, lever
+#: ``flux-x4``; docs/results.md)
+_LABEL_WEIGHTS = {"label_weights": (4.0, 1.0, 1.0, 1.0, 1.0)}
+#: the recommended recipe: fresh noise at a drawn sigma, the PSF FWHM and sigma known, the
+#: levers, the flux weighed up
+_RECOMMENDED = {"conditioning": ("psf_fwhm", "sigma"), **_FRESH_SIGMA, **_LEVERS, **_LABEL_WEIGHTS}
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in [
     Variant("xception", "v1", "fixed PSF and noise level; fresh noise", _FRESH),
@@ -86,10 +92,11 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in [
             "fresh noise", {"psf_channel": True, "conditioning": ("sigma",), **_FRESH_SIGMA}),
     Variant("xception-noiseless", "v1", "noiseless images", {"inputs": "noiseless"}),
     Variant("xception-nll", "v3", "the recommended network's frozen layers with a head that "
-            "predicts a standard deviation per label", {"uncertainty": True},
+            "predicts a standard deviation per label", {"uncertainty": True, "label_weights": None},
             head_on="xception-fresh_v3"),
     Variant("xception-fresh", "v3", "fresh noise at every showing, PSF FWHM known, sigma drawn in "
-            "[200, 400] and known; flux, n, r learned as logarithms; the central 48 x 48 pixels",
+            "[200, 400] and known; flux, n, r learned as logarithms; the central 48 x 48 pixels; "
+            "the flux's squared error weighed four times",
             _RECOMMENDED),
 ]}
 

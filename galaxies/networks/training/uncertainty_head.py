@@ -27,6 +27,9 @@ N_LABELS = len(LABEL_COLUMNS)
 #: inputs, the split, the noise, the labels' scaling) must be the estimator's
 HEAD_FIELDS = ("uncertainty", "uncertainty_loss", "epochs", "batch_size", "patience",
                "learning_rate", "schedule", "augment")
+#: the fields of the estimator's own loss on its means, which the head, its means frozen and
+#: its loss the Gaussian negative log-likelihood, neither shares nor needs to
+BASE_LOSS_FIELDS = ("label_weights",)
 
 
 def check_base(config, base) -> None:
@@ -42,7 +45,8 @@ def check_base(config, base) -> None:
         raise InputError(f"loss_weighting = {config.loss_weighting!r} cannot train a standard-"
                          "deviation head")
     mine, theirs = asdict(config), asdict(base.config)  # both normalized by TrainingConfig
-    differ = [k for k in mine if k not in HEAD_FIELDS and mine[k] != theirs[k]]
+    differ = [k for k in mine
+              if k not in HEAD_FIELDS + BASE_LOSS_FIELDS and mine[k] != theirs[k]]
     if differ:
         shown = ", ".join(f"{k} = {mine[k]!r} (its {theirs[k]!r})" for k in differ)
         raise InputError(f"a head on {base.name} must train on its data, inputs and split: {shown}")
