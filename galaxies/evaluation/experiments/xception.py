@@ -74,8 +74,9 @@ _FRESH_SIGMA = {"noise": "fresh", "noise_sigma": (200.0, 400.0)}
 #: ablation ``xception_v3`` takes them too, so that the two differ in the noise (and epochs)
 _LEVERS = {"log_labels": ("flux", "sersic_n", "sersic_r"), "crop": 48}
 #: the flux's squared error weighed four times the others': with equal weights the flux, the
-#: best-measured label, holds about a hundredth of the loss (benchmarks/levers.py, lever
-#: ``flux-x4``; docs/results.md)
+#: best-measured label (its bound a small part of its standardized range), holds a small share
+#: of the loss and is hardly asked for more (benchmarks/levers.py, lever ``flux-x4``;
+#: docs/results.md has the measured shares and gains)
 _LABEL_WEIGHTS = {"label_weights": (4.0, 1.0, 1.0, 1.0, 1.0)}
 #: the recommended recipe: fresh noise at a drawn sigma, the PSF FWHM and sigma known, the
 #: levers, the flux weighed up
