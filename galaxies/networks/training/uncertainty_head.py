@@ -23,13 +23,12 @@ __all__ = ["HEAD_FIELDS", "check_base", "with_std_head"]
 
 N_LABELS = len(LABEL_COLUMNS)
 
-#: the `TrainingConfig` fields a head may set for itself; every other field (the data, the
-#: inputs, the split, the noise, the labels' scaling) must be the estimator's
+#: the `TrainingConfig` fields a head may set for itself (its loss, its schedule, and the label
+#: weights of the estimator's own loss on the means, which the head's frozen means do not
+#: need); every other field (the data, the inputs, the split, the noise, the labels' scaling)
+#: must be the estimator's
 HEAD_FIELDS = ("uncertainty", "uncertainty_loss", "epochs", "batch_size", "patience",
-               "learning_rate", "schedule", "augment")
-#: the fields of the estimator's own loss on its means, which the head, its means frozen and
-#: its loss the Gaussian negative log-likelihood, neither shares nor needs to
-BASE_LOSS_FIELDS = ("label_weights",)
+               "learning_rate", "schedule", "augment", "label_weights")
 
 
 def check_base(config, base) -> None:
@@ -45,8 +44,7 @@ def check_base(config, base) -> None:
         raise InputError(f"loss_weighting = {config.loss_weighting!r} cannot train a standard-"
                          "deviation head")
     mine, theirs = asdict(config), asdict(base.config)  # both normalized by TrainingConfig
-    differ = [k for k in mine
-              if k not in HEAD_FIELDS + BASE_LOSS_FIELDS and mine[k] != theirs[k]]
+    differ = [k for k in mine if k not in HEAD_FIELDS and mine[k] != theirs[k]]
     if differ:
         shown = ", ".join(f"{k} = {mine[k]!r} (its {theirs[k]!r})" for k in differ)
         raise InputError(f"a head on {base.name} must train on its data, inputs and split: {shown}")
