@@ -149,6 +149,45 @@ def test_train_rows_keeps_the_validation_rows(small_sets, keras):
         training.TrainingConfig(train_rows=0)
 
 
+def test_weight_average_sets_the_mean_of_the_last_epochs_weights(keras):
+    """The callback leaves the model at the mean of its weights at the end of the last two of
+    three epochs, recorded independently by a callback before it."""
+    from galaxies.networks.training.loop import weight_average
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    seen = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: seen.append([w.copy() for w in model.get_weights()]))
+    average = weight_average(epochs=3, last=2)
+    rng = np.random.default_rng(0)
+    model.fit(rng.normal(size=(16, 3)), rng.normal(size=(16, 2)), epochs=3, batch_size=4,
+              callbacks=[record, average], verbose=0)
+    assert average.averaged == 2 and len(seen) == 3
+    for kept, first, second in zip(model.get_weights(), seen[1], seen[2]):
+        np.testing.assert_allclose(kept, (first + second) / 2, rtol=1e-6)
+    assert not np.allclose(seen[1][0], seen[2][0])  # the mean is not one epoch's weights
+
+
+def test_average_epochs_keeps_and_records_the_averaged_network(small_sets, keras):
+    """``average_epochs``: training.json says how many epochs were averaged and the averaged
+    weights' validation loss, which is the saved network's (its mean squared standardized
+    error on the validation rows); bad values get one-line errors."""
+    config = training.TrainingConfig(epochs=3, batch_size=8, model_kwargs=TINY, augment=False,
+                                     average_epochs=2, patience=3)
+    saved = training.fit(config, small_sets["random"], verbose=0)
+    assert saved.info["averaged_epochs"] == 2
+    ds = files.load_dataset(small_sets["random"])
+    _, val = training.split_rows(len(ds), config.validation_fraction, config.seed)
+    pred, _ = saved.predict_dataset(ds.subset(val))
+    error = (pred - ds.label[val]) / np.asarray(saved.scalers["label"].std)
+    assert saved.info["averaged_val_loss"] == pytest.approx(np.mean(error**2), rel=2e-3)
+    with pytest.raises(ValueError, match=r"average_epochs = 4 must be a whole number from 0 to epochs = 3"):
+        training.TrainingConfig(epochs=3, average_epochs=4)
+    with pytest.raises(ValueError, match="average_epochs = -1"):
+        training.TrainingConfig(average_epochs=-1)
+
+
 # ---------------------------------------------------------------------- saved models
 
 def test_save_load_round_trip_gives_identical_predictions(trained, small_sets, tmp_path):

@@ -76,6 +76,10 @@ class TrainingConfig:
         crop:           the network sees the central ``crop`` x ``crop`` pixels of each image
                         (None: all 64 x 64): fewer pixels, a cheaper network, and the bound of
                         a galaxy small against the stamp hardly changed.
+        average_epochs: keep the mean of the weights at the end of the last ``average_epochs``
+                        epochs (stochastic weight averaging along the cosine schedule's tail)
+                        instead of the best validation epoch's; 0: no averaging. An average of
+                        nearby points of one training is a cheap ensemble: one forward pass.
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 
@@ -104,6 +108,7 @@ class TrainingConfig:
     label_weights: tuple | None = None
     log_labels: tuple = ()
     crop: int | None = None
+    average_epochs: int = 0
 
     def __post_init__(self):
         if self.inputs not in INPUTS:
@@ -131,6 +136,10 @@ class TrainingConfig:
                                             or self.train_rows < 1):
             raise InputError(f"train_rows = {self.train_rows!r} must be a positive integer "
                              "(or None for the whole training split)")
+        if (isinstance(self.average_epochs, bool) or int(self.average_epochs) != self.average_epochs
+                or not 0 <= self.average_epochs <= self.epochs):
+            raise InputError(f"average_epochs = {self.average_epochs!r} must be a whole number from 0 "
+                             f"to epochs = {self.epochs}")
         if self.patience < 0:
             raise InputError(f"patience = {self.patience} must be at least 0")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):

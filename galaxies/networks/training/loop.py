@@ -4,7 +4,8 @@
 memory); it writes the model directory only when given ``out_dir``. The learning rate warms up
 linearly for one epoch and then follows a cosine decay to 1% of its peak
 (``schedule="cosine"``), or is halved on plateaus (``schedule="plateau"``). Early stopping
-restores the weights of the best validation epoch.
+restores the weights of the best validation epoch, unless the weights of the last epochs are
+averaged (``average_epochs``, `WeightAverage`).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from .stream import split_rows, training_batches
 from .uncertainty_head import check_base, with_std_head
 from .weighting import BoundWeights, LabelWeights, bound_weighted_mse
 
-__all__ = ["learning_rate", "RecordedFit", "fit", "fresh_noise_inputs", "image_pairs",
+__all__ = ["learning_rate", "weight_average", "RecordedFit", "fit", "fresh_noise_inputs", "image_pairs",
            "pair_fields", "split_pair", "even_batch"]
 
 N_LABELS = len(LABEL_COLUMNS)
@@ -43,6 +44,34 @@ def _learning_rate_log():
                 lr = self.model.optimizer.learning_rate
                 logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
     return LearningRateLog()
+
+
+def weight_average(epochs: int, last: int):
+    """A callback that sums the weights at the end of each of the last ``last`` of ``epochs``
+    epochs and, when training ends, sets the model to their mean (stochastic weight averaging,
+    Izmailov et al. 2018). Placed after early stopping, whose restored weights it replaces; a
+    run stopped before the window keeps early stopping's. ``averaged`` says how many epochs
+    went into the mean."""
+    import keras
+
+    class WeightAverage(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.total, self.averaged = None, 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch < epochs - last:
+                return
+            weights = self.model.get_weights()
+            self.total = (weights if self.total is None
+                          else [t + w for t, w in zip(self.total, weights)])
+            self.averaged += 1
+
+        def on_train_end(self, logs=None):
+            if self.averaged:
+                self.model.set_weights([t / self.averaged for t in self.total])
+
+    return WeightAverage()
 
 
 def learning_rate(config, steps: int):
@@ -74,21 +103,30 @@ class RecordedFit:
         info = recorded.record(model, config, ds, train, val, name=..., estimator=...)
     """
 
-    def __init__(self, patience: int, plateau: bool = False):
+    def __init__(self, patience: int, plateau: bool = False, epochs: int = 0, average_epochs: int = 0):
         import keras
         self.callbacks = [keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
         if plateau:
             self.callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 2)))
         self.callbacks.append(_learning_rate_log())
+        self.average = weight_average(epochs, average_epochs) if average_epochs else None
+        if self.average is not None:  # after early stopping: its restored weights are replaced
+            self.callbacks.append(self.average)
         self.history, self.seconds, self.images_per_epoch = None, None, None
+        self.averaged_val_loss = None
 
     def fit(self, model, x, y=None, images_per_epoch: int | None = None, **kwargs):
         """``model.fit`` with the callbacks, timed. ``images_per_epoch`` (default: the
-        training rows) gives the training throughput."""
+        training rows) gives the training throughput. With averaged weights, their validation
+        loss is measured once more (``averaged_val_loss``)."""
         start = time.perf_counter()
         self.history = model.fit(x, y, callbacks=self.callbacks, **kwargs).history
         self.seconds = time.perf_counter() - start
         self.images_per_epoch = images_per_epoch
+        if self.average is not None and self.average.averaged and "validation_data" in kwargs:
+            x_val, y_val = kwargs["validation_data"]
+            self.averaged_val_loss = float(np.ravel(model.evaluate(
+                x_val, y_val, batch_size=kwargs.get("validation_batch_size"), verbose=0))[0])
         return self.history
 
     def record(self, model, config, ds: files.Dataset, train, val, name: str | None = None,
@@ -105,6 +143,8 @@ class RecordedFit:
             "epochs_run": epochs_run, "training_seconds": round(self.seconds, 2),
             "train_images_per_second": round(images * epochs_run / self.seconds, 1),
             "best_val_loss": float(min(losses)), "best_epoch": int(np.argmin(losses)) + 1,
+            **({"averaged_epochs": self.average.averaged, "averaged_val_loss": self.averaged_val_loss}
+               if self.average is not None and self.average.averaged else {}),
             "parameters": int(model.count_params()),
             "backend": keras.backend.backend(), "keras_version": keras.__version__,
             "trained": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -220,7 +260,8 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
             else bound_weighted_mse if weights is not None else "mse")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)), loss=loss,
                   metrics=[mean_mse] if config.uncertainty else None)
-    recorded = RecordedFit(config.patience, plateau=config.schedule == "plateau")
+    recorded = RecordedFit(config.patience, plateau=config.schedule == "plateau",
+                           epochs=config.epochs, average_epochs=config.average_epochs)
     recorded.fit(model, batches, validation_data=(x_val if len(x_val) > 1 else x_val[0], y_val),
                  validation_batch_size=even_batch(len(val)), epochs=config.epochs,
                  verbose=verbose, images_per_epoch=min(len(train), steps * config.batch_size))

@@ -23,12 +23,12 @@ __all__ = ["HEAD_FIELDS", "check_base", "with_std_head"]
 
 N_LABELS = len(LABEL_COLUMNS)
 
-#: the `TrainingConfig` fields a head may set for itself (its loss, its schedule, and the label
+#: the `TrainingConfig` fields a head may set for itself (its loss, its schedule and averaging, and the label
 #: weights of the estimator's own loss on the means, which the head's frozen means do not
 #: need); every other field (the data, the inputs, the split, the noise, the labels' scaling)
 #: must be the estimator's
 HEAD_FIELDS = ("uncertainty", "uncertainty_loss", "epochs", "batch_size", "patience",
-               "learning_rate", "schedule", "augment", "label_weights")
+               "learning_rate", "schedule", "augment", "average_epochs", "label_weights")
 
 
 def check_base(config, base) -> None:
