@@ -70,7 +70,8 @@ def tune(args, profile, train, targets):
     for rate in args.learning_rate:
         network = SavedModel.load(profile.recommended_dir)
         tuner = LikelihoodTuner(network, learning_rate=rate, target=args.target,
-                                optimizer=args.optimizer)
+                                optimizer=args.optimizer,
+                                decay_steps=args.steps if args.cosine else None)
         clock, cpu = time.perf_counter(), time.process_time()
         history = tuner.tune(train.img, train.psf_fwhm, train.sigma, args.steps,
                              args.batch_size, targets=targets)
@@ -95,6 +96,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", type=int, default=100, help="rows of each test set judged")
     parser.add_argument("--train-rows", type=int, default=1000)
     parser.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
+    parser.add_argument("--cosine", action="store_true",
+                        help="the learning rate decays along a cosine to 1%% over the --steps")
     parser.add_argument("--targets-cache", default=None,
                         help="an .npz file keeping the training images' fits between runs "
                              "(extended when --train-rows asks for more)")

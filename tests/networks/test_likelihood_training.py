@@ -53,6 +53,8 @@ def test_bad_settings_are_refused_in_one_line():
         likelihood.LikelihoodTuner(None, learning_rate=0.0)
     with pytest.raises(InputError, match="target"):
         likelihood.LikelihoodTuner(None, target="labels")
+    with pytest.raises(InputError, match="decay_steps = 0 must be a positive whole number"):
+        likelihood.LikelihoodTuner(None, decay_steps=0)
     bad = likelihood.MLETargets(np.zeros((1, 5)), np.array([[1.0, np.nan, 1, 1, 1]]),
                                 np.ones((1, 5, 5)), np.ones(1, bool))
     with pytest.raises(InputError, match="crb"):
@@ -93,6 +95,27 @@ def test_a_few_steps_lower_the_nll_of_the_batch(tiny_network, model):
         ds.img, ds.psf_fwhm, ds.sigma, tuner.estimates(ds.img, ds.psf_fwhm, ds.sigma), model)[0]
     assert len(history) == 10 and np.isfinite(history).all()
     assert after.mean() < before.mean()
+
+
+def test_decay_steps_take_the_learning_rate_down_a_cosine(tiny_network, model):
+    """With ``decay_steps=4``, the optimizer's rate after 2 steps is half way down the cosine
+    (from 3e-3 to 1% of it: 3e-3 * (0.01 + 0.99 * (1 + cos(pi/2)) / 2)) and after 6 steps
+    stays at 1%; without, it stays at 3e-3."""
+    saved, ds = tiny_network
+    tuner = likelihood.LikelihoodTuner(fresh_copy(saved), learning_rate=3e-3, model=model,
+                                       decay_steps=4)
+    optimizer = tuner.saved.model.optimizer
+
+    def rate():
+        return float(np.asarray(optimizer.learning_rate))
+
+    tuner.tune(ds.img, ds.psf_fwhm, ds.sigma, steps=2, batch_size=4)
+    assert rate() == pytest.approx(3e-3 * (0.01 + 0.99 * 0.5), rel=1e-5)
+    tuner.tune(ds.img, ds.psf_fwhm, ds.sigma, steps=4, batch_size=4)
+    assert rate() == pytest.approx(3e-5, rel=1e-5)
+    constant = likelihood.LikelihoodTuner(fresh_copy(saved), learning_rate=3e-3, model=model)
+    constant.tune(ds.img, ds.psf_fwhm, ds.sigma, steps=2, batch_size=4)
+    assert float(np.asarray(constant.saved.model.optimizer.learning_rate)) == pytest.approx(3e-3)
 
 
 @pytest.mark.parametrize("target", ["mle", "mle-fisher"])

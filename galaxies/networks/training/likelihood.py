@@ -188,8 +188,10 @@ class LikelihoodTuner:
     batch's mean NLL before it; ``step_toward(images, psf_fwhm, sigma, theta_hat, weight)`` one
     step toward the fits, returning the batch's loss before it; ``tune`` takes many
     (fitting the targets first, toward the fits); ``history`` keeps the batches' figures.
-    ``optimizer`` is ``"adam"`` or ``"sgd"`` (momentum 0.9). Batch normalization layers, if
-    any, are frozen."""
+    ``optimizer`` is ``"adam"`` or ``"sgd"`` (momentum 0.9). With ``decay_steps``, the learning
+    rate follows a cosine from ``learning_rate`` to 1% of it over that many steps (then stays
+    there), so that a long run ends with small steps; None keeps it constant. Batch
+    normalization layers, if any, are frozen."""
 
     saved: object
     learning_rate: float = 1e-4
@@ -197,6 +199,7 @@ class LikelihoodTuner:
     optimizer: str = "adam"
     model: object = None
     history: list = field(default_factory=list)
+    decay_steps: int | None = None
 
     def __post_init__(self):
         if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
@@ -205,6 +208,11 @@ class LikelihoodTuner:
             raise InputError(f"optimizer = {self.optimizer!r}; choose adam or sgd")
         if self.target not in TARGETS:
             raise InputError(f"target = {self.target!r}; choose one of {', '.join(TARGETS)}")
+        if self.decay_steps is not None and (isinstance(self.decay_steps, bool)
+                                             or int(self.decay_steps) != self.decay_steps
+                                             or self.decay_steps < 1):
+            raise InputError(f"decay_steps = {self.decay_steps!r} must be a positive whole number "
+                             "(or None for a constant learning rate)")
         import keras
 
         from galaxies.inference.differentiable.model import DifferentiableModel
@@ -214,8 +222,11 @@ class LikelihoodTuner:
         for layer in self.saved.model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-        optimizer = (keras.optimizers.Adam(self.learning_rate) if self.optimizer == "adam"
-                     else keras.optimizers.SGD(self.learning_rate, momentum=0.9))
+        rate = (self.learning_rate if self.decay_steps is None else
+                keras.optimizers.schedules.CosineDecay(self.learning_rate, int(self.decay_steps),
+                                                       alpha=0.01))
+        optimizer = (keras.optimizers.Adam(rate) if self.optimizer == "adam"
+                     else keras.optimizers.SGD(rate, momentum=0.9))
         self.saved.model.compile(optimizer=optimizer, loss=surrogate_loss)
         self._width = int(self.saved.model.outputs[0].shape[-1])
 
