@@ -1,8 +1,8 @@
 """The likelihood-trained network: the recommended network fine-tuned on images' own likelihood.
 
 Copies of the profile's recommended network (models/ is not touched), one per
-``--learning-rate``, take ``--steps`` Adam steps of
-`galaxies.networks.training.likelihood.LikelihoodTuner` on batches of the noisy images of its
+``--learning-rate`` (constant, or along a cosine to 1% with ``--cosine``), take ``--steps``
+Adam steps of `galaxies.networks.training.likelihood.LikelihoodTuner` on batches of the noisy images of its
 training set (no labels read): ``--target nll`` on their NLL, ``--target mle``
 (``mle-fisher``) toward their own maximum-likelihood fits in units of their bounds (with their
 Fisher matrices; fitted once, the first ``--train-rows`` images, timed). Then they, the
@@ -12,8 +12,8 @@ images at each estimate less the fit's (in the flux column), and the RMS of (est
 CRB, the amortized fit's distance to the fit it imitates; with the batches' figures along the
 way and the networks' seconds per image.
 
-    python benchmarks/likelihood_network.py --profile quick --target mle-fisher --steps 1500 \
-        --learning-rate 1e-4 3e-5 [--rows 100] [--train-rows 1000] [--targets-cache fits.npz]
+    python benchmarks/likelihood_network.py --profile quick --target mle-fisher --steps 12000 \
+        --learning-rate 1e-4 [--cosine] [--rows 100] [--train-rows 12000] [--targets-cache fits.npz]
 """
 from __future__ import annotations
 
