@@ -78,8 +78,8 @@ class TrainingConfig:
                         a galaxy small against the stamp hardly changed.
         average_epochs: keep the mean of the weights at the end of the last ``average_epochs``
                         epochs (stochastic weight averaging along the cosine schedule's tail)
-                        instead of the best validation epoch's; 0: no averaging. An average of
-                        nearby points of one training is a cheap ensemble: one forward pass.
+                        instead of the best validation epoch's; 0: no averaging. Meant as an
+                        ensemble of one training's nearby points at the cost of one network.
         model_kwargs:   keyword arguments of the builder (sizes).
     """
 

@@ -5,7 +5,7 @@ memory); it writes the model directory only when given ``out_dir``. The learning
 linearly for one epoch and then follows a cosine decay to 1% of its peak
 (``schedule="cosine"``), or is halved on plateaus (``schedule="plateau"``). Early stopping
 restores the weights of the best validation epoch, unless the weights of the last epochs are
-averaged (``average_epochs``, `WeightAverage`).
+averaged (``average_epochs``, `weight_average`).
 """
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ from .stream import split_rows, training_batches
 from .uncertainty_head import check_base, with_std_head
 from .weighting import BoundWeights, LabelWeights, bound_weighted_mse
 
-__all__ = ["learning_rate", "weight_average", "RecordedFit", "fit", "fresh_noise_inputs", "image_pairs",
-           "pair_fields", "split_pair", "even_batch"]
+__all__ = ["learning_rate", "weight_average", "RecordedFit", "fit", "fresh_noise_inputs",
+           "image_pairs", "pair_fields", "split_pair", "even_batch"]
 
 N_LABELS = len(LABEL_COLUMNS)
 
@@ -92,7 +92,8 @@ class RecordedFit:
     """What every trained network of the project records, whatever it learns.
 
     Gives the callbacks (early stopping that restores the best weights, an optional
-    learning-rate plateau schedule, the learning rate per epoch in the history), times
+    learning-rate plateau schedule, the learning rate per epoch in the history, an optional
+    mean of the last ``average_epochs`` epochs' weights), times
     ``keras.Model.fit`` and builds the ``training.json`` record. Used by `fit`, the
     autoencoder and the denoisers; nothing touches the disk.
 
