@@ -12,8 +12,8 @@ images at each estimate less the fit's (in the flux column), and the RMS of (est
 CRB, the amortized fit's distance to the fit it imitates; with the batches' figures along the
 way and the networks' seconds per image.
 
-    python benchmarks/likelihood_network.py --profile quick --target mle-fisher --steps 12000 \
-        --learning-rate 1e-4 [--cosine] [--rows 100] [--train-rows 12000] [--targets-cache fits.npz]
+    python benchmarks/likelihood_network.py --profile quick --target mle-fisher --steps 24000 \
+        --learning-rate 1e-4 [--cosine] [--rows 100] [--train-rows 16000] [--targets-cache fits.npz]
 """
 from __future__ import annotations
 
