@@ -78,6 +78,8 @@ LEVERS = {
     "flux-x16": dict(label_weights=(16.0, 1.0, 1.0, 1.0, 1.0)),
     "flux-x4-r-x2": dict(label_weights=(4.0, 1.0, 2.0, 1.0, 1.0)),
     "average-20": dict(average_epochs=20),
+    "lr-half": dict(learning_rate=1.5e-3),  # the quick profile's peak is 3e-3
+    "lr-double": dict(learning_rate=6e-3),
     "linear-16": dict(model_kwargs=dict(linear_features=16)),
     # the linear path with the flux learned as itself, so that the output layer can take it
     # straight from a weighted sum of the pixels
