@@ -159,7 +159,7 @@ def test_weight_average_sets_the_mean_of_the_last_epochs_weights(keras):
     seen = []
     record = keras.callbacks.LambdaCallback(
         on_epoch_end=lambda epoch, logs: seen.append([w.copy() for w in model.get_weights()]))
-    average = weight_average(epochs=3, last=2)
+    average = weight_average(last=2)
     rng = np.random.default_rng(0)
     model.fit(rng.normal(size=(16, 3)), rng.normal(size=(16, 2)), epochs=3, batch_size=4,
               callbacks=[record, average], verbose=0)

@@ -46,10 +46,11 @@ def _learning_rate_log():
     return LearningRateLog()
 
 
-def weight_average(epochs: int, last: int):
-    """A callback that sums the weights at the end of each of the last ``last`` of ``epochs``
-    epochs and, when training ends, sets the model to their mean (stochastic weight averaging,
-    Izmailov et al. 2018). Placed after early stopping, whose restored weights it replaces; a
+def weight_average(last: int):
+    """A callback that sums the weights at the end of each of the last ``last`` epochs of the
+    fit (of the ``epochs`` it was given) and, when training ends, sets the model to their mean
+    (stochastic weight averaging, Izmailov et al. 2018). Placed after early stopping, whose
+    restored weights it replaces; a
     run stopped before the window keeps early stopping's. ``averaged`` says how many epochs
     went into the mean."""
     import keras
@@ -60,7 +61,7 @@ def weight_average(epochs: int, last: int):
             self.total, self.averaged = None, 0
 
         def on_epoch_end(self, epoch, logs=None):
-            if epoch < epochs - last:
+            if epoch < self.params["epochs"] - last:
                 return
             weights = self.model.get_weights()
             self.total = (weights if self.total is None
@@ -104,13 +105,13 @@ class RecordedFit:
         info = recorded.record(model, config, ds, train, val, name=..., estimator=...)
     """
 
-    def __init__(self, patience: int, plateau: bool = False, epochs: int = 0, average_epochs: int = 0):
+    def __init__(self, patience: int, plateau: bool = False, average_epochs: int = 0):
         import keras
         self.callbacks = [keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)]
         if plateau:
             self.callbacks.append(keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, patience // 2)))
         self.callbacks.append(_learning_rate_log())
-        self.average = weight_average(epochs, average_epochs) if average_epochs else None
+        self.average = weight_average(average_epochs) if average_epochs else None
         if self.average is not None:  # after early stopping: its restored weights are replaced
             self.callbacks.append(self.average)
         self.history, self.seconds, self.images_per_epoch = None, None, None
@@ -262,7 +263,7 @@ def fit(config: TrainingConfig, data, out_dir=None, images: np.ndarray | None = 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps)), loss=loss,
                   metrics=[mean_mse] if config.uncertainty else None)
     recorded = RecordedFit(config.patience, plateau=config.schedule == "plateau",
-                           epochs=config.epochs, average_epochs=config.average_epochs)
+                           average_epochs=config.average_epochs)
     recorded.fit(model, batches, validation_data=(x_val if len(x_val) > 1 else x_val[0], y_val),
                  validation_batch_size=even_batch(len(val)), epochs=config.epochs,
                  verbose=verbose, images_per_epoch=min(len(train), steps * config.batch_size))
