@@ -50,9 +50,8 @@ def weight_average(last: int):
     """A callback that sums the weights at the end of each of the last ``last`` epochs of the
     fit (of the ``epochs`` it was given) and, when training ends, sets the model to their mean
     (stochastic weight averaging, Izmailov et al. 2018). Placed after early stopping, whose
-    restored weights it replaces; a
-    run stopped before the window keeps early stopping's. ``averaged`` says how many epochs
-    went into the mean."""
+    restored weights it replaces; a run stopped before the window keeps early stopping's.
+    ``averaged`` says how many epochs went into the mean."""
     import keras
 
     class WeightAverage(keras.callbacks.Callback):
