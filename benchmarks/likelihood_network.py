@@ -7,13 +7,15 @@ training set (no labels read): ``--target nll`` on their NLL, ``--target mle``
 (``mle-fisher``) toward their own maximum-likelihood fits in units of their bounds (with their
 Fisher matrices; fitted once, the first ``--train-rows`` images, timed). Then they, the
 network before, and the JAX fit (``lm-jax_fit`` predictions) are judged on the same first
-``--rows`` rows of every fixed set and of ``test``: RMSE / CRB, bias / CRB, the mean NLL of those
+``--rows`` rows of every fixed set and of ``test`` that have a fit (``--fit-missing``: the
+rows the pipeline did not fit are fitted here): RMSE / CRB, bias / CRB, the mean NLL of those
 images at each estimate less the fit's (in the flux column), and the RMS of (estimate - fit) /
 CRB, the amortized fit's distance to the fit it imitates; with the batches' figures along the
 way and the networks' seconds per image.
 
     python benchmarks/likelihood_network.py --profile quick --target mle-fisher --steps 24000 \
-        --learning-rate 1e-4 [--cosine] [--rows 100] [--train-rows 16000] [--targets-cache fits.npz]
+        --learning-rate 1e-4 [--cosine] [--rows 100 [--fit-missing]] [--train-rows 16000]
+        [--targets-cache fits.npz]
 """
 from __future__ import annotations
 
@@ -61,6 +63,33 @@ def training_targets(train, model, cache=None):
     return targets
 
 
+def judged_fits(profile, testset, ds, model, fit_missing: bool = False) -> np.ndarray:
+    """The JAX fit's estimates of the rows of ``ds`` (the first rows of ``testset``), (N, 5):
+    from the pipeline's ``lm-jax`` predictions where they hold the row; the others NaN, or,
+    with ``fit_missing``, fitted here (the same `fit`, timed), so that a fit's bias is judged
+    on as many realizations as the networks'."""
+    from galaxies.inference.differentiable.fit import fit as fit_images
+
+    fit = np.full((len(ds), 5), np.nan)
+    path = profile.predictions("lm-jax", "fit", testset)
+    if path.is_file():
+        found = files.load_predictions(path)
+        where = {int(r): k for k, r in enumerate(found.index)}
+        have = np.array([r in where for r in range(len(ds))], bool)
+        fit[have] = found.pred[[where[r] for r in range(len(ds)) if r in where]]
+    missing = np.flatnonzero(~np.isfinite(fit).all(axis=1))
+    if fit_missing and len(missing):
+        clock, unconverged = time.perf_counter(), 0
+        for part in np.array_split(missing, -(-len(missing) // 128)):
+            result = fit_images(ds.img[part], ds.psf_fwhm[part], ds.sigma[part], model=model)
+            fit[part] = result.params  # kept where not converged, as the pipeline keeps them
+            unconverged += int(np.sum(~np.asarray(result.converged)))
+        print(f"{testset}: {len(missing)} rows without the pipeline's fit fitted here "
+              f"({unconverged} not converged), {time.perf_counter() - clock:.0f} s wall",
+              flush=True)
+    return fit
+
+
 def tune(args, profile, train, targets):
     """``{label: tuned SavedModel}``, one per learning rate, printing each run's figures."""
     from galaxies.networks.training import SavedModel
@@ -95,6 +124,9 @@ def main(argv=None) -> int:
     parser.add_argument("--learning-rate", type=float, nargs="+", default=[1e-4])
     parser.add_argument("--rows", type=int, default=100, help="rows of each test set judged")
     parser.add_argument("--train-rows", type=int, default=1000)
+    parser.add_argument("--fit-missing", action="store_true",
+                        help="fit the judged rows the pipeline's lm-jax predictions lack (by "
+                             "default they are left out of every estimator's figures)")
     parser.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
     parser.add_argument("--cosine", action="store_true",
                         help="the learning rate decays along a cosine to 1%% over the --steps")
@@ -123,16 +155,13 @@ def main(argv=None) -> int:
         ds = files.load_dataset(profile.dataset(testset), fields=("img",), rows=args.rows)
         crb = testsets.crb(profile, testset)[: len(ds)]
         keep = np.isfinite(crb).all(axis=1)
-        fit_path = profile.predictions("lm-jax", "fit", testset)
         candidates, seconds = {}, {}
-        fit = np.full((len(ds), 5), np.nan)
-        if fit_path.is_file():
-            found = files.load_predictions(fit_path)
-            where = {int(r): k for k, r in enumerate(found.index)}
-            have = np.array([r in where for r in range(len(ds))])
-            keep &= have
-            fit[have] = found.pred[[where[r] for r in range(len(ds)) if r in where]]
-            candidates["lm-jax fit"] = fit
+        fit = judged_fits(profile, testset, ds, model, args.fit_missing)
+        if not np.isfinite(fit).all(axis=1).any():
+            parser.error(f"{testset}: none of its first {len(ds)} rows has the pipeline's lm-jax "
+                         f"fit; run `make run` first or pass --fit-missing")
+        keep &= np.isfinite(fit).all(axis=1)
+        candidates["lm-jax fit"] = fit
         for label, network in networks.items():
             clock = time.perf_counter()
             candidates[label] = network.predict_dataset(ds)[0]

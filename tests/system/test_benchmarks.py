@@ -90,3 +90,29 @@ def test_xception_targets_from_predictions(tiny_root, monkeypatch, capsys):
     assert lines[f"{profile.uncertainty} snr60"] == "figure" and lines["speed-up over the fit, test"] == "MET"
     n_met = 5 * len(profiles.FIXED_TESTSETS) + 4 + 4 + len(profiles.TESTSETS)
     assert f"{n_met} met, 1 missed" in "\n".join(lines)
+
+
+def test_likelihood_benchmark_fits_only_the_rows_the_pipeline_did_not(tiny_root, monkeypatch):
+    """benchmarks/likelihood_network.py's fits of the judged rows: those in the pipeline's
+    lm-jax predictions read from them (values no fit gives, so not refitted), the others NaN,
+    or with ``fit_missing`` fitted here by the same `fit`."""
+    pytest.importorskip("jax")
+    from galaxies.inference.differentiable.fit import fit
+    from galaxies.inference.differentiable.model import DifferentiableModel
+
+    root, profile = tiny_root
+    monkeypatch.setattr(profiles, "ROOT", root)
+    benchmark = load_benchmark("likelihood_network")
+    ds = files.load_dataset(profile.dataset("snr30"), fields=("img",))
+    stored = ds.label[:3] * 1.01
+    files.write_predictions(profile.predictions("lm-jax", "fit", "snr30"), stored, np.arange(3),
+                            estimator="lm-jax", dataset="snr30", seconds_per_image=0.1)
+    model = DifferentiableModel()
+    read = benchmark.judged_fits(profile, "snr30", ds, model)
+    np.testing.assert_array_equal(read[:3], stored)
+    assert np.isnan(read[3:]).all()
+    fitted = benchmark.judged_fits(profile, "snr30", ds, model, fit_missing=True)
+    np.testing.assert_array_equal(fitted[:3], stored)
+    direct = fit(ds.img[3:], ds.psf_fwhm[3:], ds.sigma[3:], model=model).params
+    np.testing.assert_allclose(fitted[3:], direct, rtol=1e-6)
+    assert np.isfinite(fitted).all()
