@@ -57,10 +57,44 @@ def _batched(fn, images, *arrays, batch=BATCH):
     return out
 
 
-def _fit(ds, box=None):
+def _fit_batch(images, psf_fwhm, sigma, bulge_disc: bool) -> dict:
+    """One batch's fits: the Sérsic fit (`FIT`) and, with ``bulge_disc``, the Sérsic fit in the
+    wide box (`WIDE`) and the bulge plus disc fit from it, as ``(params, nll, CPU seconds)``."""
+    import time
+
+    from galaxies.inference.differentiable import bulge_disc as model
     from galaxies.inference.differentiable.fit import BOX, fit
-    box = BOX if box is None else box
-    parts = _batched(lambda im, p, s: fit(im, p, s, box=box), ds.img, ds.psf_fwhm, ds.sigma)
+    out = {FIT: fit(images, psf_fwhm, sigma, box=BOX)}
+    if bulge_disc:
+        wide_box = BOX.copy()
+        wide_box[2] = model.RADII
+        out[WIDE] = fit(images, psf_fwhm, sigma, box=wide_box)
+        clock = time.process_time()
+        params, nll = model.fit_bulge_disc(images, psf_fwhm, sigma, out[WIDE].params)[:2]
+        out[BULGE_DISC] = (params, nll, time.process_time() - clock)
+    return out
+
+
+def _fits(ds, bulge_disc: bool, jobs: int | None = None) -> list[dict]:
+    """`_fit_batch` on every batch of `BATCH` rows of ``ds``, in order: in ``jobs`` worker
+    processes (default one per core; one batch runs here), each single-threaded, so that the
+    cores are busy throughout (the fits' XLA code uses about one and a half in one process)."""
+    from galaxies.runtime.parallel import process_pool, remote
+    from galaxies.runtime.resources import resolve_jobs
+
+    batches = [(ds.img[s:s + BATCH], ds.psf_fwhm[s:s + BATCH], ds.sigma[s:s + BATCH])
+               for s in range(0, len(ds.img), BATCH)]
+    workers = resolve_jobs(jobs, len(batches))
+    if workers == 1 and remote() is None:
+        return [_fit_batch(*batch, bulge_disc) for batch in batches]
+    with process_pool(workers) as pool:
+        futures = [pool.submit(_fit_batch, *batch, bulge_disc) for batch in batches]
+        return [future.result() for future in futures]
+
+
+def _fit_info(parts: list) -> tuple[np.ndarray, dict]:
+    """The estimates (N, 5) of one fit's `FitResults` over the batches ``parts``, and its
+    ``std``, ``nll``, ``hit_box``, ``converged`` (N each) and CPU ``seconds`` (all rows)."""
     pred = np.concatenate([r.params for r in parts])
     info = {"std": np.concatenate([r.std for r in parts]),
             "nll": np.concatenate([r.nll for r in parts]),
@@ -70,15 +104,18 @@ def _fit(ds, box=None):
     return pred, info
 
 
-def _bulge_disc(ds, sersic):
-    """The bulge plus disc fit from the Sérsic fit's estimates: label-shaped estimates
-    (flux, NaN, composite half-light radius, g1, g2) and the NLL per row."""
+def _bulge_disc_estimates(parts: list) -> tuple[np.ndarray, np.ndarray, float]:
+    """The bulge plus disc fit's label-shaped estimates (flux, NaN, composite half-light
+    radius, g1, g2), its NLL per row and its CPU seconds (the half-light radii's included),
+    from the batches ``parts``."""
+    import time
+
     from galaxies.inference.differentiable import bulge_disc
-    parts = _batched(bulge_disc.fit_bulge_disc, ds.img, ds.psf_fwhm, ds.sigma, sersic)
-    params = np.concatenate([p[0] for p in parts])
+    params, clock = np.concatenate([p[0] for p in parts]), time.process_time()
     pred = np.column_stack([params[:, 0], np.full(len(params), np.nan),
                             bulge_disc.half_light_radius(params), params[:, 4:6]])
-    return pred, np.concatenate([p[1] for p in parts])
+    seconds = sum(p[2] for p in parts) + time.process_time() - clock
+    return pred, np.concatenate([p[1] for p in parts]), seconds
 
 
 def choose_model(sersic_nll, bulge_disc_nll, pixels: int) -> np.ndarray:
@@ -96,13 +133,14 @@ def chosen_shares(path, details: dict) -> dict:
 
 
 def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=True,
-             bulge_disc=True, log=print) -> tuple[dict, dict]:
+             bulge_disc=True, jobs: int | None = None, log=print) -> tuple[dict, dict]:
     """``(estimates, details)``: name -> (N, 5) estimates of every row of the `cosmos` file
     ``path``, and name -> CPU seconds per image, plus ``"fit"``: the fit's ``std``, ``nll``,
     ``hit_box``, ``converged``. ``networks``: model names (``<estimator>_<trainset>``) of
     ``profile`` (default: the profile's recommended one); ``refine_from``: the networks to
     refine (default: the first network); ``bulge_disc`` (with ``fit``): the wide fit, the
-    bulge plus disc fit and the chosen model too (``details["bulge+disc chosen"]``: where)."""
+    bulge plus disc fit and the chosen model too (``details["bulge+disc chosen"]``: where);
+    the fits run in ``jobs`` worker processes (`_fits`)."""
     import time
     profile = profiles.get(profile)
     ds = files.load_dataset(path)
@@ -114,21 +152,18 @@ def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=
         raise InputError(f"refine_from {unknown} must be among the networks {networks}")
     estimates, details = {}, {"seconds": {}}
     if fit:
-        pred, info = _fit(ds)
+        batches = _fits(ds, bulge_disc, jobs)
+        pred, info = _fit_info([b[FIT] for b in batches])
         estimates[FIT], details["fit"] = pred, info
         details["seconds"][FIT] = info["seconds"] / len(ds)
         log(f"{FIT}: {info['seconds'] / len(ds):.3f} s CPU per image")
         if bulge_disc:
             from galaxies.conventions import IMAGE_SIZE
-            from galaxies.inference.differentiable.bulge_disc import RADII
-            from galaxies.inference.differentiable.fit import BOX
-            wide_box = BOX.copy()
-            wide_box[2] = RADII
-            estimates[WIDE], wide = _fit(ds, wide_box)
+            estimates[WIDE], wide = _fit_info([b[WIDE] for b in batches])
             details["seconds"][WIDE] = wide["seconds"] / len(ds)
-            clock = time.process_time()
-            estimates[BULGE_DISC], nll = _bulge_disc(ds, estimates[WIDE])
-            seconds = (time.process_time() - clock) / len(ds)
+            estimates[BULGE_DISC], nll, seconds = _bulge_disc_estimates(
+                [b[BULGE_DISC] for b in batches])
+            seconds /= len(ds)
             details["seconds"][BULGE_DISC] = seconds
             chosen = choose_model(wide["nll"], nll, IMAGE_SIZE * IMAGE_SIZE)
             estimates[CHOSEN] = np.where(chosen[:, None], estimates[BULGE_DISC], estimates[WIDE])

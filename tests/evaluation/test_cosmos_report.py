@@ -40,6 +40,32 @@ def test_a_missing_network_or_refinement_is_a_one_line_error(small_cosmos, tmp_p
                                fit=False, hsm=False)
 
 
+def test_the_fits_in_worker_processes_are_the_fits_here(small_cosmos, monkeypatch):
+    """Three batches over two spawned workers give, batch by batch and in order, what the
+    same batches give in this process: the Sérsic fit, the wide one and the bulge plus disc."""
+    pytest.importorskip("jax")
+    from types import SimpleNamespace
+
+    ds = files.load_dataset(small_cosmos)
+    rows = SimpleNamespace(img=ds.img[:9], psf_fwhm=ds.psf_fwhm[:9], sigma=ds.sigma[:9])
+    monkeypatch.setattr(cosmos_report, "BATCH", 4)
+    here = cosmos_report._fits(rows, bulge_disc=True, jobs=1)
+    there = cosmos_report._fits(rows, bulge_disc=True, jobs=2)
+    assert [len(b[cosmos_report.FIT].params) for b in there] == [4, 4, 1]
+    for mine, theirs in zip(here, there):
+        for name in (cosmos_report.FIT, cosmos_report.WIDE):
+            np.testing.assert_allclose(theirs[name].params, mine[name].params, rtol=1e-6)
+            np.testing.assert_allclose(theirs[name].nll, mine[name].nll, rtol=1e-9)
+            assert theirs[name].seconds > 0
+        np.testing.assert_allclose(theirs[cosmos_report.BULGE_DISC][0],
+                                   mine[cosmos_report.BULGE_DISC][0], rtol=1e-6)
+        assert theirs[cosmos_report.BULGE_DISC][2] > 0
+    pred, nll, seconds = cosmos_report._bulge_disc_estimates(
+        [b[cosmos_report.BULGE_DISC] for b in there])
+    assert pred.shape == (9, 5) and np.isnan(pred[:, 1]).all() and np.isfinite(nll).all()
+    assert np.all(pred[:, 2] > 0) and seconds > 0
+
+
 def test_the_flag_is_quiet_on_the_model_and_raised_by_a_wrong_one():
     rng = np.random.default_rng(0)
     pixels, sigma = 4096, 10.0
