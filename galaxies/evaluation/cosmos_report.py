@@ -77,8 +77,8 @@ def _fit_batch(images, psf_fwhm, sigma, bulge_disc: bool) -> dict:
 
 def _fits(ds, bulge_disc: bool, jobs: int | None = None) -> list[dict]:
     """`_fit_batch` on every batch of `BATCH` rows of ``ds``, in order: in ``jobs`` worker
-    processes (default one per core; one batch runs here), each single-threaded, so that the
-    cores are busy throughout (the fits' XLA code uses about one and a half in one process)."""
+    processes (default one per core; one batch runs here), each single-threaded, so that every
+    core is busy throughout, which one process's XLA code does not keep them."""
     from galaxies.runtime.parallel import process_pool, remote
     from galaxies.runtime.resources import resolve_jobs
 
