@@ -63,11 +63,12 @@ def training_targets(train, model, cache=None):
     return targets
 
 
-def judged_fits(profile, testset, ds, model, fit_missing: bool = False) -> np.ndarray:
+def judged_fits(profile, testset, ds, model, fit_missing: bool = False,
+                wanted: np.ndarray | None = None) -> np.ndarray:
     """The JAX fit's estimates of the rows of ``ds`` (the first rows of ``testset``), (N, 5):
     from the pipeline's ``lm-jax`` predictions where they hold the row; the others NaN, or,
-    with ``fit_missing``, fitted here (the same `fit`, timed), so that a fit's bias is judged
-    on as many realizations as the networks'."""
+    with ``fit_missing``, fitted here (the same `fit`, timed) where ``wanted`` (N,) (default
+    every row), so that a fit's bias is judged on as many realizations as the networks'."""
     from galaxies.inference.differentiable.fit import fit as fit_images
 
     fit = np.full((len(ds), 5), np.nan)
@@ -77,7 +78,8 @@ def judged_fits(profile, testset, ds, model, fit_missing: bool = False) -> np.nd
         where = {int(r): k for k, r in enumerate(found.index)}
         have = np.array([r in where for r in range(len(ds))], bool)
         fit[have] = found.pred[[where[r] for r in range(len(ds)) if r in where]]
-    missing = np.flatnonzero(~np.isfinite(fit).all(axis=1))
+    wanted = np.ones(len(ds), bool) if wanted is None else np.asarray(wanted, bool)
+    missing = np.flatnonzero(~np.isfinite(fit).all(axis=1) & wanted)
     if fit_missing and len(missing):
         clock, unconverged = time.perf_counter(), 0
         for part in np.array_split(missing, -(-len(missing) // 128)):
@@ -156,7 +158,7 @@ def main(argv=None) -> int:
         crb = testsets.crb(profile, testset)[: len(ds)]
         keep = np.isfinite(crb).all(axis=1)
         candidates, seconds = {}, {}
-        fit = judged_fits(profile, testset, ds, model, args.fit_missing)
+        fit = judged_fits(profile, testset, ds, model, args.fit_missing, wanted=keep)
         if not np.isfinite(fit).all(axis=1).any():
             parser.error(f"{testset}: none of its first {len(ds)} rows has the pipeline's lm-jax "
                          f"fit; run `make run` first or pass --fit-missing")

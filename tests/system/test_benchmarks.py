@@ -111,8 +111,11 @@ def test_likelihood_benchmark_fits_only_the_rows_the_pipeline_did_not(tiny_root,
     read = benchmark.judged_fits(profile, "snr30", ds, model)
     np.testing.assert_array_equal(read[:3], stored)
     assert np.isnan(read[3:]).all()
-    fitted = benchmark.judged_fits(profile, "snr30", ds, model, fit_missing=True)
+    wanted = np.arange(len(ds)) != 4  # a row without a bound is not fitted
+    fitted = benchmark.judged_fits(profile, "snr30", ds, model, fit_missing=True, wanted=wanted)
     np.testing.assert_array_equal(fitted[:3], stored)
+    assert np.isnan(fitted[4]).all() and np.isfinite(np.delete(fitted, 4, axis=0)).all()
+    fitted = benchmark.judged_fits(profile, "snr30", ds, model, fit_missing=True)
     direct = fit(ds.img[3:], ds.psf_fwhm[3:], ds.sigma[3:], model=model).params
     np.testing.assert_allclose(fitted[3:], direct, rtol=1e-6)
     assert np.isfinite(fitted).all()
