@@ -58,8 +58,9 @@ def _batched(fn, images, *arrays, batch=BATCH):
 
 
 def _fit_batch(images, psf_fwhm, sigma, bulge_disc: bool) -> dict:
-    """One batch's fits: the Sérsic fit (`FIT`) and, with ``bulge_disc``, the Sérsic fit in the
-    wide box (`WIDE`) and the bulge plus disc fit from it, as ``(params, nll, CPU seconds)``."""
+    """One batch's fits by name: the Sérsic fit (`FIT`) and, with ``bulge_disc``, the Sérsic
+    fit in the wide box (`WIDE`), each a `FitResults`, and the bulge plus disc fit from the
+    wide one (`BULGE_DISC`) as ``(params, nll, CPU seconds)``."""
     import time
 
     from galaxies.inference.differentiable import bulge_disc as model
@@ -77,8 +78,8 @@ def _fit_batch(images, psf_fwhm, sigma, bulge_disc: bool) -> dict:
 
 def _fits(ds, bulge_disc: bool, jobs: int | None = None) -> list[dict]:
     """`_fit_batch` on every batch of `BATCH` rows of ``ds``, in order: in ``jobs`` worker
-    processes (default one per core; one batch runs here), each single-threaded, so that every
-    core is busy throughout, which one process's XLA code does not keep them."""
+    processes (default one per core; a single batch runs here), each single-threaded: one
+    process's XLA code leaves part of the cores idle, one worker per core does not."""
     from galaxies.runtime.parallel import process_pool, remote
     from galaxies.runtime.resources import resolve_jobs
 

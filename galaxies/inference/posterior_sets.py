@@ -317,8 +317,7 @@ def build_references(profile, jobs: int | None = None, log=print) -> None:
     profile = profiles.get(profile)
     recipe = profile.recommended.rsplit("_", 1)[1]
     tasks = {t: (str(profile.dataset(t)), profile.posterior_rows(t)) for t in profiles.TESTSETS}
-    # the most rows first: the pool's processes then finish together, not the largest set
-    # alone at the end on one core
+    # the most rows first, so that the largest set does not run alone at the end on one core
     largest_first = sorted(tasks, key=lambda t: -tasks[t][1])
     with process_pool(resolve_jobs(jobs, len(tasks))) as pool:
         done = {t: pool.submit(_reference, tasks[t][0], recipe, tasks[t][1], profile.sersics)
