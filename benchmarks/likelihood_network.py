@@ -67,28 +67,26 @@ def judged_fits(profile, testset, ds, model, fit_missing: bool = False,
                 wanted: np.ndarray | None = None) -> np.ndarray:
     """The JAX fit's estimates of the rows of ``ds`` (the first rows of ``testset``), (N, 5):
     from the pipeline's ``lm-jax`` predictions where they hold the row; the others NaN, or,
-    with ``fit_missing``, fitted here (the same `fit`, timed) where ``wanted`` (N,) (default
-    every row), so that a fit's bias is judged on as many realizations as the networks'."""
-    from galaxies.inference.differentiable.fit import fit as fit_images
+    with ``fit_missing``, fitted here by `mle_targets` (the same JAX fit, timed) where
+    ``wanted`` (N,; default every row), so that a fit's bias is judged on as many realizations
+    as the networks'."""
+    from galaxies.networks.training.likelihood import mle_targets
 
     fit = np.full((len(ds), 5), np.nan)
     path = profile.predictions("lm-jax", "fit", testset)
     if path.is_file():
         found = files.load_predictions(path)
-        where = {int(r): k for k, r in enumerate(found.index)}
-        have = np.array([r in where for r in range(len(ds))], bool)
-        fit[have] = found.pred[[where[r] for r in range(len(ds)) if r in where]]
+        inside = found.index < len(ds)
+        fit[found.index[inside]] = found.pred[inside]
     wanted = np.ones(len(ds), bool) if wanted is None else np.asarray(wanted, bool)
     missing = np.flatnonzero(~np.isfinite(fit).all(axis=1) & wanted)
     if fit_missing and len(missing):
-        clock, unconverged = time.perf_counter(), 0
-        for part in np.array_split(missing, -(-len(missing) // 128)):
-            result = fit_images(ds.img[part], ds.psf_fwhm[part], ds.sigma[part], model=model)
-            fit[part] = result.params  # kept where not converged, as the pipeline keeps them
-            unconverged += int(np.sum(~np.asarray(result.converged)))
+        clock = time.perf_counter()
+        fitted = mle_targets(ds.img[missing], ds.psf_fwhm[missing], ds.sigma[missing], model)
+        fit[missing] = fitted.theta  # kept where not converged, as the pipeline keeps them
         print(f"{testset}: {len(missing)} rows without the pipeline's fit fitted here "
-              f"({unconverged} not converged), {time.perf_counter() - clock:.0f} s wall",
-              flush=True)
+              f"({int((~fitted.usable).sum())} not converged or without a bound), "
+              f"{time.perf_counter() - clock:.0f} s wall", flush=True)
     return fit
 
 
