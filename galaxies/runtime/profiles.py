@@ -212,29 +212,35 @@ PROFILES: dict[str, Profile] = {
         sizes=dict(v1=8000, v2=2000, v3=16000, v1a=2000, test=2000, snr60=1000, snr30=1000,
                    compact=1000, extended=1000),
         sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=120,
-        fit_limit_random=100, crb_limit=300, refine_fit_limit=30, posterior_limit=60,
-        posterior_limit_random=120,
+        fit_limit_random=100, crb_limit=300, refine_fit_limit=30,
+        # the four fixed sets' posteriors on 48 realizations (60 until 2026-12-06): with
+        # test's 120, about 1.5 CPU-s a galaxy, they were the posterior step's long pole on
+        # the second worker, for the 40-minute budget
+        posterior_limit=48, posterior_limit_random=120,
         denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
         denoiser_epochs=2, denoiser_batch_size=32, denoiser_patience=2, denoiser_limit=1800,
-        denoised_limit=1800, denoised_epochs=4,
-        autoencoder_limit=2700, autoencoder_epochs=6, autoencoder_batch_size=64,
+        denoised_limit=1800, denoised_epochs=3,
+        autoencoder_limit=2700, autoencoder_epochs=4, autoencoder_batch_size=64,
         autoencoder_decoder_filters=8,
         autoencoder_encoder=dict(entry_filters=8, block_filters=32, blocks=4, exit_filters=64),
-        autokeras_rows=600, autokeras_trials=3, autokeras_epochs=3, autokeras_blocks=("vanilla",),
+        autokeras_rows=600, autokeras_trials=2, autokeras_epochs=3, autokeras_blocks=("vanilla",),
         autokeras_conv=dict(filters=[16, 32], kernel_size=[3, 5], max_pooling=True),
         autokeras_retrain_limit=4000, autokeras_retrain_epochs=3, autokeras_batch_size=32,
-        gridsearch_rows=2000, gridsearch_epochs=5, gridsearch_batch_size=32,
+        gridsearch_rows=2000, gridsearch_epochs=3, gridsearch_batch_size=32,
         gridsearch_grid=dict(entry_filters=[16], block_filters=[16, 32], blocks=[2, 4],
                              exit_filters=[64]),
         # for the 40-minute budget, v2's network (the recommended v3 network serves every noise
-        # level) and the noiseless floor are left to the smoke and full profiles; v2 and v1a
-        # are smaller (v2 only feeds the EDA, v1a the denoisers' 1,800 rows)
-        xception_variants=("xception_v1", "xception_v3", "xception-fresh_v3", "xception-nll_v3"),
+        # level), the noiseless floor and (since 2026-12-06) the fixed-noise ablation
+        # xception_v3 are left to the smoke and full profiles (docs/results.md keeps the
+        # ablation's quick figures); v2 and v1a are smaller (v2 only feeds the EDA, v1a the
+        # denoisers' 1,800 rows)
+        xception_variants=("xception_v1", "xception-fresh_v3", "xception-nll_v3"),
         # the recommended network's validation loss still falls at 12 epochs and 24 cut its
         # normalized flux error on test by a quarter (benchmarks/learning_curves.py,
         # docs/benchmarks.md): the minutes come from the denoisers (3 -> 2 epochs), the
-        # autoencoder (8 -> 6) and the grid search (8 -> 5); read at 48 x 48, 36 epochs cost
+        # autoencoder (8 -> 6 -> 4), the grid search (8 -> 5 -> 3), the search's trials
+        # (3 -> 2) and the denoised images' network (4 -> 3 epochs); read at 48 x 48, 36 epochs cost
         # what 24 did at 64 x 64 and help again, and run to the schedule's end again; with the
         # uncertainty network a head on it (no second long network), 50 epochs on twice the
         # galaxies; 80 bring it closer to the posterior mean on every fixed set, in three seeds
