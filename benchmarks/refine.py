@@ -22,8 +22,8 @@ image, kept in ``--work``). Data sets come from ``--data`` (default: the profile
 written next to the data sets (the bound is computed here, not cached).
 
     python benchmarks/refine.py --profile quick --size 200 --start \\
-        results/quick/predictions/xception_v1_v1__snr60.h5 \\
-        results/quick/predictions/xception_v3_v3__snr30.h5
+        results/quick/predictions/xception_v1__snr60.h5 \\
+        results/quick/predictions/xception-fresh_v3__snr30.h5
     python benchmarks/refine.py --perturb 1.5 --size 200 --steps 1 2 3 --jobs 2
 
 CPU times depend on the machine and on what else runs on it: the figures are this run's.

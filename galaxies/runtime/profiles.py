@@ -213,9 +213,8 @@ PROFILES: dict[str, Profile] = {
                    compact=1000, extended=1000),
         sersics=200, epochs=12, batch_size=128, patience=4, fit_limit=120,
         fit_limit_random=100, crb_limit=300, refine_fit_limit=30,
-        # the four fixed sets' posteriors on 48 realizations (60 until 2026-12-06): with
-        # test's 120, about 1.5 CPU-s a galaxy, they were the posterior step's long pole on
-        # the second worker, for the 40-minute budget
+        # the fixed sets' posteriors on 48 realizations each (60 before 2026-12-06), for the
+        # 40-minute budget (docs/running.md)
         posterior_limit=48, posterior_limit_random=120,
         denoiser_sizes={"edsr": dict(blocks=4, filters=32, res_scale=0.1, downscale=2),
                         "rdn": dict(blocks=3, layers_per_block=3, growth=16, features=24, downscale=2)},
