@@ -21,6 +21,7 @@ how many of an estimator's large errors it catches and how many good estimates i
 """
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -51,18 +52,15 @@ CHI2_SIGMAS = 5.0
 BATCH = 200
 
 
-def _batched(fn, images, *arrays, batch=BATCH):
-    out = [fn(images[i:i + batch], *(a[i:i + batch] for a in arrays))
-           for i in range(0, len(images), batch)]
-    return out
+def _batches(*arrays) -> list[tuple]:
+    """The rows of ``arrays`` (of one length) in consecutive slices of `BATCH` rows."""
+    return [tuple(a[i:i + BATCH] for a in arrays) for i in range(0, len(arrays[0]), BATCH)]
 
 
 def _fit_batch(images, psf_fwhm, sigma, bulge_disc: bool) -> dict:
     """One batch's fits by name: the Sérsic fit (`FIT`) and, with ``bulge_disc``, the Sérsic
     fit in the wide box (`WIDE`), each a `FitResults`, and the bulge plus disc fit from the
     wide one (`BULGE_DISC`) as ``(params, nll, CPU seconds)``."""
-    import time
-
     from galaxies.inference.differentiable import bulge_disc as model
     from galaxies.inference.differentiable.fit import BOX, fit
     out = {FIT: fit(images, psf_fwhm, sigma, box=BOX)}
@@ -83,8 +81,7 @@ def _fits(ds, bulge_disc: bool, jobs: int | None = None) -> list[dict]:
     from galaxies.runtime.parallel import process_pool, remote
     from galaxies.runtime.resources import resolve_jobs
 
-    batches = [(ds.img[s:s + BATCH], ds.psf_fwhm[s:s + BATCH], ds.sigma[s:s + BATCH])
-               for s in range(0, len(ds.img), BATCH)]
+    batches = _batches(ds.img, ds.psf_fwhm, ds.sigma)
     workers = resolve_jobs(jobs, len(batches))
     if workers == 1 and remote() is None:
         return [_fit_batch(*batch, bulge_disc) for batch in batches]
@@ -109,8 +106,6 @@ def _bulge_disc_estimates(parts: list) -> tuple[np.ndarray, np.ndarray, float]:
     """The bulge plus disc fit's label-shaped estimates (flux, NaN, composite half-light
     radius, g1, g2), its NLL per row and its CPU seconds (the half-light radii's included),
     from the batches ``parts``."""
-    import time
-
     from galaxies.inference.differentiable import bulge_disc
     params, clock = np.concatenate([p[0] for p in parts]), time.process_time()
     pred = np.column_stack([params[:, 0], np.full(len(params), np.nan),
@@ -142,7 +137,6 @@ def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=
     refine (default: the first network); ``bulge_disc`` (with ``fit``): the wide fit, the
     bulge plus disc fit and the chosen model too (``details["bulge+disc chosen"]``: where);
     the fits run in ``jobs`` worker processes (`_fits`)."""
-    import time
     profile = profiles.get(profile)
     ds = files.load_dataset(path)
     cosmos.load_extra(path)  # a cosmos set, or a one-line error
@@ -189,8 +183,8 @@ def estimate(path, profile=None, networks=None, refine_from=None, fit=True, hsm=
         if name in refine_from:  # the network again, then two steps: as one estimator
             refined, clock = Refined(network, steps=2, renderer="jax"), time.process_time()
             key = f"{name}+newton2-jax"
-            estimates[key] = np.concatenate(_batched(
-                lambda im, p, s: refined.predict(im, p, s)[0], ds.img, ds.psf_fwhm, ds.sigma))
+            estimates[key] = np.concatenate([refined.predict(*batch)[0] for batch in
+                                             _batches(ds.img, ds.psf_fwhm, ds.sigma)])
             details["seconds"][key] = (time.process_time() - clock) / len(ds)
     return estimates, details
 
